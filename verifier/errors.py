@@ -1,0 +1,86 @@
+"""Every error derivcheck raises on purpose, in one small hierarchy.
+
+::
+
+    VerifierError                     base; ``str(error)`` is a one-line message for users
+    ├── InputError                    the request itself is wrong (HTTP 422, CLI exit 2)
+    │   ├── ExpressionError           the expression string, with ``position`` (0-based column)
+    │   │   ├── ForbiddenSyntaxError  a construct outside the whitelist (attribute, lambda, ...)
+    │   │   ├── UnknownFunctionError  a call of a name that is not a supported function
+    │   │   ├── ArityError            a supported function called with the wrong argument count
+    │   │   └── LimitError            a size limit: characters, nodes, depth, literals, exponents,
+    │   │                             variables (``limit`` names it)
+    │   ├── PointError                a point: missing or unknown variable, non-numeric or
+    │   │                             non-finite value, too many points
+    │   └── OptionError               any other option: dtype, device, domain, tolerance, samples
+    └── ServiceError                  the service around the core
+        ├── NotFoundError             a job or report that does not exist (or is not yours)
+        └── UnavailableError          a database or broker that cannot be reached
+
+Checks that were accepted but could not run (a symbolic step past its time budget, say) are
+not exceptions: they end as a report with verdict ``error`` and a reason.
+"""
+
+from __future__ import annotations
+
+
+class VerifierError(Exception):
+    """Base of every error derivcheck raises on purpose."""
+
+
+class InputError(VerifierError):
+    """The request is wrong; nothing was run."""
+
+
+class ExpressionError(InputError):
+    """The expression string is refused; ``position`` is the 0-based column, if known."""
+
+    def __init__(self, reason: str, *, position: int | None = None, token: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.position = position
+        self.token = token
+
+    def __str__(self) -> str:
+        where = f" at position {self.position}" if self.position is not None else ""
+        return f"{self.reason}{where}"
+
+
+class ForbiddenSyntaxError(ExpressionError):
+    """A syntax construct outside the whitelist."""
+
+
+class UnknownFunctionError(ExpressionError):
+    """A call of a name that is not a supported function."""
+
+
+class ArityError(ExpressionError):
+    """A supported function called with the wrong number of arguments."""
+
+
+class LimitError(ExpressionError):
+    """A size limit was exceeded; ``limit`` is the name of the constant."""
+
+    def __init__(self, reason: str, *, limit: str, position: int | None = None):
+        super().__init__(reason, position=position)
+        self.limit = limit
+
+
+class PointError(InputError):
+    """A point is missing a variable, names an unknown one, or has a bad value."""
+
+
+class OptionError(InputError):
+    """An option (dtype, device, domain, tolerance, samples, ...) is invalid."""
+
+
+class ServiceError(VerifierError):
+    """A failure of the service around the core."""
+
+
+class NotFoundError(ServiceError):
+    """A job or report that does not exist, or belongs to somebody else."""
+
+
+class UnavailableError(ServiceError):
+    """A database or broker that cannot be reached."""
