@@ -1,0 +1,74 @@
+"""The service's configuration: one ``Settings`` class, the only reader of the environment.
+
+Every knob is an environment variable with the prefix ``VERIFIER_`` (``VERIFIER_DATABASE_URL``,
+``VERIFIER_BROKER_URL``, ...). With none set, the service runs on embedded defaults: a SQLite
+database file and kombu's SQLAlchemy broker on a second SQLite file, both in ``data_dir``.
+Tests build ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path(".derivcheck")
+DATABASE_FILE_NAME = "derivcheck.sqlite3"
+BROKER_FILE_NAME = "broker.sqlite3"
+
+
+class Settings(BaseSettings):
+    """Configuration of the API, the workers and the service commands of the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="VERIFIER_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="folder of the embedded SQLite database and broker files",
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty: a SQLite file in data_dir"
+    )
+    broker_url: str = Field(
+        default="", description="Celery broker URL; empty: an SQLite broker file in data_dir"
+    )
+    api_url: str = Field(default="http://127.0.0.1:8000", description="where the CLI finds the API")
+
+    cpu_queue: str = "cpu"
+    gpu_queue: str = "gpu"
+
+    max_checks_per_job: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=2_000_000, ge=1024)
+    max_points_per_check: int = Field(default=10_000, ge=1)
+    max_samples_per_check: int = Field(default=10_000, ge=1)
+    max_page_size: int = Field(default=500, ge=1)
+
+    worker_prefetch_multiplier: int = Field(default=1, ge=1)
+    task_acks_late: bool = True
+    task_reject_on_worker_lost: bool = True
+    broker_visibility_timeout_s: int = Field(default=3600, ge=1)
+    broker_polling_interval_s: float = Field(default=0.5, gt=0)
+
+    requeue_interval_s: float = Field(
+        default=60.0, ge=0, description="how often the API re-sends lost checks; 0: never"
+    )
+    requeue_after_s: float = Field(
+        default=900.0, gt=0, description="age after which an unfinished check is re-sent"
+    )
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> Self:
+        # Absolute, so that the API and worker processes agree whatever their working folder.
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / DATABASE_FILE_NAME}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.data_dir / BROKER_FILE_NAME}"
+        return self
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        """Whether the broker is kombu's SQLAlchemy transport (no server)."""
+        return self.broker_url.startswith("sqla+")

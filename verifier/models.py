@@ -1,0 +1,206 @@
+"""The database schema as typed SQLAlchemy 2.0 models: jobs, their checks, and reports.
+
+A job is one submission; each check is one expression with its points and options, the unit a
+worker runs; a report is the stored result of one check (at most one per check, which is what
+makes a task that runs twice write one report). The queryable parts of a report (verdict, worst
+errors, dtype, device, versions, total time) are columns; the entries and the rest of the core's
+report document are JSON, so a report can be re-judged and served without rerunning. The
+functions a check calls are rows of ``check_functions``, so ``function = 'sinc'`` is an exact,
+indexed filter. Change this file only together with a migration in ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MAX_LABEL_CHARS = 200
+STATUS_CHARS = 16
+VERDICT_CHARS = 16
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp; SQLite, which keeps no zone, reads back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given for a timezone-aware column")
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class JobStatus(StrEnum):
+    """Where a job is: waiting, being worked on, or finished (``error``: a check could not run)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+
+
+class CheckStatus(StrEnum):
+    """Where one check is."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+def _status_type(enum: type[StrEnum], name: str) -> Enum:
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=False,
+        length=STATUS_CHARS,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the constraint naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Job(Base):
+    """One submission: one or many checks."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    label: Mapped[str | None] = mapped_column(String(MAX_LABEL_CHARS))
+    status: Mapped[JobStatus] = mapped_column(
+        _status_type(JobStatus, "job_status"), default=JobStatus.QUEUED, index=True
+    )
+    verdict: Mapped[str | None] = mapped_column(String(VERDICT_CHARS))
+    check_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    checks: Mapped[list[Check]] = relationship(
+        back_populates="job", order_by="Check.position", passive_deletes=True
+    )
+
+
+class Check(Base):
+    """One expression, its points and its options: the unit of work of a worker."""
+
+    __tablename__ = "checks"
+    __table_args__ = (UniqueConstraint("job_id", "position"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    expression: Mapped[str] = mapped_column(Text)
+    variables: Mapped[list[Any]] = mapped_column(JSON)
+    points: Mapped[list[Any] | None] = mapped_column(JSON)
+    dtype: Mapped[str] = mapped_column(String(16))
+    device: Mapped[str] = mapped_column(String(16))
+    nodes: Mapped[bool] = mapped_column(Boolean, default=False)
+    hessian: Mapped[bool] = mapped_column(Boolean, default=True)
+    samples: Mapped[int | None] = mapped_column(Integer)
+    domain: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    rtol: Mapped[float | None] = mapped_column(Float)
+    atol: Mapped[float | None] = mapped_column(Float)
+    strict: Mapped[bool] = mapped_column(Boolean, default=False)
+    queue: Mapped[str] = mapped_column(String(64))
+    status: Mapped[CheckStatus] = mapped_column(
+        _status_type(CheckStatus, "check_status"), default=CheckStatus.QUEUED, index=True
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    enqueued_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    job: Mapped[Job] = relationship(back_populates="checks")
+    functions: Mapped[list[CheckFunction]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True
+    )
+    report: Mapped[Report | None] = relationship(back_populates="check")
+
+
+class CheckFunction(Base):
+    """One supported function that a check's expression calls (canonical name)."""
+
+    __tablename__ = "check_functions"
+
+    check_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("checks.id", ondelete="CASCADE"), primary_key=True
+    )
+    function: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+
+class Report(Base):
+    """The stored result of one check, in the core's report format plus queryable columns."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    check_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("checks.id", ondelete="CASCADE"), unique=True
+    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    verdict: Mapped[str] = mapped_column(String(VERDICT_CHARS), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    dtype: Mapped[str] = mapped_column(String(16), index=True)
+    device: Mapped[str] = mapped_column(String(32), index=True)
+    worst_abs_error: Mapped[float | None] = mapped_column(Float)
+    worst_rel_error: Mapped[float | None] = mapped_column(Float)
+    worst_ulp_error: Mapped[float | None] = mapped_column(Float)
+    torch_version: Mapped[str | None] = mapped_column(String(64))
+    sympy_version: Mapped[str | None] = mapped_column(String(64))
+    total_seconds: Mapped[float | None] = mapped_column(Float)
+    versions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    entries: Mapped[list[Any]] = mapped_column(JSON)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+
+    check: Mapped[Check] = relationship(back_populates="report")
