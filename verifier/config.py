@@ -49,7 +49,6 @@ class Settings(BaseSettings):
     task_acks_late: bool = True
     task_reject_on_worker_lost: bool = True
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
-    broker_polling_interval_s: float = Field(default=0.5, gt=0)
 
     requeue_interval_s: float = Field(
         default=60.0, ge=0, description="how often the API re-sends lost checks; 0: never"

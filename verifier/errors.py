@@ -15,13 +15,17 @@
     │   └── OptionError               any other option: dtype, device, domain, tolerance, samples
     └── ServiceError                  the service around the core
         ├── NotFoundError             a job or report that does not exist (or is not yours)
-        └── UnavailableError          a database or broker that cannot be reached
+        ├── UnavailableError          a database or broker that cannot be reached
+        └── JobRejectedError          a job request refused before storing (``problems``: each
+                                      field that is wrong, with its location)
 
 Checks that were accepted but could not run (a symbolic step past its time budget, say) are
 not exceptions: they end as a report with verdict ``error`` and a reason.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class VerifierError(Exception):
@@ -84,3 +88,14 @@ class NotFoundError(ServiceError):
 
 class UnavailableError(ServiceError):
     """A database or broker that cannot be reached."""
+
+
+class JobRejectedError(ServiceError):
+    """A job request refused before anything was stored; ``problems`` names each field."""
+
+    def __init__(self, problems: list[dict[str, Any]]):
+        self.problems = problems
+        first = problems[0] if problems else {"loc": [], "msg": "invalid job"}
+        where = ".".join(str(part) for part in first["loc"])
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"{where}: {first['msg']}{more}")

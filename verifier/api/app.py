@@ -1,0 +1,85 @@
+"""``create_app(settings)``: the FastAPI application with its routes, limits and error handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from celery import Celery
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from verifier.api.limits import BodySizeLimitMiddleware
+from verifier.api.resend import Resender
+from verifier.api.routes import health, jobs, reports
+from verifier.broker import CelerySender, make_celery
+from verifier.config import Settings
+from verifier.db import make_engine, make_session_factory
+from verifier.errors import JobRejectedError, NotFoundError, UnavailableError
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Checks PyTorch autograd's first and second derivatives against SymPy's exact "
+    "derivatives. Submit jobs of checks, follow them, and query the stored reports."
+)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API application for ``settings``; connects to nothing until it serves."""
+    engine = make_engine(settings.database_url)
+    sender = CelerySender(make_celery(settings, Celery, main="derivcheck-api"))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resender = None
+        if settings.requeue_interval_s > 0:
+            resender = Resender(app.state.sessions, sender, settings)
+            resender.start()
+        try:
+            yield
+        finally:
+            if resender is not None:
+                resender.stop()
+            sender.close()
+            engine.dispose()
+
+    app = FastAPI(title="derivcheck", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_session_factory(engine)
+    app.state.sender = sender
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(jobs.router)
+    app.include_router(reports.router)
+    app.include_router(health.router)
+    _add_error_handlers(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(JobRejectedError)
+    async def _rejected(_request: Request, error: JobRejectedError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": error.problems}
+        )
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_request: Request, error: NotFoundError) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(error)})
+
+    @app.exception_handler(UnavailableError)
+    async def _unavailable(_request: Request, error: UnavailableError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content={"detail": str(error)}
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, error: OperationalError) -> JSONResponse:
+        logger.error("database error: %s", error)
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": "the database cannot be reached; try again later"},
+        )

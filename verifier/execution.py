@@ -1,0 +1,144 @@
+"""Running one stored check: load it, call the core, write its report, finish the job.
+
+This is what a worker task does, kept free of Celery so it can be tested directly. Each step
+commits on its own: a worker killed mid-check leaves the check unreported, to be run again;
+running it twice writes one report (the unique ``check_id``); the job is finished in a
+separate transaction after the report's commit, so the last report's writer sees all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from verifier import repository
+from verifier.errors import InputError
+from verifier.models import Check, Report, utc_now
+
+logger = logging.getLogger(__name__)
+
+CoreCheck = Callable[..., Mapping[str, Any]]
+"""``check(expression, at, **options)`` returning the report as a dict (``Report.to_dict()``)."""
+
+
+def core_arguments(check: Check) -> dict[str, Any]:
+    """The keyword arguments of the core's ``check()`` for a stored check."""
+    domain = {name: (float(low), float(high)) for name, (low, high) in (check.domain or {}).items()}
+    return {
+        "at": check.points or None,
+        "dtype": check.dtype,
+        "device": check.device,
+        "nodes": check.nodes,
+        "hessian": check.hessian,
+        "samples": check.samples,
+        "domain": domain or None,
+        "seed": check.seed,
+        "rtol": check.rtol,
+        "atol": check.atol,
+        "strict": check.strict,
+    }
+
+
+def error_document(check: Check, reason: str) -> dict[str, Any]:
+    """A report in the core's format for a check that could not run."""
+    return {
+        "expression": check.expression,
+        "variables": list(check.variables),
+        "dtype": check.dtype,
+        "device": check.device,
+        "verdict": "error",
+        "reason": reason,
+        "strict": check.strict,
+        "reference_method": None,
+        "tolerance": {"rtol": check.rtol, "atol": check.atol, "ulps": None},
+        "points": [],
+        "entries": [],
+        "functions": sorted(function.function for function in check.functions),
+        "notes": [],
+        "worst": {"abs_error": None, "rel_error": None, "ulp_error": None},
+        "versions": {},
+        "timings": {},
+    }
+
+
+def run_core(check: Check, core: CoreCheck) -> dict[str, Any]:
+    """The core's report for ``check``; bad input or a crash becomes an ``error`` report."""
+    try:
+        return dict(core(check.expression, **core_arguments(check)))
+    except InputError as error:
+        return error_document(check, f"invalid input: {error}")
+    except Exception as error:  # the core must not take the worker down with it
+        logger.exception("check %s crashed in the core", check.id)
+        return error_document(check, f"internal error: {type(error).__name__}: {error}")
+
+
+def _number(value: Any) -> float | None:
+    """A report number ("nan", "inf" and "-inf" are strings in the format) as a float."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def report_row(check: Check, document: Mapping[str, Any]) -> Report:
+    """The database row of a report document: queryable columns plus the JSON itself."""
+    worst = document.get("worst") or {}
+    versions = dict(document.get("versions") or {})
+    timings = dict(document.get("timings") or {})
+    rest = {key: value for key, value in document.items() if key != "entries"}
+    return Report(
+        check_id=check.id,
+        job_id=check.job_id,
+        verdict=str(document.get("verdict", "error")),
+        reason=document.get("reason"),
+        dtype=str(document.get("dtype") or check.dtype),
+        device=str(document.get("device") or check.device),
+        worst_abs_error=_number(worst.get("abs_error")),
+        worst_rel_error=_number(worst.get("rel_error")),
+        worst_ulp_error=_number(worst.get("ulp_error")),
+        torch_version=versions.get("torch"),
+        sympy_version=versions.get("sympy"),
+        total_seconds=_number(timings.get("total")),
+        versions=versions,
+        timings=timings,
+        entries=list(document.get("entries") or []),
+        document=rest,
+    )
+
+
+def execute_check(
+    sessions: sessionmaker[Session], check_id: uuid.UUID, core: CoreCheck
+) -> str | None:
+    """Run the stored check ``check_id`` once; returns its verdict, None if it does not exist."""
+    with sessions() as session:
+        check = repository.get_check(session, check_id)
+        if check is None:
+            logger.warning("check %s does not exist (its job was deleted?)", check_id)
+            return None
+        job_id = check.job_id
+        if check.report is not None:
+            verdict: str | None = check.report.verdict
+            logger.info("check %s already has a report; not running it again", check_id)
+        else:
+            repository.mark_check_running(session, check, utc_now())
+            session.commit()
+            document = run_core(check, core)
+            row = report_row(check, document)
+            verdict = row.verdict
+            if not repository.insert_report(session, row):
+                logger.info("check %s was reported by another delivery", check_id)
+        repository.mark_check_done(session, check_id, utc_now())
+        session.commit()
+    with sessions() as session:
+        if repository.finish_job_if_complete(session, job_id, utc_now()):
+            logger.info("job %s is finished", job_id)
+        session.commit()
+    return verdict

@@ -1,0 +1,234 @@
+"""All SQL of the service: reads and writes of jobs, checks and reports."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from verifier.models import Check, CheckFunction, CheckStatus, Job, JobStatus, Report
+from verifier.verdicts import worst_verdict
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    """Filters of a report listing or of stats; None means no filter."""
+
+    verdict: str | None = None
+    expression: str | None = None
+    function: str | None = None
+    dtype: str | None = None
+    device: str | None = None
+    job: uuid.UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def add_job(session: Session, job: Job) -> None:
+    """Stage a new job with its checks and their function rows."""
+    session.add(job)
+    session.flush()
+
+
+def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
+    """The job with ``job_id``, or None."""
+    return session.get(Job, job_id)
+
+
+def count_reports_of_job(session: Session, job_id: uuid.UUID) -> int:
+    """How many of the job's checks have a report."""
+    query = select(func.count()).select_from(Report).where(Report.job_id == job_id)
+    return session.scalar(query) or 0
+
+
+def get_check(session: Session, check_id: uuid.UUID) -> Check | None:
+    """The check with ``check_id`` (with its report, if any), or None."""
+    return session.get(
+        Check, check_id, options=[selectinload(Check.report), selectinload(Check.functions)]
+    )
+
+
+def checks_of_job(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
+    """The job's checks in submission order, with their reports."""
+    query = (
+        select(Check)
+        .where(Check.job_id == job_id)
+        .order_by(Check.position)
+        .options(selectinload(Check.report))
+    )
+    return session.scalars(query).all()
+
+
+def mark_check_running(session: Session, check: Check, now: datetime) -> None:
+    """Count an attempt at ``check`` and move it and its job to running."""
+    check.attempts += 1
+    check.status = CheckStatus.RUNNING
+    check.started_at = now
+    session.execute(
+        update(Job)
+        .where(Job.id == check.job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.RUNNING, started_at=now)
+    )
+
+
+def insert_report(session: Session, report: Report) -> bool:
+    """Add ``report`` unless its check already has one; True when this call added it."""
+    try:
+        with session.begin_nested():
+            session.add(report)
+    except IntegrityError:
+        # Another delivery of the same task wrote it first: one report per check.
+        return False
+    return True
+
+
+def mark_check_done(session: Session, check_id: uuid.UUID, now: datetime) -> None:
+    """Mark the check finished."""
+    session.execute(
+        update(Check)
+        .where(Check.id == check_id)
+        .values(status=CheckStatus.DONE, finished_at=func.coalesce(Check.finished_at, now))
+    )
+
+
+def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -> bool:
+    """Set the job's verdict and final status when every check has a report; True if finished.
+
+    Runs in its own transaction after the report's commit, so whichever worker commits the
+    last report sees all of them; finishing twice writes the same values.
+    """
+    job = session.get(Job, job_id)
+    if job is None:
+        return False
+    verdicts = session.scalars(select(Report.verdict).where(Report.job_id == job_id)).all()
+    if len(verdicts) < job.check_count:
+        return False
+    verdict = worst_verdict(verdicts)
+    status = JobStatus.ERROR if "error" in verdicts else JobStatus.DONE
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            status=status,
+            verdict=verdict,
+            started_at=func.coalesce(Job.started_at, now),
+            finished_at=func.coalesce(Job.finished_at, now),
+        )
+    )
+    return True
+
+
+def unfinished_checks(session: Session, enqueued_before: datetime, limit: int) -> Sequence[Check]:
+    """Checks without a report that were never sent, or sent before ``enqueued_before``."""
+    query = (
+        select(Check)
+        .where(
+            Check.status != CheckStatus.DONE,
+            or_(Check.enqueued_at.is_(None), Check.enqueued_at < enqueued_before),
+            ~exists().where(Report.check_id == Check.id),
+        )
+        .order_by(Check.created_at)
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
+def mark_enqueued(session: Session, check_ids: Sequence[uuid.UUID], now: datetime) -> None:
+    """Record that the checks were handed to the broker at ``now``."""
+    if check_ids:
+        session.execute(update(Check).where(Check.id.in_(check_ids)).values(enqueued_at=now))
+
+
+def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.verdict is not None:
+        conditions.append(Report.verdict == filters.verdict)
+    if filters.expression is not None:
+        conditions.append(Check.expression.contains(filters.expression, autoescape=True))
+    if filters.function is not None:
+        conditions.append(
+            exists().where(
+                CheckFunction.check_id == Report.check_id,
+                CheckFunction.function == filters.function,
+            )
+        )
+    if filters.dtype is not None:
+        conditions.append(Report.dtype == filters.dtype)
+    if filters.device is not None:
+        # "cuda" also matches the indexed devices a worker reports ("cuda:0").
+        pattern = filters.device.replace("%", r"\%").replace("_", r"\_") + ":%"
+        conditions.append(
+            or_(Report.device == filters.device, Report.device.like(pattern, escape="\\"))
+        )
+    if filters.job is not None:
+        conditions.append(Report.job_id == filters.job)
+    if filters.since is not None:
+        conditions.append(Report.created_at >= filters.since)
+    if filters.until is not None:
+        conditions.append(Report.created_at < filters.until)
+    return conditions
+
+
+def _filtered(query: Select[Report, Check], filters: ReportFilters) -> Select[Report, Check]:
+    conditions = _conditions(filters)
+    return query.where(and_(*conditions)) if conditions else query
+
+
+def list_reports(
+    session: Session, filters: ReportFilters, *, before_id: int | None, limit: int
+) -> Sequence[tuple[Report, Check]]:
+    """Reports matching ``filters``, newest first, with ids below ``before_id``."""
+    query = select(Report, Check).join(Check, Check.id == Report.check_id)
+    query = _filtered(query, filters)
+    if before_id is not None:
+        query = query.where(Report.id < before_id)
+    rows = session.execute(query.order_by(Report.id.desc()).limit(limit)).tuples().all()
+    return rows
+
+
+def functions_of_checks(
+    session: Session, check_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    """The function names of each check, sorted."""
+    names: dict[uuid.UUID, list[str]] = {check_id: [] for check_id in check_ids}
+    if not check_ids:
+        return names
+    query = (
+        select(CheckFunction.check_id, CheckFunction.function)
+        .where(CheckFunction.check_id.in_(check_ids))
+        .order_by(CheckFunction.function)
+    )
+    for check_id, function in session.execute(query):
+        names[check_id].append(function)
+    return names
+
+
+def count_verdicts(
+    session: Session, filters: ReportFilters, group_by: str | None
+) -> list[tuple[str | None, str, int]]:
+    """Rows of (group key, verdict, count) for reports matching ``filters``."""
+    keys: dict[str, Any] = {
+        "function": CheckFunction.function,
+        "dtype": Report.dtype,
+        "device": Report.device,
+        "verdict": Report.verdict,
+    }
+    key = keys.get(group_by) if group_by is not None else None
+    columns = [Report.verdict, func.count()] if key is None else [key, Report.verdict, func.count()]
+    query = select(*columns).select_from(Report).join(Check, Check.id == Report.check_id)
+    if group_by == "function":
+        query = query.outerjoin(CheckFunction, CheckFunction.check_id == Report.check_id)
+    conditions = _conditions(filters)
+    if conditions:
+        query = query.where(and_(*conditions))
+    grouping = [Report.verdict] if key is None else [key, Report.verdict]
+    rows = session.execute(query.group_by(*grouping).order_by(*grouping)).all()
+    if key is None:
+        return [(None, verdict, count) for verdict, count in rows]
+    return [(group, verdict, count) for group, verdict, count in rows]

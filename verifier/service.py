@@ -1,0 +1,246 @@
+"""The service's use cases: submit a job, follow it, read its report, query and count reports.
+
+Submission commits the job and its checks before anything is queued (the database is the
+source of truth); checks the broker did not take stay unsent and are re-sent by
+:func:`resend_unfinished`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from verifier import repository
+from verifier.config import Settings
+from verifier.errors import JobRejectedError, NotFoundError
+from verifier.models import Check, CheckFunction, Job, JobStatus, utc_now
+from verifier.repository import ReportFilters
+from verifier.schemas import (
+    GroupBy,
+    JobIn,
+    JobOut,
+    JobReport,
+    PendingCheck,
+    Progress,
+    ReportItem,
+    ReportPage,
+    Stats,
+    StatsGroup,
+    Worst,
+)
+from verifier.submission import validate_job
+from verifier.verdicts import VERDICT_ORDER
+
+logger = logging.getLogger(__name__)
+
+RESEND_BATCH_SIZE = 500
+
+
+class CheckSender(Protocol):
+    """Hands a check id to the broker, on the named queue."""
+
+    def send_check(self, check_id: uuid.UUID, queue: str) -> None: ...
+
+
+def queue_for(device: str, settings: Settings) -> str:
+    """The queue of a check: ``cuda`` checks need a GPU worker, the rest go to ``cpu``."""
+    return settings.gpu_queue if device == "cuda" else settings.cpu_queue
+
+
+def submit_job(session: Session, request: JobIn, settings: Settings) -> Job:
+    """Validate ``request`` and commit it as a queued job; nothing is sent yet."""
+    parsed = validate_job(request, settings)
+    job = Job(label=request.label, status=JobStatus.QUEUED, check_count=len(request.checks))
+    for position, (check, expression) in enumerate(zip(request.checks, parsed, strict=True)):
+        job.checks.append(
+            Check(
+                position=position,
+                expression=check.expression,
+                variables=list(expression.variables),
+                points=check.points,
+                dtype=check.dtype,
+                device=check.device,
+                nodes=check.nodes,
+                hessian=check.hessian,
+                samples=check.samples,
+                domain={k: list(v) for k, v in check.domain.items()} if check.domain else None,
+                seed=check.seed,
+                rtol=check.rtol,
+                atol=check.atol,
+                strict=check.strict,
+                queue=queue_for(check.device, settings),
+                functions=[CheckFunction(function=name) for name in sorted(expression.functions)],
+            )
+        )
+    repository.add_job(session, job)
+    session.commit()
+    return job
+
+
+def send_checks(session: Session, sender: CheckSender, checks: list[Check]) -> int:
+    """Send ``checks`` to the broker and record when; returns how many the broker took."""
+    sent: list[uuid.UUID] = []
+    for check in checks:
+        try:
+            sender.send_check(check.id, check.queue)
+        except Exception:  # any broker failure: the check stays unsent, to be re-sent
+            logger.warning("could not send check %s; it will be re-sent", check.id, exc_info=True)
+            break
+        sent.append(check.id)
+    repository.mark_enqueued(session, sent, utc_now())
+    session.commit()
+    return len(sent)
+
+
+def resend_unfinished(session: Session, sender: CheckSender, settings: Settings) -> int:
+    """Re-send checks that were never sent or have waited past ``requeue_after_s``."""
+    cutoff = utc_now() - timedelta(seconds=settings.requeue_after_s)
+    checks = list(repository.unfinished_checks(session, cutoff, RESEND_BATCH_SIZE))
+    return send_checks(session, sender, checks) if checks else 0
+
+
+def job_status(session: Session, job_id: uuid.UUID) -> JobOut:
+    """The job's state and progress; NotFoundError if there is no such job."""
+    job = repository.get_job(session, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    done = repository.count_reports_of_job(session, job_id)
+    return _job_out(job, done)
+
+
+def _job_out(job: Job, done: int) -> JobOut:
+    return JobOut(
+        id=job.id,
+        label=job.label,
+        status=job.status,
+        verdict=job.verdict,
+        progress=Progress(done=done, total=job.check_count),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def job_report(session: Session, job_id: uuid.UUID) -> JobReport:
+    """The job and the report of each finished check, in submission order."""
+    job = repository.get_job(session, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    reports: list[dict[str, Any]] = []
+    pending: list[PendingCheck] = []
+    for check in repository.checks_of_job(session, job_id):
+        if check.report is None:
+            pending.append(
+                PendingCheck(
+                    check=check.id,
+                    index=check.position,
+                    expression=check.expression,
+                    status=check.status,
+                )
+            )
+            continue
+        document = {**check.report.document, "entries": check.report.entries}
+        reports.append({"check": str(check.id), "index": check.position, **document})
+    return JobReport(job=_job_out(job, len(reports)), checks=reports, pending=pending)
+
+
+def encode_cursor(report_id: int) -> str:
+    """The opaque cursor that continues a listing after ``report_id``."""
+    return base64.urlsafe_b64encode(f"r{report_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The report id inside ``cursor``; JobRejectedError naming the cursor if it is not one."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not text.startswith("r"):
+            raise ValueError(text)
+        return int(text[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise JobRejectedError(
+            [
+                {
+                    "loc": ["query", "cursor"],
+                    "msg": f"invalid cursor {cursor!r}: pass next_cursor from a previous page",
+                    "type": "cursor",
+                    "position": None,
+                }
+            ]
+        ) from None
+
+
+def list_reports(
+    session: Session, filters: ReportFilters, *, cursor: str | None, limit: int
+) -> ReportPage:
+    """One page of reports matching ``filters``, newest first."""
+    before_id = decode_cursor(cursor) if cursor else None
+    rows = repository.list_reports(session, filters, before_id=before_id, limit=limit + 1)
+    page = rows[:limit]
+    functions = repository.functions_of_checks(session, [check.id for _, check in page])
+    items = [
+        ReportItem(
+            id=report.id,
+            check=check.id,
+            job=report.job_id,
+            index=check.position,
+            expression=check.expression,
+            verdict=report.verdict,
+            reason=report.reason,
+            dtype=report.dtype,
+            device=report.device,
+            functions=functions[check.id],
+            worst=Worst(
+                abs_error=report.worst_abs_error,
+                rel_error=report.worst_rel_error,
+                ulp_error=report.worst_ulp_error,
+            ),
+            created_at=report.created_at,
+        )
+        for report, check in page
+    ]
+    next_cursor = encode_cursor(page[-1][0].id) if len(rows) > limit and page else None
+    return ReportPage(items=items, next_cursor=next_cursor)
+
+
+def report_stats(session: Session, filters: ReportFilters, group_by: GroupBy | None) -> Stats:
+    """Counts of reports by verdict, overall and per group."""
+    groups: dict[str | None, Counter[str]] = defaultdict(Counter)
+    for key, verdict, count in repository.count_verdicts(session, filters, group_by):
+        groups[key][verdict] += count
+    if group_by == "function":
+        # A check that calls two functions is in two groups; the totals count it once.
+        rows = repository.count_verdicts(session, filters, None)
+        totals = Counter({verdict: count for _, verdict, count in rows})
+    else:
+        totals = Counter()
+        for counts in groups.values():
+            totals.update(counts)
+    return Stats(
+        group_by=group_by,
+        counts=_ordered(totals),
+        total=sum(totals.values()),
+        groups=[
+            StatsGroup(key=key, counts=_ordered(counts), total=sum(counts.values()))
+            for key, counts in groups.items()
+        ]
+        if group_by is not None
+        else [],
+    )
+
+
+def _ordered(counts: Counter[str]) -> dict[str, int]:
+    return {verdict: counts[verdict] for verdict in VERDICT_ORDER if counts[verdict]}
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """``value`` as an aware datetime; a naive time is taken to be UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,75 @@
+"""``create_celery(settings)``: the worker's Celery app, with its queues and its one task.
+
+Pools: torch and ``fork`` do not mix. A child forked after torch has started its OpenMP or
+CUDA state can hang on its first parallel operation (and CUDA refuses to initialise in a forked
+child at all), and Celery's default prefork pool forks its children, and forks again to replace
+them. So a worker never forks: with one slot it runs tasks in its own process (``solo``); with
+more it runs them in threads of that process (``threads``), which share one torch runtime.
+Torch releases the GIL inside its kernels, so threads do overlap on the numeric part of a check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from verifier.broker import make_celery
+from verifier.config import Settings
+from verifier.db import make_engine, make_session_factory
+from workers.tasks import register_tasks
+
+
+class WorkerApp(Celery):
+    """A Celery app that also holds the worker's settings and its database engine."""
+
+    settings: Settings
+    _engine: Engine | None = None
+    _sessions: sessionmaker[Session] | None = None
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """Database sessions, on an engine made on first use (after any fork, in the worker)."""
+        if self._sessions is None:
+            self._engine = make_engine(self.settings.database_url)
+            self._sessions = make_session_factory(self._engine)
+        return self._sessions
+
+    def dispose(self) -> None:
+        """Close the database engine, if one was made."""
+        if self._engine is not None:
+            self._engine.dispose()
+        self._engine = None
+        self._sessions = None
+
+
+def create_celery(settings: Settings) -> WorkerApp:
+    """The worker app for ``settings``, with the check task registered."""
+    app = make_celery(settings, WorkerApp)
+    app.settings = settings
+    register_tasks(app)
+    return app
+
+
+def pool_for(concurrency: int) -> str:
+    """The Celery pool for ``concurrency`` slots; never one that forks (see module docstring)."""
+    return "solo" if concurrency <= 1 else "threads"
+
+
+def worker_arguments(
+    settings: Settings, *, queues: list[str], concurrency: int, loglevel: str = "INFO"
+) -> list[str]:
+    """The ``celery worker`` command line for these queues and slots."""
+    arguments: list[Any] = [
+        "worker",
+        f"--queues={','.join(queues)}",
+        f"--pool={pool_for(concurrency)}",
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    return [str(argument) for argument in arguments]

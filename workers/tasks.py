@@ -1,0 +1,52 @@
+"""The task a worker runs: take a check id, run it through the core, write its report.
+
+The task is thin; what it does is :func:`verifier.execution.execute_check`. Torch is imported
+inside the task, so importing this module (as the worker app does) loads no torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import OperationalError
+
+from verifier.broker import RUN_CHECK_TASK
+from verifier.execution import execute_check
+
+if TYPE_CHECKING:
+    from workers.app import WorkerApp
+
+logger = logging.getLogger(__name__)
+
+DATABASE_RETRIES = 5
+
+
+def core_check(expression: str, **options: Any) -> Mapping[str, Any]:
+    """The core's report for one check, as a dict (imports torch on first use)."""
+    from verifier.core.check import check
+
+    report = check(expression, **options)
+    result: Mapping[str, Any] = report.to_dict()
+    return result
+
+
+def register_tasks(app: WorkerApp) -> None:
+    """Register the check task on ``app`` under its shared name."""
+
+    @app.task(
+        name=RUN_CHECK_TASK,
+        bind=True,
+        # A database that is briefly away: try again later rather than lose the check.
+        autoretry_for=(OperationalError,),
+        retry_backoff=True,
+        max_retries=DATABASE_RETRIES,
+        ignore_result=True,
+    )
+    def run_check(task: Any, check_id: str) -> str | None:
+        """Run the stored check ``check_id`` and write its report."""
+        verdict = execute_check(app.sessions, uuid.UUID(check_id), core_check)
+        logger.info("check %s: %s", check_id, verdict)
+        return verdict
