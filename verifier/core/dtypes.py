@@ -1,0 +1,100 @@
+"""The floating-point formats a check can run in, and exact rounding into them.
+
+>>> round_to_dtype(Fraction(1, 10), DTYPES["float32"])
+0.10000000149011612
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+from verifier.errors import OptionError
+
+
+@dataclass(frozen=True)
+class DType:
+    """A binary floating-point format.
+
+    Attributes:
+        name: the name used in options and reports (also the torch attribute name).
+        mantissa_bits: significand precision, the implicit bit included.
+        min_exponent: exponent of the smallest normal number (2**min_exponent).
+        max_exponent: the largest finite number is below 2**(max_exponent + 1).
+    """
+
+    name: str
+    mantissa_bits: int
+    min_exponent: int
+    max_exponent: int
+
+    @property
+    def epsilon(self) -> float:
+        """Distance from 1.0 to the next larger number."""
+        return 2.0 ** (1 - self.mantissa_bits)
+
+    @property
+    def smallest_normal(self) -> float:
+        """The smallest positive normal number."""
+        return 2.0**self.min_exponent
+
+    @property
+    def max_finite(self) -> float:
+        """The largest finite number."""
+        return (2.0 - self.epsilon) * 2.0**self.max_exponent
+
+    def ulp(self, value: float) -> float:
+        """Spacing of this format at ``value`` (the subnormal spacing near zero)."""
+        magnitude = abs(value)
+        exponent = self.min_exponent
+        if magnitude >= self.smallest_normal and math.isfinite(magnitude):
+            exponent = math.frexp(magnitude)[1] - 1
+        return 2.0 ** (exponent - self.mantissa_bits + 1)
+
+
+DTYPES: dict[str, DType] = {
+    "float64": DType("float64", 53, -1022, 1023),
+    "float32": DType("float32", 24, -126, 127),
+    "float16": DType("float16", 11, -14, 15),
+    "bfloat16": DType("bfloat16", 8, -126, 127),
+}
+
+
+def get_dtype(name: str) -> DType:
+    """The format called ``name``; raises OptionError naming the choices."""
+    try:
+        return DTYPES[name]
+    except (KeyError, TypeError):
+        choices = ", ".join(DTYPES)
+        raise OptionError(f"unknown dtype {name!r}: choose one of {choices}") from None
+
+
+def round_to_dtype(value: Fraction, dtype: DType) -> float:
+    """Round an exact rational to the nearest number of ``dtype`` (ties to even).
+
+    The result is a Python float holding that number exactly; values beyond the largest
+    finite number round to infinity, as IEEE 754 does.
+    """
+    if value == 0:
+        return 0.0
+    sign = -1.0 if value < 0 else 1.0
+    magnitude = abs(value)
+    exponent = _floor_log2(magnitude)
+    exponent = max(exponent, dtype.min_exponent)
+    quantum = Fraction(2) ** (exponent - dtype.mantissa_bits + 1)
+    units = magnitude / quantum
+    rounded = round(units)  # Fraction rounds half to even
+    result = rounded * quantum
+    if result >= Fraction(2) ** (dtype.max_exponent + 1):
+        return sign * math.inf
+    return sign * float(result)
+
+
+def _floor_log2(value: Fraction) -> int:
+    exponent = value.numerator.bit_length() - value.denominator.bit_length()
+    if Fraction(2) ** exponent > value:
+        exponent -= 1
+    elif Fraction(2) ** (exponent + 1) <= value:
+        exponent += 1
+    return exponent

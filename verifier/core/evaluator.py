@@ -1,0 +1,331 @@
+"""Certified evaluation of SymPy expressions in arb ball arithmetic (python-flint).
+
+Expressions are compiled once into a shared program (common subexpressions evaluated once)
+and run per point at a chosen precision. Every value is a ball that provably contains the
+exact value. Functions with a jump (sign, Heaviside, floor, ceiling, Piecewise conditions,
+DiracDelta) record when a point sits exactly on the jump; the caller can then re-run with
+each one-sided choice forced, to tell a derivative that exists from one that does not.
+
+>>> import sympy
+>>> x = sympy.Symbol("x", real=True)
+>>> program = Program([sympy.sin(x) ** 2], ["x"])
+>>> run = program.run({"x": 0.5}, precision=128)
+>>> float(run.values[program.outputs[0]].mid())
+0.22984884706593015
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import flint
+import sympy
+
+from verifier.core.functions import sinc
+
+arb = flint.arb
+
+# One entry per function SymPy may produce in an expression or a derivative of one.
+_SMOOTH: dict[type, Callable[..., flint.arb]] = {
+    sympy.exp: lambda u: u.exp(),
+    sympy.log: lambda u: u.log(),
+    sympy.sin: lambda u: u.sin(),
+    sympy.cos: lambda u: u.cos(),
+    sympy.tan: lambda u: u.tan(),
+    sympy.cot: lambda u: u.cot(),
+    sympy.sec: lambda u: u.sec(),
+    sympy.csc: lambda u: u.csc(),
+    sympy.asin: lambda u: u.asin(),
+    sympy.acos: lambda u: u.acos(),
+    sympy.atan: lambda u: u.atan(),
+    sympy.atan2: lambda y, x: arb.atan2(y, x),
+    sympy.sinh: lambda u: u.sinh(),
+    sympy.cosh: lambda u: u.cosh(),
+    sympy.tanh: lambda u: u.tanh(),
+    sympy.coth: lambda u: u.coth(),
+    sympy.sech: lambda u: u.sech(),
+    sympy.csch: lambda u: u.csch(),
+    sympy.asinh: lambda u: u.asinh(),
+    sympy.acosh: lambda u: u.acosh(),
+    sympy.atanh: lambda u: u.atanh(),
+    sympy.Abs: lambda u: abs(u),
+    sympy.erf: lambda u: u.erf(),
+    sympy.erfc: lambda u: u.erfc(),
+    sympy.gamma: lambda u: u.gamma(),
+    sympy.loggamma: lambda u: u.lgamma(),
+    sympy.digamma: lambda u: u.digamma(),
+    sympy.polygamma: lambda n, u: flint.acb(u).polygamma(flint.acb(n)).real,
+    sinc: lambda u: u.sinc_pi(),
+    sympy.Max: lambda *args: _reduce(args, lambda a, b: a.max(b)),
+    sympy.Min: lambda *args: _reduce(args, lambda a, b: a.min(b)),
+}
+
+_RELATIONS: dict[type, Callable[[flint.arb], bool]] = {
+    sympy.StrictLessThan: lambda d: d < 0,
+    sympy.LessThan: lambda d: d <= 0,
+    sympy.StrictGreaterThan: lambda d: d > 0,
+    sympy.GreaterThan: lambda d: d >= 0,
+}
+
+
+def _reduce(args: Sequence[flint.arb], op: Callable[[flint.arb, flint.arb], flint.arb]) -> flint.arb:
+    result = args[0]
+    for arg in args[1:]:
+        result = op(result, arg)
+    return result
+
+
+class UnsupportedError(Exception):
+    """An expression uses something the evaluator has no certified counterpart for."""
+
+
+class NeedPrecision(Exception):
+    """A decision (a comparison, a jump) cannot be made at this precision."""
+
+
+@dataclass
+class Run:
+    """The result of running a program at one point.
+
+    Attributes:
+        values: one ball per instruction.
+        jumps: instruction indices of jump functions (DiracDelta included) whose argument
+            sits on the jump.
+    """
+
+    values: list[flint.arb]
+    jumps: set[int] = field(default_factory=set)
+
+
+# Instruction: (opcode, payload, argument instruction indices)
+_Instruction = tuple[str, object, tuple[int, ...]]
+
+
+class Program:
+    """Expressions compiled to one straight-line program over shared subexpressions."""
+
+    def __init__(self, exprs: Sequence[sympy.Basic], variables: Sequence[str]):
+        self.variables = list(variables)
+        self.instructions: list[_Instruction] = []
+        self.labels: list[sympy.Basic] = []
+        self._index: dict[sympy.Basic, int] = {}
+        self.outputs = [self._compile(expr) for expr in exprs]
+        self._dependencies: dict[int, frozenset[int]] = {}
+
+    def jumps_below(self, index: int) -> frozenset[int]:
+        """Jump instructions that instruction ``index`` depends on."""
+        if index not in self._dependencies:
+            opcode, _, args = self.instructions[index]
+            found: set[int] = {index} if opcode in _JUMP_OPCODES else set()
+            for arg in args:
+                found |= self.jumps_below(arg)
+            self._dependencies[index] = frozenset(found)
+        return self._dependencies[index]
+
+    def run(
+        self,
+        point: Mapping[str, float],
+        precision: int,
+        choices: Mapping[int, int] | None = None,
+    ) -> Run:
+        """Evaluate every instruction at ``point`` with ``precision`` bits.
+
+        ``choices`` forces jump instructions to one side: 0 for the left (below the jump),
+        1 for the right.
+        """
+        choices = choices or {}
+        old = flint.ctx.prec
+        flint.ctx.prec = precision
+        try:
+            run = Run(values=[])
+            for position, instruction in enumerate(self.instructions):
+                run.values.append(self._step(position, instruction, point, run, choices))
+            return run
+        finally:
+            flint.ctx.prec = old
+
+    def _compile(self, expr: sympy.Basic) -> int:
+        known = self._index.get(expr)
+        if known is not None:
+            return known
+        instruction = self._instruction(expr)
+        self.instructions.append(instruction)
+        self.labels.append(expr)
+        index = len(self.instructions) - 1
+        self._index[expr] = index
+        return index
+
+    def _instruction(self, expr: sympy.Basic) -> _Instruction:
+        if isinstance(expr, sympy.Symbol):
+            if expr.name not in self.variables:
+                raise UnsupportedError(f"unexpected symbol {expr.name}")
+            return ("var", expr.name, ())
+        if isinstance(expr, sympy.Rational):
+            return ("rational", (int(expr.p), int(expr.q)), ())
+        if expr is sympy.pi:
+            return ("pi", None, ())
+        if expr is sympy.E:
+            return ("e", None, ())
+        if expr is sympy.EulerGamma:
+            return ("euler", None, ())
+        if expr in (sympy.nan, sympy.zoo, sympy.oo, sympy.S.NegativeInfinity):
+            return ("nan", None, ())
+        if isinstance(expr, sympy.Add):
+            return ("add", None, self._args(expr.args))
+        if isinstance(expr, sympy.Mul):
+            return ("mul", None, self._args(expr.args))
+        if isinstance(expr, sympy.Pow):
+            base, exponent = expr.args
+            if isinstance(exponent, sympy.Integer):
+                return ("ipow", int(exponent), self._args([base]))
+            if exponent == sympy.S.Half:
+                return ("sqrt", None, self._args([base]))
+            return ("pow", None, self._args([base, exponent]))
+        if isinstance(expr, sympy.Piecewise):
+            args: list[int] = []
+            for value, condition in expr.args:
+                args.append(self._compile(value))
+                args.append(self._condition(condition))
+            return ("piecewise", None, tuple(args))
+        if isinstance(expr, sympy.sign):
+            return ("sign", None, self._args(expr.args))
+        if isinstance(expr, sympy.Heaviside):
+            at_zero = expr.args[1] if len(expr.args) > 1 else sympy.S.Half
+            return ("heaviside", self._compile(at_zero), self._args(expr.args[:1]))
+        if isinstance(expr, sympy.floor):
+            return ("floor", None, self._args(expr.args))
+        if isinstance(expr, sympy.ceiling):
+            return ("ceiling", None, self._args(expr.args))
+        if isinstance(expr, sympy.DiracDelta):
+            return ("delta", None, self._args(expr.args[:1]))
+        function = _SMOOTH.get(type(expr))
+        if function is not None:
+            return ("call", function, self._args(expr.args))
+        raise UnsupportedError(f"no certified evaluation for {type(expr).__name__}")
+
+    def _condition(self, condition: sympy.Basic) -> int:
+        if condition is sympy.true:
+            index = self._compile(sympy.S.One)
+            return index
+        relation = type(condition)
+        if relation not in _RELATIONS:
+            raise UnsupportedError(f"unsupported Piecewise condition {condition}")
+        difference = self._compile(sympy.Add(condition.lhs, -condition.rhs))
+        key = ("condition", condition)
+        if key in self._index:
+            return self._index[key]
+        self.instructions.append(("relation", _RELATIONS[relation], (difference,)))
+        self.labels.append(condition)
+        self._index[key] = len(self.instructions) - 1
+        return len(self.instructions) - 1
+
+    def _args(self, args: Sequence[sympy.Basic]) -> tuple[int, ...]:
+        return tuple(self._compile(arg) for arg in args)
+
+    def _step(
+        self,
+        position: int,
+        instruction: _Instruction,
+        point: Mapping[str, float],
+        run: Run,
+        choices: Mapping[int, int],
+    ) -> flint.arb:
+        opcode, payload, arg_indices = instruction
+        args = [run.values[i] for i in arg_indices]
+        if opcode == "var":
+            return arb(point[str(payload)])
+        if opcode == "rational":
+            p, q = payload  # type: ignore[misc]
+            return arb(flint.fmpq(p, q))
+        if opcode == "add":
+            return _reduce(args, lambda a, b: a + b)
+        if opcode == "mul":
+            return _reduce(args, lambda a, b: a * b)
+        if opcode == "ipow":
+            exponent = int(payload)  # type: ignore[call-overload]
+            if exponent < 0 and args[0].contains(0):
+                return arb.nan()
+            return args[0] ** exponent
+        if opcode == "sqrt":
+            return args[0].sqrt()
+        if opcode == "pow":
+            return args[0] ** args[1]
+        if opcode == "call":
+            return payload(*args)  # type: ignore[operator]
+        if opcode in _JUMP_OPCODES:
+            return self._jump(position, opcode, payload, args, run, choices)
+        if opcode == "piecewise":
+            for value_index, condition_index in zip(arg_indices[::2], arg_indices[1::2], strict=True):
+                if run.values[condition_index] != 0:
+                    return run.values[value_index]
+            return arb.nan()
+        constants = {"pi": arb.pi, "e": lambda: arb(1).exp(), "euler": arb.const_euler}
+        if opcode in constants:
+            return constants[opcode]()
+        if opcode == "nan":
+            return arb.nan()
+        raise UnsupportedError(f"unknown instruction {opcode}")
+
+    def _jump(
+        self,
+        position: int,
+        opcode: str,
+        payload: object,
+        args: list[flint.arb],
+        run: Run,
+        choices: Mapping[int, int],
+    ) -> flint.arb:
+        (u,) = args
+        if not u.is_finite():
+            return arb.nan()
+        if opcode in ("floor", "ceiling"):
+            if not u.contains_integer():
+                return u.floor() if opcode == "floor" else u.ceil()
+            integer = u.unique_fmpz()
+            if integer is None or not u.is_exact():
+                raise NeedPrecision()
+            run.jumps.add(position)
+            n = arb(integer)
+            side = choices.get(position)
+            if side is None:
+                return n
+            low, high = (n - 1, n) if opcode == "floor" else (n, n + 1)
+            return low if side == 0 else high
+        if not u.contains(0):
+            return _off_jump(opcode, u, payload, run)
+        if not u.is_exact():
+            raise NeedPrecision()
+        run.jumps.add(position)
+        side = choices.get(position)
+        if opcode == "delta":
+            # Zero on both sides; at the jump itself a point mass, which has no value.
+            return arb.nan() if side is None else arb(0)
+        if opcode == "sign":
+            return arb(0) if side is None else arb(-1 if side == 0 else 1)
+        if opcode == "heaviside":
+            return run.values[int(payload)] if side is None else arb(side)  # type: ignore[call-overload]
+        # relation: the difference lhs - rhs is exactly zero
+        holds = bool(payload(u))  # type: ignore[operator]
+        if side is not None:
+            holds = _side_holds(payload, side)
+        return arb(1 if holds else 0)
+
+
+_JUMP_OPCODES = frozenset({"sign", "heaviside", "floor", "ceiling", "delta", "relation"})
+
+
+def _off_jump(opcode: str, u: flint.arb, payload: object, run: Run) -> flint.arb:
+    if opcode == "sign":
+        return arb(1 if u > 0 else -1)
+    if opcode == "heaviside":
+        return arb(1 if u > 0 else 0)
+    if opcode == "delta":
+        return arb(0)
+    return arb(1 if payload(u) else 0)  # type: ignore[operator]
+
+
+def _side_holds(relation: object, side: int) -> bool:
+    """Whether a relation of lhs - rhs holds just below (side 0) or above (side 1) zero."""
+    probe = arb(-1 if side == 0 else 1)
+    return bool(relation(probe))  # type: ignore[operator]

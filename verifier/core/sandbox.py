@@ -1,0 +1,173 @@
+"""A child process for the symbolic work, with a time budget and resource limits.
+
+SymPy can take unbounded time on innocent-looking input (the Hessian of a product of many
+factors, limits, big rationals), and Python cannot interrupt a thread. So the symbolic side of a
+check runs in a separate, long-lived process, never a ``fork`` of this one (a forked
+copy of a process that has run torch can hang) as a fresh interpreter. The parent waits for each stage with a budget;
+past it, the child is killed and replaced, and the check ends with verdict ``error``. The child
+also runs under a CPU-time rlimit, which stops slow big-integer work that a memory limit would
+not, and an address-space rlimit.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+SANDBOX_MEMORY_BYTES = 4 * 1024**3
+CPU_SLACK_SECONDS = 2
+
+
+class SandboxTimeout(Exception):
+    """A stage ran past its budget; ``stage`` names it."""
+
+    def __init__(self, stage: str):
+        super().__init__(f"{stage} timeout")
+        self.stage = stage
+
+
+class SandboxCrash(Exception):
+    """The child died (resource limit, crash) or raised; the message says which."""
+
+
+Progress = Callable[[str], None]
+
+
+class Sandbox:
+    """One child process that runs jobs ``fn(*args, progress=...)`` one at a time."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._send: Connection | None = None
+        self._recv: Connection | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the child now (it takes a moment to import SymPy)."""
+        with self._lock:
+            self._ensure()
+
+    def _ensure(self) -> tuple[Connection, Connection]:
+        if self._process is None or self._process.poll() is not None:
+            self._stop()
+            # A fresh interpreter running this module: nothing of the parent (torch threads,
+            # the user's __main__) is copied or re-imported.
+            to_child_read, to_child_write = os.pipe()
+            from_child_read, from_child_write = os.pipe()
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(to_child_read), str(from_child_write)],
+                pass_fds=(to_child_read, from_child_write),
+                stdin=subprocess.DEVNULL,
+            )
+            os.close(to_child_read)
+            os.close(from_child_write)
+            self._send = Connection(to_child_write, readable=False)
+            self._recv = Connection(from_child_read, writable=False)
+        assert self._send is not None and self._recv is not None
+        return self._send, self._recv
+
+    def call(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        budgets: list[tuple[str, float]],
+        meanwhile: Callable[[], T],
+    ) -> tuple[Any, T]:
+        """Run ``fn(*args, progress=...)`` in the child while ``meanwhile()`` runs here.
+
+        ``budgets`` lists the stages in order with their time budgets in seconds, counted
+        from the start of the call; ``fn`` calls ``progress(stage)`` when it finishes each
+        stage but the last, whose end is the result. Returns both results.
+        """
+        with self._lock:
+            send, recv = self._ensure()
+            total = sum(seconds for _, seconds in budgets)
+            start = time.monotonic()
+            try:
+                send.send((fn, args, total + CPU_SLACK_SECONDS))
+            except OSError:
+                self._stop()
+                raise SandboxCrash("the symbolic process is not running") from None
+            try:
+                here = meanwhile()
+            except BaseException:
+                self._stop()  # its answer would otherwise be read by the next job
+                raise
+            deadline = start
+            for stage, seconds in budgets:
+                deadline += seconds
+                kind, payload = self._receive(recv, stage, deadline - time.monotonic())
+                if kind == "stage":
+                    continue
+                if kind == "result":
+                    return payload, here
+                raise SandboxCrash(payload)
+            raise SandboxCrash("the symbolic process sent no result")
+
+    def _receive(self, recv: Connection, stage: str, seconds: float) -> tuple[str, Any]:
+        try:
+            if recv.poll(max(seconds, 0.0)):
+                return recv.recv()  # type: ignore[no-any-return]
+        except (EOFError, OSError):
+            self._stop()
+            raise SandboxCrash(f"resource limit: the symbolic process died during {stage}") from None
+        self._stop()
+        raise SandboxTimeout(stage)
+
+    def close(self) -> None:
+        """Stop the child."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        for connection in (self._send, self._recv):
+            if connection is not None:
+                connection.close()
+        self._send = self._recv = None
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
+def _serve(recv: Connection, send: Connection) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (SANDBOX_MEMORY_BYTES, SANDBOX_MEMORY_BYTES))
+    while True:
+        try:
+            fn, args, cpu_budget = recv.recv()
+        except (EOFError, OSError):
+            return
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        spent = int(used.ru_utime + used.ru_stime) + 1
+        hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        resource.setrlimit(resource.RLIMIT_CPU, (spent + int(cpu_budget) + 1, hard))
+
+        def progress(stage: str) -> None:
+            send.send(("stage", stage))
+
+        try:
+            result = fn(*args, progress=progress)
+        except MemoryError:
+            send.send(("error", "resource limit: out of memory in the symbolic process"))
+        except RecursionError:
+            send.send(("error", "resource limit: expression too deeply nested for SymPy"))
+        except Exception as error:  # noqa: BLE001  (reported to the parent, never lost)
+            detail = traceback.format_exception_only(type(error), error)[-1].strip()
+            send.send(("error", detail))
+        else:
+            send.send(("result", result))
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

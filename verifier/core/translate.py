@@ -1,0 +1,190 @@
+"""Our own translator from SymPy trees to torch programs.
+
+One table, one entry per supported function (see ``docs/functions.md`` for what each becomes
+and how torch behaves at its special points). Translation is memoised per node: each distinct
+node of the SymPy tree is exactly one tensor, which is what makes node gradients well defined.
+Constants are materialised in the check's dtype, rounded exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
+
+import sympy
+import torch
+
+from verifier.core.dtypes import DTYPES, round_to_dtype
+from verifier.core.functions import sinc
+
+Tensor = torch.Tensor
+_CONSTANT_DIGITS = 60
+
+
+def _reduce(op: Callable[[Tensor, Tensor], Tensor]) -> Callable[..., Tensor]:
+    def apply(*args: Tensor) -> Tensor:
+        result = args[0]
+        for arg in args[1:]:
+            result = op(result, arg)
+        return result
+
+    return apply
+
+
+def _heaviside(u: Tensor, at_zero: Tensor | None = None) -> Tensor:
+    # torch.heaviside has no derivative formula; a where() has derivative 0 off the jump.
+    half = torch.full_like(u, 0.5) if at_zero is None else at_zero.expand_as(u).to(u.dtype)
+    return torch.where(u > 0, torch.ones_like(u), torch.where(u < 0, torch.zeros_like(u), half))
+
+
+def _gamma(u: Tensor) -> Tensor:
+    # torch has no gamma function: exp(lgamma(u)) is |gamma(u)|; the sign alternates
+    # between the poles at the non-positive integers.
+    negative = 1 - 2 * torch.remainder(torch.ceil(-u), 2)
+    sign = torch.where(u > 0, torch.ones_like(u), negative)
+    return sign * torch.exp(torch.lgamma(u))
+
+
+FUNCTIONS: dict[type, Callable[..., Tensor]] = {
+    sympy.exp: torch.exp,
+    sympy.log: torch.log,
+    sympy.sin: torch.sin,
+    sympy.cos: torch.cos,
+    sympy.tan: torch.tan,
+    sympy.cot: lambda u: torch.reciprocal(torch.tan(u)),
+    sympy.sec: lambda u: torch.reciprocal(torch.cos(u)),
+    sympy.csc: lambda u: torch.reciprocal(torch.sin(u)),
+    sympy.asin: torch.asin,
+    sympy.acos: torch.acos,
+    sympy.atan: torch.atan,
+    sympy.atan2: torch.atan2,
+    sympy.sinh: torch.sinh,
+    sympy.cosh: torch.cosh,
+    sympy.tanh: torch.tanh,
+    sympy.coth: lambda u: torch.reciprocal(torch.tanh(u)),
+    sympy.sech: lambda u: torch.reciprocal(torch.cosh(u)),
+    sympy.csch: lambda u: torch.reciprocal(torch.sinh(u)),
+    sympy.asinh: torch.asinh,
+    sympy.acosh: torch.acosh,
+    sympy.atanh: torch.atanh,
+    sympy.Abs: torch.abs,
+    sympy.sign: torch.sign,
+    sympy.Max: _reduce(torch.maximum),
+    sympy.Min: _reduce(torch.minimum),
+    sympy.Heaviside: _heaviside,
+    sympy.floor: torch.floor,
+    sympy.ceiling: torch.ceil,
+    sympy.erf: torch.erf,
+    sympy.erfc: torch.erfc,
+    sympy.gamma: _gamma,
+    sympy.loggamma: torch.lgamma,
+    sympy.digamma: torch.digamma,
+    sinc: torch.sinc,
+}
+"""The torch operation each supported SymPy function becomes."""
+
+_RELATIONS: dict[type, Callable[[Tensor, Tensor], Tensor]] = {
+    sympy.StrictLessThan: torch.lt,
+    sympy.LessThan: torch.le,
+    sympy.StrictGreaterThan: torch.gt,
+    sympy.GreaterThan: torch.ge,
+}
+
+
+def children(expr: sympy.Basic) -> tuple[sympy.Basic, ...]:
+    """The subexpressions a node's tensor is computed from (Piecewise pairs flattened)."""
+    if isinstance(expr, sympy.Piecewise):
+        return tuple(part for pair in expr.args for part in pair.args)
+    return tuple(expr.args)
+
+
+def apply(expr: sympy.Basic, args: Sequence[Tensor]) -> Tensor:
+    """The torch operation for node ``expr`` applied to its children's tensors."""
+    if isinstance(expr, sympy.Add):
+        return _reduce(torch.add)(*args)
+    if isinstance(expr, sympy.Mul):
+        return _reduce(torch.mul)(*args)
+    if isinstance(expr, sympy.Pow):
+        return _power(expr, args)
+    if isinstance(expr, sympy.Piecewise):
+        return _piecewise(args)
+    relation = _RELATIONS.get(type(expr))
+    if relation is not None:
+        return relation(args[0], args[1])
+    function = FUNCTIONS.get(type(expr))
+    if function is None:
+        raise NotImplementedError(f"no torch translation for {type(expr).__name__}")
+    return function(*args)
+
+
+def _power(expr: sympy.Basic, args: Sequence[Tensor]) -> Tensor:
+    base, exponent = args
+    power = expr.args[1]
+    if isinstance(power, sympy.Integer):
+        return torch.pow(base, int(power))
+    if power == sympy.S.Half:
+        return torch.sqrt(base)
+    if power == -sympy.S.Half:
+        return torch.rsqrt(base)
+    return torch.pow(base, exponent)
+
+
+def _piecewise(args: Sequence[Tensor]) -> Tensor:
+    values, conditions = args[::2], args[1::2]
+    result = torch.full_like(values[-1], float("nan"))
+    for value, condition in zip(reversed(values), reversed(conditions), strict=True):
+        result = torch.where(condition, value, result)
+    return result
+
+
+class Translation:
+    """The torch program of one expression: one tensor per distinct node.
+
+    Attributes:
+        output: the expression's tensor, one value per point.
+        tensors: every node's tensor, keyed by the SymPy node.
+    """
+
+    def __init__(
+        self,
+        expr: sympy.Expr,
+        inputs: Mapping[str, Tensor],
+        dtype_name: str,
+        device: torch.device,
+    ):
+        self.dtype_name = dtype_name
+        self.dtype = getattr(torch, dtype_name)
+        self.device = device
+        self.tensors: dict[sympy.Basic, Tensor] = {}
+        for name, tensor in inputs.items():
+            self.tensors[sympy.Symbol(name, real=True)] = tensor
+        self.points = next(iter(inputs.values())).shape[0] if inputs else 1
+        self.output = self._translate(expr)
+        if self.output.dim() == 0:
+            self.output = self.output.expand(self.points)
+
+    def _translate(self, expr: sympy.Basic) -> Tensor:
+        # Iterative post-order: expressions may nest up to the parser's depth limit.
+        stack: list[tuple[sympy.Basic, bool]] = [(expr, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in self.tensors:
+                continue
+            if node is sympy.true:
+                self.tensors[node] = torch.tensor(True, device=self.device)
+                continue
+            if node.is_Number or node.is_NumberSymbol:
+                self.tensors[node] = self.constant(node)
+                continue
+            if not ready:
+                stack.append((node, True))
+                stack.extend((child, False) for child in children(node))
+                continue
+            self.tensors[node] = apply(node, [self.tensors[c] for c in children(node)])
+        return self.tensors[expr]
+
+    def constant(self, value: sympy.Basic) -> Tensor:
+        """A 0-dim tensor holding ``value`` rounded once, exactly, to the dtype."""
+        exact = sympy.Rational(value) if value.is_Rational else sympy.Rational(value.evalf(_CONSTANT_DIGITS))
+        rounded = round_to_dtype(Fraction(int(exact.p), int(exact.q)), DTYPES[self.dtype_name])
+        return torch.tensor(rounded, dtype=self.dtype, device=self.device)
