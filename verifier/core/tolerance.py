@@ -26,6 +26,8 @@ from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, Key
 from verifier.core.translate import Translation, apply, children
 from verifier.errors import OptionError
 
+_CONDITIONS = (sympy.logic.boolalg.BooleanAtom, sympy.core.relational.Relational)
+
 DEFAULT_ULPS = {"float64": 64, "float32": 64, "float16": 16, "bfloat16": 8}
 """Default relative tolerance per dtype, in units in the last place (ulps) at 1.0."""
 
@@ -145,13 +147,13 @@ def _topological(expr: sympy.Expr) -> list[sympy.Basic]:
 
 def _differentiable_children(node: sympy.Basic) -> list[sympy.Basic]:
     """Distinct children that carry a derivative (not numbers, conditions or relations)."""
-    if node.is_Relational:
+    if node.is_Relational or not node.free_symbols:
         return []
     return list(
         dict.fromkeys(
             child
             for child in children(node)
-            if not (child.is_Number or child.is_NumberSymbol or isinstance(child, sympy.logic.boolalg.Boolean))
+            if child.free_symbols and not isinstance(child, _CONDITIONS)
         )
     )
 
