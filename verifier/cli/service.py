@@ -1,0 +1,312 @@
+"""The service commands of ``derivcheck``: serve, worker, db upgrade, submit, status,
+reports, stats and demo. ``register(app)`` adds them to the main Typer app.
+
+Commands that talk to a running service go through the HTTP API (``--url``); bad input or an
+unreachable service is one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from verifier.cli.client import ApiClient, CliError
+from verifier.config import Settings
+from verifier.errors import VerifierError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_FAILING = 1
+EXIT_BAD_INPUT = 2
+FAILING_JOB_VERDICTS = frozenset({"fail", "nonfinite"})
+DEFAULT_WAIT_TIMEOUT_S = 3600.0
+
+console = Console()
+errors = Console(stderr=True)
+
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="API address [default: VERIFIER_API_URL]")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for programs")]
+
+
+def _fail(message: str) -> NoReturn:
+    errors.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def friendly(command: F) -> F:
+    """Turn the project's errors into one line on stderr and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except VerifierError as error:
+            _fail(str(error))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad variable is a one-line error."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = "VERIFIER_" + str(first["loc"][0]).upper() if first["loc"] else "VERIFIER_*"
+        raise CliError(f"invalid configuration {name}: {first['msg']}") from None
+
+
+def _client(url: str | None) -> ApiClient:
+    return ApiClient(url or load_settings().api_url)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+@friendly
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the HTTP API server."""
+    import uvicorn
+
+    from verifier.api import create_app
+
+    uvicorn.run(create_app(load_settings()), host=host, port=port, log_level=log_level)
+
+
+@friendly
+def worker(
+    queues: Annotated[
+        str | None, typer.Option(help="comma-separated queues [default: the cpu queue]")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="checks run at once")] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+) -> None:
+    """Run a Celery worker that runs checks (never forks: see workers/app.py)."""
+    from workers.app import create_celery, worker_arguments
+
+    settings = load_settings()
+    names = [name.strip() for name in (queues or settings.cpu_queue).split(",") if name.strip()]
+    app = create_celery(settings)
+    try:
+        app.worker_main(
+            worker_arguments(settings, queues=names, concurrency=concurrency, loglevel=loglevel)
+        )
+    finally:
+        app.dispose()
+
+
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="target revision")] = "head",
+) -> None:
+    """Create or update the schema through the Alembic migrations."""
+    from verifier import migrate
+
+    settings = load_settings()
+    try:
+        migrate.upgrade(settings.database_url, revision)
+    except Exception as error:  # alembic and drivers raise many types; show one line
+        if isinstance(error, VerifierError):
+            raise
+        raise CliError(f"migration failed: {type(error).__name__}: {error}") from None
+    current = migrate.current(settings.database_url)
+    console.print(f"database {_masked(settings.database_url)} is at revision {current}")
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@friendly
+def submit(
+    file: Annotated[Path, typer.Argument(help="JSON lines of checks, or an AI Feynman CSV")],
+    url: UrlOption = None,
+    file_format: Annotated[str, typer.Option("--format", help="auto, jsonl or csv")] = "auto",
+    samples: Annotated[int, typer.Option(min=1, help="points drawn per CSV equation")] = 10,
+    dtype: Annotated[str | None, typer.Option(help="dtype for every check")] = None,
+    seed: Annotated[int, typer.Option(help="sampling seed for CSV equations")] = 0,
+    label: Annotated[str | None, typer.Option(help="a label for the job")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="wait, with a progress bar")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds --wait waits")] = DEFAULT_WAIT_TIMEOUT_S,
+    as_json: JsonOption = False,
+) -> None:
+    """Submit a file of checks as one job; with --wait, show progress then a summary."""
+    from verifier.cli.inputs import read_checks
+    from verifier.cli.render import summary_table, verdict_line, wait_for_job
+
+    checks = read_checks(file, file_format=file_format, samples=samples, dtype=dtype, seed=seed)
+    with _client(url) as client:
+        accepted = client.submit({"checks": checks, "label": label or file.name})
+        job_id = str(accepted["id"])
+        if not wait:
+            if as_json:
+                _print_json(accepted)
+            else:
+                console.print(f"job {job_id} queued ({len(checks)} checks)")
+                console.print(f"follow it with: derivcheck status {job_id}")
+            return
+        target = errors if as_json else console
+        job = wait_for_job(client, job_id, target, poll_interval_s=0.5, timeout_s=timeout)
+        report = client.report(job_id)
+    if as_json:
+        _print_json(report)
+    else:
+        console.print(summary_table(report))
+        console.print(f"job verdict: {job['verdict']}  ({verdict_line(report['checks'])})")
+    _exit_for(job.get("verdict"))
+
+
+def _exit_for(verdict: str | None) -> None:
+    if verdict == "error":
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if verdict in FAILING_JOB_VERDICTS:
+        raise typer.Exit(EXIT_FAILING)
+
+
+@friendly
+def status(
+    job: Annotated[str, typer.Argument(help="job id")],
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a job's status, verdict and progress."""
+    from verifier.cli.render import job_table
+
+    with _client(url) as client:
+        state = client.job(job)
+    if as_json:
+        _print_json(state)
+    else:
+        console.print(job_table(state))
+
+
+@friendly
+def reports(
+    url: UrlOption = None,
+    verdict: Annotated[str | None, typer.Option(help="pass, fail, ...")] = None,
+    expression: Annotated[str | None, typer.Option(help="substring of the expression")] = None,
+    function: Annotated[str | None, typer.Option(help="a function used, e.g. sinc")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float64, float32, ...")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda")] = None,
+    job: Annotated[str | None, typer.Option(help="job id")] = None,
+    since: Annotated[datetime | None, typer.Option(help="written at or after")] = None,
+    until: Annotated[datetime | None, typer.Option(help="written before")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="reports per page")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List stored reports, newest first, with filters."""
+    from verifier.cli.render import reports_table
+
+    params = {
+        "verdict": verdict,
+        "expression": expression,
+        "function": function,
+        "dtype": dtype,
+        "device": device,
+        "job": job,
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "limit": limit,
+        "cursor": cursor,
+    }
+    with _client(url) as client:
+        page = client.reports(params)
+    if as_json:
+        _print_json(page)
+        return
+    console.print(reports_table(page))
+    if page["next_cursor"]:
+        console.print(f"more: derivcheck reports ... --cursor {page['next_cursor']}")
+
+
+@friendly
+def stats(
+    url: UrlOption = None,
+    by: Annotated[
+        str | None, typer.Option("--by", help="function, dtype, device or verdict")
+    ] = None,
+    verdict: Annotated[str | None, typer.Option(help="only this verdict")] = None,
+    dtype: Annotated[str | None, typer.Option(help="only this dtype")] = None,
+    device: Annotated[str | None, typer.Option(help="only this device")] = None,
+    function: Annotated[str | None, typer.Option(help="only checks calling it")] = None,
+    job: Annotated[str | None, typer.Option(help="only this job")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Count reports by verdict, grouped by function, dtype or device."""
+    from verifier.cli.render import stats_table
+
+    params = {
+        "group_by": by,
+        "verdict": verdict,
+        "dtype": dtype,
+        "device": device,
+        "function": function,
+        "job": job,
+    }
+    with _client(url) as client:
+        counts = client.stats(params)
+    if as_json:
+        _print_json(counts)
+    else:
+        console.print(stats_table(counts))
+
+
+@friendly
+def demo(
+    port: Annotated[int | None, typer.Option(help="API port [default: a free one]")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the suite")] = 900.0,
+) -> None:
+    """Run the whole service locally on embedded defaults with a built-in suite, then stop."""
+    from verifier.cli.demo import run_demo
+
+    try:
+        run_demo(load_settings(), console, port=port, timeout_s=timeout)
+    except KeyboardInterrupt:
+        errors.print("interrupted; stopped the worker and the API")
+        raise typer.Exit(130) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to ``app``."""
+    app.command("serve")(serve)
+    app.command("worker")(worker)
+    app.add_typer(db_app, name="db")
+    app.command("submit")(submit)
+    app.command("status")(status)
+    app.command("reports")(reports)
+    app.command("stats")(stats)
+    app.command("demo")(demo)
+
+
+def main() -> None:
+    """Run the service commands alone (``python -m verifier.cli.service``)."""
+    app = typer.Typer(no_args_is_help=True, add_completion=False)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()
