@@ -139,10 +139,11 @@ def unfinished_checks(session: Session, enqueued_before: datetime, limit: int) -
     return session.scalars(query).all()
 
 
-def mark_enqueued(session: Session, check_ids: Sequence[uuid.UUID], now: datetime) -> None:
+def mark_enqueued(session: Session, checks: Sequence[Check], now: datetime) -> None:
     """Record that the checks were handed to the broker at ``now``."""
-    if check_ids:
-        session.execute(update(Check).where(Check.id.in_(check_ids)).values(enqueued_at=now))
+    for check in checks:
+        check.enqueued_at = now
+    session.flush()
 
 
 def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:

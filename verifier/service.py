@@ -86,14 +86,14 @@ def submit_job(session: Session, request: JobIn, settings: Settings) -> Job:
 
 def send_checks(session: Session, sender: CheckSender, checks: list[Check]) -> int:
     """Send ``checks`` to the broker and record when; returns how many the broker took."""
-    sent: list[uuid.UUID] = []
+    sent: list[Check] = []
     for check in checks:
         try:
             sender.send_check(check.id, check.queue)
         except Exception:  # any broker failure: the check stays unsent, to be re-sent
             logger.warning("could not send check %s; it will be re-sent", check.id, exc_info=True)
             break
-        sent.append(check.id)
+        sent.append(check)
     repository.mark_enqueued(session, sent, utc_now())
     session.commit()
     return len(sent)

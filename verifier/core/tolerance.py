@@ -28,7 +28,7 @@ from verifier.errors import OptionError
 
 _CONDITIONS = (sympy.logic.boolalg.BooleanAtom, sympy.core.relational.Relational)
 
-DEFAULT_ULPS = {"float64": 64, "float32": 64, "float16": 16, "bfloat16": 8}
+DEFAULT_ULPS = {"float64": 1024, "float32": 256, "float16": 32, "bfloat16": 16}
 """Default relative tolerance per dtype, in units in the last place (ulps) at 1.0."""
 
 
