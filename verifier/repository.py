@@ -189,8 +189,8 @@ def list_reports(
     query = _filtered(query, filters)
     if before_id is not None:
         query = query.where(Report.id < before_id)
-    rows = session.execute(query.order_by(Report.id.desc()).limit(limit)).tuples().all()
-    return rows
+    rows = session.execute(query.order_by(Report.id.desc()).limit(limit)).all()
+    return [(report, check) for report, check in rows]
 
 
 def functions_of_checks(

@@ -1,0 +1,184 @@
+"""Shared fixtures: Settings built directly, migrated databases, per-test rollback sessions,
+and throwaway PostgreSQL databases and Redis db numbers.
+
+A test that needs PostgreSQL or Redis skips when the service is missing on this machine, and
+fails when the environment variable CI is "true" (CI must exercise them for real).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from verifier import migrate
+from verifier.config import Settings
+from verifier.db import make_engine
+
+IN_CI = os.environ.get("CI") == "true"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "DERIVCHECK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+# A db number of its own, so tests never touch what a local service keeps in db 0.
+REDIS_TEST_URL = os.environ.get("DERIVCHECK_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def service_missing(what: str, error: Exception) -> None:
+    """Skip the test on a machine without ``what``; fail it in CI."""
+    message = f"{what} is not reachable ({type(error).__name__}: {error})"
+    if IN_CI:
+        pytest.fail(f"{message}; CI=true requires it", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded-default settings in a fresh data folder, with no background re-sending."""
+    return Settings(data_dir=tmp_path / "data", requeue_interval_s=0)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite database at the latest migration, shared by the session's rollback tests."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'shared.sqlite3'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_engine(migrated_sqlite_url: str) -> Iterator[Engine]:
+    """An engine on the shared migrated SQLite database."""
+    engine = make_engine(migrated_sqlite_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(sqlite_engine: Engine) -> Iterator[Session]:
+    """A session whose work, commits included, is rolled back after the test."""
+    connection = sqlite_engine.connect()
+    transaction = connection.begin()
+    db = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    try:
+        yield db
+    finally:
+        db.close()
+        transaction.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def fresh_sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite database of this test alone (for code that commits for real)."""
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """The URL of a PostgreSQL server's maintenance database; skips (or fails in CI)."""
+    engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:
+        service_missing(f"PostgreSQL at {POSTGRES_ADMIN_URL}", error)
+    finally:
+        engine.dispose()
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+    name = f"derivcheck_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis URL on a db number of the tests' own, emptied before and after the test."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3)
+    try:
+        try:
+            client.ping()
+        except Exception as error:
+            service_missing(f"Redis at {REDIS_TEST_URL}", error)
+        client.flushdb()
+        yield REDIS_TEST_URL
+        client.flushdb()
+    finally:
+        client.close()
+
+
+ReportDocument = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def make_report_document() -> ReportDocument:
+    """Builds report documents in the core's format, where the core is not under test."""
+    return report_document
+
+
+def report_document(
+    expression: str,
+    verdict: str,
+    *,
+    dtype: str = "float64",
+    device: str = "cpu",
+    ulp_error: float | str | None = 0.5,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """A minimal report as ``Report.to_dict()`` shapes it (docs/report-format.md)."""
+    return {
+        "expression": expression,
+        "variables": ["x"],
+        "dtype": dtype,
+        "device": device,
+        "verdict": verdict,
+        "reason": reason,
+        "strict": False,
+        "reference_method": "test",
+        "tolerance": {"rtol": 1e-14, "atol": 0.0, "ulps": 64.0},
+        "points": [{"x": 2.0}],
+        "entries": [
+            {
+                "kind": "gradient",
+                "wrt": ["x"],
+                "node": None,
+                "point": 0,
+                "autograd": 6.0,
+                "reference": 6.0,
+                "reference_radius": 0.0,
+                "abs_error": 0.0,
+                "rel_error": 0.0,
+                "ulp_error": ulp_error,
+                "tolerance": 1e-13,
+                "verdict": verdict if verdict != "error" else "pass",
+                "detail": None,
+            }
+        ],
+        "functions": [],
+        "notes": [],
+        "worst": {"abs_error": 0.0, "rel_error": 0.0, "ulp_error": ulp_error},
+        "versions": {"torch": "test-torch", "sympy": "test-sympy"},
+        "timings": {"total": 0.25},
+    }

@@ -1,0 +1,56 @@
+"""The worker app's configuration: reliable delivery, no forking pool, queues, no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from verifier.broker import RUN_CHECK_TASK
+from verifier.config import Settings
+from workers.app import create_celery, pool_for, worker_arguments
+
+
+def test_delivery_is_acknowledged_late_one_message_at_a_time(settings: Settings) -> None:
+    app = create_celery(settings)
+    try:
+        assert app.conf.task_acks_late is True
+        assert app.conf.task_reject_on_worker_lost is True
+        assert app.conf.worker_prefetch_multiplier == 1
+        assert app.conf.result_backend is None
+        assert app.conf.task_ignore_result is True
+        assert RUN_CHECK_TASK in app.tasks
+    finally:
+        app.close()
+
+
+def test_settings_reach_the_celery_configuration(settings: Settings) -> None:
+    custom = settings.model_copy(update={"worker_prefetch_multiplier": 4})
+    app = create_celery(custom)
+    try:
+        assert app.conf.worker_prefetch_multiplier == 4
+        assert app.conf.broker_url == settings.broker_url
+    finally:
+        app.close()
+
+
+def test_workers_never_use_a_forking_pool() -> None:
+    assert pool_for(1) == "solo"
+    assert pool_for(8) == "threads"
+    arguments = worker_arguments(Settings(), queues=["gpu", "cpu"], concurrency=4)
+    assert "--pool=threads" in arguments
+    assert "--queues=gpu,cpu" in arguments
+    assert not any(argument.startswith("--pool=prefork") for argument in arguments)
+
+
+def test_importing_the_worker_app_loads_no_torch() -> None:
+    # A fresh interpreter: other tests in this process may have imported torch.
+    code = (
+        "import sys\n"
+        "from verifier.config import Settings\n"
+        "from workers.app import create_celery\n"
+        "app = create_celery(Settings(data_dir='/tmp/derivcheck-no-torch'))\n"
+        "app.close()\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,173 @@
+"""What a worker task does with a check: one report per check however often it runs, the
+job finished by the last report, and failures of the core kept as ``error`` reports.
+
+The core is replaced here by a stub (it is tested in tests/core; the end-to-end tests run
+the real one): these tests are about the database side of a task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from verifier import service
+from verifier.config import Settings
+from verifier.db import make_engine, make_session_factory
+from verifier.errors import PointError
+from verifier.execution import execute_check
+from verifier.models import CheckStatus, Job, JobStatus, Report
+from verifier.schemas import JobIn
+
+ReportDocument = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def sessions(fresh_sqlite_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(fresh_sqlite_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _submit(sessions: sessionmaker[Session], settings: Settings, *expressions: str) -> Job:
+    body = JobIn.model_validate(
+        {"checks": [{"expression": e, "points": [{"x": 2}]} for e in expressions]}
+    )
+    with sessions() as session:
+        return service.submit_job(session, body, settings)
+
+
+class StubCore:
+    """Returns a fixed verdict per expression and counts its calls."""
+
+    def __init__(self, make: ReportDocument, verdicts: dict[str, str]):
+        self.make = make
+        self.verdicts = verdicts
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, expression: str, **options: Any) -> dict[str, Any]:
+        self.calls.append((expression, options))
+        return self.make(expression, self.verdicts[expression])
+
+
+def _job(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Job:
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def _report_count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(Report)) or 0
+
+
+def test_the_last_report_finishes_the_job_with_the_worst_verdict(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    job = _submit(sessions, settings, "x**2", "sin(x)")
+    core = StubCore(make_report_document, {"x**2": "pass", "sin(x)": "fail"})
+    first, second = (check.id for check in job.checks)
+
+    assert execute_check(sessions, first, core) == "pass"
+    halfway = _job(sessions, job.id)
+    assert halfway.status is JobStatus.RUNNING
+    assert halfway.finished_at is None
+
+    assert execute_check(sessions, second, core) == "fail"
+    done = _job(sessions, job.id)
+    assert done.status is JobStatus.DONE
+    assert done.verdict == "fail"  # worst of pass and fail
+    assert done.finished_at is not None
+
+
+def test_core_receives_the_stored_points_and_options(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+    core = StubCore(make_report_document, {"x**2": "pass"})
+    execute_check(sessions, job.checks[0].id, core)
+    ((expression, options),) = core.calls
+    assert expression == "x**2"
+    assert options["at"] == [{"x": 2.0}]
+    assert options["dtype"] == "float64"
+    assert options["device"] == "auto"
+    assert options["hessian"] is True
+
+
+def test_a_task_that_runs_twice_writes_one_report(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+    core = StubCore(make_report_document, {"x**2": "pass"})
+    check_id = job.checks[0].id
+    assert execute_check(sessions, check_id, core) == "pass"
+    assert execute_check(sessions, check_id, core) == "pass"
+    assert len(core.calls) == 1  # the second delivery found the report and did not rerun
+    assert _report_count(sessions) == 1
+    assert _job(sessions, job.id).status is JobStatus.DONE
+
+
+def test_a_check_interrupted_before_its_report_runs_again(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+    check_id = job.checks[0].id
+
+    def dies(expression: str, **options: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt  # stands for a worker killed mid-check
+
+    with pytest.raises(KeyboardInterrupt):
+        execute_check(sessions, check_id, dies)
+    assert _report_count(sessions) == 0
+    with sessions() as session:
+        check = service.repository.get_check(session, check_id)
+        assert check is not None and check.status is CheckStatus.RUNNING
+    core = StubCore(make_report_document, {"x**2": "pass"})
+    assert execute_check(sessions, check_id, core) == "pass"
+    with sessions() as session:
+        check = service.repository.get_check(session, check_id)
+        assert check is not None and check.attempts == 2
+
+
+def test_bad_input_found_by_the_core_becomes_an_error_report(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+
+    def refuses(expression: str, **options: Any) -> dict[str, Any]:
+        raise PointError("point 0: x=2 is outside the test's range")
+
+    assert execute_check(sessions, job.checks[0].id, refuses) == "error"
+    finished = _job(sessions, job.id)
+    assert finished.status is JobStatus.ERROR
+    assert finished.verdict == "error"
+    with sessions() as session:
+        report = session.scalars(select(Report)).one()
+        assert report.reason == "invalid input: point 0: x=2 is outside the test's range"
+        assert report.document["expression"] == "x**2"
+
+
+def test_a_crash_in_the_core_becomes_an_error_report_with_its_reason(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+
+    def crashes(expression: str, **options: Any) -> dict[str, Any]:
+        raise IndexError("dimension out of range")
+
+    assert execute_check(sessions, job.checks[0].id, crashes) == "error"
+    with sessions() as session:
+        report = session.scalars(select(Report)).one()
+        assert report.reason == "internal error: IndexError: dimension out of range"
+
+
+def test_a_missing_check_is_skipped(sessions: sessionmaker[Session]) -> None:
+    def never(expression: str, **options: Any) -> dict[str, Any]:
+        raise AssertionError("must not run")
+
+    assert execute_check(sessions, uuid.uuid4(), never) is None
