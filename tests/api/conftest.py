@@ -1,0 +1,95 @@
+"""An API server in a thread, answering over real HTTP, on a per-test rolled-back session.
+
+The broker is replaced by a recorder (the queue is not what these tests are about; the
+end-to-end tests use real brokers).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.orm import Session
+
+from verifier.api import create_app
+from verifier.api.deps import get_sender, get_session
+from verifier.config import Settings
+
+SERVER_START_TIMEOUT_S = 10.0
+
+
+class RecordingSender:
+    """Records the checks the API sends; ``ping`` answers like a healthy broker."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[uuid.UUID, str]] = []
+
+    def send_check(self, check_id: uuid.UUID, queue: str) -> None:
+        self.sent.append((check_id, queue))
+
+    def ping(self) -> None:
+        return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerThread:
+    """A uvicorn server for ``app`` in a background thread."""
+
+    def __init__(self, app: object):
+        self.port = _free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test API server did not start")
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=SERVER_START_TIMEOUT_S)
+
+
+@pytest.fixture
+def server_thread() -> type[ServerThread]:
+    """The class that serves an app in a thread: ``with server_thread(app) as url: ...``."""
+    return ServerThread
+
+
+@pytest.fixture
+def sender() -> RecordingSender:
+    return RecordingSender()
+
+
+@pytest.fixture
+def api_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"max_checks_per_job": 5, "max_body_bytes": 4096})
+
+
+@pytest.fixture
+def client(
+    api_settings: Settings, session: Session, sender: RecordingSender
+) -> Iterator[httpx.Client]:
+    """An HTTP client of a live API whose database work is rolled back after the test."""
+    app = create_app(api_settings)
+    app.dependency_overrides[get_session] = lambda: session
+    app.dependency_overrides[get_sender] = lambda: sender
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+        yield http
