@@ -1,0 +1,140 @@
+"""The whole service over real processes and connections: ``derivcheck serve`` and
+``derivcheck worker`` as child processes, the real core, HTTP in between.
+
+(a) runs on the embedded defaults (SQLite database, kombu's SQLite broker); (b) on PostgreSQL
+and Redis, as a fleet runs. Both submit the seed document's examples and one known failure.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from verifier import migrate
+from verifier.cli.processes import ChildProcess, free_port, service_command, wait_until_healthy
+
+pytestmark = pytest.mark.slow
+
+STARTUP_TIMEOUT_S = 90.0
+JOB_TIMEOUT_S = 180.0
+
+CHECKS: list[dict[str, Any]] = [
+    # Seed example 1: f = x**2 + 2*x, f'(x) = 2x + 2, so f'(2) = 6 (by hand).
+    {"expression": "x**2 + 2*x", "points": [{"x": 2}]},
+    # Seed example 2: z = 3x^2 + 2xy + y^2; dz/dx = 6x + 2y = 14 and dz/dy = 2x + 2y = 6 at
+    # (2, 1); Hessian [[6, 2], [2, 2]] (by hand).
+    {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]},
+    # Seed example 3: node gradients of 3*x**2 at x = 2 (the seed's retain_grad example).
+    {"expression": "3*x**2", "points": [{"x": 2}], "nodes": True},
+    # Issue 3: (1 - cos(x))/x**2 at 0.001 in float32 cancels catastrophically: a fail.
+    {"expression": "(1 - cos(x))/x**2", "points": [{"x": "0.001"}], "dtype": "float32"},
+]
+EXPECTED_VERDICTS = ["pass", "pass", "pass", "fail"]  # issue 3, "Tests over real connections"
+
+
+@contextmanager
+def running_service(tmp_path: Path, env_overrides: dict[str, str]) -> Iterator[str]:
+    """Migrate, start the API server and one worker; yield the API's URL; stop both."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "VERIFIER_DATA_DIR": str(tmp_path / "data"),
+        "VERIFIER_REQUEUE_INTERVAL_S": "0",
+        "PYTHONUNBUFFERED": "1",
+        **env_overrides,
+    }
+    for name in ("VERIFIER_DATABASE_URL", "VERIFIER_BROKER_URL"):
+        if name not in env_overrides:
+            env.pop(name, None)
+    database_url = env_overrides.get(
+        "VERIFIER_DATABASE_URL", f"sqlite:///{tmp_path / 'data' / 'derivcheck.sqlite3'}"
+    )
+    migrate.upgrade(database_url)
+    logs = tmp_path / "logs"
+    children = [
+        ChildProcess(
+            "API",
+            service_command("serve", "--port", str(port), "--log-level", "warning"),
+            env=env,
+            log_path=logs / "api.log",
+        ),
+        ChildProcess(
+            "worker",
+            service_command("worker", "--queues", "cpu", "--concurrency", "1"),
+            env=env,
+            log_path=logs / "worker.log",
+        ),
+    ]
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(url, children, STARTUP_TIMEOUT_S)
+        yield url
+    except BaseException:
+        for child in children:
+            print(f"--- {child.name} log ---\n{child.log_tail()}")
+        raise
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+def _wait_for_job(http: httpx.Client, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while True:
+        job: dict[str, Any] = http.get(f"/jobs/{job_id}").json()
+        if job["status"] in ("done", "error"):
+            return job
+        assert time.monotonic() < deadline, f"job not finished in {JOB_TIMEOUT_S} s: {job}"
+        time.sleep(0.25)
+
+
+def _entry(report: dict[str, Any], kind: str, wrt: list[str]) -> dict[str, Any]:
+    (entry,) = [e for e in report["entries"] if e["kind"] == kind and e["wrt"] == wrt]
+    return entry
+
+
+def _submit_seed_examples_and_check_the_answers(url: str) -> None:
+    with httpx.Client(base_url=url, timeout=30) as http:
+        accepted = http.post("/jobs", json={"checks": CHECKS, "label": "e2e"})
+        assert accepted.status_code == 202, accepted.text
+        job_id = accepted.json()["id"]
+
+        job = _wait_for_job(http, job_id)
+        assert job["status"] == "done"
+        assert job["verdict"] == "fail"  # worst of pass, pass, pass, fail
+        assert job["progress"] == {"done": 4, "total": 4}
+
+        report = http.get(f"/jobs/{job_id}/report").json()
+        checks = report["checks"]
+        assert [check["verdict"] for check in checks] == EXPECTED_VERDICTS
+        assert _entry(checks[0], "gradient", ["x"])["autograd"] == 6.0  # f'(2) = 6, by hand
+        seed2 = checks[1]
+        assert _entry(seed2, "gradient", ["x"])["reference"] == 14.0  # 6x + 2y at (2, 1)
+        assert _entry(seed2, "gradient", ["y"])["reference"] == 6.0  # 2x + 2y at (2, 1)
+        mixed = _entry(seed2, "hessian", ["x", "y"])
+        assert mixed["autograd"] == 2.0  # d2z/dxdy = 2, by hand
+        assert mixed["reference"] == 2.0
+        assert any(entry["kind"] == "node" for entry in checks[2]["entries"])
+        assert checks[3]["dtype"] == "float32"
+
+        failing = http.get("/reports", params={"verdict": "fail", "job": job_id}).json()
+        assert [item["expression"] for item in failing["items"]] == ["(1 - cos(x))/x**2"]
+        assert failing["items"][0]["index"] == 3
+
+
+def test_service_on_embedded_defaults(tmp_path: Path) -> None:
+    with running_service(tmp_path, {}) as url:
+        _submit_seed_examples_and_check_the_answers(url)
+
+
+def test_service_on_postgres_and_redis(tmp_path: Path, postgres_url: str, redis_url: str) -> None:
+    overrides = {"VERIFIER_DATABASE_URL": postgres_url, "VERIFIER_BROKER_URL": redis_url}
+    with running_service(tmp_path, overrides) as url:
+        _submit_seed_examples_and_check_the_answers(url)
