@@ -28,7 +28,7 @@ from verifier.errors import OptionError
 
 _CONDITIONS = (sympy.logic.boolalg.BooleanAtom, sympy.core.relational.Relational)
 
-DEFAULT_ULPS = {"float64": 1024, "float32": 256, "float16": 32, "bfloat16": 16}
+DEFAULT_ULPS = {"float64": 64, "float32": 64, "float16": 16, "bfloat16": 8}
 """Default relative tolerance per dtype, in units in the last place (ulps) at 1.0."""
 
 
@@ -73,58 +73,119 @@ def magnitudes(
     points: Sequence[Mapping[str, float]],
     keys: Sequence[Key],
 ) -> dict[Key, list[float]]:
-    """Per entry key, per point, the sum of |terms| that autograd accumulates for it."""
-    count = len(points)
+    """Per entry key, per point, the scale autograd's rounding error is judged against."""
     inputs = {
         name: torch.tensor([p[name] for p in points], dtype=torch.float64) for name in variables
     }
     with torch.no_grad():
         values = Translation(expr, inputs, "float64", torch.device("cpu")).tensors
-    n = len(variables)
-    want_hessian = any(key[0] == HESSIAN for key in keys)
+    scales = _Scales(values, list(variables), len(points), any(k[0] == HESSIAN for k in keys))
     order = _topological(expr)
-    grad: dict[sympy.Basic, torch.Tensor] = {}
-    hess: dict[sympy.Basic, torch.Tensor] = {}
-    local: dict[sympy.Basic, tuple[list[sympy.Basic], list[torch.Tensor]]] = {}
-    zero_g = torch.zeros(count, n, dtype=torch.float64)
-    zero_h = torch.zeros(count, n, n, dtype=torch.float64)
-    index = {sympy.Symbol(name, real=True): i for i, name in enumerate(variables)}
     for node in order:
-        if node in index:
-            g = zero_g.clone()
-            g[:, index[node]] = 1.0
-            grad[node], hess[node] = g, zero_h
-            continue
-        kids = _differentiable_children(node)
-        if not kids:
-            grad[node], hess[node] = zero_g, zero_h
-            continue
-        first, second = _local_derivatives(node, values, kids, want_hessian)
-        local[node] = (kids, first)
-        g = sum((d.unsqueeze(1) * grad[c] for d, c in zip(first, kids, strict=True)), zero_g)
-        grad[node] = g
-        if want_hessian:
-            h = sum((d[:, None, None] * hess[c] for d, c in zip(first, kids, strict=True)), zero_h)
-            for a, ca in enumerate(kids):
-                for b, cb in enumerate(kids):
-                    outer = grad[ca].unsqueeze(2) * grad[cb].unsqueeze(1)
-                    h = h + second[a][b][:, None, None] * outer
-            hess[node] = h
-    adjoint = _adjoints(order, local, count)
+        scales.visit(node)
+    adjoint = _adjoints(order, scales, len(points))
     by_name = {str(node): node for node in order}
-    result: dict[Key, list[float]] = {}
     names = {name: i for i, name in enumerate(variables)}
+    result: dict[Key, list[float]] = {}
     for key in keys:
         kind, wrt, node = key
         if kind == GRADIENT:
-            column = grad[expr][:, names[wrt[0]]]
+            i = names[wrt[0]]
+            column = scales.grad[expr][:, i] + scales.grad_slack[expr][:, i]
         elif kind == HESSIAN:
-            column = hess[expr][:, names[wrt[0]], names[wrt[1]]]
+            i, j = names[wrt[0]], names[wrt[1]]
+            column = scales.hess[expr][:, i, j] + scales.hess_slack[expr][:, i, j]
         else:
             assert kind == NODE and node is not None
-            column = adjoint.get(by_name[node], torch.zeros(count, dtype=torch.float64))
+            column = adjoint.get(by_name[node], torch.zeros(len(points), dtype=torch.float64))
         result[key] = [float(v) for v in column.tolist()]
     return result
+
+
+@dataclass(frozen=True)
+class _Local:
+    """|first| and |second| derivatives of a node with respect to its children."""
+
+    kids: list[sympy.Basic]
+    first: list[torch.Tensor]
+    second: list[list[torch.Tensor]]
+
+
+class _Scales:
+    """Forward-mode accumulation of magnitudes, node by node (children first).
+
+    For every node: ``slack``, the forward rounding error it inherits from the rounding of
+    function arguments, in units of epsilon (|phi'(u)| * (|u| + slack(u)) for a function
+    phi of u; sums and products pass their children's slack on but add none, so cancellation
+    in the expression as written is not forgiven); ``grad``/``hess``, the sums of |terms|
+    autograd accumulates; ``grad_slack``/``hess_slack``, how far those move when the node
+    values move by their slack (first order; the Hessian's third-derivative terms are left
+    out).
+    """
+
+    def __init__(
+        self, values: Mapping[sympy.Basic, torch.Tensor], variables: list[str], count: int,
+        want_hessian: bool,
+    ):
+        self.values = values
+        self.want_hessian = want_hessian
+        n = len(variables)
+        self.zero_v = torch.zeros(count, dtype=torch.float64)
+        self.zero_g = torch.zeros(count, n, dtype=torch.float64)
+        self.zero_h = torch.zeros(count, n, n, dtype=torch.float64)
+        self.index = {sympy.Symbol(name, real=True): i for i, name in enumerate(variables)}
+        self.slack: dict[sympy.Basic, torch.Tensor] = {}
+        self.grad: dict[sympy.Basic, torch.Tensor] = {}
+        self.grad_slack: dict[sympy.Basic, torch.Tensor] = {}
+        self.hess: dict[sympy.Basic, torch.Tensor] = {}
+        self.hess_slack: dict[sympy.Basic, torch.Tensor] = {}
+        self.local: dict[sympy.Basic, _Local] = {}
+
+    def visit(self, node: sympy.Basic) -> None:
+        """Compute every magnitude of ``node`` from its children's."""
+        kids = [] if node in self.index else _differentiable_children(node)
+        if not kids:
+            g = self.zero_g.clone()
+            if node in self.index:
+                g[:, self.index[node]] = 1.0
+            self.slack[node], self.grad[node], self.grad_slack[node] = self.zero_v, g, self.zero_g
+            self.hess[node] = self.hess_slack[node] = self.zero_h
+            return
+        first, second = _local_derivatives(node, self.values, kids)
+        self.local[node] = _Local(kids, first, second)
+        function_like = not isinstance(node, sympy.Add | sympy.Mul)
+        slack = self.zero_v
+        g, gs = self.zero_g, self.zero_g
+        for d, c in zip(first, kids, strict=True):
+            inherited = self.slack[c] + (self.values[c].abs() if function_like else 0.0)
+            slack = slack + d * inherited
+            g = g + d.unsqueeze(1) * self.grad[c]
+            gs = gs + d.unsqueeze(1) * self.grad_slack[c]
+        for a, ca in enumerate(kids):
+            for b, cb in enumerate(kids):
+                gs = gs + (second[a][b] * self.slack[cb]).unsqueeze(1) * self.grad[ca].abs()
+        self.slack[node], self.grad[node], self.grad_slack[node] = slack, g, gs
+        if not self.want_hessian:
+            self.hess[node] = self.hess_slack[node] = self.zero_h
+            return
+        h, hs = self.zero_h, self.zero_h
+        for d, c in zip(first, kids, strict=True):
+            h = h + d[:, None, None] * self.hess[c]
+            hs = hs + d[:, None, None] * self.hess_slack[c]
+        for a, ca in enumerate(kids):
+            for b, cb in enumerate(kids):
+                weight = second[a][b][:, None, None]
+                h = h + weight * _outer(self.grad[ca], self.grad[cb])
+                hs = hs + weight * (
+                    self.slack[cb][:, None, None] * self.hess[ca].abs()
+                    + _outer(self.grad_slack[ca], self.grad[cb])
+                    + _outer(self.grad[ca], self.grad_slack[cb])
+                )
+        self.hess[node], self.hess_slack[node] = h, hs
+
+
+def _outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a.unsqueeze(2) * b.unsqueeze(1)
 
 
 def _topological(expr: sympy.Expr) -> list[sympy.Basic]:
@@ -162,46 +223,51 @@ def _local_derivatives(
     node: sympy.Basic,
     values: Mapping[sympy.Basic, torch.Tensor],
     kids: Sequence[sympy.Basic],
-    want_hessian: bool,
 ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
     """|d node / d child| and |d2 node / d child d child'| at every point, in float64."""
     leaves = {c: values[c].detach().clone().requires_grad_(True) for c in kids}
     args = [leaves.get(c, values[c]) for c in children(node)]
     out = apply(node, args)
     leaf_list = [leaves[c] for c in kids]
-    firsts = torch.autograd.grad(
-        out.sum(), leaf_list, create_graph=want_hessian, allow_unused=True
-    )
+    firsts = torch.autograd.grad(out.sum(), leaf_list, create_graph=True, allow_unused=True)
     first = [_abs(g, out) for g in firsts]
     second: list[list[torch.Tensor]] = []
-    if want_hessian:
-        for g in firsts:
-            if g is None or not g.requires_grad:
-                second.append([torch.zeros_like(out, dtype=torch.float64) for _ in kids])
-                continue
-            row = torch.autograd.grad(g.sum(), leaf_list, retain_graph=True, allow_unused=True)
-            second.append([_abs(r, out) for r in row])
+    for g in firsts:
+        if g is None or not g.requires_grad:
+            second.append([torch.zeros(out.shape, dtype=torch.float64) for _ in kids])
+            continue
+        row = torch.autograd.grad(g.sum(), leaf_list, retain_graph=True, allow_unused=True)
+        second.append([_abs(r, out) for r in row])
     return first, second
 
 
 def _abs(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-    if grad is None:
+    if grad is None or grad._is_zerotensor():
         return torch.zeros(like.shape, dtype=torch.float64)
-    return grad.detach().abs().expand(like.shape).to(torch.float64)
+    magnitude = grad.detach().abs().expand(like.shape).to(torch.float64)
+    # A local derivative that is nan or inf (a pole, a kink) gives no usable scale.
+    return torch.nan_to_num(magnitude, nan=0.0, posinf=0.0)
 
 
 def _adjoints(
-    order: Sequence[sympy.Basic],
-    local: Mapping[sympy.Basic, tuple[list[sympy.Basic], list[torch.Tensor]]],
-    count: int,
+    order: Sequence[sympy.Basic], scales: _Scales, count: int
 ) -> dict[sympy.Basic, torch.Tensor]:
-    """Reverse accumulation of |local derivatives|: the magnitude of d output / d node."""
+    """Magnitude of d output / d node: reverse accumulation of |local derivatives|, plus
+    how far it moves when node values move by their slack."""
+    zero = torch.zeros(count, dtype=torch.float64)
     adjoint: dict[sympy.Basic, torch.Tensor] = {order[-1]: torch.ones(count, dtype=torch.float64)}
+    slack: dict[sympy.Basic, torch.Tensor] = {order[-1]: zero}
     for node in reversed(order):
-        if node not in local or node not in adjoint:
+        local = scales.local.get(node)
+        if local is None or node not in adjoint:
             continue
-        kids, weights = local[node]
-        for child, weight in zip(kids, weights, strict=True):
-            previous = adjoint.get(child, torch.zeros(count, dtype=torch.float64))
-            adjoint[child] = previous + adjoint[node] * weight
-    return adjoint
+        for a, child in enumerate(local.kids):
+            moved = sum(
+                (local.second[a][b] * scales.slack[other] for b, other in enumerate(local.kids)),
+                zero,
+            )
+            adjoint[child] = adjoint.get(child, zero) + adjoint[node] * local.first[a]
+            slack[child] = (
+                slack.get(child, zero) + slack[node] * local.first[a] + adjoint[node] * moved
+            )
+    return {node: adjoint[node] + slack[node] for node in adjoint}
