@@ -7,22 +7,18 @@ and Redis, as a fleet runs. Both submit the seed document's examples and one kno
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from verifier import migrate
-from verifier.cli.processes import ChildProcess, free_port, service_command, wait_until_healthy
-
 pytestmark = pytest.mark.slow
 
-STARTUP_TIMEOUT_S = 90.0
+StartService = Callable[[Path, dict[str, str]], AbstractContextManager[str]]
 JOB_TIMEOUT_S = 180.0
 
 CHECKS: list[dict[str, Any]] = [
@@ -37,52 +33,6 @@ CHECKS: list[dict[str, Any]] = [
     {"expression": "(1 - cos(x))/x**2", "points": [{"x": "0.001"}], "dtype": "float32"},
 ]
 EXPECTED_VERDICTS = ["pass", "pass", "pass", "fail"]  # issue 3, "Tests over real connections"
-
-
-@contextmanager
-def running_service(tmp_path: Path, env_overrides: dict[str, str]) -> Iterator[str]:
-    """Migrate, start the API server and one worker; yield the API's URL; stop both."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "VERIFIER_DATA_DIR": str(tmp_path / "data"),
-        "VERIFIER_REQUEUE_INTERVAL_S": "0",
-        "PYTHONUNBUFFERED": "1",
-        **env_overrides,
-    }
-    for name in ("VERIFIER_DATABASE_URL", "VERIFIER_BROKER_URL"):
-        if name not in env_overrides:
-            env.pop(name, None)
-    database_url = env_overrides.get(
-        "VERIFIER_DATABASE_URL", f"sqlite:///{tmp_path / 'data' / 'derivcheck.sqlite3'}"
-    )
-    migrate.upgrade(database_url)
-    logs = tmp_path / "logs"
-    children = [
-        ChildProcess(
-            "API",
-            service_command("serve", "--port", str(port), "--log-level", "warning"),
-            env=env,
-            log_path=logs / "api.log",
-        ),
-        ChildProcess(
-            "worker",
-            service_command("worker", "--queues", "cpu", "--concurrency", "1"),
-            env=env,
-            log_path=logs / "worker.log",
-        ),
-    ]
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(url, children, STARTUP_TIMEOUT_S)
-        yield url
-    except BaseException:
-        for child in children:
-            print(f"--- {child.name} log ---\n{child.log_tail()}")
-        raise
-    finally:
-        for child in reversed(children):
-            child.stop()
 
 
 def _wait_for_job(http: httpx.Client, job_id: str) -> dict[str, Any]:
@@ -129,12 +79,14 @@ def _submit_seed_examples_and_check_the_answers(url: str) -> None:
         assert failing["items"][0]["index"] == 3
 
 
-def test_service_on_embedded_defaults(tmp_path: Path) -> None:
-    with running_service(tmp_path, {}) as url:
+def test_service_on_embedded_defaults(tmp_path: Path, start_service: StartService) -> None:
+    with start_service(tmp_path, {}) as url:
         _submit_seed_examples_and_check_the_answers(url)
 
 
-def test_service_on_postgres_and_redis(tmp_path: Path, postgres_url: str, redis_url: str) -> None:
+def test_service_on_postgres_and_redis(
+    tmp_path: Path, postgres_url: str, redis_url: str, start_service: StartService
+) -> None:
     overrides = {"VERIFIER_DATABASE_URL": postgres_url, "VERIFIER_BROKER_URL": redis_url}
-    with running_service(tmp_path, overrides) as url:
+    with start_service(tmp_path, overrides) as url:
         _submit_seed_examples_and_check_the_answers(url)

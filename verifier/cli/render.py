@@ -136,21 +136,24 @@ def job_table(job: dict[str, Any]) -> Table:
 def reports_table(page: dict[str, Any]) -> Table:
     """One row per report of a listing page."""
     table = Table()
-    for column in ("job", "#", "expression", "functions", "dtype", "device", "verdict"):
-        table.add_column(column)
-    table.add_column("worst ulp", justify="right")
-    table.add_column("worst rel", justify="right")
+    table.add_column("job", no_wrap=True, min_width=8)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("expression", no_wrap=True, overflow="ellipsis", min_width=20, max_width=30)
+    table.add_column("functions", no_wrap=True, overflow="ellipsis", max_width=12)
+    table.add_column("dtype", no_wrap=True, min_width=8)
+    table.add_column("device", no_wrap=True)
+    table.add_column("verdict", no_wrap=True, min_width=9)
+    table.add_column("worst ulp", justify="right", no_wrap=True, min_width=9)
     for item in page["items"]:
         table.add_row(
             item["job"][:8],
             str(item["index"]),
-            _short(item["expression"]),
+            item["expression"],
             ",".join(item["functions"]),
             item["dtype"],
             item["device"],
             styled(item["verdict"]),
             _number(item["worst"]["ulp_error"]),
-            _number(item["worst"]["rel_error"]),
         )
     return table
 
