@@ -58,6 +58,10 @@ def judge(
             detail = f"strict: the derivative does not exist here ({detail})"
         return Judgement(verdict, None, None, None, None, None, detail)
     assert reference.high is not None
+    if not math.isfinite(reference.high):
+        detail = "the exact value is finite but beyond the range of float64"
+        verdict = FAIL if math.isfinite(autograd) else NONFINITE
+        return Judgement(verdict, reference.high, math.inf, math.inf, math.inf, None, detail)
     exact = Fraction(reference.high) + Fraction(reference.low)
     allowed = tolerance.allowed(reference.high, magnitude)
     detail = None

@@ -29,7 +29,7 @@ from verifier.errors import (
 )
 
 MAX_EXPRESSION_CHARS = 2000
-MAX_SYNTAX_NODES = 1000
+MAX_SYNTAX_NODES = 500
 MAX_NESTING_DEPTH = 64
 MAX_SIGN_RUN = 8
 MAX_LITERAL_DIGITS = 30
@@ -82,7 +82,7 @@ def parse_expression(text: str) -> ParsedExpression:
 
     >>> parse_expression("x/x").expr
     x/x
-    >>> parse_expression("__import__('os')")
+    >>> parse_expression("__import__(os)")
     Traceback (most recent call last):
     ...
     verifier.errors.ForbiddenSyntaxError: names may not start with '_' ('__import__') at position 0
@@ -95,7 +95,7 @@ def parse_expression(text: str) -> ParsedExpression:
     try:
         tree = _syntax_tree(python_text)
         _check_shape(tree)
-        builder = _Builder()
+        builder = _Builder(python_text)
         expr = builder.build(tree.body)
     except ExpressionError as error:
         if error.position is not None:
@@ -186,6 +186,8 @@ def _check_shape(tree: ast.Expression) -> None:
     stack: list[tuple[ast.AST, int]] = [(tree.body, 1)]
     while stack:
         node, depth = stack.pop()
+        if isinstance(node, _BOOKKEEPING):
+            continue
         count += 1
         if count > MAX_SYNTAX_NODES:
             raise LimitError(
@@ -199,7 +201,15 @@ def _check_shape(tree: ast.Expression) -> None:
                 limit="MAX_NESTING_DEPTH",
                 position=_position(node),
             )
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+        family = _family(node)
+        for child in ast.iter_child_nodes(node):
+            # The left spine of a chain a + b + c is one n-ary node, not nesting.
+            chained = family is not None and child is getattr(node, "left", None) and _family(child) == family
+            stack.append((child, depth if chained else depth + 1))
+
+
+_BOOKKEEPING = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop)
+"""Syntax nodes that only label their parent (Load, Add, ...); not counted."""
 
 
 def _position(node: ast.AST) -> int | None:
@@ -209,7 +219,8 @@ def _position(node: ast.AST) -> int | None:
 class _Builder:
     """Builds the SymPy tree from a whitelisted syntax tree."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str) -> None:
+        self.source = source
         self.variables: list[str] = []
         self.functions: set[str] = set()
 
@@ -219,7 +230,7 @@ class _Builder:
         if isinstance(node, ast.UnaryOp):
             return self._unary(node)
         if isinstance(node, ast.Constant):
-            return _number(node)
+            return _number(node, ast.get_source_segment(self.source, node) or "")
         if isinstance(node, ast.Name):
             return self._name(node)
         if isinstance(node, ast.Call):
@@ -227,22 +238,35 @@ class _Builder:
         raise ForbiddenSyntaxError(_describe(node), position=_position(node))
 
     def _binary(self, node: ast.BinOp) -> sympy.Expr:
-        left = self.build(node.left)
-        right = self.build(node.right)
-        op = node.op
-        if isinstance(op, ast.Add):
-            return sympy.Add(left, right, evaluate=False)
-        if isinstance(op, ast.Sub):
-            return sympy.Add(left, _negate(right), evaluate=False)
-        if isinstance(op, ast.Mult):
-            return sympy.Mul(left, right, evaluate=False)
-        if isinstance(op, ast.Div):
-            return sympy.Mul(left, sympy.Pow(right, -1, evaluate=False), evaluate=False)
-        if isinstance(op, ast.Pow):
-            _check_exponent(node.right)
-            return sympy.Pow(left, right, evaluate=False)
-        symbol = _OPERATOR_SYMBOLS.get(type(op), type(op).__name__)
-        raise ForbiddenSyntaxError(f"operator {symbol!r} is not allowed", position=_position(node))
+        family = _family(node)
+        if family is None:
+            if isinstance(node.op, ast.Pow):
+                left = self.build(node.left)
+                right = self.build(node.right)
+                _check_exponent(node.right)
+                return sympy.Pow(left, right, evaluate=False)
+            symbol = _OPERATOR_SYMBOLS.get(type(node.op), type(node.op).__name__)
+            raise ForbiddenSyntaxError(
+                f"operator {symbol!r} is not allowed", position=_position(node)
+            )
+        # A chain a + b - c (or a * b / c) is one n-ary sum (product), as SymPy writes it;
+        # walking it iteratively keeps long chains off the recursion stack.
+        rights: list[tuple[ast.operator, ast.AST]] = []
+        leftmost: ast.AST = node
+        while isinstance(leftmost, ast.BinOp) and _family(leftmost) == family:
+            rights.append((leftmost.op, leftmost.right))
+            leftmost = leftmost.left
+        terms = [self.build(leftmost)]
+        for op, right in reversed(rights):
+            term = self.build(right)
+            if isinstance(op, ast.Sub):
+                term = _negate(term)
+            elif isinstance(op, ast.Div):
+                term = sympy.Pow(term, -1, evaluate=False)
+            terms.append(term)
+        if family == "sum":
+            return sympy.Add(*terms, evaluate=False)
+        return sympy.Mul(*terms, evaluate=False)
 
     def _unary(self, node: ast.UnaryOp) -> sympy.Expr:
         operand = self.build(node.operand)
@@ -353,6 +377,16 @@ _OPERATOR_SYMBOLS = {
 }
 
 
+def _family(node: ast.AST) -> str | None:
+    """``sum`` for + and -, ``product`` for * and /: operators that chain into one node."""
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.Add | ast.Sub):
+            return "sum"
+        if isinstance(node.op, ast.Mult | ast.Div):
+            return "product"
+    return None
+
+
 def _negate(expr: sympy.Basic) -> sympy.Expr:
     if isinstance(expr, sympy.Number):
         return -expr
@@ -370,12 +404,13 @@ def _check_name(name: str, node: ast.AST) -> None:
         )
 
 
-def _number(node: ast.Constant) -> sympy.Number:
+def _number(node: ast.Constant, source: str) -> sympy.Number:
     value = node.value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ForbiddenSyntaxError(_describe(node), position=_position(node))
-    source = f"{value!r}"
-    digits = len(source.replace(".", "").replace("-", "").split("e")[0].lstrip("0"))
+    source = source.replace("_", "")
+    mantissa = source.lower().split("e")[0]
+    digits = len(mantissa.replace(".", "").lstrip("0"))
     if digits > MAX_LITERAL_DIGITS:
         raise LimitError(
             f"number literal with more than {MAX_LITERAL_DIGITS} digits",
@@ -388,7 +423,7 @@ def _number(node: ast.Constant) -> sympy.Number:
         raise LimitError(
             "number literal out of range", limit="MAX_LITERAL_DIGITS", position=_position(node)
         )
-    # The literal's shortest decimal text, as an exact rational: 0.1 means 1/10.
+    # The literal as written, as an exact rational: 0.1 means 1/10.
     return sympy.Rational(source)
 
 

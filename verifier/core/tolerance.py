@@ -26,6 +26,9 @@ from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, Key
 from verifier.core.translate import Translation, apply, children
 from verifier.errors import OptionError
 
+MAX_CHILDREN_THIRD_ORDER = 8
+"""Nodes with more children skip the third-derivative slack term (k**3 autograd calls)."""
+
 _CONDITIONS = (sympy.logic.boolalg.BooleanAtom, sympy.core.relational.Relational)
 
 DEFAULT_ULPS = {"float64": 64, "float32": 64, "float16": 16, "bfloat16": 8}
@@ -104,11 +107,13 @@ def magnitudes(
 
 @dataclass(frozen=True)
 class _Local:
-    """|first| and |second| derivatives of a node with respect to its children."""
+    """A node's |first| and |second| derivatives by its children, and how far each child
+    may be off."""
 
     kids: list[sympy.Basic]
     first: list[torch.Tensor]
     second: list[list[torch.Tensor]]
+    off: list[torch.Tensor]
 
 
 class _Scales:
@@ -119,8 +124,7 @@ class _Scales:
     phi of u; sums and products pass their children's slack on but add none, so cancellation
     in the expression as written is not forgiven); ``grad``/``hess``, the sums of |terms|
     autograd accumulates; ``grad_slack``/``hess_slack``, how far those move when the node
-    values move by their slack (first order; the Hessian's third-derivative terms are left
-    out).
+    values move by their slack (to first order).
     """
 
     def __init__(
@@ -151,19 +155,23 @@ class _Scales:
             self.slack[node], self.grad[node], self.grad_slack[node] = self.zero_v, g, self.zero_g
             self.hess[node] = self.hess_slack[node] = self.zero_h
             return
-        first, second = _local_derivatives(node, self.values, kids)
-        self.local[node] = _Local(kids, first, second)
+        first, second, third = _local_derivatives(
+            node, self.values, kids, want_third=self.want_hessian
+        )
+        # How far each child's value may be off: its inherited slack, plus its own rounding
+        # when it is the argument of a function (sums and products forgive no rounding).
         function_like = not isinstance(node, sympy.Add | sympy.Mul)
-        slack = self.zero_v
-        g, gs = self.zero_g, self.zero_g
-        for d, c in zip(first, kids, strict=True):
-            inherited = self.slack[c] + (self.values[c].abs() if function_like else 0.0)
-            slack = slack + d * inherited
-            g = g + d.unsqueeze(1) * self.grad[c]
-            gs = gs + d.unsqueeze(1) * self.grad_slack[c]
+        off = [self.slack[c] + (self.values[c].abs() if function_like else 0.0) for c in kids]
+        self.local[node] = _Local(kids, first, second, off)
+        slack = sum((d * o for d, o in zip(first, off, strict=True)), self.zero_v)
+        g = sum((d.unsqueeze(1) * self.grad[c] for d, c in zip(first, kids, strict=True)), self.zero_g)
+        gs = sum(
+            (d.unsqueeze(1) * self.grad_slack[c] for d, c in zip(first, kids, strict=True)),
+            self.zero_g,
+        )
         for a, ca in enumerate(kids):
-            for b, cb in enumerate(kids):
-                gs = gs + (second[a][b] * self.slack[cb]).unsqueeze(1) * self.grad[ca].abs()
+            for b in range(len(kids)):
+                gs = gs + (second[a][b] * off[b]).unsqueeze(1) * self.grad[ca].abs()
         self.slack[node], self.grad[node], self.grad_slack[node] = slack, g, gs
         if not self.want_hessian:
             self.hess[node] = self.hess_slack[node] = self.zero_h
@@ -177,10 +185,14 @@ class _Scales:
                 weight = second[a][b][:, None, None]
                 h = h + weight * _outer(self.grad[ca], self.grad[cb])
                 hs = hs + weight * (
-                    self.slack[cb][:, None, None] * self.hess[ca].abs()
+                    off[b][:, None, None] * self.hess[ca].abs()
                     + _outer(self.grad_slack[ca], self.grad[cb])
                     + _outer(self.grad[ca], self.grad_slack[cb])
                 )
+                moved = sum(
+                    (third[a][b][c] * off[c] for c in range(len(kids))), self.zero_v
+                )
+                hs = hs + moved[:, None, None] * _outer(self.grad[ca], self.grad[cb]).abs()
         self.hess[node], self.hess_slack[node] = h, hs
 
 
@@ -223,22 +235,37 @@ def _local_derivatives(
     node: sympy.Basic,
     values: Mapping[sympy.Basic, torch.Tensor],
     kids: Sequence[sympy.Basic],
-) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
-    """|d node / d child| and |d2 node / d child d child'| at every point, in float64."""
+    *,
+    want_third: bool,
+) -> tuple[list[torch.Tensor], list[list[torch.Tensor]], list[list[list[torch.Tensor]]]]:
+    """|first|, |second| and (if asked) |third| derivatives of a node by its children."""
     leaves = {c: values[c].detach().clone().requires_grad_(True) for c in kids}
     args = [leaves.get(c, values[c]) for c in children(node)]
     out = apply(node, args)
     leaf_list = [leaves[c] for c in kids]
-    firsts = torch.autograd.grad(out.sum(), leaf_list, create_graph=True, allow_unused=True)
+    want_third = want_third and len(kids) <= MAX_CHILDREN_THIRD_ORDER
+    firsts = _derivatives(out, leaf_list, create_graph=True)
+    seconds = [_derivatives(g, leaf_list, create_graph=want_third) for g in firsts]
     first = [_abs(g, out) for g in firsts]
-    second: list[list[torch.Tensor]] = []
-    for g in firsts:
-        if g is None or not g.requires_grad:
-            second.append([torch.zeros(out.shape, dtype=torch.float64) for _ in kids])
-            continue
-        row = torch.autograd.grad(g.sum(), leaf_list, retain_graph=True, allow_unused=True)
-        second.append([_abs(r, out) for r in row])
-    return first, second
+    zero = torch.zeros(out.shape, dtype=torch.float64)
+    second = [[_abs(g, out) for g in row] for row in seconds]
+    third = [
+        [[_abs(g, out) for g in _derivatives(s, leaf_list, create_graph=False)] for s in row]
+        for row in seconds
+    ] if want_third else [[[zero] * len(kids) for _ in kids] for _ in kids]
+    return first, second, third
+
+
+def _derivatives(
+    output: torch.Tensor | None, leaves: list[torch.Tensor], *, create_graph: bool
+) -> list[torch.Tensor | None]:
+    if output is None or not output.requires_grad:
+        return [None] * len(leaves)
+    return list(
+        torch.autograd.grad(
+            output.sum(), leaves, retain_graph=True, create_graph=create_graph, allow_unused=True
+        )
+    )
 
 
 def _abs(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -262,10 +289,7 @@ def _adjoints(
         if local is None or node not in adjoint:
             continue
         for a, child in enumerate(local.kids):
-            moved = sum(
-                (local.second[a][b] * scales.slack[other] for b, other in enumerate(local.kids)),
-                zero,
-            )
+            moved = sum((row * off for row, off in zip(local.second[a], local.off, strict=True)), zero)
             adjoint[child] = adjoint.get(child, zero) + adjoint[node] * local.first[a]
             slack[child] = (
                 slack.get(child, zero) + slack[node] * local.first[a] + adjoint[node] * moved
