@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from verifier.cli import check as check_command
+from verifier.cli import service
 
 
 def create_cli() -> typer.Typer:
@@ -22,6 +23,7 @@ def create_cli() -> typer.Typer:
     )
     app.callback()(_root)
     check_command.register(app)
+    service.register(app)
     return app
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sympy
 import torch
 
-from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, Key
+from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, Key, node_key
 from verifier.core.translate import Translation
 from verifier.errors import OptionError
 
@@ -94,7 +94,7 @@ def run_autograd(
         tensors = [translation.tensors[node] for node in nodes]
         grads = _grad(total, tensors, create_graph=False)
         for node, grad in zip(nodes, grads, strict=True):
-            values[(NODE, (), str(node))] = _floats(grad, len(points))
+            values[(NODE, (), node_key(node))] = _floats(grad, len(points))
 
     first = _grad(total, leaves, create_graph=hessian)
     for name, grad in zip(variables, first, strict=True):

@@ -13,22 +13,27 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 
 import flint
 import sympy
 import torch
 
-from verifier.core.autograd import SEED_IDIOM_NOTE, resolve_device, run_autograd
+from verifier.core.autograd import (
+    SEED_IDIOM_NOTE,
+    AutogradResult,
+    resolve_device,
+    run_autograd,
+)
 from verifier.core.compare import judge
 from verifier.core.dtypes import get_dtype
 from verifier.core.parse import parse_expression
 from verifier.core.points import PointInput, round_points, sample_points
-from verifier.core.reference import METHOD_ARB, ReferenceValue, compute_truth
+from verifier.core.reference import METHOD_ARB, OK, ReferenceValue, compute_truth
 from verifier.core.report import ERROR, Entry, Report, worst
 from verifier.core.sandbox import Sandbox, SandboxCrash, SandboxTimeout
-from verifier.core.symbolic import distinct_nodes, entry_keys
+from verifier.core.symbolic import Key, distinct_nodes, entry_keys, node_key
 from verifier.core.tolerance import magnitudes, make_tolerance
 from verifier.errors import ExpressionError, OptionError, PointError
 
@@ -121,7 +126,7 @@ def check(
     reference_budget = DEFAULT_REFERENCE_TIMEOUT_S + REFERENCE_SECONDS_PER_VALUE * len(points) * len(keys)
     timings: dict[str, float] = {}
 
-    def autograd_side() -> tuple[object, dict]:
+    def autograd_side() -> tuple[AutogradResult, dict[Key, list[float]]]:
         begin = time.perf_counter()
         result = run_autograd(
             parsed.expr, parsed.variables, points, fmt.name, torch_device,
@@ -149,10 +154,30 @@ def check(
     assert truth_keys == keys, "the symbolic and autograd sides disagree on the entries"
     timings.update(truth_timings)
 
-    for p, row in enumerate(references):
+    labels = {node_key(node): str(node) for node in node_list}
+    for index, row in enumerate(references):
         for key, reference in zip(keys, row, strict=True):
+            kind, wrt, node = key
+            judgement = judge(
+                autograd.values[key][index], reference, scale[key][index], tolerance, fmt,
+                strict=strict,
+            )
             report.entries.append(
-                _entry(key, p, autograd.values[key][p], reference, scale[key][p], tolerance, fmt, strict)
+                Entry(
+                    kind=kind,
+                    wrt=None if node is not None else wrt,
+                    node=None if node is None else labels[node],
+                    point=index,
+                    autograd=autograd.values[key][index],
+                    reference=judgement.reference,
+                    reference_radius=reference.radius,
+                    abs_error=judgement.abs_error,
+                    rel_error=judgement.rel_error,
+                    ulp_error=judgement.ulp_error,
+                    tolerance=judgement.allowed,
+                    verdict=judgement.verdict,
+                    detail=judgement.detail,
+                )
             )
     report.verdict = worst({entry.verdict for entry in report.entries})
     report.reference_method = _method(row for rows in references for row in rows)
@@ -161,28 +186,8 @@ def check(
     return _finish(report, started, parsed_at, timings)
 
 
-def _entry(key, point, value, reference: ReferenceValue, magnitude, tolerance, fmt, strict) -> Entry:  # type: ignore[no-untyped-def]
-    kind, wrt, node = key
-    judgement = judge(value, reference, magnitude, tolerance, fmt, strict=strict)
-    return Entry(
-        kind=kind,
-        wrt=tuple(wrt) if kind != "node" else None,
-        node=node,
-        point=point,
-        autograd=value,
-        reference=judgement.reference,
-        reference_radius=reference.radius,
-        abs_error=judgement.abs_error,
-        rel_error=judgement.rel_error,
-        ulp_error=judgement.ulp_error,
-        tolerance=judgement.allowed,
-        verdict=judgement.verdict,
-        detail=judgement.detail,
-    )
-
-
-def _method(values) -> str:  # type: ignore[no-untyped-def]
-    methods = sorted({value.method for value in values if value.status == "ok"})
+def _method(values: Iterable[ReferenceValue]) -> str:
+    methods = sorted({value.method for value in values if value.status == OK})
     return "; ".join(methods) if methods else METHOD_ARB
 
 

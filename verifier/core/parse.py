@@ -266,7 +266,9 @@ class _Builder:
             terms.append(term)
         if family == "sum":
             return sympy.Add(*terms, evaluate=False)
-        return sympy.Mul(*terms, evaluate=False)
+        if terms[0] == sympy.S.One and isinstance(rights[-1][0], ast.Div):
+            terms = terms[1:]  # 1/u is the reciprocal of u, not a product with 1
+        return terms[0] if len(terms) == 1 else sympy.Mul(*terms, evaluate=False)
 
     def _unary(self, node: ast.UnaryOp) -> sympy.Expr:
         operand = self.build(node.operand)

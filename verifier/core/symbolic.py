@@ -30,7 +30,13 @@ class SymbolicError(Exception):
 
 
 Key = tuple[str, tuple[str, ...], str | None]
-"""Identity of an entry, shared by the autograd and reference sides: (kind, wrt, node)."""
+"""Identity of an entry, shared by the autograd and reference sides: (kind, wrt, node key)."""
+
+
+def node_key(node: sympy.Basic) -> str:
+    """A node's identity: its full structure, since distinct unevaluated nodes can print
+    alike (``0.5*x`` and ``x/2`` both print as ``x/2``)."""
+    return sympy.srepr(node)
 
 
 def entry_keys(parsed: ParsedExpression, *, hessian: bool, nodes: bool) -> list[Key]:
@@ -40,7 +46,7 @@ def entry_keys(parsed: ParsedExpression, *, hessian: bool, nodes: bool) -> list[
     if hessian:
         keys.extend((HESSIAN, (a, b), None) for a in names for b in names)
     if nodes:
-        keys.extend((NODE, (), str(node)) for node in distinct_nodes(parsed.expr))
+        keys.extend((NODE, (), node_key(node)) for node in distinct_nodes(parsed.expr))
     return keys
 
 
@@ -66,7 +72,7 @@ class Target:
     @property
     def key(self) -> Key:
         """A hashable identity shared by the autograd and reference sides."""
-        return (self.kind, self.wrt, None if self.node is None else str(self.node))
+        return (self.kind, self.wrt, None if self.node is None else node_key(self.node))
 
 
 def distinct_nodes(expr: sympy.Expr) -> list[sympy.Expr]:

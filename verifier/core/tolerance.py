@@ -22,7 +22,7 @@ import sympy
 import torch
 
 from verifier.core.dtypes import DType
-from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, Key
+from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, Key, node_key
 from verifier.core.translate import Translation, apply, children
 from verifier.errors import OptionError
 
@@ -87,7 +87,7 @@ def magnitudes(
     for node in order:
         scales.visit(node)
     adjoint = _adjoints(order, scales, len(points))
-    by_name = {str(node): node for node in order}
+    by_key = {node_key(node): node for node in order}
     names = {name: i for i, name in enumerate(variables)}
     result: dict[Key, list[float]] = {}
     for key in keys:
@@ -100,7 +100,7 @@ def magnitudes(
             column = scales.hess[expr][:, i, j] + scales.hess_slack[expr][:, i, j]
         else:
             assert kind == NODE and node is not None
-            column = adjoint.get(by_name[node], torch.zeros(len(points), dtype=torch.float64))
+            column = adjoint.get(by_key[node], torch.zeros(len(points), dtype=torch.float64))
         result[key] = [float(v) for v in column.tolist()]
     return result
 

@@ -1,0 +1,63 @@
+"""The report format (docs/report-format.md) that the CLI, Python API and service share."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from verifier import check
+
+TOP_LEVEL = {
+    "expression", "variables", "dtype", "device", "verdict", "reason", "strict",
+    "reference_method", "tolerance", "points", "entries", "functions", "notes", "worst",
+    "versions", "timings",
+}
+ENTRY = {
+    "kind", "wrt", "node", "point", "autograd", "reference", "reference_radius", "abs_error",
+    "rel_error", "ulp_error", "tolerance", "verdict", "detail",
+}
+
+
+def test_report_has_the_documented_keys_and_is_json() -> None:
+    report = check("sin(x)*exp(y)", at={"x": 1, "y": 0.5}, nodes=True).to_dict()
+    assert set(report) == TOP_LEVEL
+    assert report["variables"] == ["x", "y"]
+    assert report["functions"] == ["exp", "sin"]
+    assert {entry["kind"] for entry in report["entries"]} == {"gradient", "hessian", "node"}
+    for entry in report["entries"]:
+        assert set(entry) == ENTRY
+        if entry["kind"] == "gradient":
+            assert len(entry["wrt"]) == 1 and entry["node"] is None
+        elif entry["kind"] == "hessian":
+            assert len(entry["wrt"]) == 2 and entry["node"] is None
+        else:
+            assert entry["wrt"] is None and isinstance(entry["node"], str)
+    assert json.loads(json.dumps(report, allow_nan=False)) == report
+
+
+def test_non_finite_numbers_are_strings_and_missing_values_null() -> None:
+    # sinc''(0): torch gives nan (docs/functions.md), the reference is -pi**2/3.
+    report = check("sinc(x)", at={"x": 0}).to_dict()
+    hessian = [e for e in report["entries"] if e["kind"] == "hessian"][0]
+    assert hessian["autograd"] == "nan"
+    assert hessian["abs_error"] == "inf"
+    undefined = check("Abs(x)", at={"x": 0}).to_dict()["entries"][0]
+    assert undefined["reference"] is None and undefined["abs_error"] is None
+    json.dumps(report, allow_nan=False)
+
+
+def test_worst_errors_are_the_largest_over_entries() -> None:
+    report = check("(1 - cos(x))/x**2", at=[{"x": "0.5"}, {"x": "0.001"}], dtype="float32")
+    data = report.to_dict()
+    largest = max(e["rel_error"] for e in data["entries"])
+    assert data["worst"]["rel_error"] == largest
+    assert math.isfinite(largest)
+
+
+def test_error_report_keeps_the_format_with_a_reason() -> None:
+    product = "*".join(f"(x{i} + {i + 1})" for i in range(30))
+    report = check(product, at={f"x{i}": 0.5 for i in range(30)}, symbolic_timeout_s=1)
+    data = report.to_dict()
+    assert set(data) == TOP_LEVEL
+    assert data["verdict"] == "error" and data["reason"] == "symbolic timeout"
+    assert data["entries"] == []

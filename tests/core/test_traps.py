@@ -1,0 +1,144 @@
+"""The places where a naive comparison gets the verdict wrong.
+
+At a kink, SymPy's derivative and torch agree on a number (sign(0) = 0, Heaviside(0) = 1/2),
+so comparing numbers says `pass`; the derivative does not exist there.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from verifier import check
+
+
+def verdicts(report, kind: str = "gradient") -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.verdict for e in report.entries if e.kind == kind]
+
+
+def test_abs_at_zero_is_undefined_although_torch_and_sympy_agree_on_zero() -> None:
+    report = check("Abs(x)", at={"x": 0})
+    (entry,) = [e for e in report.entries if e.kind == "gradient"]
+    assert entry.autograd == 0.0  # torch: abs'(0) = 0, and SymPy's sign(0) = 0 as well
+    assert entry.verdict == "undefined"
+    assert report.verdict == "undefined"
+
+
+def test_abs_away_from_zero_passes() -> None:
+    report = check("Abs(x)", at=[{"x": -1.5}, {"x": 2}])
+    assert report.gradient == [[-1.0], [1.0]]  # sign(x) by hand
+    assert report.verdict == "pass"
+
+
+def test_max_at_a_tie_is_undefined_although_both_sides_give_one_half() -> None:
+    report = check("Max(x, y)", at={"x": 1, "y": 1})
+    assert report.gradient == [[0.5, 0.5]]  # torch splits the gradient at a tie
+    assert set(verdicts(report)) == {"undefined"}
+
+
+def test_min_heaviside_sign_floor_ceiling_on_their_jumps_are_undefined() -> None:
+    cases = {
+        "Min(x, y)": {"x": 2, "y": 2},
+        "Heaviside(x)": {"x": 0},
+        "sign(x)": {"x": 0},
+        "floor(x)": {"x": 3},
+        "ceiling(x)": {"x": -2},
+        "x*floor(x)": {"x": 1},
+    }
+    for expression, point in cases.items():
+        report = check(expression, at=point)
+        assert "undefined" in verdicts(report), expression
+
+
+def test_floor_between_integers_has_derivative_zero() -> None:
+    report = check("floor(x)", at={"x": 2.5})
+    assert report.gradient == [[0.0]] and report.verdict == "pass"
+
+
+def test_piecewise_boundary_is_undefined_and_interior_passes() -> None:
+    expression = "Piecewise((x, x < 0), (x**2, True))"
+    assert set(verdicts(check(expression, at={"x": 0}))) == {"undefined"}
+    inside = check(expression, at=[{"x": -1}, {"x": 3}])
+    assert inside.gradient == [[1.0], [6.0]]  # 1 and 2x by hand
+    assert inside.verdict == "pass"
+
+
+def test_abs_cubed_is_differentiable_twice_at_zero() -> None:
+    # |x|**3 has derivative 3x|x| and second derivative 6|x|: both 0 at 0 (hand derivation).
+    report = check("Abs(x)**3", at={"x": 0})
+    assert report.verdict == "pass"
+    assert [e.reference for e in report.entries] == [0.0, 0.0]
+
+
+def test_branch_ends_are_undefined() -> None:
+    cases = {
+        "sqrt(x)": {"x": 0},
+        "asin(x)": {"x": 1},
+        "acos(x)": {"x": -1},
+        "acosh(x)": {"x": 1},
+    }
+    for expression, point in cases.items():
+        report = check(expression, at=point)
+        assert verdicts(report) == ["undefined"], expression
+
+
+def test_outside_the_domain_is_domain() -> None:
+    for expression, point in {
+        "log(x)": {"x": -1},
+        "sqrt(x)": {"x": -4},
+        "atanh(x)": {"x": 1},
+        "asin(x)": {"x": 2},
+    }.items():
+        report = check(expression, at=point)
+        assert report.verdict == "domain", expression
+
+
+def test_cancellation_example_fails_in_float32() -> None:
+    # The core issue: autograd gives 46.3 where the truth is -8.33e-5 at x = 0.001 in float32.
+    report = check("(1 - cos(x))/x**2", at={"x": "0.001"}, dtype="float32")
+    (entry,) = [e for e in report.entries if e.kind == "gradient"]
+    assert entry.verdict == "fail"
+    assert entry.autograd == pytest.approx(46.3, abs=0.05)
+    assert entry.reference == pytest.approx(-8.33e-5, rel=1e-3)
+
+
+def test_cancellation_example_fails_in_float64_too() -> None:
+    # The core issue: relative error 1.9e-4 in float64 at x = 0.001.
+    report = check("(1 - cos(x))/x**2", at={"x": "0.001"})
+    (entry,) = [e for e in report.entries if e.kind == "gradient"]
+    assert entry.verdict == "fail"
+    assert entry.rel_error == pytest.approx(1.9e-4, rel=0.05)
+
+
+def test_sinc_second_derivative_at_zero_uses_the_limit() -> None:
+    # Normalized sinc: sinc''(0) = -pi**2/3 (from the series 1 - (pi x)**2/6 + ...);
+    # torch's backward formula divides by x, so autograd gives nan there.
+    report = check("sinc(x)", at={"x": 0})
+    gradient, hessian = report.entries
+    assert gradient.reference == 0.0 and gradient.verdict == "pass"
+    assert hessian.reference == pytest.approx(-math.pi**2 / 3, rel=1e-15)
+    assert math.isnan(hessian.autograd)
+    assert hessian.verdict == "nonfinite"
+    assert "limit" in (report.reference_method or "")
+
+
+def test_x_over_x_stays_as_written_and_passes() -> None:
+    report = check("x/x", at={"x": 3}, nodes=True)
+    assert report.verdict == "pass"
+    assert {e.node for e in report.entries if e.kind == "node"} == {"x/x", "1/x"}
+
+
+def test_strict_mode_turns_undefined_into_fail() -> None:
+    report = check("Abs(x)", at={"x": 0}, strict=True)
+    assert verdicts(report) == ["fail"]
+    assert report.verdict == "fail"
+    assert report.entries[0].detail is not None and report.entries[0].detail.startswith("strict")
+
+
+def test_tolerance_override_changes_the_verdict_of_a_small_error() -> None:
+    # In float64 the cancellation example is off by about 1.9e-4 relative (core issue):
+    # an rtol of 1e-3 forgives it, the default does not.
+    text, point = "(1 - cos(x))/x**2", {"x": "0.001"}
+    assert check(text, at=point, hessian=False).verdict == "fail"
+    assert check(text, at=point, hessian=False, rtol=1e-3).verdict == "pass"
