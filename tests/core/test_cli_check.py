@@ -52,7 +52,9 @@ def test_sampling_summarises_many_points() -> None:
         (("x",), "no points"),
     ],
 )
-def test_bad_input_gets_one_line_on_stderr_and_exit_two(args: tuple[str, ...], message: str) -> None:
+def test_bad_input_gets_one_line_on_stderr_and_exit_two(
+    args: tuple[str, ...], message: str
+) -> None:
     result = run(*args)
     assert result.returncode == 2
     assert result.stdout == ""

@@ -15,13 +15,17 @@ def test_core_imports_no_service_framework() -> None:
         "bad = [m for m in ('fastapi', 'sqlalchemy', 'celery', 'kombu') if m in sys.modules];"
         "print(','.join(bad))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == ""
 
 
 def test_parser_and_package_import_do_not_load_torch() -> None:
     code = "import sys, verifier, verifier.core.parse; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
 
 

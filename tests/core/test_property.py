@@ -17,7 +17,16 @@ from verifier import check
 from verifier.core.parse import parse_expression
 
 VARIABLES = ("x", "y")
-UNARY = ("exp(-{})", "sqrt({})", "log(1 + {})", "atan({})", "erf({})", "1/(1 + {})", "({})**2", "({})**3")
+UNARY = (
+    "exp(-{})",
+    "sqrt({})",
+    "log(1 + {})",
+    "atan({})",
+    "erf({})",
+    "1/(1 + {})",
+    "({})**2",
+    "({})**3",
+)
 BINARY = ("({} + {})", "({} * {})", "({} / {})", "Max({}, {})", "Min({}, {})")
 
 leaves = st.sampled_from(VARIABLES + ("2", "3", "0.5"))
@@ -39,10 +48,16 @@ coordinates = st.floats(min_value=0.5, max_value=2.0, allow_nan=False, allow_inf
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(expression=expressions, x=coordinates, y=coordinates)
-def test_random_smooth_expressions_never_fail_in_float64(expression: str, x: float, y: float) -> None:
+def test_random_smooth_expressions_never_fail_in_float64(
+    expression: str, x: float, y: float
+) -> None:
     names = parse_expression(expression).variables
     point = {name: value for name, value in (("x", x), ("y", y)) if name in names}
     report = check(expression, at=point, nodes=True)
     failing = [e for e in report.entries if e.verdict in ("fail", "nonfinite")]
     assert report.verdict != "error", report.reason
-    assert not failing, (expression, point, [(e.kind, e.wrt, e.node, e.autograd, e.reference) for e in failing])
+    assert not failing, (
+        expression,
+        point,
+        [(e.kind, e.wrt, e.node, e.autograd, e.reference) for e in failing],
+    )

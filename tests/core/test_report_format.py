@@ -8,13 +8,37 @@ import math
 from verifier import check
 
 TOP_LEVEL = {
-    "expression", "variables", "dtype", "device", "verdict", "reason", "strict",
-    "reference_method", "tolerance", "points", "entries", "functions", "notes", "worst",
-    "versions", "timings",
+    "expression",
+    "variables",
+    "dtype",
+    "device",
+    "verdict",
+    "reason",
+    "strict",
+    "reference_method",
+    "tolerance",
+    "points",
+    "entries",
+    "functions",
+    "notes",
+    "worst",
+    "versions",
+    "timings",
 }
 ENTRY = {
-    "kind", "wrt", "node", "point", "autograd", "reference", "reference_radius", "abs_error",
-    "rel_error", "ulp_error", "tolerance", "verdict", "detail",
+    "kind",
+    "wrt",
+    "node",
+    "point",
+    "autograd",
+    "reference",
+    "reference_radius",
+    "abs_error",
+    "rel_error",
+    "ulp_error",
+    "tolerance",
+    "verdict",
+    "detail",
 }
 
 

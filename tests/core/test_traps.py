@@ -117,7 +117,7 @@ def test_sinc_second_derivative_at_zero_uses_the_limit() -> None:
     report = check("sinc(x)", at={"x": 0})
     gradient, hessian = report.entries
     assert gradient.reference == 0.0 and gradient.verdict == "pass"
-    assert hessian.reference == pytest.approx(-math.pi**2 / 3, rel=1e-15)
+    assert hessian.reference == pytest.approx(-(math.pi**2) / 3, rel=1e-15)
     assert math.isnan(hessian.autograd)
     assert hessian.verdict == "nonfinite"
     assert "limit" in (report.reference_method or "")
@@ -142,3 +142,24 @@ def test_tolerance_override_changes_the_verdict_of_a_small_error() -> None:
     text, point = "(1 - cos(x))/x**2", {"x": "0.001"}
     assert check(text, at=point, hessian=False).verdict == "fail"
     assert check(text, at=point, hessian=False, rtol=1e-3).verdict == "pass"
+
+
+def test_tanh_derivative_for_large_arguments_is_caught() -> None:
+    # torch computes tanh'(u) as 1 - tanh(u)**2; at u = 9, sech(9)**2 = 6.09e-8 while
+    # tanh(9)**2 rounds with an absolute error near 1.1e-16, so the relative error is about
+    # 1e-9, far above float64's tolerance (docs/functions.md, hand estimate).
+    report = check("tanh(x)", at={"x": 9}, hessian=False)
+    (entry,) = report.entries
+    assert entry.reference == pytest.approx(4 / (math.exp(9) + math.exp(-9)) ** 2, rel=1e-12)
+    assert entry.verdict == "fail"
+    assert 1e-11 < entry.rel_error < 1e-6
+
+
+def test_trigamma_for_negative_arguments_is_caught() -> None:
+    # gamma''(x) = gamma(x) * (digamma(x)**2 + trigamma(x)); mpmath at 50 digits gives
+    # trigamma(-2.5) = 9.5392466449891..., torch.polygamma(1, -2.5) = 9.5392466449375...
+    # (docs/functions.md), so autograd's second derivative is off by about 5e-12 relative.
+    report = check("gamma(x)", at={"x": -2.5})
+    hessian = [e for e in report.entries if e.kind == "hessian"][0]
+    assert hessian.verdict == "fail"
+    assert 1e-13 < hessian.rel_error < 1e-9

@@ -109,7 +109,9 @@ def run_autograd(
     return AutogradResult(values=values, device=str(device), seed_idiom=seed_idiom)
 
 
-def _grad(output: torch.Tensor, wrt: Sequence[torch.Tensor], *, create_graph: bool) -> list[torch.Tensor]:
+def _grad(
+    output: torch.Tensor, wrt: Sequence[torch.Tensor], *, create_graph: bool
+) -> list[torch.Tensor]:
     if not output.requires_grad:
         return [torch.zeros_like(tensor) for tensor in wrt]
     grads = torch.autograd.grad(

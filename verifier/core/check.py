@@ -123,14 +123,21 @@ def check(
     )
     node_list = distinct_nodes(parsed.expr) if nodes else []
     keys = entry_keys(parsed, hessian=hessian, nodes=nodes)
-    reference_budget = DEFAULT_REFERENCE_TIMEOUT_S + REFERENCE_SECONDS_PER_VALUE * len(points) * len(keys)
+    reference_budget = DEFAULT_REFERENCE_TIMEOUT_S + REFERENCE_SECONDS_PER_VALUE * len(
+        points
+    ) * len(keys)
     timings: dict[str, float] = {}
 
     def autograd_side() -> tuple[AutogradResult, dict[Key, list[float]]]:
         begin = time.perf_counter()
         result = run_autograd(
-            parsed.expr, parsed.variables, points, fmt.name, torch_device,
-            hessian=hessian, nodes=node_list,
+            parsed.expr,
+            parsed.variables,
+            points,
+            fmt.name,
+            torch_device,
+            hessian=hessian,
+            nodes=node_list,
         )
         timings["autograd"] = time.perf_counter() - begin
         return result, magnitudes(parsed.expr, parsed.variables, points, keys)
@@ -159,7 +166,11 @@ def check(
         for key, reference in zip(keys, row, strict=True):
             kind, wrt, node = key
             judgement = judge(
-                autograd.values[key][index], reference, scale[key][index], tolerance, fmt,
+                autograd.values[key][index],
+                reference,
+                scale[key][index],
+                tolerance,
+                fmt,
                 strict=strict,
             )
             report.entries.append(

@@ -13,8 +13,8 @@ from fractions import Fraction
 
 from verifier.core.dtypes import DType
 from verifier.core.reference import DOMAIN, UNDEFINED, ReferenceValue
-from verifier.core.report import FAIL, NONFINITE, PASS
 from verifier.core.report import DOMAIN as DOMAIN_VERDICT
+from verifier.core.report import FAIL, NONFINITE, PASS
 from verifier.core.report import UNDEFINED as UNDEFINED_VERDICT
 from verifier.core.tolerance import Tolerance
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import flint
 import sympy
@@ -69,7 +70,9 @@ _RELATIONS: dict[type, Callable[[flint.arb], bool]] = {
 }
 
 
-def _reduce(args: Sequence[flint.arb], op: Callable[[flint.arb, flint.arb], flint.arb]) -> flint.arb:
+def _reduce(
+    args: Sequence[flint.arb], op: Callable[[flint.arb, flint.arb], flint.arb]
+) -> flint.arb:
     result = args[0]
     for arg in args[1:]:
         result = op(result, arg)
@@ -236,8 +239,8 @@ class Program:
         if opcode == "var":
             return arb(point[str(payload)])
         if opcode == "rational":
-            p, q = payload  # type: ignore[misc]
-            return arb(flint.fmpq(p, q))
+            numerator, denominator = cast(tuple[int, int], payload)
+            return arb(flint.fmpq(numerator, denominator))
         if opcode == "add":
             return _reduce(args, lambda a, b: a + b)
         if opcode == "mul":
@@ -256,7 +259,9 @@ class Program:
         if opcode in _JUMP_OPCODES:
             return self._jump(position, opcode, payload, args, run, choices)
         if opcode == "piecewise":
-            for value_index, condition_index in zip(arg_indices[::2], arg_indices[1::2], strict=True):
+            for value_index, condition_index in zip(
+                arg_indices[::2], arg_indices[1::2], strict=True
+            ):
                 if run.values[condition_index] != 0:
                     return run.values[value_index]
             return arb.nan()

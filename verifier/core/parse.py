@@ -204,7 +204,11 @@ def _check_shape(tree: ast.Expression) -> None:
         family = _family(node)
         for child in ast.iter_child_nodes(node):
             # The left spine of a chain a + b + c is one n-ary node, not nesting.
-            chained = family is not None and child is getattr(node, "left", None) and _family(child) == family
+            chained = (
+                family is not None
+                and child is getattr(node, "left", None)
+                and _family(child) == family
+            )
             stack.append((child, depth if chained else depth + 1))
 
 
@@ -353,11 +357,7 @@ class _Builder:
                     "True may only be the last Piecewise condition", position=_position(node)
                 )
             return sympy.true
-        if (
-            isinstance(node, ast.Compare)
-            and len(node.ops) == 1
-            and type(node.ops[0]) in _RELATIONS
-        ):
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _RELATIONS:
             relation = _RELATIONS[type(node.ops[0])]
             left = self.build(node.left)
             right = self.build(node.comparators[0])

@@ -49,8 +49,10 @@ def parse_domain(text: str) -> dict[str, tuple[float, float]]:
         low, colon, high = value.partition(":")
         if not colon:
             raise OptionError(f"domain of {name!r} must be low:high, got {value!r}")
-        result[name] = (float(to_fraction(low, where=f"domain of {name}")),
-                        float(to_fraction(high, where=f"domain of {name}")))
+        result[name] = (
+            float(to_fraction(low, where=f"domain of {name}")),
+            float(to_fraction(high, where=f"domain of {name}")),
+        )
     return result
 
 
@@ -131,5 +133,6 @@ def sample_points(
             raise OptionError(f"domain of {name!r} must be finite with low <= high")
         ranges.append((name, low, high))
     generator = random.Random(seed)
-    return [{name: generator.uniform(low, high) for name, low, high in ranges}
-            for _ in range(samples)]
+    return [
+        {name: generator.uniform(low, high) for name, low, high in ranges} for _ in range(samples)
+    ]

@@ -221,9 +221,7 @@ class _Evaluation:
         where = ", ".join(str(self.program.labels[j]) for j in jumps) or "a jump"
         return f"{expr} differs on the two sides of {where} at this point"
 
-    def _limit(
-        self, point: Mapping[str, float], target: Target, precision: int
-    ) -> ReferenceValue:
+    def _limit(self, point: Mapping[str, float], target: Target, precision: int) -> ReferenceValue:
         value = removable_limit(target.expr, point)
         if value is None:
             detail = f"the derivative {target.expr} is singular here"

@@ -2,11 +2,11 @@
 
 SymPy can take unbounded time on innocent-looking input (the Hessian of a product of many
 factors, limits, big rationals), and Python cannot interrupt a thread. So the symbolic side of a
-check runs in a separate, long-lived process, never a ``fork`` of this one (a forked
-copy of a process that has run torch can hang) as a fresh interpreter. The parent waits for each stage with a budget;
-past it, the child is killed and replaced, and the check ends with verdict ``error``. The child
-also runs under a CPU-time rlimit, which stops slow big-integer work that a memory limit would
-not, and an address-space rlimit.
+check runs in a separate, long-lived process: a fresh interpreter, never a ``fork`` of this one
+(a forked copy of a process that has run torch can hang). The parent waits for each stage with
+a budget; past it, the child is killed and replaced, and the check ends with verdict ``error``.
+The child also runs under a CPU-time rlimit, which stops slow big-integer work that a memory
+limit would not, and an address-space rlimit.
 """
 
 from __future__ import annotations
@@ -117,10 +117,13 @@ class Sandbox:
     def _receive(self, recv: Connection, stage: str, seconds: float) -> tuple[str, Any]:
         try:
             if recv.poll(max(seconds, 0.0)):
-                return recv.recv()  # type: ignore[no-any-return]
+                message: tuple[str, Any] = recv.recv()
+                return message
         except (EOFError, OSError):
             self._stop()
-            raise SandboxCrash(f"resource limit: the symbolic process died during {stage}") from None
+            raise SandboxCrash(
+                f"resource limit: the symbolic process died during {stage}"
+            ) from None
         self._stop()
         raise SandboxTimeout(stage)
 
@@ -170,4 +173,6 @@ def _serve(recv: Connection, send: Connection) -> None:
 
 
 if __name__ == "__main__":
-    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    _serve(
+        Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)
+    )

@@ -129,9 +129,7 @@ def _derive_cached(text: str, hessian: bool, nodes: bool) -> tuple[Target, ...]:
         for name_i, derivative_i in zip(names, first, strict=True):
             for name_j, symbol_j in zip(names, symbols, strict=True):
                 second = _clean(sympy.diff(derivative_i, symbol_j))
-                targets.append(
-                    Target(HESSIAN, (name_i, name_j), None, second, (f, derivative_i))
-                )
+                targets.append(Target(HESSIAN, (name_i, name_j), None, second, (f, derivative_i)))
     if nodes:
         for node in distinct_nodes(f):
             targets.append(Target(NODE, (), node, _node_gradient(f, node), (f,)))
@@ -149,10 +147,14 @@ def _clean(derivative: sympy.Expr) -> sympy.Expr:
     # floor and ceiling are constant between integers; SymPy leaves their derivative
     # unevaluated. At integers the reference's continuity analysis reports `undefined`.
     derivative = derivative.replace(
-        lambda e: isinstance(e, sympy.Derivative) and isinstance(e.expr, sympy.floor | sympy.ceiling),
+        lambda e: (
+            isinstance(e, sympy.Derivative) and isinstance(e.expr, sympy.floor | sympy.ceiling)
+        ),
         lambda e: sympy.S.Zero,
     )
     leftover = derivative.atoms(sympy.Derivative, sympy.Subs)
     if leftover:
-        raise SymbolicError(f"SymPy left the derivative unevaluated: {sorted(map(str, leftover))[0]}")
+        raise SymbolicError(
+            f"SymPy left the derivative unevaluated: {sorted(map(str, leftover))[0]}"
+        )
     return derivative

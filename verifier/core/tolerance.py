@@ -128,7 +128,10 @@ class _Scales:
     """
 
     def __init__(
-        self, values: Mapping[sympy.Basic, torch.Tensor], variables: list[str], count: int,
+        self,
+        values: Mapping[sympy.Basic, torch.Tensor],
+        variables: list[str],
+        count: int,
         want_hessian: bool,
     ):
         self.values = values
@@ -164,7 +167,9 @@ class _Scales:
         off = [self.slack[c] + (self.values[c].abs() if function_like else 0.0) for c in kids]
         self.local[node] = _Local(kids, first, second, off)
         slack = sum((d * o for d, o in zip(first, off, strict=True)), self.zero_v)
-        g = sum((d.unsqueeze(1) * self.grad[c] for d, c in zip(first, kids, strict=True)), self.zero_g)
+        g = sum(
+            (d.unsqueeze(1) * self.grad[c] for d, c in zip(first, kids, strict=True)), self.zero_g
+        )
         gs = sum(
             (d.unsqueeze(1) * self.grad_slack[c] for d, c in zip(first, kids, strict=True)),
             self.zero_g,
@@ -189,9 +194,7 @@ class _Scales:
                     + _outer(self.grad_slack[ca], self.grad[cb])
                     + _outer(self.grad[ca], self.grad_slack[cb])
                 )
-                moved = sum(
-                    (third[a][b][c] * off[c] for c in range(len(kids))), self.zero_v
-                )
+                moved = sum((third[a][b][c] * off[c] for c in range(len(kids))), self.zero_v)
                 hs = hs + moved[:, None, None] * _outer(self.grad[ca], self.grad[cb]).abs()
         self.hess[node], self.hess_slack[node] = h, hs
 
@@ -249,10 +252,14 @@ def _local_derivatives(
     first = [_abs(g, out) for g in firsts]
     zero = torch.zeros(out.shape, dtype=torch.float64)
     second = [[_abs(g, out) for g in row] for row in seconds]
-    third = [
-        [[_abs(g, out) for g in _derivatives(s, leaf_list, create_graph=False)] for s in row]
-        for row in seconds
-    ] if want_third else [[[zero] * len(kids) for _ in kids] for _ in kids]
+    third = (
+        [
+            [[_abs(g, out) for g in _derivatives(s, leaf_list, create_graph=False)] for s in row]
+            for row in seconds
+        ]
+        if want_third
+        else [[[zero] * len(kids) for _ in kids] for _ in kids]
+    )
     return first, second, third
 
 
@@ -289,7 +296,9 @@ def _adjoints(
         if local is None or node not in adjoint:
             continue
         for a, child in enumerate(local.kids):
-            moved = sum((row * off for row, off in zip(local.second[a], local.off, strict=True)), zero)
+            moved = sum(
+                (row * off for row, off in zip(local.second[a], local.off, strict=True)), zero
+            )
             adjoint[child] = adjoint.get(child, zero) + adjoint[node] * local.first[a]
             slack[child] = (
                 slack.get(child, zero) + slack[node] * local.first[a] + adjoint[node] * moved

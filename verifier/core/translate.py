@@ -185,6 +185,10 @@ class Translation:
 
     def constant(self, value: sympy.Basic) -> Tensor:
         """A 0-dim tensor holding ``value`` rounded once, exactly, to the dtype."""
-        exact = sympy.Rational(value) if value.is_Rational else sympy.Rational(value.evalf(_CONSTANT_DIGITS))
+        exact = (
+            sympy.Rational(value)
+            if value.is_Rational
+            else sympy.Rational(value.evalf(_CONSTANT_DIGITS))
+        )
         rounded = round_to_dtype(Fraction(int(exact.p), int(exact.q)), DTYPES[self.dtype_name])
         return torch.tensor(rounded, dtype=self.dtype, device=self.device)
