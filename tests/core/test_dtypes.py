@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from verifier import check
-from verifier.core.dtypes import DTYPES, get_dtype, round_to_dtype
+from verifier.core.dtypes import DTYPES, get_dtype, round_float, round_to_dtype
 from verifier.errors import OptionError
 
 
@@ -59,3 +59,13 @@ def test_every_dtype_runs_and_reports_its_rounded_points(dtype: str) -> None:
 def test_unknown_dtype_names_the_choices() -> None:
     with pytest.raises(OptionError, match="float64, float32, float16, bfloat16"):
         get_dtype("float8")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+def test_fast_float_rounding_agrees_with_exact_rounding(dtype: str) -> None:
+    generator = random.Random(11)
+    fmt = DTYPES[dtype]
+    for _ in range(3000):
+        value = generator.uniform(-1, 1) * 2.0 ** generator.randint(-30, 30)
+        assert round_float(value, fmt) == round_to_dtype(Fraction(value), fmt)
+    assert round_float(1e6, DTYPES["float16"]) == float("inf")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -68,6 +69,23 @@ def get_dtype(name: str) -> DType:
     except (KeyError, TypeError):
         choices = ", ".join(DTYPES)
         raise OptionError(f"unknown dtype {name!r}: choose one of {choices}") from None
+
+
+def round_float(value: float, dtype: DType) -> float:
+    """Round a finite float64 to ``dtype``; the same result as :func:`round_to_dtype`."""
+    if dtype.name == "float64":
+        return value
+    packing = _STRUCT_FORMATS.get(dtype.name)
+    if packing is not None:
+        try:
+            # struct converts a double with IEEE round-to-nearest-even (PyFloat_Pack4/2).
+            return float(struct.unpack(packing, struct.pack(packing, value))[0])
+        except OverflowError:
+            return math.copysign(math.inf, value)
+    return round_to_dtype(Fraction(value), dtype)
+
+
+_STRUCT_FORMATS = {"float32": "<f", "float16": "<e"}
 
 
 def round_to_dtype(value: Fraction, dtype: DType) -> float:

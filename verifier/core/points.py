@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from verifier.core.dtypes import DType, round_to_dtype
+from verifier.core.dtypes import DType, round_float, round_to_dtype
 from verifier.errors import OptionError, PointError
 
 MAX_POINTS_PER_CHECK = 10_000
@@ -102,8 +102,11 @@ def round_points(
             )
         values = {}
         for name in variables:
-            exact = to_fraction(point[name], where=f"point {index}, {name}")
-            value = round_to_dtype(exact, dtype)
+            raw = point[name]
+            if isinstance(raw, float) and math.isfinite(raw):
+                value = round_float(raw, dtype)
+            else:
+                value = round_to_dtype(to_fraction(raw, where=f"point {index}, {name}"), dtype)
             if not math.isfinite(value):
                 raise PointError(f"point {index}, {name}: {point[name]} overflows {dtype.name}")
             values[name] = value
