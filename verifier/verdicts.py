@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-VERDICT_ORDER: tuple[str, ...] = ("pass", "undefined", "domain", "nonfinite", "fail", "error")
+from verifier.core.report import VERDICT_ORDER
+
+__all__ = ["FAILING_VERDICTS", "VERDICT_ORDER", "worst_verdict"]
 FAILING_VERDICTS = frozenset({"fail", "nonfinite", "error"})
 
 _RANK = {name: rank for rank, name in enumerate(VERDICT_ORDER)}

@@ -21,7 +21,7 @@ class sinc(sympy.Function):  # noqa: N801  (named as users write it, like SymPy'
 
     >>> from sympy import Symbol
     >>> sinc(Symbol('x')).diff(Symbol('x'))
-    (-sinc(x) + cos(pi*x))/x
+    (cos(pi*x) - sinc(x))/x
     """
 
     nargs = 1
