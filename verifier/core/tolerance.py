@@ -15,6 +15,7 @@ is not forgiven: it is autograd's error, and the report shows it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -84,8 +85,16 @@ def magnitudes(
         values = Translation(expr, inputs, "float64", torch.device("cpu")).tensors
     scales = _Scales(values, list(variables), len(points), any(k[0] == HESSIAN for k in keys))
     order = _topological(expr)
+    # Per-node gradient and Hessian magnitudes are (points x n x n): free each once its
+    # last parent has used it.
+    uses = Counter(child for node in order for child in _differentiable_children(node))
     for node in order:
         scales.visit(node)
+        local = scales.local.get(node)
+        for child in local.kids if local is not None else ():
+            uses[child] -= 1
+            if uses[child] == 0:
+                scales.release(child)
     adjoint = _adjoints(order, scales, len(points))
     by_key = {node_key(node): node for node in order}
     names = {name: i for i, name in enumerate(variables)}
@@ -147,6 +156,11 @@ class _Scales:
         self.hess: dict[sympy.Basic, torch.Tensor] = {}
         self.hess_slack: dict[sympy.Basic, torch.Tensor] = {}
         self.local: dict[sympy.Basic, _Local] = {}
+
+    def release(self, node: sympy.Basic) -> None:
+        """Forget the (large) gradient and Hessian magnitudes of ``node``."""
+        for table in (self.grad, self.grad_slack, self.hess, self.hess_slack):
+            table.pop(node, None)
 
     def visit(self, node: sympy.Basic) -> None:
         """Compute every magnitude of ``node`` from its children's."""
