@@ -67,6 +67,9 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check autograd's gradient, Hessian and node gradients of EXPR at points."""
+    from verifier.core.sandbox import thread_sandbox
+
+    thread_sandbox().start()  # SymPy loads in the child while torch loads here
     from verifier.core.check import check as run_check
     from verifier.core.points import parse_assignments, parse_domain
 

@@ -10,8 +10,6 @@ autograd runs here, and the two meet entry by entry.
 
 from __future__ import annotations
 
-import atexit
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
@@ -32,7 +30,7 @@ from verifier.core.parse import parse_expression
 from verifier.core.points import PointInput, round_points, sample_points
 from verifier.core.reference import METHOD_ARB, OK, ReferenceValue, compute_truth
 from verifier.core.report import ERROR, Entry, Report, worst
-from verifier.core.sandbox import Sandbox, SandboxCrash, SandboxTimeout
+from verifier.core.sandbox import SandboxCrash, SandboxTimeout, thread_sandbox
 from verifier.core.symbolic import Key, distinct_nodes, entry_keys, node_key
 from verifier.core.tolerance import magnitudes, make_tolerance
 from verifier.errors import ExpressionError, OptionError, PointError
@@ -40,17 +38,6 @@ from verifier.errors import ExpressionError, OptionError, PointError
 DEFAULT_SYMBOLIC_TIMEOUT_S = 30.0
 DEFAULT_REFERENCE_TIMEOUT_S = 60.0
 REFERENCE_SECONDS_PER_VALUE = 0.005
-
-_sandboxes = threading.local()
-
-
-def _sandbox() -> Sandbox:
-    sandbox = getattr(_sandboxes, "sandbox", None)
-    if sandbox is None:
-        sandbox = _sandboxes.sandbox = Sandbox()
-        atexit.register(sandbox.close)
-    return sandbox
-
 
 def check(
     expression: str,
@@ -143,7 +130,7 @@ def check(
         return result, magnitudes(parsed.expr, parsed.variables, points, keys)
 
     try:
-        (truth_keys, references, truth_timings), (autograd, scale) = _sandbox().call(
+        (truth_keys, references, truth_timings), (autograd, scale) = thread_sandbox().call(
             compute_truth,
             (expression, hessian, nodes, points, fmt.name),
             [("symbolic", symbolic_timeout_s), ("reference", reference_budget)],

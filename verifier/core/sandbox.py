@@ -11,6 +11,7 @@ limit would not, and an address-space rlimit.
 
 from __future__ import annotations
 
+import atexit
 import os
 import resource
 import subprocess
@@ -142,6 +143,18 @@ class Sandbox:
                 self._process.kill()
             self._process.wait()
             self._process = None
+
+
+_per_thread = threading.local()
+
+
+def thread_sandbox() -> Sandbox:
+    """This thread's sandbox (threads of one worker each run their own checks)."""
+    sandbox: Sandbox | None = getattr(_per_thread, "sandbox", None)
+    if sandbox is None:
+        sandbox = _per_thread.sandbox = Sandbox()
+        atexit.register(sandbox.close)
+    return sandbox
 
 
 def _serve(recv: Connection, send: Connection) -> None:
