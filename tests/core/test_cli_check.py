@@ -25,6 +25,7 @@ def test_seed_example_prints_a_table_and_exits_zero() -> None:
     assert result.returncode == 0, result.stderr
     assert "verdict=pass" in result.stdout
     assert "d2/dxdy" in result.stdout and "x.grad.grad" in result.stdout
+    assert "d/d[x**2]" in result.stdout  # node labels are shown, not taken as markup
 
 
 def test_json_output_is_the_report_and_a_failure_exits_one() -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from verifier.core.report import FAILING_VERDICTS, UNDEFINED, Report
@@ -160,7 +161,7 @@ def render(report: Report, console: Console) -> None:
 
 def _label(entry: Any) -> str:
     if entry.kind == "node":
-        return f"d/d[{entry.node}]"
+        return escape(f"d/d[{entry.node}]")
     if entry.kind == "gradient":
         return f"d/d{entry.wrt[0]}"
     return f"d2/d{entry.wrt[0]}d{entry.wrt[1]}"
@@ -195,7 +196,7 @@ def _entries_table(report: Report, console: Console, entries: list[Any], title: 
             _number(entry.abs_error),
             _number(entry.rel_error),
             "-" if entry.ulp_error is None else f"{entry.ulp_error:.3g}",
-            f"[{style}]{verdict}[/{style}]" + (f" {entry.detail}" if entry.detail else ""),
+            f"[{style}]{verdict}[/{style}]" + (f" {escape(entry.detail)}" if entry.detail else ""),
         )
     console.print(table)
 
