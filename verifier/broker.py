@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from verifier.config import Settings
+from verifier.delivery import celery_delivery_config, redis_transport_options
 
 AppT = TypeVar("AppT", bound=Celery)
 
@@ -31,23 +32,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # SQLite file's lock (the API writes while a worker polls) instead of failing.
         transport_options = {"connect_args": {"timeout": EMBEDDED_BROKER_LOCK_TIMEOUT_S}}
     else:
-        # Redis: a message taken but not acknowledged within this time is delivered again.
-        transport_options = {"visibility_timeout": settings.broker_visibility_timeout_s}
+        transport_options = redis_transport_options(settings)
     return {
         "broker_url": settings.broker_url,
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
-        "broker_connection_timeout": BROKER_CONNECT_TIMEOUT_S,
         # Reports live in the database; a result backend would be a second, unused copy.
         "result_backend": None,
         "task_ignore_result": True,
         "task_default_queue": settings.cpu_queue,
         "task_create_missing_queues": True,
-        # Acknowledge after the task ran, and give the message back if the worker dies, so
-        # a killed worker's check runs again; prefetch one so a slow check holds up no others.
-        "task_acks_late": settings.task_acks_late,
-        "task_reject_on_worker_lost": settings.task_reject_on_worker_lost,
-        "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
+        # Late acks, prefetch, time windows, bounded publishing: see verifier/delivery.py.
+        **celery_delivery_config(settings),
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_hijack_root_logger": False,

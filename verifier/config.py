@@ -9,7 +9,7 @@ Tests build ``Settings(...)`` directly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,17 +45,41 @@ class Settings(BaseSettings):
     max_samples_per_check: int = Field(default=10_000, ge=1)
     max_page_size: int = Field(default=500, ge=1)
 
+    # Delivery: see verifier/delivery.py for what each of these does and why they are ordered.
     worker_prefetch_multiplier: int = Field(default=1, ge=1)
     task_acks_late: bool = True
     task_reject_on_worker_lost: bool = True
+    max_attempts: int = Field(
+        default=3, ge=1, description="claims of one check before it ends as an error"
+    )
+    check_time_limit_s: float = Field(
+        default=600.0, gt=0, description="hard limit of one check; past it the worker exits"
+    )
+    worker_soft_shutdown_s: float = Field(
+        default=660.0, gt=0, description="how long a stopping worker lets its checks finish"
+    )
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
+    publish_timeout_s: float = Field(
+        default=1.0, gt=0, le=10, description="longest a submission waits for the broker"
+    )
 
     requeue_interval_s: float = Field(
-        default=60.0, ge=0, description="how often the API re-sends lost checks; 0: never"
+        default=60.0, ge=0, description="how often the API reconciles lost checks; 0: never"
     )
     requeue_after_s: float = Field(
-        default=900.0, gt=0, description="age after which an unfinished check is re-sent"
+        default=900.0, gt=0, description="age after which a queued, unclaimed check is re-sent"
     )
+
+    # Access: see verifier/api/auth.py and verifier/api/ratelimit.py.
+    api_keys: Literal["auto", "required", "off"] = Field(
+        default="auto",
+        description="auto: off only for embedded defaults served on a loopback address",
+    )
+    api_key: str = Field(default="", description="the key the CLI sends to the API")
+    rate_limit_per_minute: int = Field(
+        default=600, ge=0, description="requests per key per minute; 0: no limit"
+    )
+    rate_limit_burst: int = Field(default=60, ge=1, description="requests a key may send at once")
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Self:
@@ -65,7 +89,25 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / DATABASE_FILE_NAME}"
         if not self.broker_url:
             self.broker_url = f"sqla+sqlite:///{self.data_dir / BROKER_FILE_NAME}"
+        if not (
+            self.check_time_limit_s < self.worker_soft_shutdown_s < self.broker_visibility_timeout_s
+        ):
+            raise ValueError(
+                "delivery times must be ordered check_time_limit_s < worker_soft_shutdown_s < "
+                f"broker_visibility_timeout_s, got {self.check_time_limit_s:g} < "
+                f"{self.worker_soft_shutdown_s:g} < {self.broker_visibility_timeout_s:g}"
+            )
         return self
+
+    @property
+    def claim_lease_s(self) -> float:
+        """How long a claim on a check holds before the reconciler presumes its owner dead."""
+        return self.worker_soft_shutdown_s
+
+    @property
+    def uses_embedded_defaults(self) -> bool:
+        """Whether both the database and the broker are the embedded SQLite files."""
+        return self.database_url.startswith("sqlite") and self.uses_embedded_broker
 
     @property
     def uses_embedded_broker(self) -> bool:

@@ -16,6 +16,10 @@
     └── ServiceError                  the service around the core
         ├── NotFoundError             a job or report that does not exist (or is not yours)
         ├── UnavailableError          a database or broker that cannot be reached
+        ├── UnauthorizedError         no API key where one is required, or an unknown or
+        │                             revoked one (HTTP 401)
+        ├── RateLimitedError          a key sent more requests than its rate allows
+        │                             (HTTP 429; ``retry_after_s``)
         └── JobRejectedError          a job request refused before storing (``problems``: each
                                       field that is wrong, with its location)
 
@@ -88,6 +92,18 @@ class NotFoundError(ServiceError):
 
 class UnavailableError(ServiceError):
     """A database or broker that cannot be reached."""
+
+
+class UnauthorizedError(ServiceError):
+    """A request without a valid API key where keys are required."""
+
+
+class RateLimitedError(ServiceError):
+    """Too many requests for one key; ``retry_after_s`` says when the next one is allowed."""
+
+    def __init__(self, retry_after_s: int):
+        self.retry_after_s = retry_after_s
+        super().__init__(f"rate limit exceeded; retry after {retry_after_s} s")
 
 
 class JobRejectedError(ServiceError):

@@ -1,8 +1,11 @@
-"""Running one stored check: load it, call the core, write its report, finish the job.
+"""Running one stored check: claim it, call the core, write its report, finish the job.
 
 This is what a worker task does, kept free of Celery so it can be tested directly. Each step
-commits on its own: a worker killed mid-check leaves the check unreported, to be run again;
-running it twice writes one report (the unique ``check_id``); the job is finished in a
+commits on its own (verifier/delivery.py has the whole story): the claim is a conditional
+update that counts the attempt; a worker killed mid-check leaves a claim whose lease runs out,
+and the check runs again; past ``max_attempts`` the check ends as ``error: gave up after N
+attempts``; the report is written only while this execution still owns the check, with an
+insert that ignores a duplicate, so running twice writes one report; the job is finished in a
 separate transaction after the report's commit, so the last report's writer sees all of them.
 """
 
@@ -12,6 +15,8 @@ import logging
 import math
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +29,19 @@ logger = logging.getLogger(__name__)
 
 CoreCheck = Callable[..., Mapping[str, Any]]
 """``check(expression, at, **options)`` returning the report as a dict (``Report.to_dict()``)."""
+
+
+@dataclass(frozen=True)
+class ClaimPolicy:
+    """How many attempts a check gets, and how long one claim holds (from Settings)."""
+
+    max_attempts: int = 3
+    lease_s: float = 660.0
+
+
+def gave_up_reason(max_attempts: int) -> str:
+    """The reason of the error report of a check that used up its attempts."""
+    return f"gave up after {max_attempts} attempts"
 
 
 def core_arguments(check: Check) -> dict[str, Any]:
@@ -115,30 +133,49 @@ def report_row(check: Check, document: Mapping[str, Any]) -> Report:
 
 
 def execute_check(
-    sessions: sessionmaker[Session], check_id: uuid.UUID, core: CoreCheck
+    sessions: sessionmaker[Session],
+    check_id: uuid.UUID,
+    core: CoreCheck,
+    policy: ClaimPolicy | None = None,
 ) -> str | None:
-    """Run the stored check ``check_id`` once; returns its verdict, None if it does not exist."""
+    """Run the stored check ``check_id`` once if this delivery can claim it.
+
+    Returns the verdict of its report (existing or new); None when the check does not exist
+    or another execution holds it under a live claim.
+    """
+    policy = policy or ClaimPolicy()
+    owner = str(uuid.uuid4())
     with sessions() as session:
+        now = utc_now()
+        attempt = repository.claim_check(
+            session, check_id, owner, now, now + timedelta(seconds=policy.lease_s)
+        )
         check = repository.get_check(session, check_id)
+        # End the transaction before the core runs: on SQLite an open one holds the write lock.
+        session.commit()
         if check is None:
             logger.warning("check %s does not exist (its job was deleted?)", check_id)
             return None
         job_id = check.job_id
-        if check.report is not None:
-            verdict: str | None = check.report.verdict
-            logger.info("check %s already has a report; not running it again", check_id)
+        if attempt is None:
+            if check.report is not None:
+                logger.info("check %s already has a report; not running it again", check_id)
+                return check.report.verdict
+            logger.info("check %s is held by another execution; leaving it", check_id)
+            return None
+        if attempt > policy.max_attempts:
+            logger.error("check %s: %s", check_id, gave_up_reason(policy.max_attempts))
+            document = error_document(check, gave_up_reason(policy.max_attempts))
         else:
-            repository.mark_check_running(session, check, utc_now())
-            session.commit()
             document = run_core(check, core)
-            row = report_row(check, document)
-            verdict = row.verdict
-            if not repository.insert_report(session, row):
-                logger.info("check %s was reported by another delivery", check_id)
-        repository.mark_check_done(session, check_id, utc_now())
+        row = report_row(check, document)
+        if not repository.finish_check(session, row, owner, utc_now()):
+            logger.warning("check %s: claim lost while running; its result is dropped", check_id)
+            session.rollback()
+            return None
         session.commit()
     with sessions() as session:
         if repository.finish_job_if_complete(session, job_id, utc_now()):
             logger.info("job %s is finished", job_id)
         session.commit()
-    return verdict
+    return row.verdict

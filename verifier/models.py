@@ -1,12 +1,15 @@
-"""The database schema as typed SQLAlchemy 2.0 models: jobs, their checks, and reports.
+"""The database schema as typed SQLAlchemy 2.0 models: API keys, jobs, checks, and reports.
 
-A job is one submission; each check is one expression with its points and options, the unit a
-worker runs; a report is the stored result of one check (at most one per check, which is what
-makes a task that runs twice write one report). The queryable parts of a report (verdict, worst
-errors, dtype, device, versions, total time) are columns; the entries and the rest of the core's
-report document are JSON, so a report can be re-judged and served without rerunning. The
-functions a check calls are rows of ``check_functions``, so ``function = 'sinc'`` is an exact,
-indexed filter. Change this file only together with a migration in ``migrations/versions``.
+A job is one submission, owned by the API key that made it (none while keys are off); each
+check is one expression with its points and options, the unit a worker runs; a report is the
+stored result of one check (at most one per check, which is what makes a task that runs twice
+write one report). The queryable parts of a report (verdict, worst errors, dtype, device,
+versions, total time) are columns; the entries and the rest of the core's report document are
+JSON, so a report can be re-judged and served without rerunning. The functions a check calls
+are rows of ``check_functions``, so ``function = 'sinc'`` is an exact, indexed filter. A check
+being run has an ``owner`` (the token of the execution that claimed it) and a
+``lease_expires_at`` (verifier/delivery.py). API keys are stored as SHA-256 hashes, never in
+the clear. Change this file only together with a migration in ``migrations/versions``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ NAMING_CONVENTION = {
 }
 
 MAX_LABEL_CHARS = 200
+MAX_KEY_NAME_CHARS = 100
+KEY_HASH_CHARS = 64
+KEY_PREFIX_CHARS = 12
+OWNER_TOKEN_CHARS = 36
 STATUS_CHARS = 16
 VERDICT_CHARS = 16
 
@@ -106,12 +113,26 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
 
+class ApiKey(Base):
+    """A client's API key: its name, the start of the key (to recognise it) and its hash."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(MAX_KEY_NAME_CHARS))
+    prefix: Mapped[str] = mapped_column(String(KEY_PREFIX_CHARS))
+    key_hash: Mapped[str] = mapped_column(String(KEY_HASH_CHARS), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    revoked_at: Mapped[datetime | None]
+
+
 class Job(Base):
     """One submission: one or many checks."""
 
     __tablename__ = "jobs"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id"), index=True)
     label: Mapped[str | None] = mapped_column(String(MAX_LABEL_CHARS))
     status: Mapped[JobStatus] = mapped_column(
         _status_type(JobStatus, "job_status"), default=JobStatus.QUEUED, index=True
@@ -154,6 +175,8 @@ class Check(Base):
         _status_type(CheckStatus, "check_status"), default=CheckStatus.QUEUED, index=True
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(OWNER_TOKEN_CHARS))
+    lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     enqueued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]

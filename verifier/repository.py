@@ -8,11 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Select, and_, exists, func, inspect, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
-from verifier.models import Check, CheckFunction, CheckStatus, Job, JobStatus, Report
+from verifier.models import (
+    ApiKey,
+    Check,
+    CheckFunction,
+    CheckStatus,
+    Job,
+    JobStatus,
+    Report,
+    utc_now,
+)
 from verifier.verdicts import worst_verdict
 
 
@@ -28,6 +37,8 @@ class ReportFilters:
     job: uuid.UUID | None = None
     since: datetime | None = None
     until: datetime | None = None
+    owner: uuid.UUID | None = None
+    """Only reports of jobs submitted with this API key (None: every job)."""
 
 
 def add_job(session: Session, job: Job) -> None:
@@ -36,9 +47,12 @@ def add_job(session: Session, job: Job) -> None:
     session.flush()
 
 
-def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
-    """The job with ``job_id``, or None."""
-    return session.get(Job, job_id)
+def get_job(session: Session, job_id: uuid.UUID, owner: uuid.UUID | None = None) -> Job | None:
+    """The job with ``job_id``, or None; with ``owner``, None also if another key made it."""
+    job = session.get(Job, job_id)
+    if job is None or (owner is not None and job.api_key_id != owner):
+        return None
+    return job
 
 
 def count_reports_of_job(session: Session, job_id: uuid.UUID) -> int:
@@ -65,36 +79,99 @@ def checks_of_job(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
     return session.scalars(query).all()
 
 
-def mark_check_running(session: Session, check: Check, now: datetime) -> None:
-    """Count an attempt at ``check`` and move it and its job to running."""
-    check.attempts += 1
-    check.status = CheckStatus.RUNNING
-    check.started_at = now
-    session.execute(
-        update(Job)
-        .where(Job.id == check.job_id, Job.status == JobStatus.QUEUED)
-        .values(status=JobStatus.RUNNING, started_at=now)
+def claim_check(
+    session: Session, check_id: uuid.UUID, owner: str, now: datetime, lease_until: datetime
+) -> int | None:
+    """Claim the check for ``owner`` if it is queued or its last claim has expired.
+
+    One conditional UPDATE, so two deliveries cannot both win; it counts the attempt. Returns
+    the attempt number, or None when the check is done, held under a live lease, or missing.
+    """
+    claimed = session.execute(
+        update(Check)
+        .where(
+            Check.id == check_id,
+            Check.status != CheckStatus.DONE,
+            or_(
+                Check.status == CheckStatus.QUEUED,
+                Check.lease_expires_at.is_(None),
+                Check.lease_expires_at < now,
+            ),
+        )
+        .values(
+            status=CheckStatus.RUNNING,
+            attempts=Check.attempts + 1,
+            owner=owner,
+            started_at=now,
+            lease_expires_at=lease_until,
+        )
+        .returning(Check.attempts)
+    ).scalar_one_or_none()
+    if claimed is not None:
+        session.execute(
+            update(Job)
+            .where(Job.id == select(Check.job_id).where(Check.id == check_id).scalar_subquery())
+            .where(Job.status == JobStatus.QUEUED)
+            .values(status=JobStatus.RUNNING, started_at=now)
+        )
+    return claimed
+
+
+def finish_check(session: Session, report: Report, owner: str, now: datetime) -> bool:
+    """Mark the check done and add its report, if ``owner`` still holds it; True if it did.
+
+    The report insert ignores a duplicate (one report per check), and both happen in the
+    caller's transaction, so a writer that lost its claim changes nothing.
+    """
+    owned = session.execute(
+        update(Check)
+        .where(
+            Check.id == report.check_id,
+            Check.owner == owner,
+            Check.status == CheckStatus.RUNNING,
+        )
+        .values(status=CheckStatus.DONE, finished_at=now, owner=None, lease_expires_at=None)
     )
-
-
-def insert_report(session: Session, report: Report) -> bool:
-    """Add ``report`` unless its check already has one; True when this call added it."""
-    try:
-        with session.begin_nested():
-            session.add(report)
-    except IntegrityError:
-        # Another delivery of the same task wrote it first: one report per check.
+    if owned.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    insert_report(session, report)
     return True
 
 
-def mark_check_done(session: Session, check_id: uuid.UUID, now: datetime) -> None:
-    """Mark the check finished."""
-    session.execute(
-        update(Check)
-        .where(Check.id == check_id)
-        .values(status=CheckStatus.DONE, finished_at=func.coalesce(Check.finished_at, now))
+def insert_report(session: Session, report: Report) -> bool:
+    """Insert ``report`` unless its check already has one; True when this call added it."""
+    values = {
+        attribute.key: getattr(report, attribute.key)
+        for attribute in inspect(Report).column_attrs
+        if getattr(report, attribute.key) is not None
+    }
+    values.setdefault("created_at", report.created_at or utc_now())
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = session.execute(
+        insert(Report).values(**values).on_conflict_do_nothing(index_elements=["check_id"])
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_expired_claims(session: Session, now: datetime, limit: int) -> int:
+    """Put running checks whose lease expired back to queued (their owner is presumed dead)."""
+    expired = select(Check.id).where(
+        Check.status == CheckStatus.RUNNING, Check.lease_expires_at < now
+    )
+    ids = session.scalars(expired.limit(limit)).all()
+    if not ids:
+        return 0
+    result = session.execute(
+        update(Check)
+        .where(
+            Check.id.in_(ids),
+            Check.status == CheckStatus.RUNNING,
+            Check.lease_expires_at < now,
+        )
+        .values(status=CheckStatus.QUEUED, owner=None, lease_expires_at=None, enqueued_at=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -> bool:
@@ -125,11 +202,11 @@ def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -
 
 
 def unfinished_checks(session: Session, enqueued_before: datetime, limit: int) -> Sequence[Check]:
-    """Checks without a report that were never sent, or sent before ``enqueued_before``."""
+    """Queued checks without a report never sent, or sent before ``enqueued_before``."""
     query = (
         select(Check)
         .where(
-            Check.status != CheckStatus.DONE,
+            Check.status == CheckStatus.QUEUED,
             or_(Check.enqueued_at.is_(None), Check.enqueued_at < enqueued_before),
             ~exists().where(Report.check_id == Check.id),
         )
@@ -173,6 +250,8 @@ def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
         conditions.append(Report.created_at >= filters.since)
     if filters.until is not None:
         conditions.append(Report.created_at < filters.until)
+    if filters.owner is not None:
+        conditions.append(Report.job_id.in_(select(Job.id).where(Job.api_key_id == filters.owner)))
     return conditions
 
 
@@ -233,3 +312,32 @@ def count_verdicts(
     if key is None:
         return [(None, verdict, count) for verdict, count in rows]
     return [(group, verdict, count) for group, verdict, count in rows]
+
+
+def add_api_key(session: Session, key: ApiKey) -> None:
+    """Stage a new API key."""
+    session.add(key)
+    session.flush()
+
+
+def api_key_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    """The key with this hash, revoked or not, or None."""
+    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).one_or_none()
+
+
+def list_api_keys(session: Session) -> Sequence[ApiKey]:
+    """Every API key, oldest first."""
+    return session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.name)).all()
+
+
+def revoke_api_keys(session: Session, name_or_prefix: str, now: datetime) -> int:
+    """Revoke the live keys with this name or key prefix; how many were revoked."""
+    result = session.execute(
+        update(ApiKey)
+        .where(
+            or_(ApiKey.name == name_or_prefix, ApiKey.prefix == name_or_prefix),
+            ApiKey.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

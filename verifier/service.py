@@ -1,8 +1,9 @@
 """The service's use cases: submit a job, follow it, read its report, query and count reports.
 
 Submission commits the job and its checks before anything is queued (the database is the
-source of truth); checks the broker did not take stay unsent and are re-sent by
-:func:`resend_unfinished`.
+source of truth); checks the broker did not take stay unsent and are published later by the
+reconciler (verifier/reconciler.py). Every read is scoped to an ``owner`` (the caller's API
+key id; None when keys are off), and another key's job is reported as not found.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import binascii
 import logging
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
@@ -40,8 +41,6 @@ from verifier.verdicts import VERDICT_ORDER
 
 logger = logging.getLogger(__name__)
 
-RESEND_BATCH_SIZE = 500
-
 
 class CheckSender(Protocol):
     """Hands a check id to the broker, on the named queue."""
@@ -54,10 +53,17 @@ def queue_for(device: str, settings: Settings) -> str:
     return settings.gpu_queue if device == "cuda" else settings.cpu_queue
 
 
-def submit_job(session: Session, request: JobIn, settings: Settings) -> Job:
-    """Validate ``request`` and commit it as a queued job; nothing is sent yet."""
+def submit_job(
+    session: Session, request: JobIn, settings: Settings, owner: uuid.UUID | None = None
+) -> Job:
+    """Validate ``request`` and commit it as a queued job of ``owner``; nothing is sent yet."""
     parsed = validate_job(request, settings)
-    job = Job(label=request.label, status=JobStatus.QUEUED, check_count=len(request.checks))
+    job = Job(
+        label=request.label,
+        status=JobStatus.QUEUED,
+        check_count=len(request.checks),
+        api_key_id=owner,
+    )
     for position, (check, expression) in enumerate(zip(request.checks, parsed, strict=True)):
         job.checks.append(
             Check(
@@ -99,16 +105,9 @@ def send_checks(session: Session, sender: CheckSender, checks: list[Check]) -> i
     return len(sent)
 
 
-def resend_unfinished(session: Session, sender: CheckSender, settings: Settings) -> int:
-    """Re-send checks that were never sent or have waited past ``requeue_after_s``."""
-    cutoff = utc_now() - timedelta(seconds=settings.requeue_after_s)
-    checks = list(repository.unfinished_checks(session, cutoff, RESEND_BATCH_SIZE))
-    return send_checks(session, sender, checks) if checks else 0
-
-
-def job_status(session: Session, job_id: uuid.UUID) -> JobOut:
-    """The job's state and progress; NotFoundError if there is no such job."""
-    job = repository.get_job(session, job_id)
+def job_status(session: Session, job_id: uuid.UUID, owner: uuid.UUID | None = None) -> JobOut:
+    """The job's state and progress; NotFoundError if there is no such job of ``owner``."""
+    job = repository.get_job(session, job_id, owner)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
     done = repository.count_reports_of_job(session, job_id)
@@ -128,9 +127,9 @@ def _job_out(job: Job, done: int) -> JobOut:
     )
 
 
-def job_report(session: Session, job_id: uuid.UUID) -> JobReport:
-    """The job and the report of each finished check, in submission order."""
-    job = repository.get_job(session, job_id)
+def job_report(session: Session, job_id: uuid.UUID, owner: uuid.UUID | None = None) -> JobReport:
+    """The job and the report of each finished check, in submission order (``owner``'s only)."""
+    job = repository.get_job(session, job_id, owner)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
     reports: list[dict[str, Any]] = []

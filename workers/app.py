@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from verifier.broker import make_celery
 from verifier.config import Settings
 from verifier.db import make_engine, make_session_factory
-from workers.tasks import register_tasks
+from verifier.execution import CoreCheck
+from workers.tasks import core_check, register_tasks
 
 
 class WorkerApp(Celery):
@@ -45,11 +46,11 @@ class WorkerApp(Celery):
         self._sessions = None
 
 
-def create_celery(settings: Settings) -> WorkerApp:
-    """The worker app for ``settings``, with the check task registered."""
+def create_celery(settings: Settings, core: CoreCheck = core_check) -> WorkerApp:
+    """The worker app for ``settings``, with the check task registered (running ``core``)."""
     app = make_celery(settings, WorkerApp)
     app.settings = settings
-    register_tasks(app)
+    register_tasks(app, core)
     return app
 
 

@@ -1,7 +1,8 @@
 """The task a worker runs: take a check id, run it through the core, write its report.
 
-The task is thin; what it does is :func:`verifier.execution.execute_check`. Torch is imported
-inside the task, so importing this module (as the worker app does) loads no torch.
+The task is thin; what it does is :func:`verifier.execution.execute_check`, under the hard
+time limit of workers/watchdog.py. Torch is imported inside the task, so importing this module
+(as the worker app does) loads no torch.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import OperationalError
 
 from verifier.broker import RUN_CHECK_TASK
-from verifier.execution import execute_check
+from verifier.execution import ClaimPolicy, CoreCheck, execute_check
+from workers.watchdog import hard_time_limit
 
 if TYPE_CHECKING:
     from workers.app import WorkerApp
@@ -33,8 +35,8 @@ def core_check(expression: str, **options: Any) -> Mapping[str, Any]:
     return result
 
 
-def register_tasks(app: WorkerApp) -> None:
-    """Register the check task on ``app`` under its shared name."""
+def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
+    """Register the check task on ``app`` under its shared name, running ``core``."""
 
     @app.task(
         name=RUN_CHECK_TASK,
@@ -47,6 +49,9 @@ def register_tasks(app: WorkerApp) -> None:
     )
     def run_check(task: Any, check_id: str) -> str | None:
         """Run the stored check ``check_id`` and write its report."""
-        verdict = execute_check(app.sessions, uuid.UUID(check_id), core_check)
+        settings = app.settings
+        policy = ClaimPolicy(max_attempts=settings.max_attempts, lease_s=settings.claim_lease_s)
+        with hard_time_limit(settings.check_time_limit_s, f"check {check_id}"):
+            verdict = execute_check(app.sessions, uuid.UUID(check_id), core, policy)
         logger.info("check %s: %s", check_id, verdict)
         return verdict

@@ -80,7 +80,10 @@ def sender() -> RecordingSender:
 
 @pytest.fixture
 def api_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"max_checks_per_job": 5, "max_body_bytes": 4096})
+    # Keys off: these tests are about the routes; tests/api/test_access.py turns them on.
+    return settings.model_copy(
+        update={"max_checks_per_job": 5, "max_body_bytes": 4096, "api_keys": "off"}
+    )
 
 
 @pytest.fixture

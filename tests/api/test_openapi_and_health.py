@@ -53,7 +53,7 @@ from verifier import migrate
 from verifier.api import create_app
 from verifier.config import Settings
 
-settings = Settings(data_dir=sys.argv[1], requeue_interval_s=0)
+settings = Settings(data_dir=sys.argv[1], requeue_interval_s=0, api_keys="off")
 migrate.upgrade(settings.database_url)
 config = uvicorn.Config(create_app(settings), port=int(sys.argv[2]), log_level="warning")
 server = uvicorn.Server(config)

@@ -8,6 +8,7 @@ and Redis, as a fleet runs. Both submit the seed document's examples and one kno
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -15,6 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+
+from verifier import migrate
+from verifier.db import make_engine, make_session_factory
+from verifier.keys import create_key
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +55,10 @@ def _entry(report: dict[str, Any], kind: str, wrt: list[str]) -> dict[str, Any]:
     return entry
 
 
-def _submit_seed_examples_and_check_the_answers(url: str) -> None:
-    with httpx.Client(base_url=url, timeout=30) as http:
+def _submit_seed_examples_and_check_the_answers(
+    url: str, headers: dict[str, str] | None = None
+) -> None:
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as http:
         accepted = http.post("/jobs", json={"checks": CHECKS, "label": "e2e"})
         assert accepted.status_code == 202, accepted.text
         job_id = accepted.json()["id"]
@@ -87,6 +94,13 @@ def test_service_on_embedded_defaults(tmp_path: Path, start_service: StartServic
 def test_service_on_postgres_and_redis(
     tmp_path: Path, postgres_url: str, redis_url: str, start_service: StartService
 ) -> None:
+    # Not the embedded defaults: the API requires keys (issue 4), so the test makes one.
+    migrate.upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    with make_session_factory(engine)() as session:
+        _, key = create_key(session, "e2e")
+    engine.dispose()
     overrides = {"VERIFIER_DATABASE_URL": postgres_url, "VERIFIER_BROKER_URL": redis_url}
     with start_service(tmp_path, overrides) as url:
-        _submit_seed_examples_and_check_the_answers(url)
+        assert httpx.get(f"{url}/jobs/{uuid.uuid4()}").status_code == 401  # no key
+        _submit_seed_examples_and_check_the_answers(url, {"Authorization": f"Bearer {key}"})

@@ -12,6 +12,7 @@ from verifier import service
 from verifier.config import Settings
 from verifier.errors import JobRejectedError
 from verifier.models import Check, CheckFunction, JobStatus
+from verifier.reconciler import reconcile_once
 from verifier.schemas import JobIn
 
 
@@ -123,7 +124,7 @@ def test_send_marks_checks_enqueued_and_lost_ones_are_resent(
     assert enqueued == [True, False, False]
 
     healthy = RecordingSender()
-    assert service.resend_unfinished(session, healthy, settings) == 2
+    assert reconcile_once(session, healthy, settings) == 2
     assert {check_id for check_id, _ in healthy.sent} == {c.id for c in job.checks[1:]}
     # Sent just now: not due again until requeue_after_s has passed.
-    assert service.resend_unfinished(session, RecordingSender(), settings) == 0
+    assert reconcile_once(session, RecordingSender(), settings) == 0

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier import service
 from verifier.config import Settings
 from verifier.db import make_engine, make_session_factory
 from verifier.errors import PointError
-from verifier.execution import execute_check
-from verifier.models import CheckStatus, Job, JobStatus, Report
+from verifier.execution import ClaimPolicy, execute_check
+from verifier.models import Check, CheckStatus, Job, JobStatus, Report, utc_now
+from verifier.reconciler import reconcile_once
 from verifier.schemas import JobIn
 
 ReportDocument = Callable[..., dict[str, Any]]
@@ -112,7 +114,7 @@ def test_a_task_that_runs_twice_writes_one_report(
     assert _job(sessions, job.id).status is JobStatus.DONE
 
 
-def test_a_check_interrupted_before_its_report_runs_again(
+def test_a_check_interrupted_before_its_report_runs_again_once_its_claim_expires(
     sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
 ) -> None:
     job = _submit(sessions, settings, "x**2")
@@ -128,10 +130,99 @@ def test_a_check_interrupted_before_its_report_runs_again(
         check = service.repository.get_check(session, check_id)
         assert check is not None and check.status is CheckStatus.RUNNING
     core = StubCore(make_report_document, {"x**2": "pass"})
+    # Under the live claim of the dead execution, a second delivery leaves the check alone.
+    assert execute_check(sessions, check_id, core) is None
+    assert core.calls == []
+    # Once the claim's lease has run out, the next delivery claims and runs it.
+    _expire_claims(sessions)
     assert execute_check(sessions, check_id, core) == "pass"
     with sessions() as session:
         check = service.repository.get_check(session, check_id)
         assert check is not None and check.attempts == 2
+        assert check.owner is None and check.status is CheckStatus.DONE
+
+
+def _expire_claims(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        session.execute(update(Check).values(lease_expires_at=utc_now() - timedelta(seconds=1)))
+        session.commit()
+
+
+def test_a_poison_check_ends_as_an_error_after_max_attempts(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+    check_id = job.checks[0].id
+    calls = 0
+
+    def kills_its_worker(expression: str, **options: Any) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        raise KeyboardInterrupt
+
+    policy = ClaimPolicy(max_attempts=2, lease_s=600)
+    for _ in range(2):
+        with pytest.raises(KeyboardInterrupt):
+            execute_check(sessions, check_id, kills_its_worker, policy)
+        _expire_claims(sessions)
+    assert execute_check(sessions, check_id, kills_its_worker, policy) == "error"
+    assert calls == 2  # the third claim did not run the core again
+    with sessions() as session:
+        report = session.scalars(select(Report)).one()
+        assert report.reason == "gave up after 2 attempts"
+    assert _job(sessions, job.id).status is JobStatus.ERROR
+
+
+def test_an_execution_that_lost_its_claim_writes_nothing(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+    check_id = job.checks[0].id
+    slow_result: dict[str, Any] = {}
+
+    def overtaken(expression: str, **options: Any) -> dict[str, Any]:
+        # While this execution runs, its lease runs out and another one claims and finishes.
+        _expire_claims(sessions)
+        fast = StubCore(make_report_document, {"x**2": "pass"})
+        slow_result["other"] = execute_check(sessions, check_id, fast)
+        return make_report_document(expression, "fail")
+
+    assert execute_check(sessions, check_id, overtaken) is None
+    assert slow_result["other"] == "pass"
+    with sessions() as session:
+        (report,) = session.scalars(select(Report)).all()
+        assert report.verdict == "pass"  # the overtaken execution's "fail" was dropped
+    assert _job(sessions, job.id).verdict == "pass"
+
+
+def test_the_reconciler_releases_expired_claims_and_republishes_them(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+    check_id = job.checks[0].id
+
+    def dies(expression: str, **options: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    sent: list[uuid.UUID] = []
+
+    class Sender:
+        def send_check(self, check_id: uuid.UUID, queue: str) -> None:
+            sent.append(check_id)
+
+    with pytest.raises(KeyboardInterrupt):
+        execute_check(sessions, check_id, dies)
+    with sessions() as session:
+        service.send_checks(session, Sender(), list(job.checks))
+        sent.clear()
+        assert reconcile_once(session, Sender(), settings) == 0  # claim live, message recent
+    _expire_claims(sessions)
+    with sessions() as session:
+        assert reconcile_once(session, Sender(), settings) == 1
+    assert sent == [check_id]
+    with sessions() as session:
+        check = service.repository.get_check(session, check_id)
+        assert check is not None and check.status is CheckStatus.QUEUED and check.owner is None
 
 
 def test_bad_input_found_by_the_core_becomes_an_error_report(

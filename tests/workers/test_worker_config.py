@@ -5,6 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+from pydantic import ValidationError
+
 from verifier.broker import RUN_CHECK_TASK
 from verifier.config import Settings
 from workers.app import create_celery, pool_for, worker_arguments
@@ -54,3 +57,26 @@ def test_importing_the_worker_app_loads_no_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_delivery_windows_come_from_settings_in_order(settings: Settings) -> None:
+    app = create_celery(settings)
+    try:
+        assert app.conf.worker_soft_shutdown_timeout == settings.worker_soft_shutdown_s
+        options = app.conf.broker_transport_options
+        assert settings.check_time_limit_s < settings.worker_soft_shutdown_s
+        assert settings.worker_soft_shutdown_s < settings.broker_visibility_timeout_s
+        assert settings.claim_lease_s == settings.worker_soft_shutdown_s
+        assert app.conf.task_publish_retry_policy["max_retries"] >= 0
+    finally:
+        app.close()
+    redis_settings = Settings(broker_url="redis://127.0.0.1:6379/13")
+    options = create_celery(redis_settings).conf.broker_transport_options
+    assert options["visibility_timeout"] == redis_settings.broker_visibility_timeout_s
+
+
+def test_settings_refuse_delivery_windows_out_of_order() -> None:
+    with pytest.raises(ValidationError, match="check_time_limit_s < worker_soft_shutdown_s"):
+        Settings(check_time_limit_s=100, worker_soft_shutdown_s=50)
+    with pytest.raises(ValidationError, match="broker_visibility_timeout_s"):
+        Settings(worker_soft_shutdown_s=4000, broker_visibility_timeout_s=3600)

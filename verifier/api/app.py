@@ -12,12 +12,19 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from verifier.api.limits import BodySizeLimitMiddleware
-from verifier.api.resend import Resender
+from verifier.api.ratelimit import RateLimiter
 from verifier.api.routes import health, jobs, reports
 from verifier.broker import CelerySender, make_celery
 from verifier.config import Settings
 from verifier.db import make_engine, make_session_factory
-from verifier.errors import JobRejectedError, NotFoundError, UnavailableError
+from verifier.errors import (
+    JobRejectedError,
+    NotFoundError,
+    RateLimitedError,
+    UnauthorizedError,
+    UnavailableError,
+)
+from verifier.reconciler import Reconciler
 
 logger = logging.getLogger(__name__)
 
@@ -27,22 +34,27 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The API application for ``settings``; connects to nothing until it serves."""
+def create_app(settings: Settings, *, keys_required: bool | None = None) -> FastAPI:
+    """The API application for ``settings``; connects to nothing until it serves.
+
+    ``keys_required`` defaults to ``settings.api_keys != "off"``: only the caller that knows
+    the address (``derivcheck serve``, through :func:`verifier.api.auth.keys_required`) may
+    resolve ``auto`` to off.
+    """
     engine = make_engine(settings.database_url)
     sender = CelerySender(make_celery(settings, Celery, main="derivcheck-api"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resender = None
+        reconciler = None
         if settings.requeue_interval_s > 0:
-            resender = Resender(app.state.sessions, sender, settings)
-            resender.start()
+            reconciler = Reconciler(app.state.sessions, sender, settings)
+            reconciler.start()
         try:
             yield
         finally:
-            if resender is not None:
-                resender.stop()
+            if reconciler is not None:
+                reconciler.stop()
             sender.close()
             engine.dispose()
 
@@ -51,6 +63,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
     app.state.sender = sender
+    app.state.keys_required = (
+        settings.api_keys != "off" if keys_required is None else keys_required
+    )
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(jobs.router)
     app.include_router(reports.router)
@@ -69,6 +85,22 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFoundError)
     async def _not_found(_request: Request, error: NotFoundError) -> JSONResponse:
         return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(error)})
+
+    @app.exception_handler(UnauthorizedError)
+    async def _unauthorized(_request: Request, error: UnauthorizedError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            content={"detail": str(error)},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.exception_handler(RateLimitedError)
+    async def _rate_limited(_request: Request, error: RateLimitedError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            content={"detail": str(error)},
+            headers={"Retry-After": str(error.retry_after_s)},
+        )
 
     @app.exception_handler(UnavailableError)
     async def _unavailable(_request: Request, error: UnavailableError) -> JSONResponse:

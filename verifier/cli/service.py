@@ -1,5 +1,6 @@
-"""The service commands of ``derivcheck``: serve, worker, db upgrade, submit, status,
-reports, stats and demo. ``register(app)`` adds them to the main Typer app.
+"""The service commands of ``derivcheck``: serve, worker, reconcile, db upgrade, submit,
+status, reports, stats and demo (``keys`` lives in verifier/cli/keys.py). ``register(app)``
+adds them to the main Typer app.
 
 Commands that talk to a running service go through the HTTP API (``--url``); bad input or an
 unreachable service is one line on stderr and exit status 2, never a traceback.
@@ -68,7 +69,8 @@ def load_settings() -> Settings:
 
 
 def _client(url: str | None) -> ApiClient:
-    return ApiClient(url or load_settings().api_url)
+    settings = load_settings()
+    return ApiClient(url or settings.api_url, api_key=settings.api_key or None)
 
 
 def _print_json(data: Any) -> None:
@@ -81,12 +83,27 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
-    """Run the HTTP API server."""
+    """Run the HTTP API server (API keys: see verifier/api/auth.py)."""
     import uvicorn
 
     from verifier.api import create_app
+    from verifier.api.auth import keys_required
 
-    uvicorn.run(create_app(load_settings()), host=host, port=port, log_level=log_level)
+    settings = load_settings()
+    try:
+        required = keys_required(settings, host)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    if required:
+        console.print(f"API keys are required at {host}:{port} (derivcheck keys create NAME)")
+    else:
+        console.print(
+            f"[yellow]API keys are off[/]: anyone who can reach {host}:{port} on this machine "
+            "can use this API (local default; set VERIFIER_API_KEYS=required to change it)",
+            highlight=False,
+        )
+    app = create_app(settings, keys_required=required)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
 @friendly
@@ -109,6 +126,43 @@ def worker(
         )
     finally:
         app.dispose()
+
+
+@friendly
+def reconcile(
+    once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
+    interval: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="seconds between passes [default: VERIFIER_REQUEUE_INTERVAL_S]"),
+    ] = None,
+) -> None:
+    """Re-publish checks that nobody will run (lost messages, dead workers); see delivery.py."""
+    import logging
+
+    from celery import Celery
+
+    from verifier.broker import CelerySender, make_celery
+    from verifier.db import make_engine, make_session_factory
+    from verifier.reconciler import Reconciler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings()
+    if interval is not None:
+        settings = settings.model_copy(update={"requeue_interval_s": interval})
+    engine = make_engine(settings.database_url)
+    sender = CelerySender(make_celery(settings, Celery, main="derivcheck-reconcile"))
+    reconciler = Reconciler(make_session_factory(engine), sender, settings)
+    try:
+        if once:
+            console.print(f"re-published {reconciler.run_pass()} checks")
+        else:
+            console.print(f"reconciling every {settings.requeue_interval_s:g} s (Ctrl-C stops)")
+            reconciler.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sender.close()
+        engine.dispose()
 
 
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -293,7 +347,11 @@ def register(app: typer.Typer) -> None:
     """Add the service commands to ``app``."""
     app.command("serve")(serve)
     app.command("worker")(worker)
+    app.command("reconcile")(reconcile)
     app.add_typer(db_app, name="db")
+    from verifier.cli.keys import keys_app
+
+    app.add_typer(keys_app, name="keys")
     app.command("submit")(submit)
     app.command("status")(status)
     app.command("reports")(reports)

@@ -10,10 +10,12 @@ from fastapi import APIRouter, Depends, Query
 
 from verifier import service
 from verifier.api.deps import SessionDep, SettingsDep
+from verifier.api.ratelimit import CallerDep
+from verifier.api.responses import ACCESS_RESPONSES
 from verifier.repository import ReportFilters
 from verifier.schemas import Dtype, GroupBy, ReportPage, Stats
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], responses=ACCESS_RESPONSES)
 
 Verdict = Literal["pass", "undefined", "domain", "nonfinite", "fail", "error"]
 DEFAULT_PAGE_SIZE = 50
@@ -22,6 +24,7 @@ MAX_FILTER_CHARS = 2000
 
 
 def report_filters(
+    caller: CallerDep,
     verdict: Verdict | None = None,
     expression: Annotated[
         str | None, Query(max_length=MAX_FILTER_CHARS, description="substring of the expression")
@@ -37,8 +40,9 @@ def report_filters(
     since: Annotated[datetime | None, Query(description="reports written at or after")] = None,
     until: Annotated[datetime | None, Query(description="reports written before")] = None,
 ) -> ReportFilters:
-    """The report filters of a query string."""
+    """The report filters of a query string, limited to the caller's own jobs."""
     return ReportFilters(
+        owner=caller.key_id,
         verdict=verdict,
         expression=expression,
         function=function,

@@ -1,0 +1,132 @@
+"""Fixtures of the fault tests: a private Redis server the test may stop and start, real
+worker processes (tests/faults/fault_worker.py), and a migrated PostgreSQL database.
+
+Delivery times are short so that a redelivery takes seconds (verifier/delivery.py explains
+the ordering): a check may run 3 s, a claim holds 4 s, Redis gives back an unacknowledged
+message after 5 s.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from verifier import migrate
+from verifier.cli.processes import ChildProcess, free_port
+from verifier.config import Settings
+
+FAULT_WORKER = Path(__file__).with_name("fault_worker.py")
+ROOT = FAULT_WORKER.parent.parent.parent
+REDIS_START_TIMEOUT_S = 10.0
+WORKER_READY_TIMEOUT_S = 60.0
+
+
+class PrivateRedis:
+    """A redis-server on a free loopback port, without persistence, that tests stop and start."""
+
+    def __init__(self, folder: Path):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.folder = folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        try:
+            self.process = subprocess.Popen(
+                ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                 "--appendonly", "no", "--dir", str(self.folder)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except FileNotFoundError as error:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"redis-server is not installed ({error}); CI=true requires it")
+            pytest.skip(f"redis-server is not installed ({error})")
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+        while True:
+            try:
+                self.client().ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "the private redis-server did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_connect_timeout=1)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fault_settings(tmp_path: Path, postgres_url: str, private_redis: PrivateRedis) -> Settings:
+    migrate.upgrade(postgres_url)
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=postgres_url,
+        broker_url=private_redis.url,
+        requeue_interval_s=0,
+        max_attempts=2,
+        check_time_limit_s=3,
+        worker_soft_shutdown_s=4,
+        broker_visibility_timeout_s=5,
+    )
+
+
+StartWorker = Callable[[str], ChildProcess]
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWorker]:
+    """``start_worker(name)``: a fault worker process on ``fault_settings``, stopped at the end."""
+    started: list[ChildProcess] = []
+    env = {
+        **os.environ,
+        "VERIFIER_DATA_DIR": str(fault_settings.data_dir),
+        "VERIFIER_DATABASE_URL": fault_settings.database_url,
+        "VERIFIER_BROKER_URL": fault_settings.broker_url,
+        "VERIFIER_MAX_ATTEMPTS": str(fault_settings.max_attempts),
+        "VERIFIER_CHECK_TIME_LIMIT_S": str(fault_settings.check_time_limit_s),
+        "VERIFIER_WORKER_SOFT_SHUTDOWN_S": str(fault_settings.worker_soft_shutdown_s),
+        "VERIFIER_BROKER_VISIBILITY_TIMEOUT_S": str(fault_settings.broker_visibility_timeout_s),
+        "FAULT_SLOW_S": "2",
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+    def start(name: str) -> ChildProcess:
+        log = tmp_path / "logs" / f"{name}.log"
+        child = ChildProcess(name, [sys.executable, str(FAULT_WORKER)], env=env, log_path=log)
+        started.append(child)
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+        while "ready." not in log.read_text(errors="replace"):
+            assert child.running(), f"{name} exited: {child.log_tail()}"
+            assert time.monotonic() < deadline, f"{name} not ready: {child.log_tail()}"
+            time.sleep(0.1)
+        return child
+
+    try:
+        yield start
+    finally:
+        for child in started:
+            child.stop(timeout_s=10)

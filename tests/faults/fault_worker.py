@@ -1,0 +1,50 @@
+"""A real Celery worker (``derivcheck worker``'s app and arguments) whose core is a stub that
+can misbehave on purpose, for the fault tests: run as ``python fault_worker.py``.
+
+Expressions steer it: one containing ``poison`` kills its own worker process (SIGKILL), one
+containing ``slow`` sleeps ``FAULT_SLOW_S`` seconds first; every other check passes at once.
+The real core is tested in tests/core and end to end in tests/e2e; here the delivery is.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from verifier.config import Settings
+from workers.app import create_celery, worker_arguments
+
+
+def fault_core(expression: str, **options: Any) -> dict[str, Any]:
+    """A report that passes, after killing the worker or sleeping when the expression says so."""
+    if "poison" in expression:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if "slow" in expression:
+        time.sleep(float(os.environ.get("FAULT_SLOW_S", "2")))
+    return {
+        "expression": expression,
+        "variables": ["x"],
+        "dtype": options.get("dtype", "float64"),
+        "device": "cpu",
+        "verdict": "pass",
+        "reason": None,
+        "entries": [],
+        "worst": {"abs_error": 0.0, "rel_error": 0.0, "ulp_error": 0.0},
+        "versions": {"torch": "stub", "sympy": "stub"},
+        "timings": {"total": 0.0, "pid": os.getpid()},
+    }
+
+
+def main() -> None:
+    settings = Settings()
+    app = create_celery(settings, core=fault_core)
+    try:
+        app.worker_main(worker_arguments(settings, queues=[settings.cpu_queue], concurrency=1))
+    finally:
+        app.dispose()
+
+
+if __name__ == "__main__":
+    main()

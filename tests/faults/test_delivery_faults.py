@@ -1,0 +1,190 @@
+"""Faults on the delivery path with real processes: a real Redis server (private, so the test
+may stop it), real PostgreSQL, real Celery worker processes started and killed by the test.
+
+Each test submits through the service as the API does, injects the fault, and then requires:
+the check finished, exactly one report, the broker's queue and unacknowledged set empty.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from celery import Celery
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from verifier import service
+from verifier.broker import CelerySender, make_celery
+from verifier.cli.processes import ChildProcess
+from verifier.config import Settings
+from verifier.db import make_engine, make_session_factory
+from verifier.models import Check, CheckStatus, Job, JobStatus, Report
+from verifier.reconciler import reconcile_once
+from verifier.schemas import JobIn
+
+pytestmark = pytest.mark.slow
+
+StartWorker = Callable[[str], ChildProcess]
+FINISH_TIMEOUT_S = 45.0
+POLL_S = 0.1
+
+
+@pytest.fixture
+def sessions(fault_settings: Settings) -> Any:
+    engine = make_engine(fault_settings.database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def sender(fault_settings: Settings) -> Any:
+    client = CelerySender(make_celery(fault_settings, Celery, main="fault-test"))
+    yield client
+    client.close()
+
+
+def _submit(
+    sessions: sessionmaker[Session], sender: CelerySender, settings: Settings, expression: str
+) -> Job:
+    # Every name in these expressions is a variable; give each the value 1.
+    point = {name: 1 for name in expression.replace("*", " ").replace("+", " ").split()}
+    point = {name: 1 for name in point if name.isidentifier()}
+    body = JobIn.model_validate({"checks": [{"expression": expression, "points": [point]}]})
+    with sessions() as session:
+        job = service.submit_job(session, body, settings)
+        service.send_checks(session, sender, list(job.checks))
+        return job
+
+
+def _check(sessions: sessionmaker[Session], job: Job) -> Check:
+    with sessions() as session:
+        return session.scalars(select(Check).where(Check.job_id == job.id)).one()
+
+
+def _reports(sessions: sessionmaker[Session], job: Job) -> list[Report]:
+    with sessions() as session:
+        return list(session.scalars(select(Report).where(Report.job_id == job.id)))
+
+
+def _wait_for(what: str, condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout_s} s"
+        time.sleep(POLL_S)
+
+
+def _job_status(sessions: sessionmaker[Session], job_id: uuid.UUID) -> JobStatus:
+    with sessions() as session:
+        status = session.scalar(select(Job.status).where(Job.id == job_id))
+        assert status is not None
+        return status
+
+
+def _assert_broker_empty(private_redis: Any, settings: Settings) -> None:
+    client = private_redis.client()
+    _wait_for(
+        "the acknowledgement",
+        lambda: client.llen(settings.cpu_queue) == 0 and client.hlen("unacked") == 0,
+        10,
+    )
+
+
+def test_kill_9_of_the_worker_mid_check_reruns_it_once(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    private_redis: Any,
+) -> None:
+    first = start_worker("first")
+    job = _submit(sessions, sender, fault_settings, "slow + x")
+    _wait_for("the claim", lambda: _check(sessions, job).status is CheckStatus.RUNNING, 20)
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait(timeout=10)
+    assert _reports(sessions, job) == []
+
+    start_worker("second")
+    _wait_for(
+        "the re-run",
+        lambda: _job_status(sessions, job.id) is JobStatus.DONE,
+        FINISH_TIMEOUT_S,
+    )
+    (report,) = _reports(sessions, job)
+    assert report.verdict == "pass"
+    check = _check(sessions, job)
+    assert check.attempts == 2  # the killed run and the re-run
+    assert check.owner is None
+    _assert_broker_empty(private_redis, fault_settings)
+
+
+def test_a_poison_check_ends_as_an_error_after_max_attempts(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    private_redis: Any,
+) -> None:
+    job = _submit(sessions, sender, fault_settings, "poison + x")
+    deadline = time.monotonic() + 3 * FINISH_TIMEOUT_S
+    workers = 0
+    # The poison kills every worker that runs it; a supervisor would restart each one.
+    while _job_status(sessions, job.id) not in (JobStatus.DONE, JobStatus.ERROR):
+        assert time.monotonic() < deadline, "the poison check never ended"
+        assert workers <= fault_settings.max_attempts + 1, "more restarts than attempts"
+        worker = start_worker(f"worker-{workers}")
+        workers += 1
+        while worker.running() and _job_status(sessions, job.id) is not JobStatus.ERROR:
+            assert time.monotonic() < deadline, "the poison check never ended"
+            time.sleep(POLL_S)
+    (report,) = _reports(sessions, job)
+    assert report.verdict == "error"
+    assert report.reason == "gave up after 2 attempts"
+    assert _check(sessions, job).attempts == fault_settings.max_attempts + 1
+    _assert_broker_empty(private_redis, fault_settings)
+
+
+def test_redis_down_at_submission_then_the_reconciler_publishes(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    private_redis: Any,
+) -> None:
+    private_redis.stop()
+    started = time.monotonic()
+    job = _submit(sessions, sender, fault_settings, "x * y")
+    assert time.monotonic() - started < 2.0  # issue 4: 202 or 503 within 2 s, never a hang
+    assert _check(sessions, job).enqueued_at is None  # stored, not sent
+
+    private_redis.start()  # an empty Redis: nothing survived
+    start_worker("after-outage")
+    with sessions() as session:
+        assert reconcile_once(session, sender, fault_settings) == 1
+    _wait_for("the job", lambda: _job_status(sessions, job.id) is JobStatus.DONE, 30)
+    assert len(_reports(sessions, job)) == 1
+
+
+def test_a_flushed_redis_loses_no_check(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    private_redis: Any,
+) -> None:
+    job = _submit(sessions, sender, fault_settings, "x * y")
+    private_redis.stop()  # no persistence: the queued message is gone
+    private_redis.start()
+    assert private_redis.client().llen(fault_settings.cpu_queue) == 0
+    start_worker("after-restart")
+    lost = fault_settings.model_copy(update={"requeue_after_s": 0.01})
+    with sessions() as session:
+        assert reconcile_once(session, sender, lost) == 1
+    _wait_for("the job", lambda: _job_status(sessions, job.id) is JobStatus.DONE, 30)
+    with sessions() as session:
+        count = session.scalar(select(func.count()).select_from(Report))
+    assert count == 1

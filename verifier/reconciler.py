@@ -1,0 +1,86 @@
+"""The reconciler: finds checks that nobody will run and publishes them again.
+
+A check can be stranded three ways: its message never reached the broker (the broker was down
+at submission), the broker lost it (a restart without persistence, a flush), or the worker that
+claimed it died. Each pass (:func:`reconcile_once`) releases claims whose lease expired, then
+re-publishes queued checks that were never sent or were sent more than ``requeue_after_s`` ago.
+Publishing twice is harmless: a worker runs only a check it can claim (verifier/delivery.py).
+
+It runs as a thread of every API process (:class:`Reconciler`, every ``requeue_interval_s``)
+and, for a fleet without an API nearby, as ``derivcheck reconcile``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from verifier import repository, service
+from verifier.config import Settings
+from verifier.models import utc_now
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+STOP_TIMEOUT_S = 10.0
+
+
+def reconcile_once(session: Session, sender: service.CheckSender, settings: Settings) -> int:
+    """One pass: release expired claims, re-publish stranded checks; how many were sent."""
+    now = utc_now()
+    released = repository.release_expired_claims(session, now, BATCH_SIZE)
+    session.commit()
+    if released:
+        logger.warning("released %d checks whose worker stopped answering", released)
+    cutoff = now - timedelta(seconds=settings.requeue_after_s)
+    checks = list(repository.unfinished_checks(session, cutoff, BATCH_SIZE))
+    return service.send_checks(session, sender, checks) if checks else 0
+
+
+class Reconciler:
+    """Runs :func:`reconcile_once` every ``requeue_interval_s`` until stopped."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], sender: service.CheckSender, settings: Settings
+    ):
+        self._sessions = sessions
+        self._sender = sender
+        self._settings = settings
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.run, name="derivcheck-reconcile", daemon=True)
+
+    def start(self) -> None:
+        """Run the loop in a background thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop and wait for its thread, if any."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=STOP_TIMEOUT_S)
+
+    def run(self, passes: int | None = None) -> None:
+        """Reconcile now and then every interval, ``passes`` times (None: until stopped)."""
+        done = 0
+        while passes is None or done < passes:
+            self.run_pass()
+            done += 1
+            if (passes is None or done < passes) and self._stop.wait(
+                self._settings.requeue_interval_s
+            ):
+                return
+
+    def run_pass(self) -> int:
+        """One pass; an outage of the database or broker is logged, not raised."""
+        try:
+            with self._sessions() as session:
+                count = reconcile_once(session, self._sender, self._settings)
+        except Exception:  # the loop must outlive a database or broker outage
+            logger.exception("reconciling unfinished checks failed")
+            return 0
+        if count:
+            logger.warning("re-published %d unfinished checks", count)
+        return count
