@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from verifier.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
 
 Dtype = Literal["float64", "float32", "float16", "bfloat16"]
+MAX_SEED = 2**31 - 1
+"""Seeds are stored in a 32-bit integer column."""
+PRINTABLE_TEXT = r"^[^\x00-\x1f\x7f]*$"
+"""No control characters (NUL cannot even be stored by PostgreSQL)."""
 Device = Literal["auto", "cpu", "cuda"]
 GroupBy = Literal["function", "dtype", "device", "verdict"]
 
@@ -32,9 +36,9 @@ class CheckIn(BaseModel):
     domain: dict[str, tuple[float, float]] | None = Field(
         default=None, description="variable -> [low, high] for sampled points"
     )
-    seed: int = 0
-    rtol: float | None = Field(default=None, ge=0)
-    atol: float | None = Field(default=None, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    rtol: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    atol: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     strict: bool = Field(default=False, description="count undefined derivatives as failures")
 
 
@@ -44,7 +48,7 @@ class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     checks: list[CheckIn] = Field(min_length=1)
-    label: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+    label: str | None = Field(default=None, max_length=MAX_LABEL_CHARS, pattern=PRINTABLE_TEXT)
 
 
 class JobAccepted(BaseModel):

@@ -7,12 +7,16 @@ refused at the door with the problem and its position rather than failing later 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from verifier.config import Settings
 from verifier.core.parse import ParsedExpression, parse_expression
 from verifier.errors import ExpressionError, JobRejectedError
 from verifier.schemas import CheckIn, JobIn
+
+DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+"""A point given as text: a plain decimal number (no spaces, underscores or hex)."""
 
 
 def validate_job(request: JobIn, settings: Settings) -> list[ParsedExpression]:
@@ -146,5 +150,11 @@ def _check_point(
         if not math.isfinite(number):
             problems.append(
                 _problem([*loc, name], f"{label}: {name}={value!r} is not finite", "point")
+            )
+        elif isinstance(value, str) and not DECIMAL_TEXT.fullmatch(value):
+            problems.append(
+                _problem(
+                    [*loc, name], f"{label}: {name}={value!r} is not a decimal number", "point"
+                )
             )
     return problems
