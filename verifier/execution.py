@@ -158,24 +158,43 @@ def execute_check(
             return None
         job_id = check.job_id
         if attempt is None:
-            if check.report is not None:
-                logger.info("check %s already has a report; not running it again", check_id)
-                return check.report.verdict
-            logger.info("check %s is held by another execution; leaving it", check_id)
-            return None
-        if attempt > policy.max_attempts:
-            logger.error("check %s: %s", check_id, gave_up_reason(policy.max_attempts))
-            document = error_document(check, gave_up_reason(policy.max_attempts))
+            if check.report is None:
+                logger.info("check %s is held by another execution; leaving it", check_id)
+                return None
+            # Already reported; finishing its job again is harmless, and needed when the
+            # writer of the report died before it could finish the job.
+            logger.info("check %s already has a report; not running it again", check_id)
+            verdict: str | None = check.report.verdict
         else:
-            document = run_core(check, core)
-        row = report_row(check, document)
-        if not repository.finish_check(session, row, owner, utc_now()):
-            logger.warning("check %s: claim lost while running; its result is dropped", check_id)
-            session.rollback()
-            return None
-        session.commit()
+            verdict = _run_owned(session, check, core, policy, attempt, owner)
+            if verdict is None:
+                return None
     with sessions() as session:
         if repository.finish_job_if_complete(session, job_id, utc_now()):
             logger.info("job %s is finished", job_id)
         session.commit()
+    return verdict
+
+
+def _run_owned(
+    session: Session,
+    check: Check,
+    core: CoreCheck,
+    policy: ClaimPolicy,
+    attempt: int,
+    owner: str,
+) -> str | None:
+    """Run a claimed check and write its report; None if the claim was lost meanwhile."""
+    check_id = check.id
+    if attempt > policy.max_attempts:
+        logger.error("check %s: %s", check_id, gave_up_reason(policy.max_attempts))
+        document = error_document(check, gave_up_reason(policy.max_attempts))
+    else:
+        document = run_core(check, core)
+    row = report_row(check, document)
+    if not repository.finish_check(session, row, owner, utc_now()):
+        logger.warning("check %s: claim lost while running; its result is dropped", check_id)
+        session.rollback()
+        return None
+    session.commit()
     return row.verdict

@@ -4,6 +4,8 @@ A check can be stranded three ways: its message never reached the broker (the br
 at submission), the broker lost it (a restart without persistence, a flush), or the worker that
 claimed it died. Each pass (:func:`reconcile_once`) releases claims whose lease expired, then
 re-publishes queued checks that were never sent or were sent more than ``requeue_after_s`` ago.
+It also finishes jobs whose every check has a report but whose last writer died before it could
+finish the job.
 Publishing twice is harmless: a worker runs only a check it can claim (verifier/delivery.py).
 
 It runs as a thread of every API process (:class:`Reconciler`, every ``requeue_interval_s``)
@@ -35,6 +37,12 @@ def reconcile_once(session: Session, sender: service.CheckSender, settings: Sett
     session.commit()
     if released:
         logger.warning("released %d checks whose worker stopped answering", released)
+    finished = 0
+    for job_id in repository.jobs_with_every_report(session, BATCH_SIZE):
+        finished += repository.finish_job_if_complete(session, job_id, now)
+    session.commit()
+    if finished:
+        logger.warning("finished %d jobs whose last writer stopped answering", finished)
     cutoff = now - timedelta(seconds=settings.requeue_after_s)
     checks = list(repository.unfinished_checks(session, cutoff, BATCH_SIZE))
     return service.send_checks(session, sender, checks) if checks else 0

@@ -201,6 +201,17 @@ def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -
     return True
 
 
+def jobs_with_every_report(session: Session, limit: int) -> Sequence[uuid.UUID]:
+    """Jobs not yet finished although each of their checks has a report."""
+    reported = (
+        select(func.count()).select_from(Report).where(Report.job_id == Job.id).scalar_subquery()
+    )
+    query = select(Job.id).where(
+        Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]), reported >= Job.check_count
+    )
+    return session.scalars(query.limit(limit)).all()
+
+
 def unfinished_checks(session: Session, enqueued_before: datetime, limit: int) -> Sequence[Check]:
     """Queued checks without a report never sent, or sent before ``enqueued_before``."""
     query = (

@@ -262,3 +262,33 @@ def test_a_missing_check_is_skipped(sessions: sessionmaker[Session]) -> None:
         raise AssertionError("must not run")
 
     assert execute_check(sessions, uuid.uuid4(), never) is None
+
+
+def test_a_job_whose_last_writer_died_is_finished_by_redelivery_or_reconciler(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+    check_id = job.checks[0].id
+    core = StubCore(make_report_document, {"x**2": "pass"})
+    assert execute_check(sessions, check_id, core) == "pass"
+    # Stands for a worker killed between the report's commit and the job's.
+    with sessions() as session:
+        session.execute(
+            update(Job).where(Job.id == job.id).values(status=JobStatus.RUNNING, verdict=None)
+        )
+        session.commit()
+    with sessions() as session:
+        assert reconcile_once(session, RecordingSender(), settings) == 0
+    assert _job(sessions, job.id).status is JobStatus.DONE
+
+    with sessions() as session:
+        session.execute(update(Job).where(Job.id == job.id).values(status=JobStatus.RUNNING))
+        session.commit()
+    assert execute_check(sessions, check_id, core) == "pass"  # a redelivered message
+    assert _job(sessions, job.id).status is JobStatus.DONE
+    assert len(core.calls) == 1
+
+
+class RecordingSender:
+    def send_check(self, check_id: uuid.UUID, queue: str) -> None:
+        raise AssertionError("nothing should be re-published")

@@ -1,0 +1,62 @@
+"""A bounded load on loopback: concurrent clients (one API key each) submit and poll against
+the real API and two real workers on PostgreSQL and Redis, then the fleet drains; calm, and
+with a worker killed (SIGKILL) every few seconds. No 5xx, every accepted job finished, no
+duplicate report. The long version (50 clients, 60 s) is benchmarks/reliability.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = 10
+CALM_S = 6.0
+KILLING_S = 12.0
+KILL_EVERY_S = 3.0
+DRAIN_TIMEOUT_S = 120.0
+
+
+def _benchmark() -> Any:
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "reliability.py"
+    spec = importlib.util.spec_from_file_location("reliability_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _assert_held(load: Any) -> None:
+    assert load.server_errors == 0, load.status_counts
+    assert load.transport_errors == 0
+    assert len(load.accepted) > 0
+    assert load.lost == 0, (
+        f"{load.lost} of {len(load.accepted)} accepted jobs never finished: {load.unfinished}"
+    )
+    assert load.duplicates == 0
+
+
+def test_load_with_and_without_worker_kills_loses_nothing(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    reliability = _benchmark()
+    with reliability.running_fleet(tmp_path, postgres_url, redis_url) as fleet:
+        calm = reliability.run_load(
+            fleet, clients=CLIENTS, seconds=CALM_S, drain_timeout_s=DRAIN_TIMEOUT_S
+        )
+        _assert_held(calm)
+        killing = reliability.run_load(
+            fleet,
+            clients=CLIENTS,
+            seconds=KILLING_S,
+            kill_every_s=KILL_EVERY_S,
+            drain_timeout_s=DRAIN_TIMEOUT_S,
+            seed=1000,
+        )
+        _assert_held(killing)
+        assert killing.kills >= 3
