@@ -72,6 +72,10 @@ FLEET_ENV = {
     "VERIFIER_REQUEUE_INTERVAL_S": "2",
     "VERIFIER_REQUEUE_AFTER_S": "30",
     "VERIFIER_MAX_ATTEMPTS": "5",
+    # The request limits of tests/api/test_hostile_input.py, whose cases are sent here too.
+    "VERIFIER_MAX_CHECKS_PER_JOB": "5",
+    "VERIFIER_MAX_POINTS_PER_CHECK": "10",
+    "VERIFIER_MAX_BODY_BYTES": "8192",
 }
 EXPRESSIONS = [
     # Cheap checks with known verdicts on positive points (pass, by the core's own tests).
