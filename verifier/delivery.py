@@ -14,9 +14,11 @@ the broker, decides what runs:
    (``worker_prefetch_multiplier``): a worker holds one message per slot, so a slow or dying
    check holds up no others.
 2. **Claim** (:func:`verifier.repository.claim_check`): a worker runs a check only after a
-   conditional update moved it to ``running``, counted the attempt, and gave it a fresh owner
-   token and a lease of ``claim_lease_s`` (= ``worker_soft_shutdown_s``). A delivery that finds
-   the check done, or running under a live lease, does nothing.
+   conditional update moved it to ``running``, counted the attempt, and made the delivery's
+   task id its owner, with a lease of ``claim_lease_s`` (= ``worker_soft_shutdown_s``). A
+   delivery that finds the check done, or running under another's live lease, does nothing.
+   The same task id may claim again at once: a retry after a database error (the task retries
+   ``OperationalError`` with backoff) or the redelivered message of a worker that died.
 3. **Attempt cap** (``max_attempts``): a claim that would be attempt ``max_attempts + 1``
    does not run the check: it writes the report ``error: gave up after N attempts``. A check
    that kills its worker every time (a poison check) therefore ends, instead of looping.

@@ -137,14 +137,16 @@ def execute_check(
     check_id: uuid.UUID,
     core: CoreCheck,
     policy: ClaimPolicy | None = None,
+    owner: str | None = None,
 ) -> str | None:
     """Run the stored check ``check_id`` once if this delivery can claim it.
 
-    Returns the verdict of its report (existing or new); None when the check does not exist
-    or another execution holds it under a live claim.
+    ``owner`` identifies the delivery (the task id; a fresh one if None). Returns the verdict
+    of its report (existing or new); None when the check does not exist or another execution
+    holds it under a live claim.
     """
     policy = policy or ClaimPolicy()
-    owner = str(uuid.uuid4())
+    owner = owner or str(uuid.uuid4())
     with sessions() as session:
         now = utc_now()
         attempt = repository.claim_check(

@@ -82,10 +82,13 @@ def checks_of_job(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
 def claim_check(
     session: Session, check_id: uuid.UUID, owner: str, now: datetime, lease_until: datetime
 ) -> int | None:
-    """Claim the check for ``owner`` if it is queued or its last claim has expired.
+    """Claim the check for ``owner`` if it is queued, its last claim expired, or it is ours.
 
-    One conditional UPDATE, so two deliveries cannot both win; it counts the attempt. Returns
-    the attempt number, or None when the check is done, held under a live lease, or missing.
+    One conditional UPDATE, so two deliveries cannot both win; it counts the attempt. ``owner``
+    is the delivery's task id, so a retry of the same task (after a database error) or a
+    redelivery of its message (after its worker died) takes the check back at once. Returns
+    the attempt number, or None when the check is done, held under another's live lease, or
+    missing.
     """
     claimed = session.execute(
         update(Check)
@@ -96,6 +99,7 @@ def claim_check(
                 Check.status == CheckStatus.QUEUED,
                 Check.lease_expires_at.is_(None),
                 Check.lease_expires_at < now,
+                Check.owner == owner,
             ),
         )
         .values(

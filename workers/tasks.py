@@ -52,6 +52,8 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
         settings = app.settings
         policy = ClaimPolicy(max_attempts=settings.max_attempts, lease_s=settings.claim_lease_s)
         with hard_time_limit(settings.check_time_limit_s, f"check {check_id}"):
-            verdict = execute_check(app.sessions, uuid.UUID(check_id), core, policy)
+            # The task id survives retries and redeliveries: the same delivery, the same owner.
+            owner = task.request.id or None
+            verdict = execute_check(app.sessions, uuid.UUID(check_id), core, policy, owner)
         logger.info("check %s: %s", check_id, verdict)
         return verdict

@@ -8,15 +8,19 @@ message after 5 s.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy.engine import make_url
 
 from verifier import migrate
 from verifier.cli.processes import ChildProcess, free_port
@@ -40,8 +44,19 @@ class PrivateRedis:
     def start(self) -> None:
         try:
             self.process = subprocess.Popen(
-                ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                 "--appendonly", "no", "--dir", str(self.folder)],
+                [
+                    "redis-server",
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.folder),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -93,12 +108,13 @@ def fault_settings(tmp_path: Path, postgres_url: str, private_redis: PrivateRedi
     )
 
 
-StartWorker = Callable[[str], ChildProcess]
+StartWorker = Callable[..., ChildProcess]
 
 
 @pytest.fixture
 def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWorker]:
-    """``start_worker(name)``: a fault worker process on ``fault_settings``, stopped at the end."""
+    """``start_worker(name, wait=True, database_url=None)``: a fault worker process on
+    ``fault_settings`` (ready, unless ``wait`` is false), stopped at the end."""
     started: list[ChildProcess] = []
     env = {
         **os.environ,
@@ -114,10 +130,14 @@ def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWork
         "PYTHONUNBUFFERED": "1",
     }
 
-    def start(name: str) -> ChildProcess:
+    def start(name: str, *, wait: bool = True, database_url: str | None = None) -> ChildProcess:
         log = tmp_path / "logs" / f"{name}.log"
-        child = ChildProcess(name, [sys.executable, str(FAULT_WORKER)], env=env, log_path=log)
+        child_env = {**env, "VERIFIER_DATABASE_URL": database_url or env["VERIFIER_DATABASE_URL"]}
+        command = [sys.executable, str(FAULT_WORKER)]
+        child = ChildProcess(name, command, env=child_env, log_path=log)
         started.append(child)
+        if not wait:
+            return child
         deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
         while "ready." not in log.read_text(errors="replace"):
             assert child.running(), f"{name} exited: {child.log_tail()}"
@@ -130,3 +150,79 @@ def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWork
     finally:
         for child in started:
             child.stop(timeout_s=10)
+
+
+class CuttableProxy:
+    """A TCP proxy on loopback to an upstream port that a test can cut (every connection
+    dropped, new ones refused) and resume: a database that is briefly unreachable."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._connections: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def resume(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                # shutdown() wakes the accept() blocked in another thread; close() alone
+                # would leave the socket listening until that accept() returns.
+                with contextlib.suppress(OSError):
+                    self._listener.shutdown(socket.SHUT_RDWR)
+                self._listener.close()
+                self._listener = None
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+                connection.close()
+            self._connections.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._connections += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, target):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def database_proxy(fault_settings: Settings) -> Iterator[tuple[CuttableProxy, str]]:
+    """A cuttable proxy to the test's PostgreSQL, and the database URL through it."""
+    url = make_url(fault_settings.database_url)
+    proxy = CuttableProxy(url.port or 5432)
+    proxy.resume()
+    try:
+        yield proxy, url.set(port=proxy.port).render_as_string(hide_password=False)
+    finally:
+        proxy.cut()

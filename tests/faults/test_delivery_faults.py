@@ -94,17 +94,25 @@ def _assert_broker_empty(private_redis: Any, settings: Settings) -> None:
     )
 
 
-def test_kill_9_of_the_worker_mid_check_reruns_it_once(
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGKILL], [signal.SIGTERM, signal.SIGKILL]],
+    ids=["kill -9", "SIGTERM then SIGKILL"],
+)
+def test_a_worker_killed_mid_check_leaves_it_to_run_again_once(
     sessions: sessionmaker[Session],
     sender: CelerySender,
     fault_settings: Settings,
     start_worker: StartWorker,
     private_redis: Any,
+    signals: list[signal.Signals],
 ) -> None:
     first = start_worker("first")
     job = _submit(sessions, sender, fault_settings, "slow + x")
     _wait_for("the claim", lambda: _check(sessions, job).status is CheckStatus.RUNNING, 20)
-    first.process.send_signal(signal.SIGKILL)
+    for number in signals:
+        first.process.send_signal(number)
+        time.sleep(0.3)  # SIGTERM starts a warm shutdown; SIGKILL cuts it short
     first.process.wait(timeout=10)
     assert _reports(sessions, job) == []
 
@@ -188,3 +196,59 @@ def test_a_flushed_redis_loses_no_check(
     with sessions() as session:
         count = session.scalar(select(func.count()).select_from(Report))
     assert count == 1
+
+
+def test_database_unreachable_during_the_report_write_is_retried_to_one_report(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    database_proxy: Any,
+) -> None:
+    proxy, proxied_url = database_proxy
+    start_worker("behind-proxy", database_url=proxied_url)
+    job = _submit(sessions, sender, fault_settings, "slow + x")
+    _wait_for("the claim", lambda: _check(sessions, job).status is CheckStatus.RUNNING, 20)
+    proxy.cut()  # the database goes away while the core runs (FAULT_SLOW_S = 2 s)
+    time.sleep(3)  # the report write fails; the task retries with backoff
+    assert _reports(sessions, job) == []
+    proxy.resume()
+    _wait_for("the retry", lambda: _job_status(sessions, job.id) is JobStatus.DONE, 45)
+    assert len(_reports(sessions, job)) == 1
+    assert _check(sessions, job).attempts >= 2  # the same task took its claim back
+
+
+def test_a_worker_started_before_redis_runs_checks_once_redis_is_up(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    private_redis: Any,
+) -> None:
+    private_redis.stop()
+    worker = start_worker("early", wait=False)
+    time.sleep(2)
+    assert worker.running()  # it waits for the broker instead of exiting
+    private_redis.start()
+    job = _submit(sessions, sender, fault_settings, "x * y")
+    _wait_for("the job", lambda: _job_status(sessions, job.id) is JobStatus.DONE, 45)
+    assert len(_reports(sessions, job)) == 1
+
+
+def test_redis_restarted_mid_check_loses_nothing_and_the_worker_goes_on(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    private_redis: Any,
+) -> None:
+    worker = start_worker("through-restart")
+    job = _submit(sessions, sender, fault_settings, "slow + x")
+    _wait_for("the claim", lambda: _check(sessions, job).status is CheckStatus.RUNNING, 20)
+    private_redis.stop()  # no persistence: the unacknowledged message is gone with it
+    private_redis.start()
+    _wait_for("the job", lambda: _job_status(sessions, job.id) is JobStatus.DONE, 30)
+    assert len(_reports(sessions, job)) == 1
+    assert worker.running()
+    after = _submit(sessions, sender, fault_settings, "x * y")
+    _wait_for("the next job", lambda: _job_status(sessions, after.id) is JobStatus.DONE, 45)
