@@ -8,6 +8,7 @@ fails when the environment variable CI is "true" (CI must exercise them for real
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,8 +31,15 @@ IN_CI = os.environ.get("CI") == "true"
 POSTGRES_ADMIN_URL = os.environ.get(
     "DERIVCHECK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-# A db number of its own, so tests never touch what a local service keeps in db 0.
-REDIS_TEST_URL = os.environ.get("DERIVCHECK_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Redis for tests: a db number leased for one test alone (several test runs may share the
+# server, and each test empties its db and runs workers that take whatever is queued there).
+# DERIVCHECK_TEST_REDIS_URL names one fixed URL instead.
+REDIS_SERVER_URL = "redis://127.0.0.1:6379"
+REDIS_TEST_URL = os.environ.get("DERIVCHECK_TEST_REDIS_URL")
+REDIS_TEST_DBS = range(1, 13)  # not 0 (a local service's), 13-15 (older runs, benchmarks, leases)
+REDIS_LEASE_DB = 15
+REDIS_LEASE_S = 1800
+REDIS_LEASE_WAIT_S = 60.0
 
 
 def service_missing(what: str, error: Exception) -> None:
@@ -117,17 +125,52 @@ def postgres_url(postgres_admin_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis URL on a db number of the tests' own, emptied before and after the test."""
+    """A Redis URL on a db number of this test's own, emptied before and after the test."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3)
+    if REDIS_TEST_URL is not None:
+        yield from _emptied(REDIS_TEST_URL)
+        return
+    leases = redis.Redis.from_url(
+        f"{REDIS_SERVER_URL}/{REDIS_LEASE_DB}", socket_connect_timeout=3
+    )
+    try:
+        try:
+            leases.ping()
+        except Exception as error:
+            service_missing(f"Redis at {REDIS_SERVER_URL}", error)
+        token = uuid.uuid4().hex
+        db = _lease_db(leases, token)
+        try:
+            yield from _emptied(f"{REDIS_SERVER_URL}/{db}")
+        finally:
+            if leases.get(f"derivcheck-test-db:{db}") == token.encode():
+                leases.delete(f"derivcheck-test-db:{db}")
+    finally:
+        leases.close()
+
+
+def _lease_db(leases: Any, token: str) -> int:
+    deadline = time.monotonic() + REDIS_LEASE_WAIT_S
+    while time.monotonic() < deadline:
+        for db in REDIS_TEST_DBS:
+            if leases.set(f"derivcheck-test-db:{db}", token, nx=True, ex=REDIS_LEASE_S):
+                return db
+        time.sleep(0.5)
+    pytest.fail(f"no free Redis test db among {list(REDIS_TEST_DBS)} after {REDIS_LEASE_WAIT_S} s")
+
+
+def _emptied(url: str) -> Iterator[str]:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
     try:
         try:
             client.ping()
         except Exception as error:
-            service_missing(f"Redis at {REDIS_TEST_URL}", error)
+            service_missing(f"Redis at {url}", error)
         client.flushdb()
-        yield REDIS_TEST_URL
+        yield url
         client.flushdb()
     finally:
         client.close()
