@@ -217,7 +217,11 @@ def jobs_with_every_report(session: Session, limit: int) -> Sequence[uuid.UUID]:
 
 
 def unfinished_checks(session: Session, enqueued_before: datetime, limit: int) -> Sequence[Check]:
-    """Queued checks without a report never sent, or sent before ``enqueued_before``."""
+    """Queued checks without a report never sent, or sent before ``enqueued_before``.
+
+    On PostgreSQL the rows stay locked until the caller commits, and rows another reconciler
+    holds are skipped, so several reconcilers do not publish the same check at once.
+    """
     query = (
         select(Check)
         .where(
@@ -227,6 +231,7 @@ def unfinished_checks(session: Session, enqueued_before: datetime, limit: int) -
         )
         .order_by(Check.created_at)
         .limit(limit)
+        .with_for_update(skip_locked=True, of=Check)
     )
     return session.scalars(query).all()
 
