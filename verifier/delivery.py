@@ -13,7 +13,7 @@ the broker, decides what runs:
    process die, instead of marking it failed. **Prefetch 1**
    (``worker_prefetch_multiplier``): a worker holds one message per slot, so a slow or dying
    check holds up no others.
-2. **Claim** (:func:`verifier.repository.claim_check`): a worker runs a check only after a
+2. **Claim** (:func:`verifier.claims.claim_check`): a worker runs a check only after a
    conditional update moved it to ``running``, counted the attempt, and made the delivery's
    task id its owner, with a lease of ``claim_lease_s`` (= ``worker_soft_shutdown_s``). A
    delivery that finds the check done, or running under another's live lease, does nothing.
@@ -22,7 +22,7 @@ the broker, decides what runs:
 3. **Attempt cap** (``max_attempts``): a claim that would be attempt ``max_attempts + 1``
    does not run the check: it writes the report ``error: gave up after N attempts``. A check
    that kills its worker every time (a poison check) therefore ends, instead of looping.
-4. **Report once** (:func:`verifier.repository.finish_check`): the report is written with an
+4. **Report once** (:func:`verifier.claims.finish_check`): the report is written with an
    insert that ignores a duplicate, in the same transaction as the update that moves the check
    to ``done``, and only while the writer still owns the check (its token is still the
    check's owner). A second execution changes nothing.

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from verifier import repository
+from verifier import claims, repository
 from verifier.errors import InputError
 from verifier.models import Check, Report, utc_now
 
@@ -149,7 +149,7 @@ def execute_check(
     owner = owner or str(uuid.uuid4())
     with sessions() as session:
         now = utc_now()
-        attempt = repository.claim_check(
+        attempt = claims.claim_check(
             session, check_id, owner, now, now + timedelta(seconds=policy.lease_s)
         )
         check = repository.get_check(session, check_id)
@@ -194,7 +194,7 @@ def _run_owned(
     else:
         document = run_core(check, core)
     row = report_row(check, document)
-    if not repository.finish_check(session, row, owner, utc_now()):
+    if not claims.finish_check(session, row, owner, utc_now()):
         logger.warning("check %s: claim lost while running; its result is dropped", check_id)
         session.rollback()
         return None

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from verifier import repository, service
+from verifier import claims, repository, service
 from verifier.config import Settings
 from verifier.models import utc_now
 
@@ -33,18 +33,18 @@ STOP_TIMEOUT_S = 10.0
 def reconcile_once(session: Session, sender: service.CheckSender, settings: Settings) -> int:
     """One pass: release expired claims, re-publish stranded checks; how many were sent."""
     now = utc_now()
-    released = repository.release_expired_claims(session, now, BATCH_SIZE)
+    released = claims.release_expired_claims(session, now, BATCH_SIZE)
     session.commit()
     if released:
         logger.warning("released %d checks whose worker stopped answering", released)
     finished = 0
-    for job_id in repository.jobs_with_every_report(session, BATCH_SIZE):
+    for job_id in claims.jobs_with_every_report(session, BATCH_SIZE):
         finished += repository.finish_job_if_complete(session, job_id, now)
     session.commit()
     if finished:
         logger.warning("finished %d jobs whose last writer stopped answering", finished)
     cutoff = now - timedelta(seconds=settings.requeue_after_s)
-    checks = list(repository.unfinished_checks(session, cutoff, BATCH_SIZE))
+    checks = list(claims.unfinished_checks(session, cutoff, BATCH_SIZE))
     return service.send_checks(session, sender, checks) if checks else 0
 
 

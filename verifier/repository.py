@@ -1,4 +1,7 @@
-"""All SQL of the service: reads and writes of jobs, checks and reports."""
+"""SQL of the service: reads and writes of jobs, checks, reports and API keys.
+
+The SQL of delivery (claims, leases, what the reconciler looks for) is in ``verifier/claims.py``.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,6 @@ from verifier.models import (
     ApiKey,
     Check,
     CheckFunction,
-    CheckStatus,
     Job,
     JobStatus,
     Report,
@@ -79,69 +81,6 @@ def checks_of_job(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
     return session.scalars(query).all()
 
 
-def claim_check(
-    session: Session, check_id: uuid.UUID, owner: str, now: datetime, lease_until: datetime
-) -> int | None:
-    """Claim the check for ``owner`` if it is queued, its last claim expired, or it is ours.
-
-    One conditional UPDATE, so two deliveries cannot both win; it counts the attempt. ``owner``
-    is the delivery's task id, so a retry of the same task (after a database error) or a
-    redelivery of its message (after its worker died) takes the check back at once. Returns
-    the attempt number, or None when the check is done, held under another's live lease, or
-    missing.
-    """
-    claimed = session.execute(
-        update(Check)
-        .where(
-            Check.id == check_id,
-            Check.status != CheckStatus.DONE,
-            or_(
-                Check.status == CheckStatus.QUEUED,
-                Check.lease_expires_at.is_(None),
-                Check.lease_expires_at < now,
-                Check.owner == owner,
-            ),
-        )
-        .values(
-            status=CheckStatus.RUNNING,
-            attempts=Check.attempts + 1,
-            owner=owner,
-            started_at=now,
-            lease_expires_at=lease_until,
-        )
-        .returning(Check.attempts)
-    ).scalar_one_or_none()
-    if claimed is not None:
-        session.execute(
-            update(Job)
-            .where(Job.id == select(Check.job_id).where(Check.id == check_id).scalar_subquery())
-            .where(Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.RUNNING, started_at=now)
-        )
-    return claimed
-
-
-def finish_check(session: Session, report: Report, owner: str, now: datetime) -> bool:
-    """Mark the check done and add its report, if ``owner`` still holds it; True if it did.
-
-    The report insert ignores a duplicate (one report per check), and both happen in the
-    caller's transaction, so a writer that lost its claim changes nothing.
-    """
-    owned = session.execute(
-        update(Check)
-        .where(
-            Check.id == report.check_id,
-            Check.owner == owner,
-            Check.status == CheckStatus.RUNNING,
-        )
-        .values(status=CheckStatus.DONE, finished_at=now, owner=None, lease_expires_at=None)
-    )
-    if owned.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    insert_report(session, report)
-    return True
-
-
 def insert_report(session: Session, report: Report) -> bool:
     """Insert ``report`` unless its check already has one; True when this call added it."""
     values = {
@@ -156,26 +95,6 @@ def insert_report(session: Session, report: Report) -> bool:
         insert(Report).values(**values).on_conflict_do_nothing(index_elements=["check_id"])
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def release_expired_claims(session: Session, now: datetime, limit: int) -> int:
-    """Put running checks whose lease expired back to queued (their owner is presumed dead)."""
-    expired = select(Check.id).where(
-        Check.status == CheckStatus.RUNNING, Check.lease_expires_at < now
-    )
-    ids = session.scalars(expired.limit(limit)).all()
-    if not ids:
-        return 0
-    result = session.execute(
-        update(Check)
-        .where(
-            Check.id.in_(ids),
-            Check.status == CheckStatus.RUNNING,
-            Check.lease_expires_at < now,
-        )
-        .values(status=CheckStatus.QUEUED, owner=None, lease_expires_at=None, enqueued_at=None)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -> bool:
@@ -203,44 +122,6 @@ def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -
         )
     )
     return True
-
-
-def jobs_with_every_report(session: Session, limit: int) -> Sequence[uuid.UUID]:
-    """Jobs not yet finished although each of their checks has a report."""
-    reported = (
-        select(func.count()).select_from(Report).where(Report.job_id == Job.id).scalar_subquery()
-    )
-    query = select(Job.id).where(
-        Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]), reported >= Job.check_count
-    )
-    return session.scalars(query.limit(limit)).all()
-
-
-def unfinished_checks(session: Session, enqueued_before: datetime, limit: int) -> Sequence[Check]:
-    """Queued checks without a report never sent, or sent before ``enqueued_before``.
-
-    On PostgreSQL the rows stay locked until the caller commits, and rows another reconciler
-    holds are skipped, so several reconcilers do not publish the same check at once.
-    """
-    query = (
-        select(Check)
-        .where(
-            Check.status == CheckStatus.QUEUED,
-            or_(Check.enqueued_at.is_(None), Check.enqueued_at < enqueued_before),
-            ~exists().where(Report.check_id == Check.id),
-        )
-        .order_by(Check.created_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=Check)
-    )
-    return session.scalars(query).all()
-
-
-def mark_enqueued(session: Session, checks: Sequence[Check], now: datetime) -> None:
-    """Record that the checks were handed to the broker at ``now``."""
-    for check in checks:
-        check.enqueued_at = now
-    session.flush()
 
 
 def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:

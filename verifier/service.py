@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from verifier import repository
+from verifier import claims, repository
 from verifier.config import Settings
 from verifier.errors import JobRejectedError, NotFoundError
 from verifier.models import Check, CheckFunction, Job, JobStatus, utc_now
@@ -100,7 +100,7 @@ def send_checks(session: Session, sender: CheckSender, checks: list[Check]) -> i
             logger.warning("could not send check %s; it will be re-sent", check.id, exc_info=True)
             break
         sent.append(check)
-    repository.mark_enqueued(session, sent, utc_now())
+    claims.mark_enqueued(session, sent, utc_now())
     session.commit()
     return len(sent)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from verifier import migrate, repository, service
+from verifier import claims, migrate, service
 from verifier.config import Settings
 from verifier.db import make_engine, make_session_factory
 from verifier.models import utc_now
@@ -33,7 +33,7 @@ def test_concurrent_reconcilers_split_the_stranded_checks(
         with sessions() as session:
             job = service.submit_job(session, body, settings)  # stored, never sent
         with sessions() as first, sessions() as second:
-            held = repository.unfinished_checks(first, utc_now(), limit=2)
+            held = claims.unfinished_checks(first, utc_now(), limit=2)
             assert len(held) == 2  # locked by the first reconciler until it commits
             other = Recorder()
             assert reconcile_once(second, other, settings) == 2

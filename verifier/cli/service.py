@@ -1,6 +1,6 @@
-"""The service commands of ``derivcheck``: serve, worker, reconcile, db upgrade, submit,
-status, reports, stats and demo (``keys`` lives in verifier/cli/keys.py). ``register(app)``
-adds them to the main Typer app.
+"""The service commands of ``derivcheck``: serve, worker, db upgrade, submit, status,
+reports, stats and demo, with ``keys`` (verifier/cli/keys.py) and ``reconcile``
+(verifier/cli/reconcile.py). ``register(app)`` adds them to the main Typer app.
 
 Commands that talk to a running service go through the HTTP API (``--url``); bad input or an
 unreachable service is one line on stderr and exit status 2, never a traceback.
@@ -126,43 +126,6 @@ def worker(
         )
     finally:
         app.dispose()
-
-
-@friendly
-def reconcile(
-    once: Annotated[bool, typer.Option("--once", help="one pass, then exit")] = False,
-    interval: Annotated[
-        float | None,
-        typer.Option(min=0.1, help="seconds between passes [default: VERIFIER_REQUEUE_INTERVAL_S]"),
-    ] = None,
-) -> None:
-    """Re-publish checks that nobody will run (lost messages, dead workers); see delivery.py."""
-    import logging
-
-    from celery import Celery
-
-    from verifier.broker import CelerySender, make_celery
-    from verifier.db import make_engine, make_session_factory
-    from verifier.reconciler import Reconciler
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = load_settings()
-    if interval is not None:
-        settings = settings.model_copy(update={"requeue_interval_s": interval})
-    engine = make_engine(settings.database_url)
-    sender = CelerySender(make_celery(settings, Celery, main="derivcheck-reconcile"))
-    reconciler = Reconciler(make_session_factory(engine), sender, settings)
-    try:
-        if once:
-            console.print(f"re-published {reconciler.run_pass()} checks")
-        else:
-            console.print(f"reconciling every {settings.requeue_interval_s:g} s (Ctrl-C stops)")
-            reconciler.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sender.close()
-        engine.dispose()
 
 
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -347,6 +310,8 @@ def register(app: typer.Typer) -> None:
     """Add the service commands to ``app``."""
     app.command("serve")(serve)
     app.command("worker")(worker)
+    from verifier.cli.reconcile import reconcile
+
     app.command("reconcile")(reconcile)
     app.add_typer(db_app, name="db")
     from verifier.cli.keys import keys_app
