@@ -113,8 +113,8 @@ StartWorker = Callable[..., ChildProcess]
 
 @pytest.fixture
 def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWorker]:
-    """``start_worker(name, wait=True, database_url=None)``: a fault worker process on
-    ``fault_settings`` (ready, unless ``wait`` is false), stopped at the end."""
+    """``start_worker(name, wait=True, database_url=None, slow_s=None)``: a fault worker
+    process on ``fault_settings`` (ready, unless ``wait`` is false), stopped at the end."""
     started: list[ChildProcess] = []
     env = {
         **os.environ,
@@ -130,9 +130,17 @@ def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWork
         "PYTHONUNBUFFERED": "1",
     }
 
-    def start(name: str, *, wait: bool = True, database_url: str | None = None) -> ChildProcess:
+    def start(
+        name: str,
+        *,
+        wait: bool = True,
+        database_url: str | None = None,
+        slow_s: float | None = None,
+    ) -> ChildProcess:
         log = tmp_path / "logs" / f"{name}.log"
         child_env = {**env, "VERIFIER_DATABASE_URL": database_url or env["VERIFIER_DATABASE_URL"]}
+        if slow_s is not None:
+            child_env["FAULT_SLOW_S"] = str(slow_s)
         command = [sys.executable, str(FAULT_WORKER)]
         child = ChildProcess(name, command, env=child_env, log_path=log)
         started.append(child)

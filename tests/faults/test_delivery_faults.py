@@ -26,6 +26,7 @@ from verifier.db import make_engine, make_session_factory
 from verifier.models import Check, CheckStatus, Job, JobStatus, Report
 from verifier.reconciler import reconcile_once
 from verifier.schemas import JobIn
+from workers.watchdog import EXIT_TIME_LIMIT
 
 pytestmark = pytest.mark.slow
 
@@ -130,25 +131,35 @@ def test_a_worker_killed_mid_check_leaves_it_to_run_again_once(
     _assert_broker_empty(private_redis, fault_settings)
 
 
+@pytest.mark.parametrize(
+    ("expression", "slow_s", "exit_code"),
+    [("poison + x", None, -signal.SIGKILL), ("slow + x", 30.0, EXIT_TIME_LIMIT)],
+    ids=["kills its worker", "runs past the hard time limit"],
+)
 def test_a_poison_check_ends_as_an_error_after_max_attempts(
     sessions: sessionmaker[Session],
     sender: CelerySender,
     fault_settings: Settings,
     start_worker: StartWorker,
     private_redis: Any,
+    expression: str,
+    slow_s: float | None,
+    exit_code: int,
 ) -> None:
-    job = _submit(sessions, sender, fault_settings, "poison + x")
+    job = _submit(sessions, sender, fault_settings, expression)
     deadline = time.monotonic() + 3 * FINISH_TIMEOUT_S
     workers = 0
     # The poison kills every worker that runs it; a supervisor would restart each one.
     while _job_status(sessions, job.id) not in (JobStatus.DONE, JobStatus.ERROR):
         assert time.monotonic() < deadline, "the poison check never ended"
         assert workers <= fault_settings.max_attempts + 1, "more restarts than attempts"
-        worker = start_worker(f"worker-{workers}")
+        worker = start_worker(f"worker-{workers}", slow_s=slow_s)
         workers += 1
         while worker.running() and _job_status(sessions, job.id) is not JobStatus.ERROR:
             assert time.monotonic() < deadline, "the poison check never ended"
             time.sleep(POLL_S)
+        if not worker.running():
+            assert worker.process.returncode == exit_code
     (report,) = _reports(sessions, job)
     assert report.verdict == "error"
     assert report.reason == "gave up after 2 attempts"
