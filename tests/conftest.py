@@ -23,10 +23,6 @@ from verifier import migrate
 from verifier.config import Settings
 from verifier.db import make_engine
 
-# With --doctest-modules, pytest would also import every conftest.py as a module to search
-# for doctests; they share the basename "conftest", so that import fails. They hold none.
-collect_ignore_glob = ["conftest.py", "*/conftest.py"]
-
 IN_CI = os.environ.get("CI") == "true"
 POSTGRES_ADMIN_URL = os.environ.get(
     "DERIVCHECK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
