@@ -67,6 +67,7 @@ WORKERS = 2
 # is re-run within seconds; the API's reconciler runs every 2 s.
 FLEET_ENV = {
     "VERIFIER_CHECK_TIME_LIMIT_S": "20",
+    "VERIFIER_SYMBOLIC_TIMEOUT_S": "10",
     "VERIFIER_WORKER_SOFT_SHUTDOWN_S": "22",
     "VERIFIER_BROKER_VISIBILITY_TIMEOUT_S": "25",
     "VERIFIER_REQUEUE_INTERVAL_S": "2",

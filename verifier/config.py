@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=3, ge=1, description="claims of one check before it ends as an error"
     )
+    symbolic_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="budget of SymPy's derivatives per check; past it the check ends as an error",
+    )
     check_time_limit_s: float = Field(
         default=600.0, gt=0, description="hard limit of one check; past it the worker exits"
     )
@@ -90,11 +95,15 @@ class Settings(BaseSettings):
         if not self.broker_url:
             self.broker_url = f"sqla+sqlite:///{self.data_dir / BROKER_FILE_NAME}"
         if not (
-            self.check_time_limit_s < self.worker_soft_shutdown_s < self.broker_visibility_timeout_s
+            self.symbolic_timeout_s
+            < self.check_time_limit_s
+            < self.worker_soft_shutdown_s
+            < self.broker_visibility_timeout_s
         ):
             raise ValueError(
-                "delivery times must be ordered check_time_limit_s < worker_soft_shutdown_s < "
-                f"broker_visibility_timeout_s, got {self.check_time_limit_s:g} < "
+                "delivery times must be ordered symbolic_timeout_s < check_time_limit_s < "
+                "worker_soft_shutdown_s < broker_visibility_timeout_s, got "
+                f"{self.symbolic_timeout_s:g} < {self.check_time_limit_s:g} < "
                 f"{self.worker_soft_shutdown_s:g} < {self.broker_visibility_timeout_s:g}"
             )
         return self

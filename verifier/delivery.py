@@ -29,9 +29,11 @@ the broker, decides what runs:
 5. **Hard time limit** (``check_time_limit_s``): a check that runs past it takes its worker
    process down (``workers/watchdog.py``; Celery's own time limits need a forking pool, which
    torch rules out). Its message comes back or is re-published, and the attempt cap ends it.
-6. **Ordering**: ``check_time_limit_s < worker_soft_shutdown_s < broker_visibility_timeout_s``
-   (``Settings`` refuses anything else). A stopping worker (SIGTERM) waits
-   ``worker_soft_shutdown_s`` for its checks, longer than any check may run, so a clean stop
+6. **Ordering**: ``symbolic_timeout_s < check_time_limit_s < worker_soft_shutdown_s <
+   broker_visibility_timeout_s`` (``Settings`` refuses anything else). SymPy's budget per check
+   ends a runaway symbolic step as ``error: symbolic timeout`` well before the hard limit.
+   A stopping worker (SIGTERM) waits ``worker_soft_shutdown_s`` for its checks, longer than
+   any check may run, so a clean stop
    never cuts one short; a claim's lease is that same window, so a claim older than it belongs
    to a dead worker; and Redis re-delivers an unacknowledged message only after both, so it
    never hands out a message whose check is still legitimately running.

@@ -7,6 +7,7 @@ time limit of workers/watchdog.py. Torch is imported inside the task, so importi
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Mapping
@@ -54,6 +55,7 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
         with hard_time_limit(settings.check_time_limit_s, f"check {check_id}"):
             # The task id survives retries and redeliveries: the same delivery, the same owner.
             owner = task.request.id or None
-            verdict = execute_check(app.sessions, uuid.UUID(check_id), core, policy, owner)
+            budgeted = functools.partial(core, symbolic_timeout_s=settings.symbolic_timeout_s)
+            verdict = execute_check(app.sessions, uuid.UUID(check_id), budgeted, policy, owner)
         logger.info("check %s: %s", check_id, verdict)
         return verdict
