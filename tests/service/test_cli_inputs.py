@@ -14,7 +14,9 @@ from verifier.cli.inputs import read_checks
 from verifier.cli.service import register
 from verifier.suite import demo_suite
 
-FEYNMAN_TABLE = Path("/work/shared/corpora/feynman/FeynmanEquations.csv")
+FEYNMAN_TABLE = (
+    Path(__file__).resolve().parents[3] / "shared" / "corpora" / "feynman" / "FeynmanEquations.csv"
+)
 FEYNMAN_EQUATIONS = 100  # rows with a formula in the AI Feynman table (Udrescu & Tegmark 2020)
 
 
