@@ -18,6 +18,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 FULL_TABLE_MAX_POINTS = 5
+PIPED_WIDTH = 160  # columns of tables written to a pipe or file
 WORST_ENTRIES_SHOWN = 10
 
 _VERDICT_STYLES = {
@@ -100,7 +101,7 @@ def check(
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
-        render(report, Console(width=None if sys.stdout.isatty() else 160))
+        render(report, Console(width=None if sys.stdout.isatty() else PIPED_WIDTH))
     if report.verdict == "error":
         Console(stderr=True).print(f"[red]error:[/red] the check could not run: {report.reason}")
     raise typer.Exit(exit_code(report))

@@ -20,6 +20,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from verifier.cli.check import PIPED_WIDTH
 from verifier.cli.client import ApiClient, CliError
 from verifier.config import Settings
 from verifier.errors import VerifierError
@@ -31,7 +32,8 @@ EXIT_BAD_INPUT = 2
 FAILING_JOB_VERDICTS = frozenset({"fail", "nonfinite"})
 DEFAULT_WAIT_TIMEOUT_S = 3600.0
 
-console = Console()
+# Piped output keeps whole table rows (rich would cut them to 80 columns).
+console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 errors = Console(stderr=True)
 
 UrlOption = Annotated[
