@@ -6,8 +6,7 @@ from collections.abc import Iterable
 
 from verifier.core.report import VERDICT_ORDER
 
-__all__ = ["FAILING_VERDICTS", "VERDICT_ORDER", "worst_verdict"]
-FAILING_VERDICTS = frozenset({"fail", "nonfinite", "error"})
+__all__ = ["VERDICT_ORDER", "worst_verdict"]
 
 _RANK = {name: rank for rank, name in enumerate(VERDICT_ORDER)}
 

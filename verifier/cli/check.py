@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from verifier.core.report import FAILING_VERDICTS, UNDEFINED, Report
+from verifier.core.report import ERROR, Report
 from verifier.errors import InputError, VerifierError
 
 EXIT_OK = 0
@@ -109,11 +109,9 @@ def check(
 
 def exit_code(report: Report) -> int:
     """0 for pass/undefined/domain, 1 for fail/nonfinite (undefined too if strict), 2 for error."""
-    if report.verdict == "error":
+    if report.verdict == ERROR:
         return EXIT_BAD_INPUT
-    if report.verdict in FAILING_VERDICTS or (report.strict and report.verdict == UNDEFINED):
-        return EXIT_FAILED
-    return EXIT_OK
+    return EXIT_OK if report.passed else EXIT_FAILED
 
 
 def _fail(message: str) -> None:

@@ -20,8 +20,6 @@ ERROR = "error"
 VERDICT_ORDER = (PASS, UNDEFINED, DOMAIN, NONFINITE, FAIL, ERROR)
 """Verdicts from best to worst; a check's verdict is the worst of its entries."""
 
-FAILING_VERDICTS = frozenset({NONFINITE, FAIL})
-
 
 def worst(verdicts: list[str] | tuple[str, ...] | set[str]) -> str:
     """The worst of ``verdicts`` (``pass`` for none)."""

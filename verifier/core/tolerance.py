@@ -23,6 +23,7 @@ import sympy
 import torch
 
 from verifier.core.dtypes import DType
+from verifier.core.parse import make_symbol
 from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, Key, node_key
 from verifier.core.translate import Translation, apply, children
 from verifier.errors import OptionError
@@ -149,7 +150,7 @@ class _Scales:
         self.zero_v = torch.zeros(count, dtype=torch.float64)
         self.zero_g = torch.zeros(count, n, dtype=torch.float64)
         self.zero_h = torch.zeros(count, n, n, dtype=torch.float64)
-        self.index = {sympy.Symbol(name, real=True): i for i, name in enumerate(variables)}
+        self.index = {make_symbol(name): i for i, name in enumerate(variables)}
         self.slack: dict[sympy.Basic, torch.Tensor] = {}
         self.grad: dict[sympy.Basic, torch.Tensor] = {}
         self.grad_slack: dict[sympy.Basic, torch.Tensor] = {}

@@ -16,6 +16,7 @@ import torch
 
 from verifier.core.dtypes import DTYPES, round_to_dtype
 from verifier.core.functions import sinc
+from verifier.core.parse import make_symbol
 
 Tensor = torch.Tensor
 _CONSTANT_DIGITS = 60
@@ -157,7 +158,7 @@ class Translation:
         self.device = device
         self.tensors: dict[sympy.Basic, Tensor] = {}
         for name, tensor in inputs.items():
-            self.tensors[sympy.Symbol(name, real=True)] = tensor
+            self.tensors[make_symbol(name)] = tensor
         self.points = next(iter(inputs.values())).shape[0] if inputs else 1
         self.output = self._translate(expr)
         if self.output.dim() == 0:
