@@ -17,28 +17,32 @@ from verifier.repository import insert_report
 
 
 def claim_check(
-    session: Session, check_id: uuid.UUID, owner: str, now: datetime, lease_until: datetime
+    session: Session,
+    check_id: uuid.UUID,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    takes_over: str | None = None,
 ) -> int | None:
-    """Claim the check for ``owner`` if it is queued, its last claim expired, or it is ours.
+    """Claim the check for ``owner`` if it is queued, its last claim expired, or it was held
+    by ``takes_over``.
 
     One conditional UPDATE, so two deliveries cannot both win; it counts the attempt. ``owner``
-    is the delivery's task id, so a retry of the same task (after a database error) or a
-    redelivery of its message (after its worker died) takes the check back at once. Returns
-    the attempt number, or None when the check is done, held under another's live lease, or
-    missing.
+    is the token of this execution. ``takes_over`` is the token of an execution known to have
+    ended (a retry after a database error names the execution that failed), whose claim is
+    taken back at once instead of after its lease. Returns the attempt number, or None when the
+    check is done, held under another's live lease, or missing.
     """
+    free = [
+        Check.status == CheckStatus.QUEUED,
+        Check.lease_expires_at.is_(None),
+        Check.lease_expires_at < now,
+    ]
+    if takes_over is not None:
+        free.append(Check.owner == takes_over)
     claimed = session.execute(
         update(Check)
-        .where(
-            Check.id == check_id,
-            Check.status != CheckStatus.DONE,
-            or_(
-                Check.status == CheckStatus.QUEUED,
-                Check.lease_expires_at.is_(None),
-                Check.lease_expires_at < now,
-                Check.owner == owner,
-            ),
-        )
+        .where(Check.id == check_id, Check.status != CheckStatus.DONE, or_(*free))
         .values(
             status=CheckStatus.RUNNING,
             attempts=Check.attempts + 1,
@@ -56,6 +60,20 @@ def claim_check(
             .values(status=JobStatus.RUNNING, started_at=now)
         )
     return claimed
+
+
+def renew_claim(session: Session, check_id: uuid.UUID, owner: str, lease_until: datetime) -> bool:
+    """Extend ``owner``'s lease on a running check to ``lease_until``; False if it lost it."""
+    renewed = session.execute(
+        update(Check)
+        .where(
+            Check.id == check_id,
+            Check.owner == owner,
+            Check.status == CheckStatus.RUNNING,
+        )
+        .values(lease_expires_at=lease_until)
+    )
+    return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def finish_check(session: Session, report: Report, owner: str, now: datetime) -> bool:

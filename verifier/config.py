@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         default=660.0, gt=0, description="how long a stopping worker lets its checks finish"
     )
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
+    claim_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="how long a claim holds unless its worker renews it (every third of it)",
+    )
     publish_timeout_s: float = Field(
         default=1.0, gt=0, le=10, description="longest a submission waits for the broker"
     )
@@ -107,11 +112,6 @@ class Settings(BaseSettings):
                 f"{self.worker_soft_shutdown_s:g} < {self.broker_visibility_timeout_s:g}"
             )
         return self
-
-    @property
-    def claim_lease_s(self) -> float:
-        """How long a claim on a check holds before the reconciler presumes its owner dead."""
-        return self.worker_soft_shutdown_s
 
     @property
     def uses_embedded_defaults(self) -> bool:

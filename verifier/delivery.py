@@ -14,11 +14,14 @@ the broker, decides what runs:
    (``worker_prefetch_multiplier``): a worker holds one message per slot, so a slow or dying
    check holds up no others.
 2. **Claim** (:func:`verifier.claims.claim_check`): a worker runs a check only after a
-   conditional update moved it to ``running``, counted the attempt, and made the delivery's
-   task id its owner, with a lease of ``claim_lease_s`` (= ``worker_soft_shutdown_s``). A
-   delivery that finds the check done, or running under another's live lease, does nothing.
-   The same task id may claim again at once: a retry after a database error (the task retries
-   ``OperationalError`` with backoff) or the redelivered message of a worker that died.
+   conditional update moved it to ``running``, counted the attempt, and made a token of this
+   execution its owner, with a lease of ``claim_lease_s``. While the check runs, the worker
+   renews the lease every third of it (a heartbeat), so a lease that lapses belongs to a dead
+   or frozen worker. A delivery that finds the check done, or running under a live lease,
+   does nothing: that is what a redelivered message meets while its check still runs (the
+   visibility timeout ran out), so a check never runs twice at once. A retry after a database
+   error (the task retries ``OperationalError`` with backoff) names the execution that failed
+   and takes its claim back at once.
 3. **Attempt cap** (``max_attempts``): a claim that would be attempt ``max_attempts + 1``
    does not run the check: it writes the report ``error: gave up after N attempts``. A check
    that kills its worker every time (a poison check) therefore ends, instead of looping.
@@ -33,14 +36,14 @@ the broker, decides what runs:
    broker_visibility_timeout_s`` (``Settings`` refuses anything else). SymPy's budget per check
    ends a runaway symbolic step as ``error: symbolic timeout`` well before the hard limit.
    A stopping worker (SIGTERM) waits ``worker_soft_shutdown_s`` for its checks, longer than
-   any check may run, so a clean stop
-   never cuts one short; a claim's lease is that same window, so a claim older than it belongs
-   to a dead worker; and Redis re-delivers an unacknowledged message only after both, so it
-   never hands out a message whose check is still legitimately running.
+   any check may run, so a clean stop never cuts one short; and Redis re-delivers an
+   unacknowledged message only after both, so it does not hand out the message of a check that
+   is still legitimately running (and if it did, point 2 makes that delivery a no-op).
 7. **Reconciler** (:mod:`verifier.reconciler`): every ``requeue_interval_s`` it releases
-   claims whose lease expired and re-publishes checks that are queued but were never sent or
+   claims whose lease lapsed and re-publishes checks that are queued but were never sent or
    sent more than ``requeue_after_s`` ago. A lost message, a dead worker or a flushed Redis
-   delays a check; it never loses it.
+   delays a check (a dead worker's by about ``claim_lease_s + requeue_interval_s``); it never
+   loses it.
 8. **Broker down at submission**: publishing gives up after ``publish_timeout_s`` (short
    connect timeout, bounded retries); the job is already committed, the API answers 202, and
    the reconciler publishes its checks once the broker is back.

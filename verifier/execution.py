@@ -2,19 +2,22 @@
 
 This is what a worker task does, kept free of Celery so it can be tested directly. Each step
 commits on its own (verifier/delivery.py has the whole story): the claim is a conditional
-update that counts the attempt; a worker killed mid-check leaves a claim whose lease runs out,
-and the check runs again; past ``max_attempts`` the check ends as ``error: gave up after N
-attempts``; the report is written only while this execution still owns the check, with an
-insert that ignores a duplicate, so running twice writes one report; the job is finished in a
-separate transaction after the report's commit, so the last report's writer sees all of them.
+update that counts the attempt; while the core runs, a heartbeat renews the claim's lease, so
+the claim of a worker killed mid-check runs out soon after, and the check runs again; past
+``max_attempts`` the check ends as ``error: gave up after N attempts``; the report is written
+only while this execution still owns the check, with an insert that ignores a duplicate, so
+running twice writes one report; the job is finished in a separate transaction after the
+report's commit, so the last report's writer sees all of them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,16 +30,18 @@ from verifier.models import Check, Report, utc_now
 
 logger = logging.getLogger(__name__)
 
+RENEWALS_PER_LEASE = 3
+
 CoreCheck = Callable[..., Mapping[str, Any]]
 """``check(expression, at, **options)`` returning the report as a dict (``Report.to_dict()``)."""
 
 
 @dataclass(frozen=True)
 class ClaimPolicy:
-    """How many attempts a check gets, and how long one claim holds (from Settings)."""
+    """How many attempts a check gets, and how long a claim holds unrenewed (from Settings)."""
 
     max_attempts: int = 3
-    lease_s: float = 660.0
+    lease_s: float = 60.0
 
 
 def gave_up_reason(max_attempts: int) -> str:
@@ -138,19 +143,21 @@ def execute_check(
     core: CoreCheck,
     policy: ClaimPolicy | None = None,
     owner: str | None = None,
+    takes_over: str | None = None,
 ) -> str | None:
-    """Run the stored check ``check_id`` once if this delivery can claim it.
+    """Run the stored check ``check_id`` once if this execution can claim it.
 
-    ``owner`` identifies the delivery (the task id; a fresh one if None). Returns the verdict
-    of its report (existing or new); None when the check does not exist or another execution
-    holds it under a live claim.
+    ``owner`` is this execution's token (a fresh one if None); ``takes_over`` the token of an
+    earlier execution of the same delivery that failed on a database error, whose claim this
+    one takes back at once. Returns the verdict of the check's report (existing or new); None
+    when the check does not exist or another execution holds it under a live claim.
     """
     policy = policy or ClaimPolicy()
     owner = owner or str(uuid.uuid4())
     with sessions() as session:
         now = utc_now()
         attempt = claims.claim_check(
-            session, check_id, owner, now, now + timedelta(seconds=policy.lease_s)
+            session, check_id, owner, now, now + timedelta(seconds=policy.lease_s), takes_over
         )
         check = repository.get_check(session, check_id)
         # End the transaction before the core runs: on SQLite an open one holds the write lock.
@@ -168,7 +175,8 @@ def execute_check(
             logger.info("check %s already has a report; not running it again", check_id)
             verdict: str | None = check.report.verdict
         else:
-            verdict = _run_owned(session, check, core, policy, attempt, owner)
+            with _renewing_claim(sessions, check_id, owner, policy.lease_s):
+                verdict = _run_owned(session, check, core, policy, attempt, owner)
             if verdict is None:
                 return None
     with sessions() as session:
@@ -176,6 +184,40 @@ def execute_check(
             logger.info("job %s is finished", job_id)
         session.commit()
     return verdict
+
+
+@contextmanager
+def _renewing_claim(
+    sessions: sessionmaker[Session], check_id: uuid.UUID, owner: str, lease_s: float
+) -> Iterator[None]:
+    """Renew ``owner``'s lease every third of it while the block runs: the heartbeat that
+    tells a live execution from a dead one (a lease that lapses belongs to a dead worker)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(lease_s / RENEWALS_PER_LEASE):
+            try:
+                with sessions() as session:
+                    held = claims.renew_claim(
+                        session, check_id, owner, utc_now() + timedelta(seconds=lease_s)
+                    )
+                    session.commit()
+            except Exception:  # a database outage: the report write will meet it too
+                logger.warning("check %s: could not renew its claim", check_id, exc_info=True)
+                continue
+            if not held:
+                logger.warning("check %s: its claim was taken over while running", check_id)
+                return
+
+    heart = threading.Thread(target=beat, name=f"claim-{check_id}", daemon=True)
+    heart.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        # A renewal stuck on an unreachable database may outlive the block; it is harmless,
+        # since it only extends a claim this execution still holds.
+        heart.join(timeout=lease_s)
 
 
 def _run_owned(

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
 from verifier.broker import RUN_CHECK_TASK
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DATABASE_RETRIES = 5
+RETRY_BACKOFF_S = 1
+RETRY_BACKOFF_MAX_S = 60
 
 
 def core_check(expression: str, **options: Any) -> Mapping[str, Any]:
@@ -39,23 +42,32 @@ def core_check(expression: str, **options: Any) -> Mapping[str, Any]:
 def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
     """Register the check task on ``app`` under its shared name, running ``core``."""
 
-    @app.task(
-        name=RUN_CHECK_TASK,
-        bind=True,
-        # A database that is briefly away: try again later rather than lose the check.
-        autoretry_for=(OperationalError,),
-        retry_backoff=True,
-        max_retries=DATABASE_RETRIES,
-        ignore_result=True,
-    )
-    def run_check(task: Any, check_id: str) -> str | None:
-        """Run the stored check ``check_id`` and write its report."""
+    @app.task(name=RUN_CHECK_TASK, bind=True, max_retries=DATABASE_RETRIES, ignore_result=True)
+    def run_check(task: Any, check_id: str, takes_over: str | None = None) -> str | None:
+        """Run the stored check ``check_id`` and write its report.
+
+        ``takes_over`` is set on a retry: the token of the execution that failed on a
+        database error, whose claim this one takes back at once.
+        """
         settings = app.settings
         policy = ClaimPolicy(max_attempts=settings.max_attempts, lease_s=settings.claim_lease_s)
+        # A token per execution: a redelivered message (its worker died, or the broker's
+        # visibility timeout ran out while the check still runs) waits for the claim's lease.
+        owner = str(uuid.uuid4())
         with hard_time_limit(settings.check_time_limit_s, f"check {check_id}"):
-            # The task id survives retries and redeliveries: the same delivery, the same owner.
-            owner = task.request.id or None
             budgeted = functools.partial(core, symbolic_timeout_s=settings.symbolic_timeout_s)
-            verdict = execute_check(app.sessions, uuid.UUID(check_id), budgeted, policy, owner)
+            try:
+                verdict = execute_check(
+                    app.sessions, uuid.UUID(check_id), budgeted, policy, owner, takes_over
+                )
+            except OperationalError as error:
+                # A database that is briefly away: try again later rather than lose the check.
+                countdown = get_exponential_backoff_interval(
+                    RETRY_BACKOFF_S, task.request.retries, RETRY_BACKOFF_MAX_S, full_jitter=True
+                )
+                logger.warning("check %s: database error, retrying in %s s", check_id, countdown)
+                raise task.retry(
+                    exc=error, countdown=countdown, args=[check_id], kwargs={"takes_over": owner}
+                ) from error
         logger.info("check %s: %s", check_id, verdict)
         return verdict

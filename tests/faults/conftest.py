@@ -2,8 +2,8 @@
 worker processes (tests/faults/fault_worker.py), and a migrated PostgreSQL database.
 
 Delivery times are short so that a redelivery takes seconds (verifier/delivery.py explains
-the ordering): a check may run 3 s, a claim holds 4 s, Redis gives back an unacknowledged
-message after 5 s.
+the ordering): a check may run 3 s, a stopping worker waits 4 s for it, Redis gives back an
+unacknowledged message after 5 s, and a claim lapses 2 s after its last renewal.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def fault_settings(tmp_path: Path, postgres_url: str, private_redis: PrivateRedi
         check_time_limit_s=3,
         worker_soft_shutdown_s=4,
         broker_visibility_timeout_s=5,
+        claim_lease_s=2,
     )
 
 
@@ -114,8 +115,9 @@ StartWorker = Callable[..., ChildProcess]
 
 @pytest.fixture
 def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWorker]:
-    """``start_worker(name, wait=True, database_url=None, slow_s=None)``: a fault worker
-    process on ``fault_settings`` (ready, unless ``wait`` is false), stopped at the end."""
+    """``start_worker(name, wait=True, database_url=None, slow_s=None, extra_env=None)``: a fault
+    worker process on ``fault_settings`` (ready, unless ``wait`` is false), stopped at the
+    end; ``extra_env`` adds to or overrides its environment."""
     started: list[ChildProcess] = []
     env = {
         **os.environ,
@@ -127,6 +129,7 @@ def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWork
         "VERIFIER_SYMBOLIC_TIMEOUT_S": str(fault_settings.symbolic_timeout_s),
         "VERIFIER_WORKER_SOFT_SHUTDOWN_S": str(fault_settings.worker_soft_shutdown_s),
         "VERIFIER_BROKER_VISIBILITY_TIMEOUT_S": str(fault_settings.broker_visibility_timeout_s),
+        "VERIFIER_CLAIM_LEASE_S": str(fault_settings.claim_lease_s),
         "FAULT_SLOW_S": "2",
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
@@ -138,11 +141,13 @@ def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWork
         wait: bool = True,
         database_url: str | None = None,
         slow_s: float | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> ChildProcess:
         log = tmp_path / "logs" / f"{name}.log"
         child_env = {**env, "VERIFIER_DATABASE_URL": database_url or env["VERIFIER_DATABASE_URL"]}
         if slow_s is not None:
             child_env["FAULT_SLOW_S"] = str(slow_s)
+        child_env.update(extra_env or {})
         command = [sys.executable, str(FAULT_WORKER)]
         child = ChildProcess(name, command, env=child_env, log_path=log)
         started.append(child)

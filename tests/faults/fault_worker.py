@@ -3,6 +3,9 @@ can misbehave on purpose, for the fault tests: run as ``python fault_worker.py``
 
 Expressions steer it: one containing ``poison`` kills its own worker process (SIGKILL), one
 containing ``slow`` sleeps ``FAULT_SLOW_S`` seconds first; every other check passes at once.
+``FAULT_VISIBILITY_TIMEOUT_S`` sets the broker's visibility timeout past the checks of
+``Settings`` (which refuses one shorter than a check may run), to make Redis hand out the
+message of a check that is still running.
 The real core is tested in tests/core and end to end in tests/e2e; here the delivery is.
 """
 
@@ -39,6 +42,10 @@ def fault_core(expression: str, **options: Any) -> dict[str, Any]:
 
 def main() -> None:
     settings = Settings()
+    if "FAULT_VISIBILITY_TIMEOUT_S" in os.environ:
+        # model_copy does not validate: the out-of-order windows are the fault under test.
+        visibility_s = int(os.environ["FAULT_VISIBILITY_TIMEOUT_S"])
+        settings = settings.model_copy(update={"broker_visibility_timeout_s": visibility_s})
     app = create_celery(settings, core=fault_core)
     try:
         app.worker_main(worker_arguments(settings, queues=[settings.cpu_queue], concurrency=1))

@@ -131,6 +131,34 @@ def test_a_worker_killed_mid_check_leaves_it_to_run_again_once(
     _assert_broker_empty(private_redis, fault_settings)
 
 
+def test_a_check_running_past_the_visibility_timeout_runs_once_with_two_workers(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    private_redis: Any,
+) -> None:
+    # The check runs 8 s, within its time limit, and Redis hands its unacknowledged message
+    # out again after 2 s.
+    windows = {
+        "VERIFIER_CHECK_TIME_LIMIT_S": "20",
+        "VERIFIER_WORKER_SOFT_SHUTDOWN_S": "21",
+        "VERIFIER_BROKER_VISIBILITY_TIMEOUT_S": "22",
+        "FAULT_VISIBILITY_TIMEOUT_S": "2",
+    }
+    workers = [start_worker(name, slow_s=8, extra_env=windows) for name in ("first", "second")]
+    job = _submit(sessions, sender, fault_settings, "slow + x")
+    _wait_for("the job", lambda: _job_status(sessions, job.id) is JobStatus.DONE, 45)
+    logs = [worker.log_path.read_text(errors="replace") for worker in workers]
+    # Both workers received the message; the second delivery found the check held.
+    assert sum(log.count("Task derivcheck.run_check[") for log in logs) >= 2, logs
+    assert sum(log.count("is held by another execution") for log in logs) >= 1, logs
+    (report,) = _reports(sessions, job)
+    assert report.verdict == "pass"
+    assert _check(sessions, job).attempts == 1  # the core ran once
+    _assert_broker_empty(private_redis, fault_settings)
+
+
 @pytest.mark.parametrize(
     ("expression", "slow_s", "exit_code"),
     [("poison + x", None, -signal.SIGKILL), ("slow + x", 30.0, EXIT_TIME_LIMIT)],

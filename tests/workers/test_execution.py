@@ -7,6 +7,7 @@ the real one): these tests are about the database side of a task.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -140,6 +141,58 @@ def test_a_check_interrupted_before_its_report_runs_again_once_its_claim_expires
         check = service.repository.get_check(session, check_id)
         assert check is not None and check.attempts == 2
         assert check.owner is None and check.status is CheckStatus.DONE
+
+
+def test_a_running_check_keeps_its_claim_past_the_lease_and_runs_once(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+    check_id = job.checks[0].id
+    policy = ClaimPolicy(lease_s=0.6)
+    others: list[str | None] = []
+    lease_ends = []
+
+    def outlives_its_lease(expression: str, **options: Any) -> dict[str, Any]:
+        # Runs for five leases while other deliveries (a redelivered message) try to claim.
+        deadline = time.monotonic() + 5 * policy.lease_s
+        while time.monotonic() < deadline:
+            others.append(execute_check(sessions, check_id, second, policy))
+            with sessions() as session:
+                lease_ends.append(session.scalars(select(Check.lease_expires_at)).one())
+            time.sleep(policy.lease_s / 4)
+        return make_report_document(expression, "pass")
+
+    second = StubCore(make_report_document, {"x**2": "fail"})
+    assert execute_check(sessions, check_id, outlives_its_lease, policy) == "pass"
+    assert len(others) >= 10 and set(others) == {None}  # each found it held
+    assert second.calls == []
+    assert lease_ends[-1] > lease_ends[0]  # the heartbeat moved the lease on
+    with sessions() as session:
+        check = service.repository.get_check(session, check_id)
+        assert check is not None and check.attempts == 1
+    assert _report_count(sessions) == 1
+
+
+def test_a_retry_takes_back_the_claim_of_the_execution_it_names(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+    check_id = job.checks[0].id
+
+    def dies(expression: str, **options: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt  # stands for the database error that ended this execution
+
+    with pytest.raises(KeyboardInterrupt):
+        execute_check(sessions, check_id, dies, owner="failed-execution")
+    core = StubCore(make_report_document, {"x**2": "pass"})
+    # Its claim is live: a delivery naming another execution may not take it ...
+    assert execute_check(sessions, check_id, core, takes_over="someone-else") is None
+    assert core.calls == []
+    # ... the retry of the failed execution takes it at once.
+    assert execute_check(sessions, check_id, core, takes_over="failed-execution") == "pass"
+    with sessions() as session:
+        check = service.repository.get_check(session, check_id)
+        assert check is not None and check.attempts == 2 and check.status is CheckStatus.DONE
 
 
 def _expire_claims(sessions: sessionmaker[Session]) -> None:
