@@ -257,6 +257,33 @@ def test_database_unreachable_during_the_report_write_is_retried_to_one_report(
     assert _check(sessions, job).attempts >= 2  # the same task took its claim back
 
 
+def test_database_locked_during_the_report_write_waits_to_one_report(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+) -> None:
+    # Time enough for the check (2 s) and the lock (6 s) within the check's time limit.
+    windows = {
+        "VERIFIER_CHECK_TIME_LIMIT_S": "20",
+        "VERIFIER_WORKER_SOFT_SHUTDOWN_S": "21",
+        "VERIFIER_BROKER_VISIBILITY_TIMEOUT_S": "22",
+    }
+    start_worker("behind-lock", extra_env=windows)
+    job = _submit(sessions, sender, fault_settings, "slow + x")
+    _wait_for("the claim", lambda: _check(sessions, job).status is CheckStatus.RUNNING, 20)
+    with sessions() as locker:
+        # Another transaction holds the check's row: the report write must wait for it.
+        locker.execute(select(Check).where(Check.job_id == job.id).with_for_update())
+        time.sleep(6)
+        assert _reports(sessions, job) == []  # the check ended 4 s ago; its write waits
+        locker.commit()
+    _wait_for("the job", lambda: _job_status(sessions, job.id) is JobStatus.DONE, 30)
+    assert len(_reports(sessions, job)) == 1
+    check = _check(sessions, job)
+    assert check.attempts == 1  # it waited; nothing ran twice
+
+
 def test_a_worker_started_before_redis_runs_checks_once_redis_is_up(
     sessions: sessionmaker[Session],
     sender: CelerySender,

@@ -1,11 +1,17 @@
 """A bounded load on loopback: concurrent clients (one API key each) submit and poll against
 the real API and two real workers on PostgreSQL and Redis, then the fleet drains; calm, and
 with a worker killed (SIGKILL) every few seconds. No 5xx, every accepted job finished, no
-duplicate report. The long version (50 clients, 60 s) is benchmarks/reliability.py."""
+duplicate report.
+
+CI (``CI=true``) runs the full size the reliability issue asks for: 50 clients for 60 s, calm
+and with a worker killed every 10 s (about 3 minutes). Elsewhere a short version runs, and
+benchmarks/reliability.py prints the full run's figures.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,10 +20,11 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-CLIENTS = 10
-CALM_S = 6.0
-KILLING_S = 12.0
-KILL_EVERY_S = 3.0
+FULL = os.environ.get("CI") == "true"
+CLIENTS = 50 if FULL else 10
+CALM_S = 60.0 if FULL else 6.0
+KILLING_S = 60.0 if FULL else 12.0
+KILL_EVERY_S = 10.0 if FULL else 3.0
 DRAIN_TIMEOUT_S = 120.0
 
 
@@ -59,4 +66,4 @@ def test_load_with_and_without_worker_kills_loses_nothing(
             seed=1000,
         )
         _assert_held(killing)
-        assert killing.kills >= 3
+        assert killing.kills >= KILLING_S // KILL_EVERY_S - 1
