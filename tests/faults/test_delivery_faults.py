@@ -301,6 +301,24 @@ def test_a_worker_started_before_redis_runs_checks_once_redis_is_up(
     assert len(_reports(sessions, job)) == 1
 
 
+def test_redis_restarted_while_the_worker_is_idle_and_the_next_check_runs(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    private_redis: Any,
+) -> None:
+    worker = start_worker("idle")
+    private_redis.stop()
+    time.sleep(1)  # the worker notices the lost connection
+    private_redis.start()
+    job = _submit(sessions, sender, fault_settings, "x * y")
+    _wait_for("the job", lambda: _job_status(sessions, job.id) is JobStatus.DONE, 45)
+    assert len(_reports(sessions, job)) == 1
+    assert worker.running()
+    _assert_broker_empty(private_redis, fault_settings)
+
+
 def test_redis_restarted_mid_check_loses_nothing_and_the_worker_goes_on(
     sessions: sessionmaker[Session],
     sender: CelerySender,
