@@ -6,7 +6,10 @@ check runs in a separate, long-lived process: a fresh interpreter, never a ``for
 (a forked copy of a process that has run torch can hang). The parent waits for each stage with
 a budget; past it, the child is killed and replaced, and the check ends with verdict ``error``.
 The child also runs under a CPU-time rlimit, which stops slow big-integer work that a memory
-limit would not, and an address-space rlimit.
+limit would not, and an address-space rlimit. A child that dies mid-job of its own doing (SIGXCPU,
+a crash, an exit) ends the check as ``error: resource limit``; one killed from outside (SIGKILL or
+SIGTERM: an operator, the OOM killer) is replaced and the job sent again, once, within what is
+left of the same budgets; killed twice, the check ends as ``error``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import atexit
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +31,10 @@ T = TypeVar("T")
 
 SANDBOX_MEMORY_BYTES = 4 * 1024**3
 CPU_SLACK_SECONDS = 2
+# A child that has closed its pipe is exiting; past this, it is stopped and its status unknown.
+EXIT_WAIT_SECONDS = 5.0
+# Signals that come from outside the child (its own limits give SIGXCPU, its crashes SIGSEGV).
+OUTSIDE_KILL_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM})
 
 
 class SandboxTimeout(Exception):
@@ -38,7 +46,39 @@ class SandboxTimeout(Exception):
 
 
 class SandboxCrash(Exception):
-    """The child died (resource limit, crash) or raised; the message says which."""
+    """The child died (resource limit, crash, killed twice) or raised; the message says which."""
+
+
+class _Died(Exception):
+    """The child died during ``stage``; ``returncode`` is its status (None: it did not exit)."""
+
+    def __init__(self, stage: str, returncode: int | None):
+        super().__init__(stage)
+        self.stage = stage
+        self.returncode = returncode
+
+    @property
+    def killed(self) -> bool:
+        """Whether a signal from outside ended it, so that the job was not at fault."""
+        return self.returncode is not None and -self.returncode in OUTSIDE_KILL_SIGNALS
+
+    @property
+    def how(self) -> str:
+        """The signal's name, the exit status, or why neither is known."""
+        if self.returncode is None:
+            return "it closed its pipe but did not exit"
+        if self.returncode >= 0:
+            return f"exit status {self.returncode}"
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return f"signal {-self.returncode}"
+
+    def crash(self) -> SandboxCrash:
+        """The error for a death of the child's own doing (a limit, a crash)."""
+        return SandboxCrash(
+            f"resource limit: the symbolic process died ({self.how}) during {self.stage}"
+        )
 
 
 Progress = Callable[[str], None]
@@ -52,6 +92,12 @@ class Sandbox:
         self._send: Connection | None = None
         self._recv: Connection | None = None
         self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id, or None while none is started."""
+        process = self._process
+        return None if process is None else process.pid
 
     def start(self) -> None:
         """Start the child now (it takes a moment to import SymPy)."""
@@ -88,32 +134,59 @@ class Sandbox:
 
         ``budgets`` lists the stages in order with their time budgets in seconds, counted
         from the start of the call; ``fn`` calls ``progress(stage)`` when it finishes each
-        stage but the last, whose end is the result. Returns both results.
+        stage but the last, whose end is the result. Returns both results. A child killed
+        from outside is replaced and the job sent again, once, with the same deadlines;
+        ``meanwhile`` is not run again.
         """
         with self._lock:
-            send, recv = self._ensure()
-            total = sum(seconds for _, seconds in budgets)
             start = time.monotonic()
-            try:
-                send.send((fn, args, total + CPU_SLACK_SECONDS))
-            except OSError:
-                self._stop()
-                raise SandboxCrash("the symbolic process is not running") from None
+            deadlines: list[tuple[str, float]] = []
+            end = start
+            for stage, seconds in budgets:
+                end += seconds
+                deadlines.append((stage, end))
+            self._send_job(fn, args, end)
             try:
                 here = meanwhile()
             except BaseException:
                 self._stop()  # its answer would otherwise be read by the next job
                 raise
-            deadline = start
-            for stage, seconds in budgets:
-                deadline += seconds
-                kind, payload = self._receive(recv, stage, deadline - time.monotonic())
-                if kind == "stage":
-                    continue
-                if kind == "result":
-                    return payload, here
-                raise SandboxCrash(payload)
-            raise SandboxCrash("the symbolic process sent no result")
+            try:
+                return self._collect(deadlines), here
+            except _Died as death:
+                if not death.killed:
+                    raise death.crash() from None
+                first = death.how
+            # Killed from outside (an operator, the OOM killer): the job was not at fault, so a
+            # fresh child runs it from its first stage, within what is left of the budgets.
+            self._send_job(fn, args, end)
+            try:
+                return self._collect(deadlines), here
+            except _Died as death:
+                if not death.killed:
+                    raise death.crash() from None
+                signals = first if death.how == first else f"{first}, then {death.how}"
+                raise SandboxCrash(
+                    f"the symbolic process was killed ({signals}) twice during {death.stage}"
+                ) from None
+
+    def _send_job(self, fn: Callable[..., Any], args: tuple[Any, ...], end: float) -> None:
+        send, _ = self._ensure()
+        try:
+            send.send((fn, args, end - time.monotonic() + CPU_SLACK_SECONDS))
+        except OSError:
+            pass  # the child is dead: receiving its answer meets the end of its pipe and says how
+
+    def _collect(self, deadlines: list[tuple[str, float]]) -> Any:
+        assert self._recv is not None
+        for stage, deadline in deadlines:
+            kind, payload = self._receive(self._recv, stage, deadline - time.monotonic())
+            if kind == "stage":
+                continue
+            if kind == "result":
+                return payload
+            raise SandboxCrash(payload)
+        raise SandboxCrash("the symbolic process sent no result")
 
     def _receive(self, recv: Connection, stage: str, seconds: float) -> tuple[str, Any]:
         try:
@@ -121,12 +194,19 @@ class Sandbox:
                 message: tuple[str, Any] = recv.recv()
                 return message
         except (EOFError, OSError):
-            self._stop()
-            raise SandboxCrash(
-                f"resource limit: the symbolic process died during {stage}"
-            ) from None
+            raise self._died(stage) from None
         self._stop()
         raise SandboxTimeout(stage)
+
+    def _died(self, stage: str) -> _Died:
+        returncode = None
+        if self._process is not None:
+            try:
+                returncode = self._process.wait(EXIT_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass  # stopped below; the kill is ours, so it must not count as one from outside
+        self._stop()
+        return _Died(stage, returncode)
 
     def close(self) -> None:
         """Stop the child."""
@@ -159,6 +239,8 @@ def thread_sandbox() -> Sandbox:
 
 def _serve(recv: Connection, send: Connection) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (SANDBOX_MEMORY_BYTES, SANDBOX_MEMORY_BYTES))
+    # SIGXCPU (the CPU limit) would dump a core of up to the address-space limit.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     while True:
         try:
             fn, args, cpu_budget = recv.recv()
