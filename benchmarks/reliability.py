@@ -8,8 +8,10 @@ Everything runs on loopback: PostgreSQL at 127.0.0.1:5432 (a throwaway database)
 127.0.0.1:6379 (db 14, emptied first), the real ``derivcheck serve`` and two real
 ``derivcheck worker`` processes with the real core. Rows:
 
-- faults: the fault tests (tests/faults: kill -9 mid-check, poison check, Redis down at
-  submission, flushed Redis), each run for real through pytest;
+- faults: the fault tests (tests/faults: a worker killed mid-check, two workers past the
+  visibility timeout, poison checks, Redis down, flushed or restarted, the database cut or
+  locked during the report write) and the worker's symbolic process killed mid-check
+  (tests/e2e/test_symbolic_isolation.py), each run for real through pytest;
 - hostile inputs: the submissions and queries of tests/api/test_hostile_input.py sent to the
   live API: refused means a 4xx with a message; a 5xx counts as a failure;
 - load: ``--clients`` concurrent clients, each with its own API key, submit one-check jobs
@@ -61,6 +63,10 @@ POLL_INTERVAL_S = 0.25
 REQUEST_TIMEOUT_S = 10.0
 STARTUP_TIMEOUT_S = 90.0
 DRAIN_TIMEOUT_S = 180.0
+SYMBOLIC_FAULTS = "tests/e2e/test_symbolic_isolation.py"
+SANDBOX_KILL_TEST = (
+    "test_the_symbolic_process_killed_mid_check_is_replaced_and_the_check_reported_once"
+)
 WORKERS = 2
 
 # Short delivery windows, ordered as verifier/delivery.py requires, so a killed worker's check
@@ -381,7 +387,7 @@ def run_hostile(fleet: Fleet) -> tuple[int, int, int, list[str]]:
 
 
 def run_fault_tests() -> list[tuple[str, bool]]:
-    """Run tests/faults through pytest (CI=true: nothing may skip); (test, passed) each."""
+    """Run the fault tests through pytest (CI=true: nothing may skip); (test, passed) each."""
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "faults.xml"
         subprocess.run(
@@ -393,6 +399,7 @@ def run_fault_tests() -> list[tuple[str, bool]]:
                 "-p",
                 "no:cacheprovider",
                 "tests/faults",
+                f"{SYMBOLIC_FAULTS}::{SANDBOX_KILL_TEST}",
                 f"--junitxml={report}",
             ],
             cwd=ROOT,
