@@ -17,7 +17,7 @@ import math
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -42,6 +42,65 @@ class ClaimPolicy:
 
     max_attempts: int = 3
     lease_s: float = 60.0
+
+
+class LeaseRenewer:
+    """The heartbeat of the claims a process holds: one thread renews all their leases every
+    third of ``lease_s``, so a lease that lapses belongs to a dead or frozen worker."""
+
+    def __init__(self, sessions: sessionmaker[Session], lease_s: float):
+        self.lease_s = lease_s
+        self._sessions = sessions
+        self._held: dict[uuid.UUID, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def holding(self, check_id: uuid.UUID, owner: str) -> Iterator[None]:
+        """Keep ``owner``'s claim on ``check_id`` renewed while the block runs."""
+        with self._lock:
+            self._held[check_id] = owner
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(check_id, None)
+
+    def close(self) -> None:
+        """Stop renewing (the claims still held then lapse after their lease)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.lease_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_s / RENEWALS_PER_LEASE):
+            with self._lock:
+                held = list(self._held.items())
+            if held:
+                self._renew(held)
+
+    def _renew(self, held: list[tuple[uuid.UUID, str]]) -> None:
+        until = utc_now() + timedelta(seconds=self.lease_s)
+        try:
+            with self._sessions() as session:
+                lost = [
+                    (check_id, owner)
+                    for check_id, owner in held
+                    if not claims.renew_claim(session, check_id, owner, until)
+                ]
+                session.commit()
+        except Exception:  # a database outage: the report write will meet it too
+            logger.warning("could not renew the claims of %d checks", len(held), exc_info=True)
+            return
+        # Finished a moment ago, or taken over (whose execution then drops its result).
+        with self._lock:
+            for check_id, owner in lost:
+                if self._held.get(check_id) == owner:
+                    del self._held[check_id]
 
 
 def gave_up_reason(max_attempts: int) -> str:
@@ -144,15 +203,20 @@ def execute_check(
     policy: ClaimPolicy | None = None,
     owner: str | None = None,
     takes_over: str | None = None,
+    renewer: LeaseRenewer | None = None,
 ) -> str | None:
     """Run the stored check ``check_id`` once if this execution can claim it.
 
     ``owner`` is this execution's token (a fresh one if None); ``takes_over`` the token of an
     earlier execution of the same delivery that failed on a database error, whose claim this
-    one takes back at once. Returns the verdict of the check's report (existing or new); None
-    when the check does not exist or another execution holds it under a live claim.
+    one takes back at once; ``renewer`` the process's heartbeat (one of its own if None).
+    Returns the verdict of the check's report (existing or new); None when the check does not
+    exist or another execution holds it under a live claim.
     """
     policy = policy or ClaimPolicy()
+    if renewer is None:
+        with closing(LeaseRenewer(sessions, policy.lease_s)) as own:
+            return execute_check(sessions, check_id, core, policy, owner, takes_over, own)
     owner = owner or str(uuid.uuid4())
     with sessions() as session:
         now = utc_now()
@@ -175,7 +239,7 @@ def execute_check(
             logger.info("check %s already has a report; not running it again", check_id)
             verdict: str | None = check.report.verdict
         else:
-            with _renewing_claim(sessions, check_id, owner, policy.lease_s):
+            with renewer.holding(check_id, owner):
                 verdict = _run_owned(session, check, core, policy, attempt, owner)
             if verdict is None:
                 return None
@@ -184,40 +248,6 @@ def execute_check(
             logger.info("job %s is finished", job_id)
         session.commit()
     return verdict
-
-
-@contextmanager
-def _renewing_claim(
-    sessions: sessionmaker[Session], check_id: uuid.UUID, owner: str, lease_s: float
-) -> Iterator[None]:
-    """Renew ``owner``'s lease every third of it while the block runs: the heartbeat that
-    tells a live execution from a dead one (a lease that lapses belongs to a dead worker)."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(lease_s / RENEWALS_PER_LEASE):
-            try:
-                with sessions() as session:
-                    held = claims.renew_claim(
-                        session, check_id, owner, utc_now() + timedelta(seconds=lease_s)
-                    )
-                    session.commit()
-            except Exception:  # a database outage: the report write will meet it too
-                logger.warning("check %s: could not renew its claim", check_id, exc_info=True)
-                continue
-            if not held:
-                logger.warning("check %s: its claim was taken over while running", check_id)
-                return
-
-    heart = threading.Thread(target=beat, name=f"claim-{check_id}", daemon=True)
-    heart.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        # A renewal stuck on an unreachable database may outlive the block; it is harmless,
-        # since it only extends a claim this execution still holds.
-        heart.join(timeout=lease_s)
 
 
 def _run_owned(

@@ -19,16 +19,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from verifier.broker import make_celery
 from verifier.config import Settings
 from verifier.db import make_engine, make_session_factory
-from verifier.execution import CoreCheck
+from verifier.execution import CoreCheck, LeaseRenewer
 from workers.tasks import core_check, register_tasks
 
 
 class WorkerApp(Celery):
-    """A Celery app that also holds the worker's settings and its database engine."""
+    """A Celery app that also holds the worker's settings, its database engine and the
+    heartbeat of its claims."""
 
     settings: Settings
     _engine: Engine | None = None
     _sessions: sessionmaker[Session] | None = None
+    _renewer: LeaseRenewer | None = None
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -38,8 +40,18 @@ class WorkerApp(Celery):
             self._sessions = make_session_factory(self._engine)
         return self._sessions
 
+    @property
+    def renewer(self) -> LeaseRenewer:
+        """The heartbeat of the claims this worker holds (verifier/delivery.py, point 2)."""
+        if self._renewer is None:
+            self._renewer = LeaseRenewer(self.sessions, self.settings.claim_lease_s)
+        return self._renewer
+
     def dispose(self) -> None:
-        """Close the database engine, if one was made."""
+        """Stop renewing claims and close the database engine, if they were started."""
+        if self._renewer is not None:
+            self._renewer.close()
+        self._renewer = None
         if self._engine is not None:
             self._engine.dispose()
         self._engine = None

@@ -58,7 +58,13 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
             budgeted = functools.partial(core, symbolic_timeout_s=settings.symbolic_timeout_s)
             try:
                 verdict = execute_check(
-                    app.sessions, uuid.UUID(check_id), budgeted, policy, owner, takes_over
+                    app.sessions,
+                    uuid.UUID(check_id),
+                    budgeted,
+                    policy,
+                    owner,
+                    takes_over,
+                    app.renewer,
                 )
             except OperationalError as error:
                 # A database that is briefly away: try again later rather than lose the check.
