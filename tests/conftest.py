@@ -127,9 +127,7 @@ def redis_url() -> Iterator[str]:
     if REDIS_TEST_URL is not None:
         yield from _emptied(REDIS_TEST_URL)
         return
-    leases = redis.Redis.from_url(
-        f"{REDIS_SERVER_URL}/{REDIS_LEASE_DB}", socket_connect_timeout=3
-    )
+    leases = redis.Redis.from_url(f"{REDIS_SERVER_URL}/{REDIS_LEASE_DB}", socket_connect_timeout=3)
     try:
         try:
             leases.ping()

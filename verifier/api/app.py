@@ -67,9 +67,7 @@ def create_app(settings: Settings, *, keys_required: bool | None = None) -> Fast
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
     app.state.sender = sender
-    app.state.keys_required = (
-        settings.api_keys != "off" if keys_required is None else keys_required
-    )
+    app.state.keys_required = settings.api_keys != "off" if keys_required is None else keys_required
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(jobs.router)

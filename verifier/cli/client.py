@@ -19,9 +19,7 @@ class CliError(VerifierError):
 class ApiClient:
     """Calls the API at ``url`` and returns decoded JSON."""
 
-    def __init__(
-        self, url: str, *, timeout: float = DEFAULT_TIMEOUT_S, api_key: str | None = None
-    ):
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT_S, api_key: str | None = None):
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)

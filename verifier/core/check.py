@@ -39,6 +39,7 @@ DEFAULT_SYMBOLIC_TIMEOUT_S = 30.0
 DEFAULT_REFERENCE_TIMEOUT_S = 60.0
 REFERENCE_SECONDS_PER_VALUE = 0.005
 
+
 def check(
     expression: str,
     at: PointInput | Sequence[PointInput] | None = None,
