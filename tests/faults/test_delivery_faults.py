@@ -33,6 +33,12 @@ pytestmark = pytest.mark.slow
 StartWorker = Callable[[str], ChildProcess]
 FINISH_TIMEOUT_S = 45.0
 POLL_S = 0.1
+# Delivery windows, in order, for a worker whose checks may run up to 20 s.
+LONG_CHECKS = {
+    "VERIFIER_CHECK_TIME_LIMIT_S": "20",
+    "VERIFIER_WORKER_SOFT_SHUTDOWN_S": "21",
+    "VERIFIER_BROKER_VISIBILITY_TIMEOUT_S": "22",
+}
 
 
 @pytest.fixture
@@ -140,12 +146,7 @@ def test_a_check_running_past_the_visibility_timeout_runs_once_with_two_workers(
 ) -> None:
     # The check runs 8 s, within its time limit, and Redis hands its unacknowledged message
     # out again after 2 s.
-    windows = {
-        "VERIFIER_CHECK_TIME_LIMIT_S": "20",
-        "VERIFIER_WORKER_SOFT_SHUTDOWN_S": "21",
-        "VERIFIER_BROKER_VISIBILITY_TIMEOUT_S": "22",
-        "FAULT_VISIBILITY_TIMEOUT_S": "2",
-    }
+    windows = {**LONG_CHECKS, "FAULT_VISIBILITY_TIMEOUT_S": "2"}
     workers = [start_worker(name, slow_s=8, extra_env=windows) for name in ("first", "second")]
     job = _submit(sessions, sender, fault_settings, "slow + x")
     _wait_for("the job", lambda: _job_status(sessions, job.id) is JobStatus.DONE, 45)
@@ -264,12 +265,7 @@ def test_database_locked_during_the_report_write_waits_to_one_report(
     start_worker: StartWorker,
 ) -> None:
     # Time enough for the check (2 s) and the lock (6 s) within the check's time limit.
-    windows = {
-        "VERIFIER_CHECK_TIME_LIMIT_S": "20",
-        "VERIFIER_WORKER_SOFT_SHUTDOWN_S": "21",
-        "VERIFIER_BROKER_VISIBILITY_TIMEOUT_S": "22",
-    }
-    start_worker("behind-lock", extra_env=windows)
+    start_worker("behind-lock", extra_env=LONG_CHECKS)
     job = _submit(sessions, sender, fault_settings, "slow + x")
     _wait_for("the claim", lambda: _check(sessions, job).status is CheckStatus.RUNNING, 20)
     with sessions() as locker:
