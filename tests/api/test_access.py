@@ -1,5 +1,6 @@
 """Access over real HTTP with keys required: who may call what, isolation between keys (404,
-never 403), open health and docs, and the per-key rate limit with 429 and Retry-After."""
+never 403), open health and docs, and the per-key rate limit with 429 and Retry-After, shared
+by API processes through Redis (and kept per process while Redis is away)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,58 @@ def test_rate_limit_answers_429_with_retry_after_per_key(keyed: Any) -> None:
         assert http.get("/health").status_code == 200  # health is never limited
         time.sleep(int(limited.headers["retry-after"]))
         assert http.get("/reports", headers=alice).status_code == 200
+
+
+@contextmanager
+def _api_servers(
+    settings: Settings, session: Session, sender: Any, server_thread: Any, count: int
+) -> Iterator[list[str]]:
+    """``count`` live APIs on ``settings`` (keys required), each with its own rate limiter."""
+    with ExitStack() as stack:
+        urls = []
+        for _ in range(count):
+            app = create_app(settings)
+            app.dependency_overrides[get_session] = lambda: session
+            app.dependency_overrides[get_sender] = lambda: sender
+            urls.append(stack.enter_context(server_thread(app)))
+        yield urls
+
+
+def test_api_processes_on_redis_share_one_bucket_per_key(
+    settings: Settings, session: Session, sender: Any, server_thread: Any, redis_url: str
+) -> None:
+    shared = settings.model_copy(
+        update={"broker_url": redis_url, "rate_limit_per_minute": 60, "rate_limit_burst": 5}
+    )
+    _, alice = keys.create_key(session, "alice")
+    headers = {"Authorization": f"Bearer {alice}"}
+    with _api_servers(shared, session, sender, server_thread, 2) as urls:
+        # 8 quick requests, alternating between the two APIs: one bucket of 5 between them
+        # (two buckets of their own would have let all 8 through).
+        codes = [httpx.get(f"{urls[n % 2]}/reports", headers=headers).status_code for n in range(8)]
+    assert codes[:5] == [200] * 5
+    assert 429 in codes[5:]
+
+
+def test_with_redis_away_each_api_process_limits_on_its_own_without_delay(
+    settings: Settings, session: Session, sender: Any, server_thread: Any
+) -> None:
+    nobody = settings.model_copy(
+        update={
+            "broker_url": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+            "rate_limit_per_minute": 60,
+            "rate_limit_burst": 5,
+        }
+    )
+    _, alice = keys.create_key(session, "alice")
+    headers = {"Authorization": f"Bearer {alice}"}
+    with _api_servers(nobody, session, sender, server_thread, 1) as (url,):
+        started = time.monotonic()
+        codes = [httpx.get(f"{url}/reports", headers=headers).status_code for _ in range(8)]
+        elapsed = time.monotonic() - started
+    assert codes[:5] == [200] * 5
+    assert 429 in codes[5:]
+    assert elapsed < 3.0  # one short connect timeout, not one per request
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from verifier.api.limits import BodySizeLimitMiddleware
-from verifier.api.ratelimit import RateLimiter
+from verifier.api.ratelimit import make_rate_limiter
 from verifier.api.routes import health, jobs, reports
 from verifier.broker import CelerySender, make_celery
 from verifier.config import Settings
@@ -47,6 +47,7 @@ def create_app(settings: Settings, *, keys_required: bool | None = None) -> Fast
     """
     engine = make_engine(settings.database_url)
     sender = CelerySender(make_celery(settings, Celery, main="derivcheck-api"))
+    rate_limiter = make_rate_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, keys_required: bool | None = None) -> Fast
             if reconciler is not None:
                 reconciler.stop()
             sender.close()
+            rate_limiter.close()
             engine.dispose()
 
     app = FastAPI(title="derivcheck", description=DESCRIPTION, lifespan=lifespan)
@@ -68,7 +70,7 @@ def create_app(settings: Settings, *, keys_required: bool | None = None) -> Fast
     app.state.sessions = make_session_factory(engine)
     app.state.sender = sender
     app.state.keys_required = settings.api_keys != "off" if keys_required is None else keys_required
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.rate_limiter = rate_limiter
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(jobs.router)
     app.include_router(reports.router)

@@ -1,25 +1,65 @@
 """A per-key rate limit: a token bucket per caller, answered with 429 and ``Retry-After``.
 
 Each key (or, while keys are off, each client address) may send ``rate_limit_burst``
-requests at once and ``rate_limit_per_minute`` on average. The buckets live in the API
-process, so a fleet of N API processes allows up to N times the rate; that bounds the damage
-of one client without a shared store in the request path.
+requests at once and ``rate_limit_per_minute`` on average. Where the broker is Redis, the
+buckets live there (:class:`SharedRateLimiter`, one atomic script per request), so a fleet of
+API processes draws on one bucket per key; if Redis does not answer, each process falls back
+to buckets of its own for a while rather than fail or slow every request. On the embedded
+defaults (one API process, no Redis) the buckets live in the process (:class:`RateLimiter`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Protocol
 
+import redis
 from fastapi import Depends, Request
 
 from verifier.api.auth import Caller, get_caller
+from verifier.config import Settings
 from verifier.errors import RateLimitedError
 
+logger = logging.getLogger(__name__)
+
 MAX_BUCKETS = 10_000
+REDIS_KEY_PREFIX = "derivcheck:rate:"
+REDIS_TIMEOUT_S = 0.25
+REDIS_RETRY_AFTER_S = 10.0
+
+# KEYS[1]: the bucket; ARGV: tokens per second, burst. Redis's own clock, so that API
+# processes on different hosts agree. Returns the seconds to wait, "0" when allowed.
+TOKEN_BUCKET_SCRIPT = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(state[1]) or burst
+local stamp = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+local wait = 0
+if tokens >= 1 then
+    tokens = tokens - 1
+else
+    wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+class Limiter(Protocol):
+    def wait_s(self, bucket: str) -> float:
+        """Take one token from ``bucket``: 0 if allowed, else seconds until the next token."""
+
+    def close(self) -> None:
+        """Release what the limiter holds."""
 
 
 class RateLimiter:
@@ -51,6 +91,9 @@ class RateLimiter:
             self._store(bucket, tokens, now)
             return (1.0 - tokens) / self.rate_per_s
 
+    def close(self) -> None:
+        """Nothing to release: the buckets are in memory."""
+
     def _store(self, bucket: str, tokens: float, now: float) -> None:
         if bucket not in self._buckets and len(self._buckets) >= MAX_BUCKETS:
             # Forget the callers that have been quiet long enough to have a full bucket.
@@ -61,9 +104,57 @@ class RateLimiter:
         self._buckets[bucket] = (tokens, now)
 
 
+class SharedRateLimiter:
+    """Token buckets in Redis, shared by every API process; ``fallback`` while it is away."""
+
+    def __init__(self, url: str, per_minute: int, burst: int, fallback: RateLimiter):
+        self.rate_per_s = per_minute / 60.0
+        self.burst = burst
+        self._client = redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+        )
+        self._script = self._client.register_script(TOKEN_BUCKET_SCRIPT)
+        self._fallback = fallback
+        self._local_until = 0.0
+
+    def wait_s(self, bucket: str) -> float:
+        """Take one token from ``bucket``: 0 if allowed, else seconds until the next token."""
+        if self.rate_per_s <= 0:
+            return 0.0
+        if time.monotonic() < self._local_until:
+            return self._fallback.wait_s(bucket)
+        try:
+            answer = self._script(
+                keys=[REDIS_KEY_PREFIX + bucket], args=[self.rate_per_s, self.burst]
+            )
+        except redis.RedisError as error:
+            self._local_until = time.monotonic() + REDIS_RETRY_AFTER_S
+            logger.warning(
+                "rate limits are per process for %g s: Redis did not answer (%s)",
+                REDIS_RETRY_AFTER_S,
+                error,
+            )
+            return self._fallback.wait_s(bucket)
+        return float(answer)
+
+    def close(self) -> None:
+        """Close the connections to Redis."""
+        self._client.close()
+
+
+def make_rate_limiter(settings: Settings) -> Limiter:
+    """Shared buckets in the broker's Redis when there is one, else buckets in the process."""
+    local = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        return local
+    return SharedRateLimiter(
+        settings.broker_url, settings.rate_limit_per_minute, settings.rate_limit_burst, local
+    )
+
+
 def limited_caller(request: Request, caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
     """The caller, once its rate limit allows this request; RateLimitedError otherwise."""
-    limiter: RateLimiter = request.app.state.rate_limiter
+    limiter: Limiter = request.app.state.rate_limiter
     wait = limiter.wait_s(caller.bucket)
     if wait > 0:
         raise RateLimitedError(max(1, math.ceil(wait)))
