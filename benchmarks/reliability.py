@@ -374,8 +374,7 @@ def run_hostile(fleet: Fleet) -> tuple[int, int, int, list[str]]:
             (name, "POST", "/jobs", request) for name, request in jobs
         ] + [(name, method, path, {}) for name, method, path in queries]
         for name, method, path, request in requests:
-            extra = {"content-type": "application/json"} if "content" in request else {}
-            response = http.request(method, path, headers=extra, **request)
+            response = http.request(method, path, **request)
             tried += 1
             if 400 <= response.status_code < 500 and response.json().get("detail"):
                 refused += 1

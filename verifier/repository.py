@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from verifier.models import (
     ApiKey,
@@ -131,11 +131,11 @@ def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
     if filters.expression is not None:
         conditions.append(Check.expression.contains(filters.expression, autoescape=True))
     if filters.function is not None:
+        # An alias of its own: a query grouped by function joins CheckFunction already, and
+        # the subquery must not correlate to that join.
+        listed = aliased(CheckFunction)
         conditions.append(
-            exists().where(
-                CheckFunction.check_id == Report.check_id,
-                CheckFunction.function == filters.function,
-            )
+            exists().where(listed.check_id == Report.check_id, listed.function == filters.function)
         )
     if filters.dtype is not None:
         conditions.append(Report.dtype == filters.dtype)

@@ -21,6 +21,7 @@ from verifier.db import make_engine, make_session_factory
 from verifier.models import Check, Job
 
 OK = {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]}
+OK_BODY = json.dumps({"checks": [OK]})
 
 
 def _job(expression: Any, points: Any = None, **options: Any) -> dict[str, Any]:
@@ -28,8 +29,12 @@ def _job(expression: Any, points: Any = None, **options: Any) -> dict[str, Any]:
     return {"checks": [{**check, **options}]}
 
 
-def _raw(text: str | bytes) -> dict[str, Any]:
-    return {"content": text if isinstance(text, bytes) else text.encode()}
+def _raw(text: str | bytes, content_type: str | None = "application/json") -> dict[str, Any]:
+    """A request of these bytes, sent as JSON unless ``content_type`` says otherwise."""
+    request: dict[str, Any] = {"content": text if isinstance(text, bytes) else text.encode()}
+    if content_type is not None:
+        request["headers"] = {"content-type": content_type}
+    return request
 
 
 # (name, keyword arguments of httpx's request for POST /jobs). Sources: issue 4's list of
@@ -87,6 +92,10 @@ HOSTILE_JOBS: list[tuple[str, dict[str, Any]]] = [
     ("body a string", {"json": "x**2"}),
     ("not JSON", _raw("checks=x**2")),
     ("invalid UTF-8", _raw(b'{"checks": [{"expression": "\xff\xfe"}]}')),
+    ("invalid UTF-8, no content type", _raw(b'{"checks": [{"expression": "\xff"}]}', None)),
+    ("not JSON, no content type", _raw("checks=x**2", None)),
+    ("JSON as text/plain", _raw(OK_BODY, "text/plain")),
+    ("form-encoded", _raw("checks=x**2", "application/x-www-form-urlencoded")),
     ("deeply nested JSON", _raw("[" * 100_000)),
     (
         "5000-digit integer",
@@ -184,8 +193,7 @@ def test_hostile_submissions_get_a_4xx_with_a_message_and_store_nothing(
     wrong: list[str] = []
     with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
         for name, request in HOSTILE_JOBS:
-            extra = {"content-type": "application/json"} if "content" in request else {}
-            response = http.post("/jobs", headers=extra, **request)
+            response = http.post("/jobs", **request)
             if not (400 <= response.status_code < 500 and _message(response)):
                 wrong.append(f"{name}: {response.status_code} {response.text[:200]}")
             if http.get("/reports").status_code != 200:

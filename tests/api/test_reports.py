@@ -62,3 +62,26 @@ def test_stats_group_by_function(
     stats = client.get("/stats", params={"group_by": "function"}).json()
     assert stats["counts"] == {"pass": 1, "fail": 1}
     assert stats["groups"] == [{"key": "sin", "counts": {"pass": 1, "fail": 1}, "total": 2}]
+
+
+def test_stats_filtered_by_function_and_grouped_by_function(
+    client: httpx.Client, session: Session, make_report_document: ReportDocument
+) -> None:
+    _job_with_reports(client, session, make_report_document, ["pass", "fail"])
+    checks = [{"expression": "exp(x)*sin(x)", "points": [{"x": 1}]}]
+    job_id = client.post("/jobs", json={"checks": checks}).json()["id"]
+    job = repository.get_job(session, uuid.UUID(job_id))
+    assert job is not None
+    (check,) = job.checks
+    document = make_report_document(check.expression, "pass")
+    repository.insert_report(session, report_row(check, document))
+    session.commit()
+    # The filter keeps the one check that uses exp; grouping shows all its functions.
+    response = client.get("/stats", params={"function": "exp", "group_by": "function"})
+    assert response.status_code == 200, response.text
+    stats = response.json()
+    assert stats["counts"] == {"pass": 1}  # the totals count a check once
+    assert stats["groups"] == [
+        {"key": "exp", "counts": {"pass": 1}, "total": 1},
+        {"key": "sin", "counts": {"pass": 1}, "total": 1},
+    ]

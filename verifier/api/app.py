@@ -80,10 +80,13 @@ def create_app(settings: Settings, *, keys_required: bool | None = None) -> Fast
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as text: JSON has no such numbers."""
+    """``value`` with NaN and infinities as text (JSON has no such numbers) and bytes decoded
+    with replacement characters (a body that is not UTF-8 is echoed as the error's input)."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, list):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, (list, tuple)):
         return [_json_safe(item) for item in value]
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
@@ -92,11 +95,24 @@ def _json_safe(value: Any) -> Any:
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes the input, which fails to encode when it is NaN.
+        problems = jsonable_encoder(_json_safe(error.errors()))
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and not content_type.startswith("application/json"):
+            # FastAPI reads a body as JSON only when its content type says so; say that first.
+            sent = repr(content_type) if content_type else "none"
+            problems.insert(
+                0,
+                {
+                    "type": "content_type",
+                    "loc": ["body"],
+                    "msg": f"send the body as JSON with Content-Type: application/json "
+                    f"(the content type was {sent})",
+                },
+            )
         return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={"detail": _json_safe(jsonable_encoder(error.errors()))},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": problems}
         )
 
     @app.exception_handler(JobRejectedError)
