@@ -7,7 +7,6 @@ job again once, and by its own doing (its CPU rlimit, an exit), which ends it as
 from __future__ import annotations
 
 import contextlib
-import importlib
 import math
 import os
 import signal
@@ -35,47 +34,6 @@ GENEROUS_BUDGET_S = 60.0
 JOB_STARTED_CPU_S = 0.3
 POLL_S = 0.01
 KILLER_GIVES_UP_S = 60.0
-
-JOBS_MODULE = "isolation_jobs"
-JOBS_SOURCE = '''"""Jobs for tests/core/test_isolation.py; they run in a sandbox's child."""
-
-import os
-import resource
-import time
-from pathlib import Path
-
-RELEASE_WAIT_S = 120.0
-
-
-def _mark(folder):
-    (Path(folder) / f"started-{os.getpid()}").touch()
-
-
-def wait_for_release(folder, *, progress):
-    """Finish stage "first", then wait for the test's go-ahead; this process's id."""
-    progress("first")
-    _mark(folder)
-    give_up = time.monotonic() + RELEASE_WAIT_S
-    while not (Path(folder) / "release").exists() and time.monotonic() < give_up:
-        time.sleep(0.01)
-    return os.getpid()
-
-
-def exceed_cpu_limit(folder, *, progress):
-    """Spin past a CPU rlimit set one second above what this process has used."""
-    _mark(folder)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # SIGXCPU would otherwise dump core
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    soft = int(used.ru_utime + used.ru_stime) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
-    while True:
-        pass
-
-
-def exit_with_status_3(folder, *, progress):
-    _mark(folder)
-    os._exit(3)
-'''
 
 
 def test_core_imports_no_service_framework() -> None:
@@ -146,7 +104,7 @@ def test_a_check_whose_symbolic_process_is_killed_twice_ends_as_an_error_naming_
 
 @pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_a_job_killed_from_outside_runs_again_from_its_first_stage_and_meanwhile_once(
-    jobs: ModuleType, sandbox: Sandbox, tmp_path: Path, kill: signal.Signals
+    sandbox_jobs: ModuleType, sandbox: Sandbox, tmp_path: Path, kill: signal.Signals
 ) -> None:
     marks = _marks_folder(tmp_path)
     killer, killed = _kill_first_job(marks, kill, release=True)
@@ -158,7 +116,7 @@ def test_a_job_killed_from_outside_runs_again_from_its_first_stage_and_meanwhile
 
     # The job finishes stage "first" before it is killed, and its re-run sends "first" again.
     result, here = sandbox.call(
-        jobs.wait_for_release,
+        sandbox_jobs.wait_for_release,
         (str(marks),),
         [("first", GENEROUS_BUDGET_S), ("second", GENEROUS_BUDGET_S)],
         meanwhile,
@@ -170,7 +128,7 @@ def test_a_job_killed_from_outside_runs_again_from_its_first_stage_and_meanwhile
 
 
 def test_a_rerun_after_a_kill_gets_only_what_is_left_of_the_budgets(
-    jobs: ModuleType, sandbox: Sandbox, tmp_path: Path
+    sandbox_jobs: ModuleType, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     marks = _marks_folder(tmp_path)
     started = time.monotonic()
@@ -178,9 +136,8 @@ def test_a_rerun_after_a_kill_gets_only_what_is_left_of_the_budgets(
     # after its start; fresh budgets would have let it wait until 9 s.
     killer, killed = _kill_first_job(marks, signal.SIGKILL, release=False, not_before=started + 3)
     with pytest.raises(SandboxTimeout):
-        sandbox.call(
-            jobs.wait_for_release, (str(marks),), [("first", 5.0), ("second", 1.0)], _nothing
-        )
+        budgets = [("first", 5.0), ("second", 1.0)]
+        sandbox.call(sandbox_jobs.wait_for_release, (str(marks),), budgets, _nothing)
     elapsed = time.monotonic() - started
     killer.join(KILLER_GIVES_UP_S)
     assert len(killed) == 1 and len(_started_pids(marks)) == 2
@@ -193,34 +150,14 @@ def test_a_rerun_after_a_kill_gets_only_what_is_left_of_the_budgets(
     ids=["its CPU rlimit", "an exit"],
 )
 def test_a_child_that_dies_of_its_own_doing_ends_as_resource_limit_without_a_rerun(
-    jobs: ModuleType, sandbox: Sandbox, tmp_path: Path, job: str, how: str
+    sandbox_jobs: ModuleType, sandbox: Sandbox, tmp_path: Path, job: str, how: str
 ) -> None:
     marks = _marks_folder(tmp_path)
     with pytest.raises(SandboxCrash) as crash:
-        sandbox.call(getattr(jobs, job), (str(marks),), [("work", GENEROUS_BUDGET_S)], _nothing)
+        job_function = getattr(sandbox_jobs, job)
+        sandbox.call(job_function, (str(marks),), [("work", GENEROUS_BUDGET_S)], _nothing)
     assert str(crash.value) == f"resource limit: the symbolic process died ({how}) during work"
     assert len(_started_pids(marks)) == 1
-
-
-@pytest.fixture
-def jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """The module JOBS_SOURCE, importable here and in a sandbox child started afterwards."""
-    folder = tmp_path / "jobs"
-    folder.mkdir()
-    (folder / f"{JOBS_MODULE}.py").write_text(JOBS_SOURCE)
-    monkeypatch.syspath_prepend(str(folder))
-    inherited = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(folder), inherited])))
-    monkeypatch.delitem(sys.modules, JOBS_MODULE, raising=False)
-    return importlib.import_module(JOBS_MODULE)
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    """A sandbox of the test's own (its child starts at the first call), stopped afterwards."""
-    own = Sandbox()
-    yield own
-    own.close()
 
 
 def _slow_product(offset: int) -> tuple[str, dict[str, float]]:
