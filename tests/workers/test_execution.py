@@ -7,6 +7,7 @@ the real one): these tests are about the database side of a task.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from verifier import service
 from verifier.config import Settings
 from verifier.db import make_engine, make_session_factory
 from verifier.errors import PointError
-from verifier.execution import ClaimPolicy, execute_check
+from verifier.execution import ClaimPolicy, LeaseRenewer, execute_check
 from verifier.models import Check, CheckStatus, Job, JobStatus, Report, utc_now
 from verifier.reconciler import reconcile_once
 from verifier.schemas import JobIn
@@ -171,6 +172,44 @@ def test_a_running_check_keeps_its_claim_past_the_lease_and_runs_once(
         check = service.repository.get_check(session, check_id)
         assert check is not None and check.attempts == 1
     assert _report_count(sessions) == 1
+
+
+def test_one_renewer_keeps_every_claim_of_a_threaded_worker(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    # Two checks run at once in two threads of one worker, sharing its renewer.
+    job = _submit(sessions, settings, "x**2", "x**3")
+    policy = ClaimPolicy(lease_s=0.6)
+    renewer = LeaseRenewer(sessions, policy.lease_s)
+    both_running = threading.Barrier(3)  # the two checks and this test
+    verdicts: dict[str, str | None] = {}
+
+    def outlives_its_lease(expression: str, **options: Any) -> dict[str, Any]:
+        both_running.wait()
+        time.sleep(5 * policy.lease_s)
+        return make_report_document(expression, "pass")
+
+    def run(check: Check) -> None:
+        verdicts[check.expression] = execute_check(
+            sessions, check.id, outlives_its_lease, policy, renewer=renewer
+        )
+
+    threads = [threading.Thread(target=run, args=(check,)) for check in job.checks]
+    for thread in threads:
+        thread.start()
+    try:
+        both_running.wait()
+        time.sleep(3 * policy.lease_s)
+        with sessions() as session:
+            leases = session.scalars(select(Check.lease_expires_at)).all()
+        # Both leases were renewed: each would have run out 0.6 s after its claim.
+        assert all(lease is not None and lease > utc_now() for lease in leases), leases
+    finally:
+        for thread in threads:
+            thread.join()
+        renewer.close()
+    assert verdicts == {"x**2": "pass", "x**3": "pass"}
+    assert _report_count(sessions) == 2
 
 
 def test_a_retry_takes_back_the_claim_of_the_execution_it_names(
