@@ -30,6 +30,7 @@ from verifier.models import Check, Report, utc_now
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_LEASE_S = 60.0
 RENEWALS_PER_LEASE = 3
 
 CoreCheck = Callable[..., Mapping[str, Any]]
@@ -38,15 +39,15 @@ CoreCheck = Callable[..., Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class ClaimPolicy:
-    """How many attempts a check gets, and how long a claim holds unrenewed (from Settings)."""
+    """How many attempts a check gets (from Settings)."""
 
     max_attempts: int = 3
-    lease_s: float = 60.0
 
 
 class LeaseRenewer:
-    """The heartbeat of the claims a process holds: one thread renews all their leases every
-    third of ``lease_s``, so a lease that lapses belongs to a dead or frozen worker."""
+    """The heartbeat of the claims a process holds: a claim holds ``lease_s`` unrenewed, and
+    one thread renews all of them every third of it, so a lease that lapses belongs to a dead
+    or frozen worker."""
 
     def __init__(self, sessions: sessionmaker[Session], lease_s: float):
         self.lease_s = lease_s
@@ -209,19 +210,20 @@ def execute_check(
 
     ``owner`` is this execution's token (a fresh one if None); ``takes_over`` the token of an
     earlier execution of the same delivery that failed on a database error, whose claim this
-    one takes back at once; ``renewer`` the process's heartbeat (one of its own if None).
+    one takes back at once; ``renewer`` the process's heartbeat, whose lease the claim gets
+    (one of its own with ``DEFAULT_LEASE_S`` if None).
     Returns the verdict of the check's report (existing or new); None when the check does not
     exist or another execution holds it under a live claim.
     """
     policy = policy or ClaimPolicy()
     if renewer is None:
-        with closing(LeaseRenewer(sessions, policy.lease_s)) as own:
+        with closing(LeaseRenewer(sessions, DEFAULT_LEASE_S)) as own:
             return execute_check(sessions, check_id, core, policy, owner, takes_over, own)
     owner = owner or str(uuid.uuid4())
     with sessions() as session:
         now = utc_now()
         attempt = claims.claim_check(
-            session, check_id, owner, now, now + timedelta(seconds=policy.lease_s), takes_over
+            session, check_id, owner, now, now + timedelta(seconds=renewer.lease_s), takes_over
         )
         check = repository.get_check(session, check_id)
         # End the transaction before the core runs: on SQLite an open one holds the write lock.

@@ -50,7 +50,7 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
         database error, whose claim this one takes back at once.
         """
         settings = app.settings
-        policy = ClaimPolicy(max_attempts=settings.max_attempts, lease_s=settings.claim_lease_s)
+        policy = ClaimPolicy(max_attempts=settings.max_attempts)
         # A token per execution: a redelivered message (its worker died, or the broker's
         # visibility timeout ran out while the check still runs) waits for the claim's lease.
         owner = str(uuid.uuid4())
@@ -62,9 +62,9 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
                     uuid.UUID(check_id),
                     budgeted,
                     policy,
-                    owner,
-                    takes_over,
-                    app.renewer,
+                    owner=owner,
+                    takes_over=takes_over,
+                    renewer=app.renewer,
                 )
             except OperationalError as error:
                 # A database that is briefly away: try again later rather than lose the check.

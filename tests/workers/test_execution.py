@@ -149,22 +149,26 @@ def test_a_running_check_keeps_its_claim_past_the_lease_and_runs_once(
 ) -> None:
     job = _submit(sessions, settings, "x**2")
     check_id = job.checks[0].id
-    policy = ClaimPolicy(lease_s=0.6)
+    renewer = LeaseRenewer(sessions, 0.6)
     others: list[str | None] = []
     lease_ends = []
 
     def outlives_its_lease(expression: str, **options: Any) -> dict[str, Any]:
         # Runs for five leases while other deliveries (a redelivered message) try to claim.
-        deadline = time.monotonic() + 5 * policy.lease_s
+        deadline = time.monotonic() + 5 * renewer.lease_s
         while time.monotonic() < deadline:
-            others.append(execute_check(sessions, check_id, second, policy))
+            others.append(execute_check(sessions, check_id, second))
             with sessions() as session:
                 lease_ends.append(session.scalars(select(Check.lease_expires_at)).one())
-            time.sleep(policy.lease_s / 4)
+            time.sleep(renewer.lease_s / 4)
         return make_report_document(expression, "pass")
 
     second = StubCore(make_report_document, {"x**2": "fail"})
-    assert execute_check(sessions, check_id, outlives_its_lease, policy) == "pass"
+    try:
+        verdict = execute_check(sessions, check_id, outlives_its_lease, renewer=renewer)
+    finally:
+        renewer.close()
+    assert verdict == "pass"
     assert len(others) >= 10 and set(others) == {None}  # each found it held
     assert second.calls == []
     assert lease_ends[-1] > lease_ends[0]  # the heartbeat moved the lease on
@@ -179,19 +183,18 @@ def test_one_renewer_keeps_every_claim_of_a_threaded_worker(
 ) -> None:
     # Two checks run at once in two threads of one worker, sharing its renewer.
     job = _submit(sessions, settings, "x**2", "x**3")
-    policy = ClaimPolicy(lease_s=0.6)
-    renewer = LeaseRenewer(sessions, policy.lease_s)
+    renewer = LeaseRenewer(sessions, 0.6)
     both_running = threading.Barrier(3)  # the two checks and this test
     verdicts: dict[str, str | None] = {}
 
     def outlives_its_lease(expression: str, **options: Any) -> dict[str, Any]:
         both_running.wait()
-        time.sleep(5 * policy.lease_s)
+        time.sleep(5 * renewer.lease_s)
         return make_report_document(expression, "pass")
 
     def run(check: Check) -> None:
         verdicts[check.expression] = execute_check(
-            sessions, check.id, outlives_its_lease, policy, renewer=renewer
+            sessions, check.id, outlives_its_lease, renewer=renewer
         )
 
     threads = [threading.Thread(target=run, args=(check,)) for check in job.checks]
@@ -199,7 +202,7 @@ def test_one_renewer_keeps_every_claim_of_a_threaded_worker(
         thread.start()
     try:
         both_running.wait()
-        time.sleep(3 * policy.lease_s)
+        time.sleep(3 * renewer.lease_s)
         with sessions() as session:
             leases = session.scalars(select(Check.lease_expires_at)).all()
         # Both leases were renewed: each would have run out 0.6 s after its claim.
@@ -252,7 +255,7 @@ def test_a_poison_check_ends_as_an_error_after_max_attempts(
         calls += 1
         raise KeyboardInterrupt
 
-    policy = ClaimPolicy(max_attempts=2, lease_s=600)
+    policy = ClaimPolicy(max_attempts=2)
     for _ in range(2):
         with pytest.raises(KeyboardInterrupt):
             execute_check(sessions, check_id, kills_its_worker, policy)

@@ -151,24 +151,24 @@ class Sandbox:
             except BaseException:
                 self._stop()  # its answer would otherwise be read by the next job
                 raise
-            try:
-                return self._collect(deadlines), here
-            except _Died as death:
-                if not death.killed:
-                    raise death.crash() from None
-                first = death.how
-            # Killed from outside (an operator, the OOM killer): the job was not at fault, so a
-            # fresh child runs it from its first stage, within what is left of the budgets.
-            self._send_job(fn, args, end)
-            try:
-                return self._collect(deadlines), here
-            except _Died as death:
-                if not death.killed:
-                    raise death.crash() from None
-                signals = first if death.how == first else f"{first}, then {death.how}"
-                raise SandboxCrash(
-                    f"the symbolic process was killed ({signals}) twice during {death.stage}"
-                ) from None
+            kills: list[str] = []
+            while True:
+                try:
+                    return self._collect(deadlines), here
+                except _Died as death:
+                    if not death.killed:
+                        raise death.crash() from None
+                    kills.append(death.how)
+                    if len(kills) == 2:  # the re-run was killed too
+                        signals = kills[0] if len(set(kills)) == 1 else ", then ".join(kills)
+                        raise SandboxCrash(
+                            f"the symbolic process was killed ({signals}) twice during "
+                            f"{death.stage}"
+                        ) from None
+                # Killed from outside (an operator, the OOM killer): the job was not at fault,
+                # so a fresh child runs it from its first stage, within what is left of the
+                # budgets.
+                self._send_job(fn, args, end)
 
     def _send_job(self, fn: Callable[..., Any], args: tuple[Any, ...], end: float) -> None:
         send, _ = self._ensure()
