@@ -7,23 +7,11 @@ The dictionary form (:meth:`Report.to_dict`) is the one report format of derivch
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-PASS = "pass"
-UNDEFINED = "undefined"
-DOMAIN = "domain"
-NONFINITE = "nonfinite"
-FAIL = "fail"
-ERROR = "error"
-
-VERDICT_ORDER = (PASS, UNDEFINED, DOMAIN, NONFINITE, FAIL, ERROR)
-"""Verdicts from best to worst; a check's verdict is the worst of its entries."""
-
-
-def worst(verdicts: list[str] | tuple[str, ...] | set[str]) -> str:
-    """The worst of ``verdicts`` (``pass`` for none)."""
-    return max(verdicts, key=VERDICT_ORDER.index, default=PASS)
+from verifier.core.verdict import DEFAULT_FAIL_ON, VERDICT_ORDER, Verdict, fails, worst
 
 
 def json_number(value: float | None) -> float | str | None:
@@ -39,7 +27,14 @@ def json_number(value: float | None) -> float | str | None:
 
 @dataclass(frozen=True)
 class Entry:
-    """One compared number: a gradient component, a Hessian element or a node gradient."""
+    """One compared number: a gradient component, a Hessian element or a node gradient.
+
+    ``ratio`` is abs_error / tolerance (a pass is at most 1); ``condition`` the condition
+    factor of the computation as written (how much the rounding of its operations is
+    amplified, relative to the exact value); ``blame`` the node a non-passing verdict points
+    at (the operation that is inaccurate, overflowed, or where the digits are lost) and
+    ``phase`` where (``forward``, ``first backward`` or ``second backward``).
+    """
 
     kind: str
     wrt: tuple[str, ...] | None
@@ -54,6 +49,11 @@ class Entry:
     tolerance: float | None
     verdict: str
     detail: str | None = None
+    ratio: float | None = None
+    condition: float | None = None
+    correct_bits: float | None = None
+    blame: str | None = None
+    phase: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The entry in the report format."""
@@ -69,8 +69,13 @@ class Entry:
             "rel_error": json_number(self.rel_error),
             "ulp_error": json_number(self.ulp_error),
             "tolerance": json_number(self.tolerance),
+            "ratio": json_number(self.ratio),
+            "condition": json_number(self.condition),
+            "correct_bits": json_number(self.correct_bits),
             "verdict": self.verdict,
             "detail": self.detail,
+            "blame": self.blame,
+            "phase": self.phase,
         }
 
 
@@ -90,18 +95,41 @@ class Report:
     points: list[dict[str, float]] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
     reason: str | None = None
-    strict: bool = False
+    fail_on: list[str] = field(default_factory=lambda: sorted(DEFAULT_FAIL_ON))
     reference_method: str | None = None
     tolerance: dict[str, float] = field(default_factory=dict)
     functions: list[str] = field(default_factory=list)
+    literals: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        """Whether no entry failed (``undefined`` fails only under strict)."""
-        return self.verdict in (PASS, DOMAIN) or (self.verdict == UNDEFINED and not self.strict)
+        """Whether no entry has a verdict of ``fail_on`` (and the check ran)."""
+        if self.verdict == Verdict.ERROR:
+            return False
+        return not fails(self.counts, self.fail_on)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Entries per verdict, in verdict order (verdicts with no entry left out)."""
+        found = Counter(entry.verdict for entry in self.entries)
+        return {str(v): found[v] for v in VERDICT_ORDER if found[v]}
+
+    @property
+    def blamed(self) -> list[dict[str, Any]]:
+        """The nodes non-passing entries point at, with verdict, phase and entry count."""
+        found = Counter(
+            (entry.verdict, entry.blame, entry.phase)
+            for entry in self.entries
+            if entry.blame is not None and entry.verdict != Verdict.PASS
+        )
+        ordered = sorted(found.items(), key=lambda item: (-VERDICT_ORDER.index(Verdict(item[0][0])), -item[1]))
+        return [
+            {"verdict": verdict, "node": node, "phase": phase, "entries": count}
+            for (verdict, node, phase), count in ordered
+        ]
 
     @property
     def gradient(self) -> list[list[float]]:
@@ -123,10 +151,11 @@ class Report:
 
     @property
     def worst_errors(self) -> dict[str, float | None]:
-        """The largest absolute, relative and ulp error over the entries."""
+        """The largest ratio, abs, rel and ulp error over the entries that did not pass."""
         result: dict[str, float | None] = {}
-        for name in ("abs_error", "rel_error", "ulp_error"):
-            values = [getattr(e, name) for e in self.entries if getattr(e, name) is not None]
+        failing = [e for e in self.entries if e.verdict != Verdict.PASS]
+        for name in ("ratio", "abs_error", "rel_error", "ulp_error"):
+            values = [getattr(e, name) for e in failing if getattr(e, name) is not None]
             result[name] = max(values) if values else None
         return result
 
@@ -139,10 +168,14 @@ class Report:
             "device": self.device,
             "verdict": self.verdict,
             "reason": self.reason,
-            "strict": self.strict,
+            "fail_on": list(self.fail_on),
+            "passed": self.passed,
+            "counts": self.counts,
+            "blamed": self.blamed,
             "reference_method": self.reference_method,
             "tolerance": dict(self.tolerance),
             "points": [dict(point) for point in self.points],
+            "literals": [dict(literal) for literal in self.literals],
             "entries": [entry.to_dict() for entry in self.entries],
             "functions": list(self.functions),
             "notes": list(self.notes),
