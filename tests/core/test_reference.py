@@ -29,7 +29,7 @@ def test_references_agree_with_an_independent_mpmath_computation() -> None:
     # mpmath at 60 digits differentiates numerically (its own method), an independent check.
     text = "exp(sin(x))*y + atan2(y, x)*log(1 + x**2)"
     parsed = parse_expression(text)
-    targets = derive(parsed, hessian=True, nodes=False)
+    targets = derive(parsed, "float64", hessian=True, nodes=False)
     points = [{"x": 0.7, "y": -1.3}, {"x": 2.25, "y": 0.5}]
     values = reference_values(parsed.expr, targets, parsed.variables, points, DTYPES["float64"])
     mpmath.mp.dps = 60

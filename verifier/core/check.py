@@ -24,15 +24,20 @@ from verifier.core.autograd import (
     resolve_device,
     run_autograd,
 )
-from verifier.core.compare import judge
-from verifier.core.dtypes import get_dtype
-from verifier.core.parse import parse_expression
+from verifier.core.audit import Finding, audit
+from verifier.core.compare import Judgement, judge
+from verifier.core.conditioning import Conditioning, conditioning
+from verifier.core.diagnosis import diagnose
+from verifier.core.dtypes import DType, get_dtype
+from verifier.core.literals import bind_literals
+from verifier.core.parse import ParsedExpression, parse_expression
 from verifier.core.points import PointInput, round_points, sample_points
 from verifier.core.reference import METHOD_ARB, OK, ReferenceValue, compute_truth
-from verifier.core.report import ERROR, Entry, Report, worst
+from verifier.core.report import Entry, Report
 from verifier.core.sandbox import SandboxCrash, SandboxTimeout, thread_sandbox
 from verifier.core.symbolic import Key, distinct_nodes, entry_keys, node_key
-from verifier.core.tolerance import magnitudes, make_tolerance
+from verifier.core.tolerance import Tolerance, make_tolerance
+from verifier.core.verdict import Verdict, fail_on_set, worst
 from verifier.errors import ExpressionError, OptionError, PointError
 
 DEFAULT_SYMBOLIC_TIMEOUT_S = 30.0
@@ -54,6 +59,7 @@ def check(
     rtol: float | None = None,
     atol: float | None = None,
     strict: bool = False,
+    fail_on: Iterable[str] | None = None,
     symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S,
 ) -> Report:
     """Check autograd's derivatives of ``expression`` against the exact ones.
@@ -69,7 +75,9 @@ def check(
         domain: variable to (low, high) for sampling; default -1..1.
         seed: seed of the sampler.
         rtol, atol: override the dtype's default tolerance.
-        strict: count ``undefined`` (no derivative at the point) as a failure.
+        strict: fail on every verdict but ``pass`` and ``domain`` (see ``report.passed``).
+        fail_on: the verdicts that make ``report.passed`` false (default ``fail``,
+            ``nonfinite``); an unknown name raises OptionError.
         symbolic_timeout_s: budget for SymPy's derivatives; past it the verdict is ``error``.
 
     Returns:
@@ -84,6 +92,10 @@ def check(
         raise ExpressionError("the expression has no variables to differentiate by")
     fmt = get_dtype(dtype)
     tolerance = make_tolerance(fmt, rtol, atol)
+    try:
+        failing = fail_on_set(fail_on, strict=strict)
+    except ValueError as error:
+        raise OptionError(f"fail_on: {error}") from None
     torch_device = resolve_device(device)
     raw: list[PointInput] = []
     if at is not None:
@@ -102,11 +114,12 @@ def check(
         variables=list(parsed.variables),
         dtype=fmt.name,
         device=str(torch_device),
-        verdict=ERROR,
+        verdict=Verdict.ERROR.value,
         points=points,
-        strict=strict,
+        fail_on=sorted(failing),
         tolerance=tolerance.to_dict(),
         functions=sorted(parsed.functions),
+        literals=bind_literals(parsed.expr, fmt).shown,
         versions=_versions(),
     )
     node_list = distinct_nodes(parsed.expr) if nodes else []
@@ -116,7 +129,7 @@ def check(
     ) * len(keys)
     timings: dict[str, float] = {}
 
-    def autograd_side() -> tuple[AutogradResult, dict[Key, list[float]]]:
+    def autograd_side() -> tuple[AutogradResult, Conditioning]:
         begin = time.perf_counter()
         result = run_autograd(
             parsed.expr,
@@ -128,10 +141,13 @@ def check(
             nodes=node_list,
         )
         timings["autograd"] = time.perf_counter() - begin
-        return result, magnitudes(parsed.expr, parsed.variables, points, keys)
+        analysis = conditioning(
+            parsed.expr, parsed.variables, points, keys, fmt, tolerance.rtol
+        )
+        return result, analysis
 
     try:
-        (truth_keys, references, truth_timings), (autograd, scale) = thread_sandbox().call(
+        (truth_keys, references, truth_timings), (autograd, analysis) = thread_sandbox().call(
             compute_truth,
             (expression, hessian, nodes, points, fmt.name),
             [("symbolic", symbolic_timeout_s), ("reference", reference_budget)],
@@ -150,39 +166,100 @@ def check(
     timings.update(truth_timings)
 
     labels = {node_key(node): str(node) for node in node_list}
+    judgements = [
+        [
+            judge(autograd.values[key][index], reference, tolerance, fmt)
+            for key, reference in zip(keys, row, strict=True)
+        ]
+        for index, row in enumerate(references)
+    ]
+    findings = _audit(parsed, points, judgements, fmt, tolerance, hessian=hessian)
     for index, row in enumerate(references):
-        for key, reference in zip(keys, row, strict=True):
-            kind, wrt, node = key
-            judgement = judge(
-                autograd.values[key][index],
-                reference,
-                scale[key][index],
-                tolerance,
-                fmt,
-                strict=strict,
-            )
+        for key, reference, judgement in zip(keys, row, judgements[index], strict=True):
             report.entries.append(
-                Entry(
-                    kind=kind,
-                    wrt=None if node is not None else wrt,
-                    node=None if node is None else labels[node],
-                    point=index,
-                    autograd=autograd.values[key][index],
-                    reference=judgement.reference,
-                    reference_radius=reference.radius,
-                    abs_error=judgement.abs_error,
-                    rel_error=judgement.rel_error,
-                    ulp_error=judgement.ulp_error,
-                    tolerance=judgement.allowed,
-                    verdict=judgement.verdict,
-                    detail=judgement.detail,
+                _entry(
+                    key,
+                    index,
+                    autograd.values[key][index],
+                    reference,
+                    judgement,
+                    findings.get(index, []),
+                    analysis,
+                    fmt,
+                    labels,
                 )
             )
-    report.verdict = worst({entry.verdict for entry in report.entries})
+    report.verdict = worst(entry.verdict for entry in report.entries).value
     report.reference_method = _method(row for rows in references for row in rows)
     if autograd.seed_idiom is not None:
         report.notes.append(SEED_IDIOM_NOTE.format(result=autograd.seed_idiom))
     return _finish(report, started, parsed_at, timings)
+
+
+def _audit(
+    parsed: ParsedExpression,
+    points: list[dict[str, float]],
+    judgements: list[list[Judgement]],
+    fmt: DType,
+    tolerance: Tolerance,
+    *,
+    hessian: bool,
+) -> dict[int, list[Finding]]:
+    """The local audit at the points where some entry is outside the tolerance."""
+    outside = [i for i, row in enumerate(judgements) if any(j.verdict is None for j in row)]
+    if not outside:
+        return {}
+    found = audit(
+        parsed.expr,
+        parsed.variables,
+        [points[i] for i in outside],
+        fmt,
+        tolerance,
+        hessian=hessian,
+    )
+    return dict(zip(outside, found, strict=True))
+
+
+def _entry(
+    key: Key,
+    index: int,
+    value: float,
+    reference: ReferenceValue,
+    judgement: Judgement,
+    findings: list[Finding],
+    analysis: Conditioning,
+    fmt: DType,
+    labels: dict[str, str],
+) -> Entry:
+    kind, wrt, node = key
+    verdict, detail, blame, phase = judgement.verdict, judgement.detail, None, None
+    if verdict is None:
+        diagnosis = diagnose(key, index, value, judgement, findings, analysis, fmt)
+        verdict, detail, phase = diagnosis.verdict, diagnosis.detail, diagnosis.phase
+        blame = None if diagnosis.blame is None else str(diagnosis.blame)
+    condition = None
+    if judgement.reference is not None and reference.status == OK:
+        condition = analysis.factor(key, index, judgement.reference)
+    return Entry(
+        kind=kind,
+        wrt=None if node is not None else wrt,
+        node=None if node is None else labels[node],
+        point=index,
+        autograd=value,
+        reference=judgement.reference,
+        reference_radius=reference.radius,
+        abs_error=judgement.abs_error,
+        rel_error=judgement.rel_error,
+        ulp_error=judgement.ulp_error,
+        tolerance=judgement.allowed,
+        verdict=verdict.value,
+        detail=detail,
+        ratio=judgement.ratio,
+        condition=condition,
+        correct_bits=judgement.correct_bits,
+        blame=blame,
+        phase=phase,
+    )
 
 
 def _method(values: Iterable[ReferenceValue]) -> str:

@@ -1,8 +1,10 @@
 """Judging one entry: autograd's value against the certified reference.
 
 Errors are measured against the reference carried as a sum of two floats, so its float64
-rounding does not blur an ulp count, and every entry keeps abs, rel and ulp error so a report
-can be re-judged under another tolerance without rerunning anything.
+rounding does not blur an ulp count, and every entry keeps its errors (absolute, relative, ulps
+against a non-zero value, error/allowed) and correct bits, so a report can be re-judged under
+another tolerance without rerunning anything. An entry outside the tolerance gets no verdict
+here: whose fault it is, is :mod:`verifier.core.diagnosis`'s question.
 """
 
 from __future__ import annotations
@@ -12,71 +14,102 @@ from dataclasses import dataclass
 
 from verifier.core.dtypes import DType
 from verifier.core.reference import DOMAIN, UNDEFINED, ReferenceValue
-from verifier.core.report import DOMAIN as DOMAIN_VERDICT
-from verifier.core.report import FAIL, NONFINITE, PASS
-from verifier.core.report import UNDEFINED as UNDEFINED_VERDICT
 from verifier.core.tolerance import Tolerance
+from verifier.core.verdict import Verdict
 
 
 @dataclass(frozen=True)
 class Judgement:
-    """The verdict on one entry, with the errors it rests on."""
+    """The verdict on one entry (None: outside the tolerance, to be diagnosed), with the
+    errors it rests on."""
 
-    verdict: str
-    reference: float | None
-    abs_error: float | None
-    rel_error: float | None
-    ulp_error: float | None
-    allowed: float | None
-    detail: str | None
+    verdict: Verdict | None
+    reference: float | None = None
+    abs_error: float | None = None
+    rel_error: float | None = None
+    ulp_error: float | None = None
+    allowed: float | None = None
+    ratio: float | None = None
+    correct_bits: float | None = None
+    detail: str | None = None
 
 
 def judge(
-    autograd: float,
-    reference: ReferenceValue,
-    magnitude: float,
-    tolerance: Tolerance,
-    dtype: DType,
-    *,
-    strict: bool,
+    autograd: float, reference: ReferenceValue, tolerance: Tolerance, dtype: DType
 ) -> Judgement:
     """Compare ``autograd`` with ``reference`` under ``tolerance``.
 
     >>> from verifier.core.dtypes import DTYPES
     >>> from verifier.core.tolerance import make_tolerance
     >>> fp64 = DTYPES["float64"]
-    >>> judge(6.0, ReferenceValue("ok", 6.0), 6.0, make_tolerance(fp64), fp64, strict=False).verdict
-    'pass'
+    >>> judge(6.0, ReferenceValue("ok", 6.0), make_tolerance(fp64), fp64).verdict
+    <Verdict.PASS: 'pass'>
     """
     if reference.status == DOMAIN:
-        return Judgement(DOMAIN_VERDICT, None, None, None, None, None, reference.detail)
+        return Judgement(Verdict.DOMAIN, detail=reference.detail)
     if reference.status == UNDEFINED:
-        verdict = FAIL if strict else UNDEFINED_VERDICT
-        detail = reference.detail
-        if strict:
-            detail = f"strict: the derivative does not exist here ({detail})"
-        return Judgement(verdict, None, None, None, None, None, detail)
+        return Judgement(Verdict.UNDEFINED, detail=reference.detail)
     assert reference.high is not None
-    if not math.isfinite(reference.high):
-        detail = "the exact value is finite but beyond the range of float64"
-        verdict = FAIL if math.isfinite(autograd) else NONFINITE
-        return Judgement(verdict, reference.high, math.inf, math.inf, math.inf, None, detail)
-    allowed = tolerance.allowed(reference.high, magnitude)
-    detail = None
+    exact = reference.high + reference.low
     if not reference.certified:
-        detail = f"reference radius {reference.radius:.3g} is above the precision target"
+        return _uncertified(autograd, reference, tolerance)
+    if abs(exact) > dtype.max_finite:
+        detail = (
+            f"the exact value {reference.high:.6g} is beyond {dtype.name}'s largest finite "
+            f"number {dtype.max_finite:.6g}"
+        )
+        return Judgement(Verdict.RANGE, reference.high, detail=detail)
+    allowed = tolerance.allowed(exact)
     if not math.isfinite(autograd):
-        detail = f"autograd gave {autograd} where the exact value is {reference.high:.17g}"
-        return Judgement(NONFINITE, reference.high, math.inf, math.inf, math.inf, allowed, detail)
+        return Judgement(
+            None, reference.high, math.inf, math.inf, None, allowed, math.inf, 0.0, None
+        )
     # The reference is high + low (beyond float64). When autograd and high are within a
     # factor of two their difference is exact (Sterbenz); otherwise it is far larger than
     # one ulp of either, and its own rounding is negligible.
     abs_error = abs((autograd - reference.high) - reference.low)
-    exact = reference.high + reference.low
     if exact == 0:
         rel_error = 0.0 if abs_error == 0 else math.inf
+        ulp_error = None
     else:
         rel_error = abs_error / abs(exact)
-    ulp_error = abs_error / dtype.ulp(reference.high)
-    verdict = PASS if abs_error <= allowed else FAIL
-    return Judgement(verdict, reference.high, abs_error, rel_error, ulp_error, allowed, detail)
+        ulp_error = abs_error / dtype.ulp(exact)
+    ratio = _ratio(abs_error, allowed)
+    verdict = Verdict.PASS if ratio <= 1 else None
+    bits = correct_bits(rel_error, dtype)
+    return Judgement(
+        verdict, reference.high, abs_error, rel_error, ulp_error, allowed, ratio, bits
+    )
+
+
+def correct_bits(rel_error: float, dtype: DType) -> float:
+    """How many leading bits of the significand are right, from 0 to the dtype's precision."""
+    if rel_error == 0:
+        return float(dtype.mantissa_bits)
+    if not math.isfinite(rel_error) or rel_error >= 1:
+        return 0.0
+    return min(float(dtype.mantissa_bits), -math.log2(rel_error))
+
+
+def _ratio(abs_error: float, allowed: float) -> float:
+    if abs_error <= allowed:
+        return abs_error / allowed if allowed > 0 else 0.0
+    return abs_error / allowed if allowed > 0 else math.inf
+
+
+def _uncertified(autograd: float, reference: ReferenceValue, tolerance: Tolerance) -> Judgement:
+    """A reference that is only a bound: a pass when every value in it would pass."""
+    assert reference.high is not None and reference.radius is not None
+    radius = reference.radius
+    low, high = reference.high - radius, reference.high + radius
+    if math.isfinite(radius) and math.isfinite(autograd):
+        farthest = max(abs(autograd - low), abs(autograd - high))
+        nearest_magnitude = 0.0 if low <= 0 <= high else min(abs(low), abs(high))
+        allowed = tolerance.allowed(nearest_magnitude)
+        if farthest <= allowed:
+            return Judgement(Verdict.PASS, None, farthest, None, None, allowed, farthest / allowed)
+    if math.isfinite(radius):
+        detail = f"the exact value lies in [{low:.6g}, {high:.6g}] and could not be narrowed"
+    else:
+        detail = "the exact value could not be bounded (the certified ball is unbounded)"
+    return Judgement(Verdict.UNVERIFIED, None, detail=detail)

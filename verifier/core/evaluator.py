@@ -3,8 +3,9 @@
 Expressions are compiled once into a shared program (common subexpressions evaluated once)
 and run per point at a chosen precision. Every value is a ball that provably contains the
 exact value. Functions with a jump (sign, Heaviside, floor, ceiling, Piecewise conditions,
-DiracDelta) record when a point sits exactly on the jump; the caller can then re-run with
-each one-sided choice forced, to tell a derivative that exists from one that does not.
+DiracDelta, atan2 on its branch cut y = 0, x < 0) record when a point sits exactly on the
+jump; the caller can then re-run with one-sided choices forced, to tell a derivative that
+exists from one that does not.
 
 >>> import sympy
 >>> x = sympy.Symbol("x", real=True)
@@ -40,7 +41,6 @@ _SMOOTH: dict[type, Callable[..., flint.arb]] = {
     sympy.asin: lambda u: u.asin(),
     sympy.acos: lambda u: u.acos(),
     sympy.atan: lambda u: u.atan(),
-    sympy.atan2: lambda y, x: arb.atan2(y, x),
     sympy.sinh: lambda u: u.sinh(),
     sympy.cosh: lambda u: u.cosh(),
     sympy.tanh: lambda u: u.tanh(),
@@ -126,9 +126,23 @@ class Program:
             self._dependencies[index] = frozenset(found)
         return self._dependencies[index]
 
+    def side(self, index: int, run: Run) -> int | None:
+        """Which side of its jump instruction ``index`` is on in ``run``: 0 below, 1 above,
+        None when the run sits on the jump too."""
+        opcode, _, args = self.instructions[index]
+        u = run.values[args[0]]
+        if opcode in ("floor", "ceiling"):
+            if u.contains_integer():
+                return None
+            # u is a tiny step from the integer it sat on: just below it or just above.
+            return int(u - u.floor() < 0.5)
+        if u.contains(0):  # for atan2, u is y: the side of the cut is its sign
+            return None
+        return int(u > 0)
+
     def run(
         self,
-        point: Mapping[str, float],
+        point: Mapping[str, float | flint.arb],
         precision: int,
         choices: Mapping[int, int] | None = None,
     ) -> Run:
@@ -200,6 +214,8 @@ class Program:
             return ("floor", None, self._args(expr.args))
         if isinstance(expr, sympy.ceiling):
             return ("ceiling", None, self._args(expr.args))
+        if isinstance(expr, sympy.atan2):
+            return ("atan2", None, self._args(expr.args))
         if isinstance(expr, sympy.DiracDelta):
             return ("delta", None, self._args(expr.args[:1]))
         function = _SMOOTH.get(type(expr))
@@ -256,6 +272,8 @@ class Program:
             return args[0] ** args[1]
         if opcode == "call":
             return payload(*args)  # type: ignore[operator]
+        if opcode == "atan2":
+            return self._atan2(position, args, run, choices)
         if opcode in _JUMP_OPCODES:
             return self._jump(position, opcode, payload, args, run, choices)
         if opcode == "piecewise":
@@ -271,6 +289,19 @@ class Program:
         if opcode == "nan":
             return arb.nan()
         raise UnsupportedError(f"unknown instruction {opcode}")
+
+    def _atan2(
+        self, position: int, args: list[flint.arb], run: Run, choices: Mapping[int, int]
+    ) -> flint.arb:
+        """atan2(y, x), which jumps from pi to -pi across y = 0 where x < 0."""
+        y, x = args
+        if not (y.contains(0) and x < 0):
+            return arb.atan2(y, x)
+        if not y.is_exact():
+            raise NeedPrecision()
+        run.jumps.add(position)
+        side = choices.get(position)
+        return -arb.pi() if side == 0 else arb.pi()
 
     def _jump(
         self,
@@ -317,7 +348,9 @@ class Program:
         return arb(1 if holds else 0)
 
 
-_JUMP_OPCODES = frozenset({"sign", "heaviside", "floor", "ceiling", "delta", "relation"})
+_JUMP_OPCODES = frozenset(
+    {"sign", "heaviside", "floor", "ceiling", "delta", "relation", "atan2"}
+)
 
 
 def _off_jump(opcode: str, u: flint.arb, payload: object, run: Run) -> flint.arb:

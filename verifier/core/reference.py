@@ -10,12 +10,23 @@ Before a derivative is trusted, the point is checked:
 - the output must be finite and real there, else the entry is ``domain``;
 - every lower-order expression on the way (the output, then the first derivative for a
   Hessian element) must be continuous there: a jump function (sign, Heaviside, floor,
-  ceiling, a Piecewise condition) sitting on its jump is re-evaluated with each one-sided
-  choice, and different answers mean the derivative does not exist (``undefined``);
-- the derivative itself must agree for every one-sided choice (``|x|`` at 0 gives sign(0)=0 in
-  SymPy but -1 and 1 one-sidedly: ``undefined``);
+  ceiling, a Piecewise condition, atan2 on its branch cut) sitting on its jump is re-evaluated
+  with the one-sided choices that can occur together, and different answers mean the
+  derivative does not exist (``undefined``);
+- the derivative itself must agree for every such choice (``|x|`` at 0 gives sign(0)=0 in
+  SymPy but -1 and 1 one-sidedly: ``undefined``; ``Max(x, -x)**2`` at 0 has the same second
+  derivative, 2, from both sides: defined);
 - a non-finite derivative (0/0 at a removable singularity) is replaced by its limit when the
-  limits along every variable, from both sides, agree and are finite; otherwise ``undefined``.
+  limits along the variables, from each side where the expression is real, agree and are
+  finite; otherwise ``undefined``.
+
+The choices that can occur together are those seen when the point moves a tiny step along a
+direction: each axis, both ways, and (for up to ``MAX_DIAGONAL_VARIABLES`` variables) each
+diagonal of two axes. A jump whose side a direction cannot settle (its argument does not move
+to first order) takes both sides.
+
+Literals are bound to their dtype values (:mod:`verifier.core.literals`): the placeholders are
+inputs of the program like the variables, and they do not move.
 """
 
 from __future__ import annotations
@@ -32,12 +43,16 @@ import sympy
 from verifier.core.dtypes import DTYPES, DType
 from verifier.core.evaluator import NeedPrecision, Program, Run
 from verifier.core.functions import sinc
+from verifier.core.literals import bind_literals
 from verifier.core.parse import make_symbol, parse_expression
 from verifier.core.symbolic import Key, Target, derive
 
 REFERENCE_MARGIN_BITS = 10
 MAX_REFERENCE_PRECISION_BITS = 4096
 MAX_JUMP_COMBINATIONS = 64
+MAX_DIAGONAL_VARIABLES = 6
+STEP_BITS = 120
+"""A one-sided step moves a variable by 2**-STEP_BITS of its magnitude (2**-1100 at zero)."""
 
 OK = "ok"
 UNDEFINED = "undefined"
@@ -86,10 +101,20 @@ def compute_truth(
     """
     started = time.perf_counter()
     parsed = parse_expression(text)
-    targets = derive(parsed, hessian=hessian, nodes=nodes)
+    dtype = DTYPES[dtype_name]
+    targets = derive(parsed, dtype_name, hessian=hessian, nodes=nodes)
     progress("symbolic")
     derived = time.perf_counter()
-    values = reference_values(parsed.expr, targets, parsed.variables, points, DTYPES[dtype_name])
+    literals = bind_literals(parsed.expr, dtype)
+    values = reference_values(
+        literals.expr,
+        targets,
+        parsed.variables,
+        points,
+        dtype,
+        constants=literals.values,
+        shown={str(p): literal for literal, p in literals.forward.items()},
+    )
     timings = {"symbolic": derived - started, "reference": time.perf_counter() - derived}
     return [target.key for target in targets], values, timings
 
@@ -100,6 +125,9 @@ def reference_values(
     variables: Sequence[str],
     points: Sequence[Mapping[str, float]],
     dtype: DType,
+    *,
+    constants: Mapping[str, float] | None = None,
+    shown: Mapping[str, sympy.Basic] | None = None,
 ) -> list[list[ReferenceValue]]:
     """Certified references, indexed ``[point][target]``.
 
@@ -109,14 +137,17 @@ def reference_values(
         variables: the expression's variable names.
         points: dtype-rounded points, variable name to float.
         dtype: the dtype under test; it sets the precision target.
+        constants: placeholder name to value, for literals bound to their dtype values.
+        shown: placeholder name to the literal as written, for the details in words.
     """
+    constants = dict(constants or {})
     exprs: list[sympy.Basic] = [f]
     for target in targets:
         exprs.extend(target.chain)
         exprs.append(target.expr)
-    program = Program(exprs, variables)
-    evaluation = _Evaluation(program, f, targets, variables, dtype)
-    return [evaluation.at(point) for point in points]
+    program = Program(exprs, [*variables, *constants])
+    evaluation = _Evaluation(program, f, targets, variables, dtype, constants, shown or {})
+    return [evaluation.at({**point, **constants}) for point in points]
 
 
 class _Evaluation:
@@ -127,8 +158,12 @@ class _Evaluation:
         targets: Sequence[Target],
         variables: Sequence[str],
         dtype: DType,
+        constants: Mapping[str, float],
+        shown: Mapping[str, sympy.Basic],
     ):
         self.program = program
+        self.constants = dict(constants)
+        self.shown = {make_symbol(name): literal for name, literal in shown.items()}
         self.f = f
         self.targets = targets
         self.variables = list(variables)
@@ -163,7 +198,7 @@ class _Evaluation:
         run = self.program.run(point, precision)
         value = run.values[self.f_index]
         if not value.is_finite():
-            detail = f"the expression is not finite and real here ({self.f})"
+            detail = f"the expression is not finite and real here ({self._show(self.f)})"
             return [ReferenceValue(DOMAIN, detail=detail) for _ in self.targets]
         return [
             self._target(point, precision, run, chain, index, target, final=final)
@@ -185,8 +220,8 @@ class _Evaluation:
             value = self._one_sided(point, precision, run, link)
             if value is None:
                 return ReferenceValue(UNDEFINED, detail=self._jump_detail(run, link, expr))
-            if not value.is_finite() and removable_limit(expr, point) is None:
-                detail = f"{expr} is not finite here, so its derivative does not exist"
+            if not value.is_finite() and self._removable(expr, point) is None:
+                detail = f"{self._show(expr)} is not finite here, so its derivative does not exist"
                 return ReferenceValue(UNDEFINED, detail=detail)
         value = self._one_sided(point, precision, run, index)
         if value is None:
@@ -202,10 +237,11 @@ class _Evaluation:
         jumps = sorted(self.program.jumps_below(index) & run.jumps)
         if not jumps:
             return run.values[index]
-        if 2 ** len(jumps) > MAX_JUMP_COMBINATIONS:
+        combinations = self._sides(point, precision, jumps)
+        if combinations is None:
             return None
         values = []
-        for sides in itertools.product((0, 1), repeat=len(jumps)):
+        for sides in combinations:
             forced = self.program.run(point, precision, dict(zip(jumps, sides, strict=True)))
             values.append(forced.values[index])
         first = values[0]
@@ -216,15 +252,45 @@ class _Evaluation:
                 return None
         return first
 
+    def _sides(
+        self, point: Mapping[str, float], precision: int, jumps: list[int]
+    ) -> list[tuple[int, ...]] | None:
+        """The combinations of sides of ``jumps`` that occur together next to ``point``."""
+        found: set[tuple[int, ...]] = set()
+        moved_precision = max(precision, 4 * STEP_BITS + 64)
+        for direction in _directions(self.variables):
+            run = self.program.run(_moved(point, direction, moved_precision), moved_precision)
+            choices = [self.program.side(jump, run) for jump in jumps]
+            unsettled = [(0, 1) if side is None else (side,) for side in choices]
+            found.update(itertools.product(*unsettled))
+            if len(found) > MAX_JUMP_COMBINATIONS:
+                return None
+        return sorted(found)
+
+    def _removable(self, expr: sympy.Expr, point: Mapping[str, float]) -> sympy.Expr | None:
+        """The limit of ``expr`` at ``point``, the placeholders at their values."""
+        variables = {name: value for name, value in point.items() if name in self.variables}
+        bound = expr.xreplace(
+            {make_symbol(name): sympy.Rational(value) for name, value in self.constants.items()}
+        )
+        return removable_limit(bound, variables)
+
     def _jump_detail(self, run: Run, index: int, expr: sympy.Basic) -> str:
         jumps = sorted(self.program.jumps_below(index) & run.jumps)
-        where = ", ".join(str(self.program.labels[j]) for j in jumps) or "a jump"
-        return f"{expr} differs on the two sides of {where} at this point"
+        where = ", ".join(self._show(self.program.labels[j]) for j in jumps) or "a jump"
+        return f"{self._show(expr)} differs on the two sides of {where} at this point"
+
+    def _show(self, expr: object) -> str:
+        """``expr`` in words, its placeholders shown as the literals written."""
+        if not self.shown or not isinstance(expr, sympy.Basic):
+            return str(expr)
+        with sympy.evaluate(False):
+            return str(expr.xreplace(self.shown))
 
     def _limit(self, point: Mapping[str, float], target: Target, precision: int) -> ReferenceValue:
-        value = removable_limit(target.expr, point)
+        value = self._removable(target.expr, point)
         if value is None:
-            detail = f"the derivative {target.expr} is singular here"
+            detail = f"the derivative {self._show(target.expr)} is singular here"
             return ReferenceValue(UNDEFINED, detail=detail)
         program = Program([value], [])
         limit_precision = max(precision, self.start_precision)
@@ -246,7 +312,12 @@ class _Evaluation:
 
 
 def removable_limit(expr: sympy.Expr, point: Mapping[str, float]) -> sympy.Expr | None:
-    """The limit of ``expr`` at ``point`` along each variable, if all agree and are finite."""
+    """The limit of ``expr`` at ``point``, if it is the same along every variable and side.
+
+    A side where the expression is not real or not finite next to the point (the boundary of
+    its domain, ``x**2*log(x)`` left of 0) says nothing and is skipped; at least one side must
+    give a finite real limit, and all that give one must agree.
+    """
     rewritten = expr.replace(
         lambda e: isinstance(e, sinc),
         lambda e: sympy.sin(sympy.pi * e.args[0]) / (sympy.pi * e.args[0]),
@@ -256,13 +327,57 @@ def removable_limit(expr: sympy.Expr, point: Mapping[str, float]) -> sympy.Expr 
     found: sympy.Expr | None = None
     for symbol in free:
         others = {s: v for s, v in exact.items() if s != symbol}
-        try:
-            value = sympy.limit(rewritten.xreplace(others), symbol, exact[symbol], dir="+-")
-        except (ValueError, NotImplementedError, TypeError, RecursionError):
-            return None
-        if not value.is_finite or not value.is_real:
-            return None
-        if found is not None and sympy.simplify(found - value) != 0:
-            return None
-        found = value
+        line = rewritten.xreplace(others)
+        for side in ("+", "-"):
+            if not _real_beside(line, symbol, exact[symbol], side):
+                continue
+            try:
+                value = sympy.limit(line, symbol, exact[symbol], dir=side)
+            except (ValueError, NotImplementedError, TypeError, RecursionError):
+                return None
+            if not value.is_finite or not value.is_real:
+                return None
+            if found is not None and sympy.simplify(found - value) != 0:
+                return None
+            found = value
+    return found
+
+
+def _real_beside(line: sympy.Expr, symbol: sympy.Symbol, at: sympy.Rational, side: str) -> bool:
+    """Whether ``line`` is finite and real just to one side of ``at``."""
+    step = sympy.Rational(1, 2**40) * max(abs(at), sympy.S.One)
+    probe = at + step if side == "+" else at - step
+    try:
+        value = sympy.N(line.xreplace({symbol: probe}), 30)
+    except (ValueError, TypeError, ZeroDivisionError):
+        return False
+    return bool(value.is_finite) and bool(value.is_real)
+
+
+def _moved(
+    point: Mapping[str, float], direction: Mapping[str, int], precision: int
+) -> dict[str, float | flint.arb]:
+    """``point`` moved one tiny step along ``direction`` (exactly, at ``precision`` bits)."""
+    old = flint.ctx.prec
+    flint.ctx.prec = precision
+    try:
+        moved: dict[str, float | flint.arb] = dict(point)
+        for name, sign in direction.items():
+            value = point[name]
+            exponent = -1100 if value == 0 else math.frexp(value)[1] - STEP_BITS
+            moved[name] = flint.arb(value) + sign * flint.arb(2) ** exponent
+        return moved
+    finally:
+        flint.ctx.prec = old
+
+
+def _directions(variables: Sequence[str]) -> list[dict[str, int]]:
+    """Axis directions both ways, then two-axis diagonals for a few variables."""
+    found: list[dict[str, int]] = []
+    for name in variables:
+        found.extend(({name: 1}, {name: -1}))
+    if len(variables) <= MAX_DIAGONAL_VARIABLES:
+        for a, b in itertools.combinations(variables, 2):
+            for sa, sb in itertools.product((1, -1), repeat=2):
+                found.append({a: sa, b: sb})
     return found

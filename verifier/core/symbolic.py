@@ -5,7 +5,7 @@ for every occurrence of the node, the output is differentiated with respect to i
 node is substituted back.
 
 >>> from verifier.core.parse import parse_expression
->>> targets = derive(parse_expression("3*x**2 + 2*x*y + y**2"), hessian=True, nodes=False)
+>>> targets = derive(parse_expression("3*x**2 + 2*x*y + y**2"), "float64", hessian=True, nodes=False)
 >>> [str(t.expr) for t in targets if t.kind == "gradient"]
 ['6*x + 2*y', '2*x + 2*y']
 """
@@ -18,6 +18,8 @@ from functools import lru_cache
 
 import sympy
 
+from verifier.core.dtypes import DTYPES
+from verifier.core.literals import bind_literals
 from verifier.core.parse import ParsedExpression, parse_expression
 
 GRADIENT = "gradient"
@@ -57,7 +59,7 @@ class Target:
     Attributes:
         kind: ``gradient``, ``hessian`` or ``node``.
         wrt: variable names differentiated by, in order; empty for a node gradient.
-        node: the subexpression, for a node gradient.
+        node: the subexpression as written, for a node gradient.
         expr: the exact derivative, in the expression's variables.
         chain: the expressions that must be continuous at a point for this derivative to
             exist there: the output, then each lower-order derivative on the way.
@@ -100,24 +102,32 @@ def _preorder(expr: sympy.Basic) -> Iterator[sympy.Basic]:
         stack.extend(reversed(node.args))
 
 
-def derive(parsed: ParsedExpression, *, hessian: bool, nodes: bool) -> tuple[Target, ...]:
+def derive(
+    parsed: ParsedExpression, dtype_name: str, *, hessian: bool, nodes: bool
+) -> tuple[Target, ...]:
     """Every exact derivative a check compares, in the order entries are reported.
+
+    Literals the dtype does not hold exactly stay placeholders (see
+    :mod:`verifier.core.literals`), so the derivatives are taken with the literals as the
+    torch graph holds them.
 
     Args:
         parsed: the expression.
+        dtype_name: the check's dtype, which decides which literals are inexact.
         hessian: include all n*n second derivatives d2f/dvi dvj (i, j in variable order).
         nodes: include d(output)/d(node) for every distinct non-leaf node.
 
     Returns:
         Gradient targets, then Hessian targets row by row, then node targets.
     """
-    return _derive_cached(parsed.text, hessian, nodes)
+    return _derive_cached(parsed.text, dtype_name, hessian, nodes)
 
 
 @lru_cache(maxsize=256)
-def _derive_cached(text: str, hessian: bool, nodes: bool) -> tuple[Target, ...]:
+def _derive_cached(text: str, dtype_name: str, hessian: bool, nodes: bool) -> tuple[Target, ...]:
     parsed = parse_expression(text)
-    f = parsed.expr
+    literals = bind_literals(parsed.expr, DTYPES[dtype_name])
+    f = literals.expr
     symbols = parsed.symbols
     names = parsed.variables
     first = [_clean(sympy.diff(f, symbol)) for symbol in symbols]
@@ -131,8 +141,9 @@ def _derive_cached(text: str, hessian: bool, nodes: bool) -> tuple[Target, ...]:
                 second = _clean(sympy.diff(derivative_i, symbol_j))
                 targets.append(Target(HESSIAN, (name_i, name_j), None, second, (f, derivative_i)))
     if nodes:
-        for node in distinct_nodes(f):
-            targets.append(Target(NODE, (), node, _node_gradient(f, node), (f,)))
+        for node in distinct_nodes(parsed.expr):
+            gradient = _node_gradient(f, literals.bind(node))
+            targets.append(Target(NODE, (), node, gradient, (f,)))
     return tuple(targets)
 
 

@@ -3,23 +3,26 @@
 One table, one entry per supported function (see ``docs/functions.md`` for what each becomes
 and how torch behaves at its special points). Translation is memoised per node: each distinct
 node of the SymPy tree is exactly one tensor, which is what makes node gradients well defined.
-Constants are materialised in the check's dtype, rounded exactly once.
+Constants are materialised in the check's dtype, rounded exactly once (see
+:mod:`verifier.core.literals`). A node whose torch operation has no derivative (Heaviside and
+Piecewise are ``where`` of constants) still gets a tensor in the graph, so its node gradient
+exists; its own derivative is 0, as it is off the jump.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from fractions import Fraction
 
 import sympy
 import torch
 
-from verifier.core.dtypes import DTYPES, round_to_dtype
+from verifier.core.dtypes import DTYPES
 from verifier.core.functions import sinc
+from verifier.core.literals import round_literal
 from verifier.core.parse import make_symbol
 
 Tensor = torch.Tensor
-_CONSTANT_DIGITS = 60
+Perturbation = Callable[[sympy.Basic, Tensor], Tensor]
 
 
 def _reduce(op: Callable[[Tensor, Tensor], Tensor]) -> Callable[..., Tensor]:
@@ -152,10 +155,18 @@ class Translation:
         inputs: Mapping[str, Tensor],
         dtype_name: str,
         device: torch.device,
+        *,
+        literal_dtype: str | None = None,
+        perturb: Perturbation | None = None,
     ):
+        """Build the program; ``literal_dtype`` rounds the literals to another dtype than the
+        tensors' (a float64 shadow of a float32 check), ``perturb`` wraps every operation's
+        result (the conditioning analysis adds a perturbation there)."""
         self.dtype_name = dtype_name
+        self.literal_dtype = DTYPES[literal_dtype or dtype_name]
         self.dtype = getattr(torch, dtype_name)
         self.device = device
+        self.perturb = perturb
         self.tensors: dict[sympy.Basic, Tensor] = {}
         for name, tensor in inputs.items():
             self.tensors[make_symbol(name)] = tensor
@@ -181,15 +192,16 @@ class Translation:
                 stack.append((node, True))
                 stack.extend((child, False) for child in children(node))
                 continue
-            self.tensors[node] = apply(node, [self.tensors[c] for c in children(node)])
+            args = [self.tensors[c] for c in children(node)]
+            result = apply(node, args)
+            if not result.requires_grad and any(arg.requires_grad for arg in args):
+                result = result.detach().requires_grad_(True)
+            if self.perturb is not None:
+                result = self.perturb(node, result)
+            self.tensors[node] = result
         return self.tensors[expr]
 
     def constant(self, value: sympy.Basic) -> Tensor:
-        """A 0-dim tensor holding ``value`` rounded once, exactly, to the dtype."""
-        exact = (
-            sympy.Rational(value)
-            if value.is_Rational
-            else sympy.Rational(value.evalf(_CONSTANT_DIGITS))
-        )
-        rounded = round_to_dtype(Fraction(int(exact.p), int(exact.q)), DTYPES[self.dtype_name])
+        """A 0-dim tensor holding ``value`` rounded once, exactly, to the literals' dtype."""
+        rounded = round_literal(value, self.literal_dtype)
         return torch.tensor(rounded, dtype=self.dtype, device=self.device)
