@@ -1,0 +1,276 @@
+"""The local audit: every operation, at exactly the dtype inputs autograd fed it.
+
+For each node of the torch program, at the points being diagnosed, torch's own value of the
+operation and its local derivatives (first, and second when a Hessian is asked: what its
+backward and double-backward formulas compute, with an incoming gradient of 1) are compared
+with the exact local values at the same inputs, certified in arb. An operation is locally
+inaccurate when it is further from its exact local value than the check's tolerance: its own
+conditioning does not excuse it, since its inputs are exact for it. The audit also finds range
+events (an exact local value beyond the dtype's range, or below its normal range and rounded
+away), kinks (a local derivative that does not exist at the input: torch applied a rule such as
+sign(0) = 0) and inputs outside an operation's domain. Additions and multiplications are
+correctly rounded in IEEE arithmetic and are only checked for range events. Adjoints (the
+gradients flowing back through each node, in each backward pass) are checked for overflow and
+underflow against a float64 shadow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import sympy
+import torch
+
+from verifier.core.conditioning import differentiable_children, program_order
+from verifier.core.dtypes import DType
+from verifier.core.parse import make_symbol
+from verifier.core.reference import DOMAIN, UNDEFINED, ReferenceValue, reference_values
+from verifier.core.symbolic import Target
+from verifier.core.tolerance import Tolerance
+from verifier.core.translate import Translation, apply, children
+
+FORWARD = "forward"
+FIRST_BACKWARD = "first backward"
+SECOND_BACKWARD = "second backward"
+
+INACCURATE = "inaccurate"
+NONFINITE = "nonfinite"
+OVERFLOW = "overflow"
+UNDERFLOW = "underflow"
+KINK = "kink"
+OUTSIDE_DOMAIN = "domain"
+
+_SKIPPED = (sympy.Piecewise, sympy.core.relational.Relational)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something one operation did at one point: ``kind`` in ``phase``, ``ratio`` its local
+    error over the allowed error (inaccuracies), ``detail`` in words."""
+
+    node: sympy.Basic
+    phase: str
+    kind: str
+    ratio: float
+    detail: str
+
+
+def audit(
+    expr: sympy.Expr,
+    variables: Sequence[str],
+    points: Sequence[Mapping[str, float]],
+    dtype: DType,
+    tolerance: Tolerance,
+    *,
+    hessian: bool,
+) -> list[list[Finding]]:
+    """Every finding at each of ``points`` (dtype-rounded), in program order."""
+    count = len(points)
+    inputs = {
+        name: torch.tensor([p[name] for p in points], dtype=getattr(torch, dtype.name))
+        for name in variables
+    }
+    for tensor in inputs.values():
+        tensor.requires_grad_(True)
+    translation = Translation(expr, inputs, dtype.name, torch.device("cpu"))
+    values = {node: t.detach().expand(count) for node, t in translation.tensors.items()}
+    findings: list[list[Finding]] = [[] for _ in range(count)]
+    order = [node for node in program_order(expr) if node in translation.tensors]
+    for node in order:
+        if node.is_Atom or isinstance(node, _SKIPPED) or not children(node):
+            continue
+        for point, found in enumerate(_local(node, values, dtype, tolerance, hessian, count)):
+            findings[point].extend(found)
+    for point, found in enumerate(_adjoint_events(translation, expr, inputs, dtype, hessian)):
+        findings[point].extend(found)
+    return findings
+
+
+def _local(
+    node: sympy.Basic,
+    values: Mapping[sympy.Basic, torch.Tensor],
+    dtype: DType,
+    tolerance: Tolerance,
+    hessian: bool,
+    count: int,
+) -> list[list[Finding]]:
+    args = list(dict.fromkeys(node.args))
+    names = {child: f"_a{i}" for i, child in enumerate(args)}
+    symbols = {child: make_symbol(name) for child, name in names.items()}
+    local = node.func(*[symbols[c] for c in node.args])
+    if isinstance(node, sympy.Pow) and isinstance(node.exp, sympy.Integer):
+        local = symbols[node.base] ** node.exp
+    basic = isinstance(node, sympy.Add | sympy.Mul)
+    kids = [] if basic else [c for c in differentiable_children(node) if c in symbols]
+    targets = [Target("value", (), None, local, ())]
+    torch_values = [values[node]]
+    phases = [FORWARD]
+    firsts, seconds = _torch_derivatives(node, values, kids, hessian, count)
+    for a, kid in enumerate(kids):
+        first = sympy.diff(local, symbols[kid])
+        targets.append(Target("gradient", (names[kid],), None, first, (local,)))
+        torch_values.append(firsts[a])
+        phases.append(FIRST_BACKWARD)
+        if hessian:
+            for b, other in enumerate(kids):
+                second = sympy.diff(first, symbols[other])
+                chain = (local, first)
+                targets.append(Target("hessian", (names[kid], names[other]), None, second, chain))
+                torch_values.append(seconds[a][b])
+                phases.append(SECOND_BACKWARD)
+    if any(t.expr.atoms(sympy.Derivative) for t in targets):
+        targets = targets[:1]
+    local_points = [
+        {names[c]: float(values[c][p]) for c in args} for p in range(count)
+    ]
+    exact = reference_values(local, targets, list(names.values()), local_points, dtype)
+    result: list[list[Finding]] = []
+    for p in range(count):
+        found = []
+        for target_index, target in enumerate(targets):
+            reference = exact[p][target_index]
+            observed = float(torch_values[target_index][p].detach())
+            finding = _judge_local(
+                node, phases[target_index], observed, reference, dtype, tolerance, basic
+            )
+            if finding is not None:
+                found.append(finding)
+            if target.kind == "value" and finding is not None and finding.kind == OUTSIDE_DOMAIN:
+                break
+        result.append(found)
+    return result
+
+
+def _torch_derivatives(
+    node: sympy.Basic,
+    values: Mapping[sympy.Basic, torch.Tensor],
+    kids: Sequence[sympy.Basic],
+    hessian: bool,
+    count: int,
+) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+    """torch's local first and second derivatives of ``node`` by ``kids`` (gradient 1 in)."""
+    if not kids:
+        return [], []
+    leaves = {c: values[c].detach().clone().requires_grad_(True) for c in kids}
+    out = apply(node, [leaves.get(c, values[c]) for c in children(node)])
+    leaf_list = [leaves[c] for c in kids]
+    zero = torch.zeros(count, dtype=out.dtype)
+    firsts = _grads(out, leaf_list, create_graph=hessian)
+    seconds = [
+        _grads(g, leaf_list, create_graph=False) if hessian else [zero] * len(kids)
+        for g in firsts
+    ]
+    return [g.expand(count) for g in firsts], [[g.expand(count) for g in r] for r in seconds]
+
+
+def _grads(
+    output: torch.Tensor, leaves: list[torch.Tensor], *, create_graph: bool
+) -> list[torch.Tensor]:
+    zeros = [torch.zeros_like(leaf) for leaf in leaves]
+    if not output.requires_grad:
+        return zeros
+    grads = torch.autograd.grad(
+        output.sum(), leaves, retain_graph=True, create_graph=create_graph, allow_unused=True
+    )
+    return [
+        z if g is None or g._is_zerotensor() else g for g, z in zip(grads, zeros, strict=True)
+    ]
+
+
+def _judge_local(
+    node: sympy.Basic,
+    phase: str,
+    observed: float,
+    reference: ReferenceValue,
+    dtype: DType,
+    tolerance: Tolerance,
+    basic: bool,
+) -> Finding | None:
+    what = "its value" if phase == FORWARD else f"its {phase}"
+    if reference.status == DOMAIN:
+        if phase != FORWARD:
+            return None
+        detail = f"{node} received inputs outside its domain"
+        return Finding(node, phase, OUTSIDE_DOMAIN, math.inf, detail)
+    if reference.status == UNDEFINED:
+        detail = f"{node} has no derivative at the input it received; torch applied its rule"
+        return Finding(node, phase, KINK, math.inf, detail)
+    if reference.high is None or not reference.certified:
+        return None
+    exact = reference.high + reference.low
+    if abs(exact) > dtype.max_finite:
+        detail = f"{what} {reference.high:.6g} is beyond {dtype.name}'s range"
+        return Finding(node, phase, OVERFLOW, math.inf, detail)
+    error = abs(observed - exact) if math.isfinite(observed) else math.inf
+    allowed = tolerance.allowed(exact)
+    if error <= allowed:
+        return None
+    if exact != 0 and abs(exact) < dtype.smallest_normal:
+        detail = f"{what} {reference.high:.6g} is below {dtype.name}'s normal range"
+        return Finding(node, phase, UNDERFLOW, error / allowed, detail)
+    if basic:
+        return None
+    kind = INACCURATE if math.isfinite(observed) else NONFINITE
+    detail = (
+        f"torch's {node} gave {observed:.9g} for {what}, exactly {reference.high:.9g} "
+        f"at the {dtype.name} input it received"
+    )
+    return Finding(node, phase, kind, error / allowed, detail)
+
+
+def _adjoint_events(
+    translation: Translation,
+    expr: sympy.Expr,
+    inputs: Mapping[str, torch.Tensor],
+    dtype: DType,
+    hessian: bool,
+) -> list[list[Finding]]:
+    """Overflow and underflow of the gradients flowing back through each node."""
+    nodes = [n for n in program_order(expr) if not n.is_Atom and n.free_symbols]
+    count = next(iter(inputs.values())).shape[0]
+    found: list[list[Finding]] = [[] for _ in range(count)]
+    if not nodes or not translation.output.requires_grad:
+        return found
+    shadow_inputs = {
+        name: t.detach().to(torch.float64).requires_grad_(True) for name, t in inputs.items()
+    }
+    shadow = Translation(
+        expr, shadow_inputs, "float64", torch.device("cpu"), literal_dtype=dtype.name
+    )
+    runs = [(translation, inputs), (shadow, shadow_inputs)]
+    passes: list[list[tuple[str, list[torch.Tensor]]]] = []
+    for program, leaves in runs:
+        tensors = [program.tensors[n] for n in nodes]
+        first = _grads(program.output, tensors, create_graph=hessian)
+        phases = [(FIRST_BACKWARD, first)]
+        if hessian:
+            gradient = _grads(program.output, list(leaves.values()), create_graph=True)
+            for g in gradient:
+                phases.append((SECOND_BACKWARD, _grads(g, tensors, create_graph=False)))
+        passes.append(phases)
+    for (phase, observed), (_, reference) in zip(passes[0], passes[1], strict=True):
+        for node, seen, wide in zip(nodes, observed, reference, strict=True):
+            seen = seen.detach().expand(count).to(torch.float64)
+            wide = wide.detach().expand(count)
+            for p in range(count):
+                event = _adjoint_event(node, phase, float(seen[p]), float(wide[p]), dtype)
+                if event is not None:
+                    found[p].append(event)
+    return found
+
+
+def _adjoint_event(
+    node: sympy.Basic, phase: str, seen: float, wide: float, dtype: DType
+) -> Finding | None:
+    if abs(wide) > dtype.max_finite or (math.isinf(seen) and math.isfinite(wide)):
+        detail = f"the gradient flowing back through {node} ({wide:.6g}) overflows {dtype.name}"
+        return Finding(node, phase, OVERFLOW, math.inf, detail)
+    if wide != 0 and abs(wide) < dtype.smallest_normal and abs(seen - wide) > abs(wide) / 2:
+        detail = (
+            f"the gradient flowing back through {node} ({wide:.6g}) is below {dtype.name}'s "
+            f"normal range"
+        )
+        return Finding(node, phase, UNDERFLOW, math.inf, detail)
+    return None

@@ -1,0 +1,144 @@
+"""Whose fault an entry's error is: torch's, the expression's as written, or the float range.
+
+An entry outside the tolerance is diagnosed from three sources, in this order
+(``docs/report-format.md`` has the full rules and examples):
+
+1. autograd gave nan or inf: ``range`` when an intermediate overflowed, else ``nonfinite``,
+   naming the operation that first went wrong where the audit found one;
+2. an intermediate overflowed (any phase): ``range``;
+3. an operation was locally inaccurate (:mod:`verifier.core.audit`) in a phase the entry
+   depends on: ``fail``, naming the operation and phase;
+4. torch applied a derivative rule at a kink or tie of an operation although the whole
+   expression is differentiable there (``Abs(x)*Abs(x)`` at 0): ``fail``;
+5. the error is within what rounding of the computation as written explains
+   (:mod:`verifier.core.conditioning`): ``ill-conditioned``, naming where digits are lost;
+6. an intermediate underflowed: ``range``;
+7. otherwise ``fail``: no bound explains the error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sympy
+
+from verifier.core.audit import (
+    FIRST_BACKWARD,
+    FORWARD,
+    INACCURATE,
+    KINK,
+    OVERFLOW,
+    SECOND_BACKWARD,
+    UNDERFLOW,
+    Finding,
+)
+from verifier.core.compare import Judgement
+from verifier.core.conditioning import Conditioning
+from verifier.core.dtypes import DType
+from verifier.core.symbolic import HESSIAN, NODE, Key
+from verifier.core.verdict import Verdict
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The verdict of an entry outside the tolerance, the node it points at, and why."""
+
+    verdict: Verdict
+    blame: sympy.Basic | None
+    phase: str | None
+    detail: str
+
+
+def diagnose(
+    key: Key,
+    point: int,
+    autograd: float,
+    judgement: Judgement,
+    findings: Sequence[Finding],
+    conditioning: Conditioning,
+    dtype: DType,
+) -> Diagnosis:
+    """The verdict of entry ``key`` at ``point``, outside the tolerance per ``judgement``."""
+    relevant = [f for f in findings if _relevant(f, key)]
+    overflow = _first(relevant, OVERFLOW)
+    if not math.isfinite(autograd):
+        if overflow is not None:
+            return _from(Verdict.RANGE, overflow, f"autograd gave {autograd}: ")
+        culprit = relevant[0] if relevant else None
+        detail = f"autograd gave {autograd} where the exact value is {judgement.reference:.17g}"
+        if culprit is None:
+            return Diagnosis(Verdict.NONFINITE, None, None, detail)
+        return Diagnosis(Verdict.NONFINITE, culprit.node, culprit.phase, f"{detail}; {culprit.detail}")
+    if overflow is not None:
+        return _from(Verdict.RANGE, overflow, "")
+    inaccurate = [f for f in relevant if f.kind == INACCURATE]
+    if inaccurate:
+        worst = max(inaccurate, key=lambda f: f.ratio)
+        detail = f"{worst.detail}, {worst.ratio:.3g} times the tolerance"
+        return Diagnosis(Verdict.FAIL, worst.node, worst.phase, detail)
+    kink = _first(relevant, KINK)
+    if kink is not None:
+        detail = (
+            f"torch applied the derivative rule of {kink.node} at its kink or tie "
+            f"({kink.phase}), but the expression as a whole is differentiable here"
+        )
+        return Diagnosis(Verdict.FAIL, kink.node, kink.phase, detail)
+    assert judgement.abs_error is not None
+    bound = conditioning.bound[key][point]
+    if judgement.abs_error <= bound:
+        return _conditioned(key, point, judgement, conditioning, dtype)
+    underflow = _first(relevant, UNDERFLOW)
+    if underflow is not None:
+        return _from(Verdict.RANGE, underflow, "")
+    detail = (
+        f"the error {judgement.abs_error:.3g} is above {bound:.3g}, the most that rounding "
+        f"of the computation as written explains, and no operation is locally inaccurate"
+    )
+    return Diagnosis(Verdict.FAIL, None, None, detail)
+
+
+def _conditioned(
+    key: Key, point: int, judgement: Judgement, conditioning: Conditioning, dtype: DType
+) -> Diagnosis:
+    factor = conditioning.factor(key, point, _exact(judgement))
+    bits = judgement.correct_bits or 0.0
+    lost = conditioning.lost_at(key, point)
+    head = (
+        f"the rounding of the computation as written in {dtype.name} explains it "
+        f"(condition factor {factor:.3g}; {bits:.0f} of {dtype.mantissa_bits} bits correct)"
+    )
+    if lost is not None:
+        return Diagnosis(
+            Verdict.ILL_CONDITIONED, lost, FORWARD, f"{head}: the digits are lost at {lost}"
+        )
+    kind, wrt, _ = key
+    phase = SECOND_BACKWARD if kind == HESSIAN else FIRST_BACKWARD
+    detail = f"{head}: the terms of the chain rule cancel in the {phase}"
+    blame = sympy.Symbol(wrt[-1]) if wrt else None
+    return Diagnosis(Verdict.ILL_CONDITIONED, blame, phase, detail)
+
+
+def _exact(judgement: Judgement) -> float:
+    return judgement.reference if judgement.reference is not None else 0.0
+
+
+def _from(verdict: Verdict, finding: Finding, prefix: str) -> Diagnosis:
+    return Diagnosis(verdict, finding.node, finding.phase, f"{prefix}{finding.detail}")
+
+
+def _first(findings: Sequence[Finding], kind: str) -> Finding | None:
+    return next((f for f in findings if f.kind == kind), None)
+
+
+def _relevant(finding: Finding, key: Key) -> bool:
+    """Whether a finding can touch the entry: its node depends on the entry's variables
+    (every node for a node gradient) in a phase the entry goes through."""
+    kind, wrt, _ = key
+    if finding.phase == SECOND_BACKWARD and kind != HESSIAN:
+        return False
+    if kind == NODE or not finding.node.free_symbols:
+        return True
+    names = {symbol.name for symbol in finding.node.free_symbols}
+    return bool(names & set(wrt))
