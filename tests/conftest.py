@@ -185,41 +185,52 @@ def report_document(
     *,
     dtype: str = "float64",
     device: str = "cpu",
-    ulp_error: float | str | None = 0.5,
+    ulp_error: float | None = 0.5,
+    ratio: float | None = None,
     reason: str | None = None,
+    fail_on: list[str] | None = None,
+    strict: bool = False,
+    blame: str | None = None,
+    phase: str | None = None,
 ) -> dict[str, Any]:
-    """A minimal report as ``Report.to_dict()`` shapes it (docs/report-format.md)."""
-    return {
-        "expression": expression,
-        "variables": ["x"],
-        "dtype": dtype,
-        "device": device,
-        "verdict": verdict,
-        "reason": reason,
-        "strict": False,
-        "reference_method": "test",
-        "tolerance": {"rtol": 1e-14, "atol": 0.0, "ulps": 64.0},
-        "points": [{"x": 2.0}],
-        "entries": [
-            {
-                "kind": "gradient",
-                "wrt": ["x"],
-                "node": None,
-                "point": 0,
-                "autograd": 6.0,
-                "reference": 6.0,
-                "reference_radius": 0.0,
-                "abs_error": 0.0,
-                "rel_error": 0.0,
-                "ulp_error": ulp_error,
-                "tolerance": 1e-13,
-                "verdict": verdict if verdict != "error" else "pass",
-                "detail": None,
-            }
-        ],
-        "functions": [],
-        "notes": [],
-        "worst": {"abs_error": 0.0, "rel_error": 0.0, "ulp_error": ulp_error},
-        "versions": {"torch": "test-torch", "sympy": "test-sympy"},
-        "timings": {"total": 0.25},
-    }
+    """A minimal report, shaped by the core's own ``Report.to_dict()`` (docs/report-format.md):
+    one gradient entry of ``verdict`` (none for ``error``), blaming ``blame`` in ``phase``;
+    ``ratio`` defaults to 0.5 for a pass and 4 otherwise (a pass is at most 1)."""
+    from verifier.core.report import Entry, Report
+    from verifier.core.verdict import fail_on_set
+
+    entry = Entry(
+        kind="gradient",
+        wrt=("x",),
+        node=None,
+        point=0,
+        autograd=6.0,
+        reference=6.0,
+        reference_radius=0.0,
+        abs_error=0.0,
+        rel_error=0.0,
+        ulp_error=ulp_error,
+        tolerance=1e-13,
+        verdict=verdict,
+        ratio=ratio if ratio is not None else 0.5 if verdict == "pass" else 4.0,
+        condition=1.0,
+        correct_bits=53.0,
+        blame=blame,
+        phase=phase,
+    )
+    report = Report(
+        expression=expression,
+        variables=["x"],
+        dtype=dtype,
+        device=device,
+        verdict=verdict,
+        points=[{"x": 2.0}],
+        entries=[] if verdict == "error" else [entry],
+        reason=reason,
+        fail_on=sorted(fail_on_set(fail_on, strict=strict)),
+        reference_method="test",
+        tolerance={"rtol": 1e-14, "atol": 0.0, "ulps": 64.0},
+        versions={"torch": "test-torch", "sympy": "test-sympy"},
+        timings={"total": 0.25},
+    )
+    return report.to_dict()

@@ -13,7 +13,6 @@ report's commit, so the last report's writer sees all of them.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -25,8 +24,11 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier import claims, repository
+from verifier.core.report import Report as CoreReport
+from verifier.core.verdict import Verdict
 from verifier.errors import InputError
 from verifier.models import Check, Report, utc_now
+from verifier.outcome import check_fail_on, report_number
 
 logger = logging.getLogger(__name__)
 
@@ -124,29 +126,24 @@ def core_arguments(check: Check) -> dict[str, Any]:
         "rtol": check.rtol,
         "atol": check.atol,
         "strict": check.strict,
+        "fail_on": check.fail_on,
     }
 
 
 def error_document(check: Check, reason: str) -> dict[str, Any]:
     """A report in the core's format for a check that could not run."""
-    return {
-        "expression": check.expression,
-        "variables": list(check.variables),
-        "dtype": check.dtype,
-        "device": check.device,
-        "verdict": "error",
-        "reason": reason,
-        "strict": check.strict,
-        "reference_method": None,
-        "tolerance": {"rtol": check.rtol, "atol": check.atol, "ulps": None},
-        "points": [],
-        "entries": [],
-        "functions": sorted(function.function for function in check.functions),
-        "notes": [],
-        "worst": {"abs_error": None, "rel_error": None, "ulp_error": None},
-        "versions": {},
-        "timings": {},
-    }
+    tolerance = {"rtol": check.rtol, "atol": check.atol}
+    return CoreReport(
+        expression=check.expression,
+        variables=list(check.variables),
+        dtype=check.dtype,
+        device=check.device,
+        verdict=Verdict.ERROR,
+        reason=reason,
+        fail_on=check_fail_on(check.fail_on, strict=check.strict),
+        tolerance={name: value for name, value in tolerance.items() if value is not None},
+        functions=sorted(function.function for function in check.functions),
+    ).to_dict()
 
 
 def run_core(check: Check, core: CoreCheck) -> dict[str, Any]:
@@ -158,17 +155,6 @@ def run_core(check: Check, core: CoreCheck) -> dict[str, Any]:
     except Exception as error:  # the core must not take the worker down with it
         logger.exception("check %s crashed in the core", check.id)
         return error_document(check, f"internal error: {type(error).__name__}: {error}")
-
-
-def _number(value: Any) -> float | None:
-    """A report number ("nan", "inf" and "-inf" are strings in the format) as a float."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
 
 
 def report_row(check: Check, document: Mapping[str, Any]) -> Report:
@@ -184,12 +170,12 @@ def report_row(check: Check, document: Mapping[str, Any]) -> Report:
         reason=document.get("reason"),
         dtype=str(document.get("dtype") or check.dtype),
         device=str(document.get("device") or check.device),
-        worst_abs_error=_number(worst.get("abs_error")),
-        worst_rel_error=_number(worst.get("rel_error")),
-        worst_ulp_error=_number(worst.get("ulp_error")),
+        worst_abs_error=report_number(worst.get("abs_error")),
+        worst_rel_error=report_number(worst.get("rel_error")),
+        worst_ulp_error=report_number(worst.get("ulp_error")),
         torch_version=versions.get("torch"),
         sympy_version=versions.get("sympy"),
-        total_seconds=_number(timings.get("total")),
+        total_seconds=report_number(timings.get("total")),
         versions=versions,
         timings=timings,
         entries=list(document.get("entries") or []),

@@ -127,7 +127,11 @@ class ApiKey(Base):
 
 
 class Job(Base):
-    """One submission: one or many checks."""
+    """One submission: one or many checks.
+
+    ``verdict`` is the worst of its checks' verdicts and ``passed`` whether every check passed
+    under its own ``fail_on``; both are None until the job is finished.
+    """
 
     __tablename__ = "jobs"
 
@@ -138,6 +142,7 @@ class Job(Base):
         _status_type(JobStatus, "job_status"), default=JobStatus.QUEUED, index=True
     )
     verdict: Mapped[str | None] = mapped_column(String(VERDICT_CHARS))
+    passed: Mapped[bool | None] = mapped_column(Boolean)
     check_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
     started_at: Mapped[datetime | None]
@@ -149,7 +154,12 @@ class Job(Base):
 
 
 class Check(Base):
-    """One expression, its points and its options: the unit of work of a worker."""
+    """One expression, its points and its options: the unit of work of a worker.
+
+    ``fail_on`` is the check's policy resolved once at submission: the verdict names
+    (verifier/core/verdict.py) that make it fail, ``strict`` and the default set included;
+    NULL for checks stored before it existed, whose policy is the one ``strict`` names.
+    """
 
     __tablename__ = "checks"
     __table_args__ = (UniqueConstraint("job_id", "position"),)
@@ -170,6 +180,7 @@ class Check(Base):
     rtol: Mapped[float | None] = mapped_column(Float)
     atol: Mapped[float | None] = mapped_column(Float)
     strict: Mapped[bool] = mapped_column(Boolean, default=False)
+    fail_on: Mapped[list[Any] | None] = mapped_column(JSON)
     queue: Mapped[str] = mapped_column(String(64))
     status: Mapped[CheckStatus] = mapped_column(
         _status_type(CheckStatus, "check_status"), default=CheckStatus.QUEUED, index=True

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, inspect, or_, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from verifier.core.verdict import Verdict, worst
 from verifier.models import (
     ApiKey,
     Check,
@@ -24,7 +25,7 @@ from verifier.models import (
     Report,
     utc_now,
 )
-from verifier.verdicts import worst_verdict
+from verifier.outcome import read_outcome
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def insert_report(session: Session, report: Report) -> bool:
 
 
 def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -> bool:
-    """Set the job's verdict and final status when every check has a report; True if finished.
+    """Set the job's verdict, whether it passed, and its final status when every check has a
+    report; True if finished.
 
     Runs in its own transaction after the report's commit, so whichever worker commits the
     last report sees all of them; finishing twice writes the same values.
@@ -106,17 +108,27 @@ def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -
     job = session.get(Job, job_id)
     if job is None:
         return False
-    verdicts = session.scalars(select(Report.verdict).where(Report.job_id == job_id)).all()
-    if len(verdicts) < job.check_count:
+    rows = session.execute(
+        select(Report.verdict, Report.document, Check.fail_on, Check.strict)
+        .join(Check, Check.id == Report.check_id)
+        .where(Report.job_id == job_id)
+    ).all()
+    if len(rows) < job.check_count:
         return False
-    verdict = worst_verdict(verdicts)
-    status = JobStatus.ERROR if "error" in verdicts else JobStatus.DONE
+    verdicts = [verdict for verdict, *_ in rows]
+    passed = all(
+        read_outcome(verdict, document, None, fail_on=fail_on, strict=strict).passed
+        for verdict, document, fail_on, strict in rows
+    )
+    verdict = worst(verdicts)
+    status = JobStatus.ERROR if verdict is Verdict.ERROR else JobStatus.DONE
     session.execute(
         update(Job)
         .where(Job.id == job_id)
         .values(
             status=status,
-            verdict=verdict,
+            verdict=str(verdict),
+            passed=passed,
             started_at=func.coalesce(Job.started_at, now),
             finished_at=func.coalesce(Job.finished_at, now),
         )

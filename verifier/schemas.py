@@ -1,13 +1,19 @@
-"""The HTTP API's request and response bodies (pydantic); ORM models live in ``models``."""
+"""The HTTP API's request and response bodies (pydantic); ORM models live in ``models``.
+
+Verdict names come from the verdict table (verifier/core/verdict.py): ``VerdictName`` is its
+``Verdict`` enum, read through the table's own parser, so an unknown name is refused naming
+the name and the choices, in a request body as in a query string.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from verifier.core.verdict import Verdict, parse_verdict
 from verifier.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
 
 Dtype = Literal["float64", "float32", "float16", "bfloat16"]
@@ -17,6 +23,7 @@ PRINTABLE_TEXT = r"^[^\x00-\x1f\x7f]*$"
 """No control characters (NUL cannot even be stored by PostgreSQL)."""
 Device = Literal["auto", "cpu", "cuda"]
 GroupBy = Literal["function", "dtype", "device", "verdict"]
+VerdictName = Annotated[Verdict, BeforeValidator(parse_verdict)]
 
 
 class CheckIn(BaseModel):
@@ -39,7 +46,15 @@ class CheckIn(BaseModel):
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     rtol: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     atol: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    strict: bool = Field(default=False, description="count undefined derivatives as failures")
+    strict: bool = Field(
+        default=False,
+        description="fail on every verdict but pass and domain (adds to fail_on when both given)",
+    )
+    fail_on: list[VerdictName] | None = Field(
+        default=None,
+        description="verdicts that make the check fail (default: fail and nonfinite); decides "
+        "'passed', never a verdict",
+    )
 
 
 class JobIn(BaseModel):
@@ -71,7 +86,11 @@ class JobOut(BaseModel):
     id: uuid.UUID
     label: str | None
     status: JobStatus
-    verdict: str | None
+    verdict: str | None = Field(description="the worst verdict of the job's checks")
+    passed: bool | None = Field(
+        description="whether every check passed its fail_on (none ran into error); null until "
+        "the job is finished"
+    )
     progress: Progress
     created_at: datetime
     started_at: datetime | None
@@ -93,17 +112,29 @@ class JobReport(BaseModel):
     job: JobOut
     checks: list[dict[str, Any]] = Field(
         description="one report per finished check (docs/report-format.md) plus its "
-        "'check' id and 'index' in the job"
+        "'check' id and 'index' in the job; 'fail_on', 'passed', 'counts' and 'blamed' are the "
+        "check's, also for reports stored before they existed"
     )
     pending: list[PendingCheck]
 
 
 class Worst(BaseModel):
-    """The largest errors over a report's entries."""
+    """The largest errors over a report's entries that did not pass (over all entries in
+    reports stored before ``ratio`` existed, which have no ratio)."""
 
+    ratio: float | None = Field(description="error / allowed error; a pass is at most 1")
     abs_error: float | None
     rel_error: float | None
     ulp_error: float | None
+
+
+class Blamed(BaseModel):
+    """A node that entries of a report blame, with their verdict, phase and number."""
+
+    verdict: str
+    node: str | None
+    phase: str | None = Field(description="forward, first backward or second backward")
+    entries: int
 
 
 class ReportItem(BaseModel):
@@ -116,6 +147,9 @@ class ReportItem(BaseModel):
     expression: str
     verdict: str
     reason: str | None
+    passed: bool = Field(description="whether no entry has a verdict of the check's fail_on")
+    counts: dict[str, int] = Field(description="entries per verdict")
+    blamed: list[Blamed]
     dtype: str
     device: str
     functions: list[str]

@@ -20,10 +20,13 @@ from sqlalchemy.orm import Session
 
 from verifier import claims, repository
 from verifier.config import Settings
+from verifier.core.verdict import VERDICT_ORDER
 from verifier.errors import JobRejectedError, NotFoundError
-from verifier.models import Check, CheckFunction, Job, JobStatus, utc_now
+from verifier.models import Check, CheckFunction, Job, JobStatus, Report, utc_now
+from verifier.outcome import Outcome, check_fail_on, read_outcome, report_number
 from verifier.repository import ReportFilters
 from verifier.schemas import (
+    Blamed,
     GroupBy,
     JobIn,
     JobOut,
@@ -37,7 +40,6 @@ from verifier.schemas import (
     Worst,
 )
 from verifier.submission import validate_job
-from verifier.verdicts import VERDICT_ORDER
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ def submit_job(
                 rtol=check.rtol,
                 atol=check.atol,
                 strict=check.strict,
+                fail_on=check_fail_on(check.fail_on, strict=check.strict),
                 queue=queue_for(check.device, settings),
                 functions=[CheckFunction(function=name) for name in sorted(expression.functions)],
             )
@@ -120,6 +123,7 @@ def _job_out(job: Job, done: int) -> JobOut:
         label=job.label,
         status=job.status,
         verdict=job.verdict,
+        passed=job.passed,
         progress=Progress(done=done, total=job.check_count),
         created_at=job.created_at,
         started_at=job.started_at,
@@ -145,9 +149,29 @@ def job_report(session: Session, job_id: uuid.UUID, owner: uuid.UUID | None = No
                 )
             )
             continue
-        document = {**check.report.document, "entries": check.report.entries}
+        document = _judged(check.report, check)
         reports.append({"check": str(check.id), "index": check.position, **document})
     return JobReport(job=_job_out(job, len(reports)), checks=reports, pending=pending)
+
+
+def _judged(report: Report, check: Check) -> dict[str, Any]:
+    """The report document with its entries and its outcome under the check's policy (an old
+    report gets ``fail_on``, ``passed``, ``counts`` and ``blamed`` here)."""
+    outcome = _outcome(report, check)
+    return {
+        **report.document,
+        "entries": report.entries,
+        "fail_on": outcome.fail_on,
+        "passed": outcome.passed,
+        "counts": outcome.counts,
+        "blamed": outcome.blamed,
+    }
+
+
+def _outcome(report: Report, check: Check) -> Outcome:
+    return read_outcome(
+        report.verdict, report.document, report.entries, fail_on=check.fail_on, strict=check.strict
+    )
 
 
 def encode_cursor(report_id: int) -> str:
@@ -183,29 +207,36 @@ def list_reports(
     rows = repository.list_reports(session, filters, before_id=before_id, limit=limit + 1)
     page = rows[:limit]
     functions = repository.functions_of_checks(session, [check.id for _, check in page])
-    items = [
-        ReportItem(
-            id=report.id,
-            check=check.id,
-            job=report.job_id,
-            index=check.position,
-            expression=check.expression,
-            verdict=report.verdict,
-            reason=report.reason,
-            dtype=report.dtype,
-            device=report.device,
-            functions=functions[check.id],
-            worst=Worst(
-                abs_error=report.worst_abs_error,
-                rel_error=report.worst_rel_error,
-                ulp_error=report.worst_ulp_error,
-            ),
-            created_at=report.created_at,
-        )
-        for report, check in page
-    ]
+    items = [_report_item(report, check, functions[check.id]) for report, check in page]
     next_cursor = encode_cursor(page[-1][0].id) if len(rows) > limit and page else None
     return ReportPage(items=items, next_cursor=next_cursor)
+
+
+def _report_item(report: Report, check: Check, functions: list[str]) -> ReportItem:
+    outcome = _outcome(report, check)
+    worst = report.document.get("worst") or {}
+    return ReportItem(
+        id=report.id,
+        check=check.id,
+        job=report.job_id,
+        index=check.position,
+        expression=check.expression,
+        verdict=report.verdict,
+        reason=report.reason,
+        passed=outcome.passed,
+        counts=outcome.counts,
+        blamed=[Blamed.model_validate(row) for row in outcome.blamed],
+        dtype=report.dtype,
+        device=report.device,
+        functions=functions,
+        worst=Worst(
+            ratio=report_number(worst.get("ratio")),
+            abs_error=report.worst_abs_error,
+            rel_error=report.worst_rel_error,
+            ulp_error=report.worst_ulp_error,
+        ),
+        created_at=report.created_at,
+    )
 
 
 def report_stats(session: Session, filters: ReportFilters, group_by: GroupBy | None) -> Stats:

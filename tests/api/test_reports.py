@@ -45,7 +45,7 @@ def test_reports_filter_by_verdict_and_page_with_cursors(
     item = second["items"][0]
     assert item["job"] == job_id
     assert item["functions"] == ["sin"]
-    assert set(item["worst"]) == {"abs_error", "rel_error", "ulp_error"}
+    assert set(item["worst"]) == {"ratio", "abs_error", "rel_error", "ulp_error"}
 
 
 def test_reports_reject_a_bad_cursor_and_an_unknown_verdict(client: httpx.Client) -> None:

@@ -15,6 +15,7 @@ from verifier.db import make_engine
 from verifier.models import Base
 
 SERVICE_TABLES = {"jobs", "checks", "check_functions", "reports", "api_keys"}
+HEAD_REVISION = "0003"  # the newest file in migrations/versions
 
 
 def _tables(url: str) -> set[str]:
@@ -33,7 +34,7 @@ def _models_agree_then_round_trip(url: str) -> None:
     assert _tables(url) - {"alembic_version"} == set()
     assert migrate.current(url) is None
     migrate.upgrade(url)
-    assert migrate.current(url) == "0002"
+    assert migrate.current(url) == HEAD_REVISION
 
 
 def test_models_and_migrations_agree_on_sqlite(tmp_path: Path) -> None:
@@ -62,5 +63,5 @@ def test_db_upgrade_command_works_from_any_folder(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "revision 0002" in result.stdout
+    assert f"revision {HEAD_REVISION}" in result.stdout
     assert SERVICE_TABLES <= _tables(f"sqlite:///{tmp_path / 'data' / 'derivcheck.sqlite3'}")

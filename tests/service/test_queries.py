@@ -97,8 +97,14 @@ def test_report_items_carry_worst_errors_and_functions(
     page = service.list_reports(session, ReportFilters(function="exp"), cursor=None, limit=5)
     (item,) = page.items
     assert item.functions == ["exp", "sin"]
-    assert item.worst.ulp_error == 0.5  # report_document's worst ulp_error
     assert item.device == "cuda:0"
+    # Worst errors are over the entries that did not pass (Report.worst_errors): none here.
+    assert item.worst.ratio is None and item.worst.ulp_error is None
+    (failing,) = service.list_reports(
+        session, ReportFilters(function="sinc"), cursor=None, limit=5
+    ).items
+    assert failing.worst.ulp_error == 0.5  # report_document's ulp_error
+    assert failing.worst.ratio == 4.0  # report_document's ratio of an entry that did not pass
 
 
 def test_stats_count_by_verdict_and_group(

@@ -1,18 +1,27 @@
-"""``derivcheck check``: one expression checked inline, no server needed."""
+"""``derivcheck check``: one expression checked inline, no server needed.
+
+Exit status: 0 when the check passed its fail-on policy, 1 when an entry has a verdict of it
+(``--fail-on``, ``--strict``; the defaults are in verifier/core/verdict.py), 2 for bad input or
+a check that could not run (verdict ``error``).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from verifier.core.report import ERROR, Report
-from verifier.errors import InputError, VerifierError
+from verifier.cli.style import blamed_table, counts_text, parse_fail_on, styled
+from verifier.core.report import Entry, Report
+from verifier.core.verdict import VERDICT_ORDER, Verdict
+from verifier.errors import VerifierError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -20,15 +29,13 @@ EXIT_BAD_INPUT = 2
 FULL_TABLE_MAX_POINTS = 5
 PIPED_WIDTH = 160  # columns of tables written to a pipe or file
 WORST_ENTRIES_SHOWN = 10
-
-_VERDICT_STYLES = {
-    "pass": "green",
-    "undefined": "yellow",
-    "domain": "yellow",
-    "nonfinite": "red",
-    "fail": "red",
-    "error": "red bold",
-}
+WIDE_TABLE_MIN_CHARS = 140  # room for the blame and detail columns
+FAIL_ON_HELP = (
+    "Verdicts that fail the check, comma-separated (default: fail,nonfinite); choose from "
+    + ", ".join(VERDICT_ORDER)
+    + "."
+)
+STRICT_HELP = "Fail on every verdict but pass and domain (with --fail-on: added to it)."
 
 
 def register(app: typer.Typer) -> None:
@@ -63,12 +70,15 @@ def check(
     atol: Annotated[
         float | None, typer.Option(help="Absolute tolerance (default: per dtype).")
     ] = None,
-    strict: Annotated[
-        bool, typer.Option("--strict", help="Count undefined derivatives as failures.")
-    ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
+    fail_on: Annotated[str | None, typer.Option("--fail-on", help=FAIL_ON_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check autograd's gradient, Hessian and node gradients of EXPR at points."""
+    try:
+        failing = parse_fail_on(fail_on)
+    except VerifierError as error:
+        _fail(f"error: {error}")
     from verifier.core.sandbox import thread_sandbox
 
     thread_sandbox().start()  # SymPy loads in the child while torch loads here
@@ -93,28 +103,27 @@ def check(
                 rtol=rtol,
                 atol=atol,
                 strict=strict,
+                fail_on=failing,
             )
-    except InputError as error:
-        _fail(f"error: {error}")
     except VerifierError as error:
         _fail(f"error: {error}")
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         render(report, Console(width=None if sys.stdout.isatty() else PIPED_WIDTH))
-    if report.verdict == "error":
+    if report.verdict == Verdict.ERROR:
         Console(stderr=True).print(f"[red]error:[/red] the check could not run: {report.reason}")
     raise typer.Exit(exit_code(report))
 
 
 def exit_code(report: Report) -> int:
-    """0 for pass/undefined/domain, 1 for fail/nonfinite (undefined too if strict), 2 for error."""
-    if report.verdict == ERROR:
+    """0 when the report passed its fail-on policy, 1 when it did not, 2 when it could not run."""
+    if report.verdict == Verdict.ERROR:
         return EXIT_BAD_INPUT
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     sys.stderr.write(message.splitlines()[0] + "\n")
     raise typer.Exit(EXIT_BAD_INPUT)
 
@@ -128,94 +137,146 @@ class _nothing:  # noqa: N801  (a context manager that does nothing)
 
 
 def render(report: Report, console: Console) -> None:
-    """Print a report as tables: every entry for a few points, a summary for many."""
-    style = _VERDICT_STYLES.get(report.verdict, "")
+    """Print a report as tables: every entry for a few points, a summary for many; then the
+    entries per verdict, the blamed nodes and whether the check passed."""
     console.print(
-        f"[bold]{report.expression}[/bold]  dtype={report.dtype}  device={report.device}  "
-        f"points={len(report.points)}  verdict=[{style}]{report.verdict}[/{style}]"
+        f"[bold]{escape(report.expression)}[/bold]  dtype={report.dtype}  "
+        f"device={report.device}  points={len(report.points)}  verdict={styled(report.verdict)}"
     )
-    if report.verdict == "error":
+    if report.verdict == Verdict.ERROR:
         return
     if len(report.points) <= FULL_TABLE_MAX_POINTS:
         _entries_table(report, console, report.entries, title=None)
     else:
         _summary_table(report, console)
-        bad = [e for e in report.entries if e.verdict != "pass"]
-        bad.sort(key=lambda e: -(e.ulp_error or 0.0))
+        bad = sorted((e for e in report.entries if e.verdict != Verdict.PASS), key=_badness)
         if bad:
             _entries_table(
                 report,
                 console,
                 bad[:WORST_ENTRIES_SHOWN],
-                title="entries not passing (worst first)",
+                title=f"entries not passing, worst first ({len(bad)} in all)",
             )
-    tolerance = report.tolerance
-    console.print(
-        f"tolerance: rtol={tolerance['rtol']:.3g} ({tolerance['ulps']:g} ulps), "
-        f"atol={tolerance['atol']:.3g}; reference: {report.reference_method}"
-    )
+    console.print(f"entries: {counts_text(report.counts)}")
+    if report.blamed:
+        console.print(blamed_table(report.blamed, title="blamed operations"))
+    console.print(_tolerance_line(report))
     for note in report.notes:
-        console.print(f"[dim]note: {note}[/dim]")
+        console.print(f"[dim]note: {escape(note)}[/dim]")
+    console.print(_result_line(report))
 
 
-def _label(entry: Any) -> str:
+def _result_line(report: Report) -> str:
+    policy = ", ".join(report.fail_on) or "nothing"
+    if report.passed:
+        return f"[green]passed[/] (fails on: {policy})"
+    failing = {v: n for v, n in report.counts.items() if v in report.fail_on}
+    return f"[bold red]failed[/]: {counts_text(failing)} (fails on: {policy})"
+
+
+def _tolerance_line(report: Report) -> str:
+    parts = [f"{name}={_number(value, '.3g')}" for name, value in report.tolerance.items()]
+    return f"tolerance: {', '.join(parts) or '-'}; reference: {report.reference_method or '-'}"
+
+
+def _badness(entry: Entry) -> tuple[int, float]:
+    """Sort key, worst first: a worse verdict, then a larger error/allowed."""
+    ratio = entry.ratio if entry.ratio is not None and not math.isnan(entry.ratio) else math.inf
+    return (-VERDICT_ORDER.index(Verdict(entry.verdict)), -ratio)
+
+
+def _label(entry: Entry) -> str:
     if entry.kind == "node":
         return escape(f"d/d[{entry.node}]")
+    wrt = entry.wrt or ()
     if entry.kind == "gradient":
-        return f"d/d{entry.wrt[0]}"
-    return f"d2/d{entry.wrt[0]}d{entry.wrt[1]}"
+        return f"d/d{wrt[0]}"
+    return f"d2/d{wrt[0]}d{wrt[1]}"
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.10g}"
+def _number(value: Any, spec: str = ".10g") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return format(value, spec)
 
 
-def _entries_table(report: Report, console: Console, entries: list[Any], title: str | None) -> None:
-    table = Table(title=title)
-    for column in (
-        "point",
-        "entry",
-        "autograd",
-        "reference",
-        "abs err",
-        "rel err",
-        "ulps",
-        "verdict",
-    ):
-        table.add_column(column, justify="right" if column not in ("entry", "verdict") else "left")
+def _ulps(entry: Entry) -> str:
+    # Ulps count against a non-zero scale only: next to a zero reference they say nothing.
+    if entry.ulp_error is None or entry.reference == 0:
+        return "-"
+    return _number(entry.ulp_error, ".3g")
+
+
+def _blame(entry: Entry) -> str:
+    if entry.blame is None:
+        return "-"
+    return escape(entry.blame) + (f" ({entry.phase})" if entry.phase else "")
+
+
+def _entries_table(
+    report: Report, console: Console, entries: list[Entry], title: str | None
+) -> None:
+    # Blame and detail are columns where there is room (a pipe gets PIPED_WIDTH), else a line
+    # per entry below the table, so that no number is ever cut.
+    wide = console.width >= WIDE_TABLE_MIN_CHARS
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    table.add_column("point", justify="right", overflow="fold")
+    table.add_column("entry", overflow="fold")
+    for number in ("autograd", "reference", "err/allowed", "cond", "bits", "ulps"):
+        table.add_column(number, justify="right", overflow="fold")
+    table.add_column("verdict", overflow="fold")
+    if wide:
+        table.add_column("blame", overflow="fold")
+        table.add_column("detail", overflow="fold", ratio=1)
+    below: list[str] = []
     for entry in entries:
         point = ", ".join(f"{k}={v:.8g}" for k, v in report.points[entry.point].items())
-        verdict = entry.verdict
-        style = _VERDICT_STYLES.get(verdict, "")
-        table.add_row(
+        cells = [
             point,
             _label(entry),
             _number(entry.autograd),
             _number(entry.reference),
-            _number(entry.abs_error),
-            _number(entry.rel_error),
-            "-" if entry.ulp_error is None else f"{entry.ulp_error:.3g}",
-            f"[{style}]{verdict}[/{style}]" + (f" {escape(entry.detail)}" if entry.detail else ""),
-        )
+            _number(entry.ratio, ".3g"),
+            _number(entry.condition, ".3g"),
+            _number(entry.correct_bits, ".1f"),
+            _ulps(entry),
+            styled(entry.verdict),
+        ]
+        detail = escape(entry.detail) if entry.detail else ""
+        if wide:
+            cells += [_blame(entry), detail or "-"]
+        elif entry.blame is not None or detail:
+            why = "; ".join(part for part in (_blame(entry), detail) if part and part != "-")
+            below.append(f"  {_label(entry)} at {point}: {why}")
+        table.add_row(*cells)
     console.print(table)
+    for line in below:
+        console.print(line)
 
 
 def _summary_table(report: Report, console: Console) -> None:
-    table = Table(title="summary over all points")
-    for column in ("entry", "pass", "fail", "nonfinite", "undefined", "domain", "worst ulps"):
-        table.add_column(column, justify="left" if column == "entry" else "right")
-    groups: dict[str, list[Any]] = {}
+    verdicts = list(report.counts)  # the verdicts that occur, in table order
+    table = Table(title="summary over all points", title_justify="left")
+    table.add_column("entry")
+    for verdict in verdicts:
+        table.add_column(styled(verdict), justify="right")
+    table.add_column("worst err/allowed", justify="right")
+    groups: dict[str, list[Entry]] = {}
     for entry in report.entries:
         groups.setdefault(_label(entry), []).append(entry)
     for label, entries in groups.items():
-        counts = {
-            v: sum(1 for e in entries if e.verdict == v)
-            for v in ("pass", "fail", "nonfinite", "undefined", "domain")
-        }
-        worst_ulps = max((e.ulp_error for e in entries if e.ulp_error is not None), default=None)
+        ratios = [e.ratio for e in entries if e.ratio is not None]
         table.add_row(
             label,
-            *(str(counts[v]) for v in counts),
-            "-" if worst_ulps is None else f"{worst_ulps:.3g}",
+            *(str(sum(1 for e in entries if e.verdict == v)) for v in verdicts),
+            _number(max(ratios) if ratios else None, ".3g"),
         )
     console.print(table)

@@ -14,7 +14,7 @@ from rich.console import Console
 from verifier import migrate
 from verifier.cli.client import ApiClient
 from verifier.cli.processes import ChildProcess, free_port, service_command, wait_until_healthy
-from verifier.cli.render import summary_table, verdict_line, wait_for_job
+from verifier.cli.render import print_job_summary, wait_for_job
 from verifier.config import Settings
 from verifier.suite import demo_suite
 
@@ -67,8 +67,7 @@ def run_demo(settings: Settings, console: Console, *, port: int | None, timeout_
                 client, job_id, console, poll_interval_s=POLL_INTERVAL_S, timeout_s=timeout_s
             )
             report = client.report(job_id)
-        console.print(summary_table(report))
-        console.print(f"job verdict: {job['verdict']}  ({verdict_line(report['checks'])})")
+        print_job_summary(console, job, report)
         _print_where(console, settings, job_id)
     finally:
         if children:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -11,26 +12,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from verifier.cli.client import ApiClient, CliError
-from verifier.verdicts import VERDICT_ORDER
+from verifier.cli.style import blamed_table, counts_text, styled
+from verifier.core.verdict import VERDICT_ORDER
 
 FINISHED_STATUSES = frozenset({"done", "error"})
 EXPRESSION_COLUMN_CHARS = 48
 REASON_CHARS = 120
-VERDICT_STYLES = {
-    "pass": "green",
-    "undefined": "yellow",
-    "domain": "yellow",
-    "nonfinite": "red",
-    "fail": "bold red",
-    "error": "magenta",
-}
-
-
-def styled(verdict: str | None) -> str:
-    """``verdict`` in its colour."""
-    if verdict is None:
-        return "-"
-    return f"[{VERDICT_STYLES.get(verdict, 'white')}]{verdict}[/]"
 
 
 def _number(value: Any) -> str:
@@ -84,15 +71,24 @@ def wait_for_job(
             job = client.job(job_id)
 
 
+def _passed(value: Any) -> str:
+    if value is None:
+        return "-"
+    return "[green]yes[/]" if value else "[bold red]no[/]"
+
+
 def summary_table(report: dict[str, Any]) -> Table:
-    """One row per check of a job report: verdict and worst errors; reasons as a caption."""
+    """One row per check of a job report: verdict, whether it passed its fail-on, entries per
+    verdict and the worst error/allowed; reasons as a caption."""
     checks = report["checks"]
     table = Table(title=f"job {report['job']['id']}", title_justify="left")
     table.add_column("#", justify="right", no_wrap=True, min_width=2)
     table.add_column("expression", no_wrap=True, overflow="ellipsis", max_width=30)
     table.add_column("dtype", no_wrap=True, min_width=8)
     table.add_column("verdict", no_wrap=True, min_width=9)
-    table.add_column("worst ulp", justify="right", no_wrap=True, min_width=9)
+    table.add_column("passed", no_wrap=True)
+    table.add_column("entries")
+    table.add_column("worst err/allowed", justify="right", no_wrap=True)
     reasons: list[str] = []
     for check in checks:
         worst = check.get("worst") or {}
@@ -101,7 +97,9 @@ def summary_table(report: dict[str, Any]) -> Table:
             check.get("expression", ""),
             check.get("dtype", "-"),
             styled(check.get("verdict")),
-            _number(worst.get("ulp_error")),
+            _passed(check.get("passed")),
+            counts_text(check.get("counts") or {}),
+            _number(worst.get("ratio")),
         )
         if check.get("reason"):
             reasons.append(f"#{check.get('index')}: {_short(check['reason'], REASON_CHARS)}")
@@ -111,11 +109,48 @@ def summary_table(report: dict[str, Any]) -> Table:
     return table
 
 
-def verdict_line(checks: list[dict[str, Any]]) -> str:
-    """Counts by verdict, e.g. ``3 pass, 1 fail``."""
-    counts = Counter(check.get("verdict") for check in checks)
-    parts = [f"{counts[v]} {styled(v)}" for v in VERDICT_ORDER if counts[v]]
-    return ", ".join(parts) if parts else "no reports"
+def entry_counts(checks: list[dict[str, Any]]) -> dict[str, int]:
+    """Entries per verdict over every check, in table order."""
+    total: Counter[str] = Counter()
+    for check in checks:
+        total.update(check.get("counts") or {})
+    ordered = {str(v): total[v] for v in VERDICT_ORDER if total[v]}
+    ordered.update({name: n for name, n in total.items() if name not in ordered and n})
+    return ordered
+
+
+def job_blamed_table(checks: list[dict[str, Any]]) -> Table | None:
+    """The blamed nodes of every check of a job report, or None when nothing is blamed."""
+    rows = [
+        {**row, "check": check.get("index")}
+        for check in checks
+        for row in check.get("blamed") or []
+    ]
+    return blamed_table(rows, title="blamed operations", check_column="#") if rows else None
+
+
+def verdict_line(job: Mapping[str, Any], checks: list[dict[str, Any]]) -> str:
+    """The job's verdict, whether it passed, and its entries per verdict."""
+    failed = sum(1 for check in checks if check.get("passed") is False)
+    if job.get("passed") is None:
+        result = "not finished"
+    elif job["passed"]:
+        result = "[green]passed[/]"
+    else:
+        result = f"[bold red]failed[/] ({failed} of {len(checks)} checks)"
+    return (
+        f"job verdict: {styled(job.get('verdict'))}, {result}; "
+        f"entries: {counts_text(entry_counts(checks))}"
+    )
+
+
+def print_job_summary(console: Console, job: Mapping[str, Any], report: dict[str, Any]) -> None:
+    """The summary of a job's report: a row per check, the blamed nodes, the verdict line."""
+    console.print(summary_table(report))
+    blamed = job_blamed_table(report["checks"])
+    if blamed is not None:
+        console.print(blamed)
+    console.print(verdict_line(job, report["checks"]))
 
 
 def job_table(job: dict[str, Any]) -> Table:
@@ -126,6 +161,7 @@ def job_table(job: dict[str, Any]) -> Table:
     progress = job["progress"]
     table.add_row("status", job["status"])
     table.add_row("verdict", styled(job.get("verdict")))
+    table.add_row("passed", _passed(job.get("passed")))
     table.add_row("progress", f"{progress['done']} of {progress['total']} checks")
     table.add_row("label", job.get("label") or "-")
     table.add_row("created", job["created_at"])
@@ -143,7 +179,9 @@ def reports_table(page: dict[str, Any]) -> Table:
     table.add_column("dtype", no_wrap=True, min_width=8)
     table.add_column("device", no_wrap=True)
     table.add_column("verdict", no_wrap=True, min_width=9)
-    table.add_column("worst ulp", justify="right", no_wrap=True, min_width=9)
+    table.add_column("passed", no_wrap=True)
+    table.add_column("entries")
+    table.add_column("worst err/allowed", justify="right", no_wrap=True)
     for item in page["items"]:
         table.add_row(
             item["job"][:8],
@@ -153,24 +191,40 @@ def reports_table(page: dict[str, Any]) -> Table:
             item["dtype"],
             item["device"],
             styled(item["verdict"]),
-            _number(item["worst"]["ulp_error"]),
+            _passed(item.get("passed")),
+            counts_text(item.get("counts") or {}),
+            _number((item.get("worst") or {}).get("ratio")),
         )
     return table
 
 
+def reports_blamed_table(page: dict[str, Any]) -> Table | None:
+    """The blamed nodes of a listing page's reports, or None when nothing is blamed."""
+    rows = [
+        {**row, "check": f"{item['job'][:8]} #{item['index']}"}
+        for item in page["items"]
+        for row in item.get("blamed") or []
+    ]
+    return blamed_table(rows, title="blamed operations", check_column="check") if rows else None
+
+
 def stats_table(stats: dict[str, Any]) -> Table:
-    """Counts by verdict, one row per group (or one row in all)."""
+    """Reports per verdict (the verdicts that occur, in table order), one row per group (or
+    one row in all)."""
+    rows = stats["groups"] if stats.get("group_by") else [{"key": "all", **stats}]
+    found = {verdict for row in rows for verdict, count in row["counts"].items() if count}
+    verdicts = [str(v) for v in VERDICT_ORDER if v in found]
+    verdicts += sorted(found - set(verdicts))
     table = Table()
     table.add_column(stats.get("group_by") or "all")
-    for verdict in VERDICT_ORDER:
-        table.add_column(verdict, justify="right")
+    for verdict in verdicts:
+        table.add_column(styled(verdict), justify="right")
     table.add_column("total", justify="right")
-    rows = stats["groups"] if stats.get("group_by") else [{"key": "all", **stats}]
     for row in rows:
         counts = row["counts"]
         table.add_row(
             str(row["key"] if row["key"] is not None else "(none)"),
-            *(str(counts.get(verdict, 0)) for verdict in VERDICT_ORDER),
+            *(str(counts.get(verdict, 0)) for verdict in verdicts),
             str(row["total"]),
         )
     return table

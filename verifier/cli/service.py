@@ -3,7 +3,9 @@ reports, stats and demo, with ``keys`` (verifier/cli/keys.py) and ``reconcile``
 (verifier/cli/reconcile.py). ``register(app)`` adds them to the main Typer app.
 
 Commands that talk to a running service go through the HTTP API (``--url``); bad input or an
-unreachable service is one line on stderr and exit status 2, never a traceback.
+unreachable service is one line on stderr and exit status 2, never a traceback. ``submit
+--wait`` exits as ``check`` does, over every check of the job: 0 when the job passed, 1 when a
+check has an entry with a verdict of its fail-on policy, 2 when a check could not run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from verifier.cli.check import PIPED_WIDTH
+from verifier.cli.check import FAIL_ON_HELP, PIPED_WIDTH, STRICT_HELP
 from verifier.cli.client import ApiClient, CliError
 from verifier.config import Settings
 from verifier.errors import VerifierError
@@ -29,7 +31,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FAILING = 1
 EXIT_BAD_INPUT = 2
-FAILING_JOB_VERDICTS = frozenset({"fail", "nonfinite"})
 DEFAULT_WAIT_TIMEOUT_S = 3600.0
 
 # Piped output keeps whole table rows (rich would cut them to 80 columns).
@@ -169,13 +170,25 @@ def submit(
     label: Annotated[str | None, typer.Option(help="a label for the job")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="wait, with a progress bar")] = False,
     timeout: Annotated[float, typer.Option(help="seconds --wait waits")] = DEFAULT_WAIT_TIMEOUT_S,
+    strict: Annotated[
+        bool, typer.Option("--strict", help=f"For every check: {STRICT_HELP}")
+    ] = False,
+    fail_on: Annotated[
+        str | None, typer.Option("--fail-on", help=f"For every check: {FAIL_ON_HELP}")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Submit a file of checks as one job; with --wait, show progress then a summary."""
     from verifier.cli.inputs import read_checks
-    from verifier.cli.render import summary_table, verdict_line, wait_for_job
+    from verifier.cli.render import print_job_summary, wait_for_job
+    from verifier.cli.style import parse_fail_on
 
+    failing = parse_fail_on(fail_on)
     checks = read_checks(file, file_format=file_format, samples=samples, dtype=dtype, seed=seed)
+    if strict:
+        checks = [{**check, "strict": True} for check in checks]
+    if failing is not None:
+        checks = [{**check, "fail_on": failing} for check in checks]
     with _client(url) as client:
         accepted = client.submit({"checks": checks, "label": label or file.name})
         job_id = str(accepted["id"])
@@ -192,15 +205,15 @@ def submit(
     if as_json:
         _print_json(report)
     else:
-        console.print(summary_table(report))
-        console.print(f"job verdict: {job['verdict']}  ({verdict_line(report['checks'])})")
-    _exit_for(job.get("verdict"))
+        print_job_summary(console, job, report)
+    _exit_for(job)
 
 
-def _exit_for(verdict: str | None) -> None:
-    if verdict == "error":
+def _exit_for(job: dict[str, Any]) -> None:
+    """Exit 2 when a check could not run, 1 when the job did not pass its checks' fail-on."""
+    if job.get("status") == "error" or job.get("verdict") == "error":
         raise typer.Exit(EXIT_BAD_INPUT)
-    if verdict in FAILING_JOB_VERDICTS:
+    if job.get("passed") is False:
         raise typer.Exit(EXIT_FAILING)
 
 
@@ -210,15 +223,18 @@ def status(
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a job's status, verdict and progress."""
-    from verifier.cli.render import job_table
+    """Show a job's status, verdict and progress; once checks are done, their summary."""
+    from verifier.cli.render import job_table, print_job_summary
 
     with _client(url) as client:
         state = client.job(job)
+        report = None if as_json or not state["progress"]["done"] else client.report(job)
     if as_json:
         _print_json(state)
-    else:
-        console.print(job_table(state))
+        return
+    console.print(job_table(state))
+    if report is not None:
+        print_job_summary(console, state, report)
 
 
 @friendly
@@ -237,7 +253,7 @@ def reports(
     as_json: JsonOption = False,
 ) -> None:
     """List stored reports, newest first, with filters."""
-    from verifier.cli.render import reports_table
+    from verifier.cli.render import reports_blamed_table, reports_table
 
     params = {
         "verdict": verdict,
@@ -257,6 +273,9 @@ def reports(
         _print_json(page)
         return
     console.print(reports_table(page))
+    blamed = reports_blamed_table(page)
+    if blamed is not None:
+        console.print(blamed)
     if page["next_cursor"]:
         console.print(f"more: derivcheck reports ... --cursor {page['next_cursor']}")
 

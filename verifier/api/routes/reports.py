@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
@@ -13,11 +13,10 @@ from verifier.api.deps import SessionDep, SettingsDep
 from verifier.api.ratelimit import CallerDep
 from verifier.api.responses import ACCESS_RESPONSES
 from verifier.repository import ReportFilters
-from verifier.schemas import Dtype, GroupBy, ReportPage, Stats
+from verifier.schemas import Dtype, GroupBy, ReportPage, Stats, VerdictName
 
 router = APIRouter(tags=["reports"], responses=ACCESS_RESPONSES)
 
-Verdict = Literal["pass", "undefined", "domain", "nonfinite", "fail", "error"]
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_FILTER_CHARS = 2000
@@ -25,7 +24,9 @@ MAX_FILTER_CHARS = 2000
 
 def report_filters(
     caller: CallerDep,
-    verdict: Verdict | None = None,
+    verdict: Annotated[
+        VerdictName | None, Query(description="a verdict (verifier/core/verdict.py)")
+    ] = None,
     expression: Annotated[
         str | None, Query(max_length=MAX_FILTER_CHARS, description="substring of the expression")
     ] = None,
@@ -43,7 +44,7 @@ def report_filters(
     """The report filters of a query string, limited to the caller's own jobs."""
     return ReportFilters(
         owner=caller.key_id,
-        verdict=verdict,
+        verdict=str(verdict) if verdict is not None else None,
         expression=expression,
         function=function,
         dtype=dtype,

@@ -1,0 +1,94 @@
+"""How a stored report reads under its check's policy: entries per verdict, the blamed nodes,
+the verdicts that fail the check, and whether it passed.
+
+Every rule here comes from the verdict table (verifier/core/verdict.py) and is the one of
+``Report.passed`` in verifier/core/report.py: a check passes when it ran and none of its
+entries has a verdict of its ``fail_on``. Reports stored before that table have no ``counts``,
+``blamed``, ``fail_on`` or ``passed``; their entries are counted instead, and their policy is
+the one their check's ``strict`` flag names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from verifier.core.verdict import VERDICT_ORDER, Verdict, fail_on_set, fails, worst
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A stored report as its check's policy judges it."""
+
+    fail_on: list[str]
+    passed: bool
+    counts: dict[str, int]
+    blamed: list[dict[str, Any]]
+
+
+def check_fail_on(fail_on: Iterable[str] | None, *, strict: bool) -> list[str]:
+    """The verdict names that fail a check, sorted (None: the set ``strict`` names)."""
+    return sorted(str(verdict) for verdict in fail_on_set(fail_on, strict=strict))
+
+
+def entry_counts(
+    verdict: str, document: Mapping[str, Any], entries: Sequence[Any] | None = None
+) -> dict[str, int]:
+    """Entries per verdict, in table order: the report's ``counts``, else its entries counted.
+
+    A report with neither (an old report read without its entries) counts as one entry of its
+    own verdict; an ``error`` report has no entries.
+    """
+    stored = document.get("counts")
+    if isinstance(stored, Mapping):
+        found = Counter({str(name): int(count) for name, count in stored.items()})
+    else:
+        found = Counter(str(entry.get("verdict")) for entry in entries or [])
+        if not found and verdict != Verdict.ERROR:
+            found[verdict] = 1
+    ordered = {str(v): found[v] for v in VERDICT_ORDER if found[v]}
+    # A name outside the table (never written by this code) is kept, last, rather than lost.
+    ordered.update({name: count for name, count in found.items() if name not in ordered})
+    return ordered
+
+
+def check_passed(verdict: str, counts: Iterable[str], fail_on: Iterable[str]) -> bool:
+    """Whether a check with this verdict and these entry verdicts passed ``fail_on``."""
+    if worst([verdict]) is Verdict.ERROR:  # an unknown verdict counts as error, as in worst()
+        return False
+    return not fails(counts, fail_on)
+
+
+def read_outcome(
+    verdict: str,
+    document: Mapping[str, Any],
+    entries: Sequence[Any] | None,
+    *,
+    fail_on: Iterable[str] | None,
+    strict: bool,
+) -> Outcome:
+    """The outcome of a stored report under its check's ``fail_on`` and ``strict``."""
+    policy = check_fail_on(fail_on, strict=strict)
+    counts = entry_counts(verdict, document, entries)
+    blamed = document.get("blamed")
+    return Outcome(
+        fail_on=policy,
+        passed=check_passed(verdict, counts, policy),
+        counts=counts,
+        blamed=[dict(row) for row in blamed] if isinstance(blamed, list) else [],
+    )
+
+
+def report_number(value: Any) -> float | None:
+    """A number of a stored report ("nan", "inf" and "-inf" are text there) as a float; None
+    for nan or anything that is not a number."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
