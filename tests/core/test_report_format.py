@@ -14,7 +14,11 @@ TOP_LEVEL = {
     "device",
     "verdict",
     "reason",
-    "strict",
+    "fail_on",
+    "passed",
+    "counts",
+    "blamed",
+    "literals",
     "reference_method",
     "tolerance",
     "points",
@@ -37,8 +41,13 @@ ENTRY = {
     "rel_error",
     "ulp_error",
     "tolerance",
+    "ratio",
+    "condition",
+    "correct_bits",
     "verdict",
     "detail",
+    "blame",
+    "phase",
 }
 
 
@@ -70,12 +79,24 @@ def test_non_finite_numbers_are_strings_and_missing_values_null() -> None:
     json.dumps(report, allow_nan=False)
 
 
-def test_worst_errors_are_the_largest_over_entries() -> None:
+def test_worst_errors_are_the_largest_over_entries_that_did_not_pass() -> None:
     report = check("(1 - cos(x))/x**2", at=[{"x": "0.5"}, {"x": "0.001"}], dtype="float32")
     data = report.to_dict()
-    largest = max(e["rel_error"] for e in data["entries"])
+    outside = [e for e in data["entries"] if e["verdict"] != "pass"]
+    assert outside and len(outside) < len(data["entries"])
+    largest = max(e["rel_error"] for e in outside)
     assert data["worst"]["rel_error"] == largest
+    assert data["worst"]["ratio"] == max(e["ratio"] for e in outside)
     assert math.isfinite(largest)
+
+
+def test_no_ulp_count_against_a_zero_reference() -> None:
+    # d2/dx2 (cos(x)**2 + sin(x)**2) = 0 exactly; autograd's rounding leaves a tiny number.
+    data = check("cos(x)**2 + sin(x)**2", at={"x": "1.3"}).to_dict()
+    hessian = [e for e in data["entries"] if e["kind"] == "hessian"][0]
+    assert hessian["reference"] == 0.0
+    assert hessian["ulp_error"] is None
+    assert data["worst"]["ulp_error"] is None
 
 
 def test_error_report_keeps_the_format_with_a_reason() -> None:

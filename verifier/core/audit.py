@@ -205,11 +205,12 @@ def _judge_local(
         return Finding(node, phase, OVERFLOW, math.inf, detail)
     error = abs(observed - exact) if math.isfinite(observed) else math.inf
     allowed = tolerance.allowed(exact)
-    if error <= allowed:
-        return None
-    if exact != 0 and abs(exact) < dtype.smallest_normal:
+    if exact != 0 and abs(exact) < dtype.smallest_normal and error > abs(exact) / 2:
+        # Tiny against the dtype's atol, but it may multiply something huge later.
         detail = f"{what} {reference.high:.6g} is below {dtype.name}'s normal range"
         return Finding(node, phase, UNDERFLOW, error / allowed, detail)
+    if error <= allowed:
+        return None
     if basic:
         return None
     kind = INACCURATE if math.isfinite(observed) else NONFINITE

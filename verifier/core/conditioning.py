@@ -102,6 +102,8 @@ def conditioning(
     perturbations: dict[sympy.Basic, torch.Tensor] = {}
 
     def perturb(node: sympy.Basic, result: torch.Tensor) -> torch.Tensor:
+        if not result.is_floating_point():  # a condition: nothing is rounded
+            return result
         extra = torch.zeros(count, dtype=torch.float64, requires_grad=True)
         perturbations[node] = extra
         return result + extra
@@ -111,7 +113,10 @@ def conditioning(
     )
     values = {node: tensor.detach() for node, tensor in translation.tensors.items()}
     sites = list(perturbations)
-    scale = torch.stack([_rounding(node, values, dtype, unit, count) for node in sites])
+    scale = torch.stack(
+        [_rounding(node, values, dtype, unit, count) for node in sites]
+        or [torch.zeros(0, dtype=torch.float64)]
+    ).reshape(len(sites), count)
     forward = _forward_weights(
         translation, inputs, variables, [perturbations[n] for n in sites], keys, scale
     )

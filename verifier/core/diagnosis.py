@@ -115,7 +115,8 @@ def _conditioned(
         )
     kind, wrt, _ = key
     phase = SECOND_BACKWARD if kind == HESSIAN else FIRST_BACKWARD
-    detail = f"{head}: the terms of the chain rule cancel in the {phase}"
+    where = wrt[-1] if wrt else "this node"
+    detail = f"{head}: the terms of the chain rule summed for {where} cancel in the {phase}"
     blame = sympy.Symbol(wrt[-1]) if wrt else None
     return Diagnosis(Verdict.ILL_CONDITIONED, blame, phase, detail)
 

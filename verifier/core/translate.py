@@ -194,7 +194,8 @@ class Translation:
                 continue
             args = [self.tensors[c] for c in children(node)]
             result = apply(node, args)
-            if not result.requires_grad and any(arg.requires_grad for arg in args):
+            tracked = any(arg.requires_grad for arg in args)
+            if tracked and result.is_floating_point() and not result.requires_grad:
                 result = result.detach().requires_grad_(True)
             if self.perturb is not None:
                 result = self.perturb(node, result)
