@@ -25,7 +25,14 @@ HALF = sympy.Rational(1, 2)
 # Node types the translator's apply() handles itself rather than through its FUNCTIONS table.
 TRANSLATED_STRUCTURALLY = (sympy.Add, sympy.Mul, sympy.Pow, sympy.Piecewise)
 # Functions the evaluator compiles to its own jump instructions rather than through _SMOOTH.
-EVALUATED_AS_JUMPS = (sympy.sign, sympy.Heaviside, sympy.floor, sympy.ceiling, sympy.Piecewise, sympy.atan2)
+EVALUATED_AS_JUMPS = (
+    sympy.sign,
+    sympy.Heaviside,
+    sympy.floor,
+    sympy.ceiling,
+    sympy.Piecewise,
+    sympy.atan2,
+)
 
 
 def applied(spec: FunctionSpec) -> sympy.Expr:

@@ -122,9 +122,7 @@ def _local(
                 phases.append(SECOND_BACKWARD)
     if any(t.expr.atoms(sympy.Derivative) for t in targets):
         targets = targets[:1]
-    local_points = [
-        {names[c]: float(values[c][p]) for c in args} for p in range(count)
-    ]
+    local_points = [{names[c]: float(values[c][p]) for c in args} for p in range(count)]
     exact = reference_values(local, targets, list(names.values()), local_points, dtype)
     result: list[list[Finding]] = []
     for p in range(count):
@@ -159,8 +157,7 @@ def _torch_derivatives(
     zero = torch.zeros(count, dtype=out.dtype)
     firsts = _grads(out, leaf_list, create_graph=hessian)
     seconds = [
-        _grads(g, leaf_list, create_graph=False) if hessian else [zero] * len(kids)
-        for g in firsts
+        _grads(g, leaf_list, create_graph=False) if hessian else [zero] * len(kids) for g in firsts
     ]
     return [g.expand(count) for g in firsts], [[g.expand(count) for g in r] for r in seconds]
 
@@ -174,9 +171,7 @@ def _grads(
     grads = torch.autograd.grad(
         output.sum(), leaves, retain_graph=True, create_graph=create_graph, allow_unused=True
     )
-    return [
-        z if g is None or g._is_zerotensor() else g for g, z in zip(grads, zeros, strict=True)
-    ]
+    return [z if g is None or g._is_zerotensor() else g for g, z in zip(grads, zeros, strict=True)]
 
 
 def _judge_local(

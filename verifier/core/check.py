@@ -18,13 +18,13 @@ import flint
 import sympy
 import torch
 
+from verifier.core.audit import Finding, audit
 from verifier.core.autograd import (
     SEED_IDIOM_NOTE,
     AutogradResult,
     resolve_device,
     run_autograd,
 )
-from verifier.core.audit import Finding, audit
 from verifier.core.compare import Judgement, judge
 from verifier.core.conditioning import Conditioning, conditioning
 from verifier.core.diagnosis import diagnose
@@ -141,9 +141,7 @@ def check(
             nodes=node_list,
         )
         timings["autograd"] = time.perf_counter() - begin
-        analysis = conditioning(
-            parsed.expr, parsed.variables, points, keys, fmt, tolerance.rtol
-        )
+        analysis = conditioning(parsed.expr, parsed.variables, points, keys, fmt, tolerance.rtol)
         return result, analysis
 
     try:

@@ -77,9 +77,7 @@ def judge(
     ratio = _ratio(abs_error, allowed)
     verdict = Verdict.PASS if ratio <= 1 else None
     bits = correct_bits(rel_error, dtype)
-    return Judgement(
-        verdict, reference.high, abs_error, rel_error, ulp_error, allowed, ratio, bits
-    )
+    return Judgement(verdict, reference.high, abs_error, rel_error, ulp_error, allowed, ratio, bits)
 
 
 def correct_bits(rel_error: float, dtype: DType) -> float:

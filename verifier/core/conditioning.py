@@ -394,7 +394,10 @@ def _local_conditions(
     for node, (first, _) in locals_.items():
         kids = differentiable_children(node)
         spread = sum(
-            (d.expand(count) * values[c].abs().expand(count) for d, c in zip(first, kids)),
+            (
+                d.expand(count) * values[c].abs().expand(count)
+                for d, c in zip(first, kids, strict=True)
+            ),
             torch.zeros(count, dtype=torch.float64),
         )
         size = values[node].abs().expand(count)

@@ -70,7 +70,9 @@ def diagnose(
         detail = f"autograd gave {autograd} where the exact value is {judgement.reference:.17g}"
         if culprit is None:
             return Diagnosis(Verdict.NONFINITE, None, None, detail)
-        return Diagnosis(Verdict.NONFINITE, culprit.node, culprit.phase, f"{detail}; {culprit.detail}")
+        return Diagnosis(
+            Verdict.NONFINITE, culprit.node, culprit.phase, f"{detail}; {culprit.detail}"
+        )
     if overflow is not None:
         return _from(Verdict.RANGE, overflow, "")
     inaccurate = [f for f in relevant if f.kind == INACCURATE]

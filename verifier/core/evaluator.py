@@ -246,7 +246,7 @@ class Program:
         self,
         position: int,
         instruction: _Instruction,
-        point: Mapping[str, float],
+        point: Mapping[str, float | flint.arb],
         run: Run,
         choices: Mapping[int, int],
     ) -> flint.arb:
@@ -348,9 +348,7 @@ class Program:
         return arb(1 if holds else 0)
 
 
-_JUMP_OPCODES = frozenset(
-    {"sign", "heaviside", "floor", "ceiling", "delta", "relation", "atan2"}
-)
+_JUMP_OPCODES = frozenset({"sign", "heaviside", "floor", "ceiling", "delta", "relation", "atan2"})
 
 
 def _off_jump(opcode: str, u: flint.arb, payload: object, run: Run) -> flint.arb:

@@ -11,7 +11,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from verifier.core.verdict import DEFAULT_FAIL_ON, VERDICT_ORDER, Verdict, fails, worst
+from verifier.core.verdict import DEFAULT_FAIL_ON, VERDICT_ORDER, Verdict, fails
+
+_RANK = {str(verdict): rank for rank, verdict in enumerate(VERDICT_ORDER)}
 
 
 def json_number(value: float | None) -> float | str | None:
@@ -125,7 +127,7 @@ class Report:
             for entry in self.entries
             if entry.blame is not None and entry.verdict != Verdict.PASS
         )
-        ordered = sorted(found.items(), key=lambda item: (-VERDICT_ORDER.index(Verdict(item[0][0])), -item[1]))
+        ordered = sorted(found.items(), key=lambda item: (-_RANK[item[0][0]], -item[1]))
         return [
             {"verdict": verdict, "node": node, "phase": phase, "entries": count}
             for (verdict, node, phase), count in ordered

@@ -5,7 +5,8 @@ for every occurrence of the node, the output is differentiated with respect to i
 node is substituted back.
 
 >>> from verifier.core.parse import parse_expression
->>> targets = derive(parse_expression("3*x**2 + 2*x*y + y**2"), "float64", hessian=True, nodes=False)
+>>> parsed = parse_expression("3*x**2 + 2*x*y + y**2")
+>>> targets = derive(parsed, "float64", hessian=True, nodes=False)
 >>> [str(t.expr) for t in targets if t.kind == "gradient"]
 ['6*x + 2*y', '2*x + 2*y']
 """
