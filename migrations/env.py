@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging.config
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from alembic import context
 from sqlalchemy import Connection
@@ -38,9 +40,32 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+@contextmanager
+def _sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """Foreign keys off on SQLite while the migrations run, checked after.
+
+    Batch mode copies a table and drops the old one; with foreign keys on, dropping it first
+    deletes every row that references it (ON DELETE CASCADE), a job's checks and reports
+    with it. SQLite only takes the pragma outside a transaction, hence the driver connection.
+    """
+    if connection.dialect.name != "sqlite" or connection.in_transaction():
+        yield
+        return
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys = ON")
+    dangling = driver.execute("PRAGMA foreign_key_check").fetchall()
+    if dangling:
+        raise RuntimeError(f"the migration left rows with dangling references: {dangling[:5]}")
+
+
 def _run_on(connection: Connection) -> None:
     _configure(connection=connection)
-    with context.begin_transaction():
+    with _sqlite_foreign_keys_off(connection), context.begin_transaction():
         context.run_migrations()
 
 

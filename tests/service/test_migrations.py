@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 
 from verifier import migrate
 from verifier.db import make_engine
-from verifier.models import Base
+from verifier.models import Base, Check, CheckFunction, Job, Report
 
 SERVICE_TABLES = {"jobs", "checks", "check_functions", "reports", "api_keys"}
 HEAD_REVISION = "0003"  # the newest file in migrations/versions
@@ -43,6 +45,76 @@ def test_models_and_migrations_agree_on_sqlite(tmp_path: Path) -> None:
 
 def test_models_and_migrations_agree_on_postgres(postgres_url: str) -> None:
     _models_agree_then_round_trip(postgres_url)
+
+
+ROW_TABLES = {"jobs": Job, "checks": Check, "check_functions": CheckFunction, "reports": Report}
+
+
+def _row_counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {
+                name: connection.scalar(select(func.count()).select_from(model.__table__)) or 0
+                for name, model in ROW_TABLES.items()
+            }
+    finally:
+        engine.dispose()
+
+
+def _write_a_finished_job_at_0001(url: str) -> None:
+    """One job with one check, its function and its report, in revision 0001's columns."""
+    job_id, check_id, now = uuid.uuid4(), uuid.uuid4(), datetime(2026, 11, 26, tzinfo=UTC)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                Job.__table__.insert().values(
+                    id=job_id, status="done", verdict="pass", check_count=1, created_at=now
+                )
+            )
+            connection.execute(
+                Check.__table__.insert().values(
+                    id=check_id, job_id=job_id, position=0, expression="sin(x)",
+                    variables=["x"], dtype="float64", device="cpu", nodes=False,
+                    hessian=True, seed=0, strict=False, queue="cpu", status="done",
+                    attempts=1, created_at=now,
+                )
+            )  # fmt: skip
+            connection.execute(
+                CheckFunction.__table__.insert().values(check_id=check_id, function="sin")
+            )
+            connection.execute(
+                Report.__table__.insert().values(
+                    check_id=check_id, job_id=job_id, verdict="pass", dtype="float64",
+                    device="cpu", versions={}, timings={}, entries=[], document={},
+                    created_at=now,
+                )
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def _rows_survive_every_step(url: str) -> None:
+    migrate.upgrade(url, "0001")
+    _write_a_finished_job_at_0001(url)
+    one_of_each = dict.fromkeys(ROW_TABLES, 1)
+    # Each revision up, then each down again: a step that copies a table (SQLite's batch
+    # mode) must not take the rows that reference it along.
+    for revision in ("0002", HEAD_REVISION, "0002", "0001"):
+        if revision > (migrate.current(url) or ""):
+            migrate.upgrade(url, revision)
+        else:
+            migrate.downgrade(url, revision)
+        assert _row_counts(url) == one_of_each, revision
+
+
+def test_rows_survive_every_migration_step_on_sqlite(tmp_path: Path) -> None:
+    _rows_survive_every_step(f"sqlite:///{tmp_path / 'rows.sqlite3'}")
+
+
+def test_rows_survive_every_migration_step_on_postgres(postgres_url: str) -> None:
+    _rows_survive_every_step(postgres_url)
 
 
 def test_every_model_table_is_made_by_a_migration() -> None:
