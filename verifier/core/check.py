@@ -250,7 +250,7 @@ def _entry(
         rel_error=judgement.rel_error,
         ulp_error=judgement.ulp_error,
         tolerance=judgement.allowed,
-        verdict=verdict.value,
+        verdict=verdict,
         detail=detail,
         ratio=judgement.ratio,
         condition=condition,

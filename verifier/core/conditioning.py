@@ -45,7 +45,9 @@ class Conditioning:
     Attributes:
         bound: absolute error that rounding of the computation as written explains.
         weight: the same without the unit roundoff: forward weights plus the sum of |terms|.
-        site: the node whose forward rounding weighs most (None: the backward terms do).
+        site: per key, the index into ``sites`` of the node whose forward rounding weighs
+            most at each point, or -1 where the backward terms weigh more.
+        sites: the nodes whose results are rounded.
         order: the nodes children-first, for :meth:`lost_at`.
         local: each node's local condition number per point (how it amplifies its inputs'
             relative errors).
@@ -53,7 +55,8 @@ class Conditioning:
 
     bound: dict[Key, list[float]]
     weight: dict[Key, list[float]]
-    site: dict[Key, list[sympy.Basic | None]]
+    site: dict[Key, torch.Tensor]
+    sites: list[sympy.Basic]
     order: list[sympy.Basic]
     local: dict[sympy.Basic, list[float]]
 
@@ -67,9 +70,10 @@ class Conditioning:
     def lost_at(self, key: Key, point: int) -> sympy.Basic | None:
         """The node where the digits of entry ``key`` are lost at ``point``: among the
         dominant rounding site and the nodes above it, the one that amplifies most."""
-        site = self.site[key][point]
-        if site is None:
+        index = int(self.site[key][point])
+        if index < 0:
             return None
+        site = self.sites[index]
         above = [node for node in self.order if node == site or node.has(site)]
         return max(above, key=lambda node: self.local.get(node, [0.0] * (point + 1))[point])
 
@@ -129,7 +133,7 @@ def conditioning(
     depth = float(_depth(expr))
     bound: dict[Key, list[float]] = {}
     weight: dict[Key, list[float]] = {}
-    site: dict[Key, list[sympy.Basic | None]] = {}
+    site: dict[Key, torch.Tensor] = {}
     for key in keys:
         weights = forward[key]  # sites x points
         forward_total = weights.sum(0)
@@ -137,13 +141,10 @@ def conditioning(
         total = (forward_total + backward) * BOUND_SAFETY
         bound[key] = total.tolist()
         weight[key] = (forward_total / unit + paths[key]).tolist()
-        best = weights.argmax(0).tolist() if sites else [0] * count
-        site[key] = [
-            sites[best[p]] if sites and forward_total[p] >= backward[p] else None
-            for p in range(count)
-        ]
+        best = weights.argmax(0) if sites else torch.zeros(count, dtype=torch.long)
+        site[key] = torch.where(forward_total >= backward, best, -1) if sites else best - 1
     local = _local_conditions(locals_, values, count)
-    return Conditioning(bound, weight, site, order, local)
+    return Conditioning(bound, weight, site, sites, order, local)
 
 
 def _rounding(

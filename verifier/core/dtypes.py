@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 
 from verifier.errors import OptionError
@@ -40,7 +41,7 @@ class DType:
         """The smallest positive normal number."""
         return 2.0**self.min_exponent
 
-    @property
+    @cached_property
     def max_finite(self) -> float:
         """The largest finite number."""
         return (2.0 - self.epsilon) * 2.0**self.max_exponent
