@@ -166,7 +166,7 @@ def report_row(check: Check, document: Mapping[str, Any]) -> Report:
     return Report(
         check_id=check.id,
         job_id=check.job_id,
-        verdict=str(document.get("verdict", "error")),
+        verdict=str(document.get("verdict", Verdict.ERROR)),
         reason=document.get("reason"),
         dtype=str(document.get("dtype") or check.dtype),
         device=str(document.get("device") or check.device),

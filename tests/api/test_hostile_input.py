@@ -120,6 +120,8 @@ HOSTILE_JOBS: list[tuple[str, dict[str, Any]]] = [
     ("label too long", {"json": {**_job("x"), "label": "L" * 5000}}),
     ("extra field", {"json": {**_job("x"), "owner": "someone-else"}}),
     ("too many checks", {"json": {"checks": [OK] * 6}}),
+    ("unknown fail_on verdict", {"json": {"checks": [{**OK, "fail_on": ["fail", "';--"]}]}}),
+    ("fail_on not a list", {"json": {"checks": [{**OK, "fail_on": "fail"}]}}),
     ("too many points", {"json": _job("x", [{"x": 1}] * 11)}),
     ("body too large", {"json": _job("x", [{"x": "1" * 9000}])}),
 ]

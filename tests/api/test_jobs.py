@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from verifier import repository
 from verifier.execution import report_row
+from verifier.models import utc_now
 
 SEED_CHECK = {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]}
 
@@ -112,3 +113,71 @@ def test_report_has_the_core_format_per_check_in_order(
     for key in ("verdict", "dtype", "device", "worst", "versions", "timings", "entries"):
         assert check[key] == document[key]
     assert [pending["index"] for pending in report["pending"]] == [1]
+
+
+def test_an_unknown_fail_on_verdict_gets_422_naming_it_and_the_choices(
+    client: httpx.Client,
+) -> None:
+    response = client.post("/jobs", json={"checks": [{**SEED_CHECK, "fail_on": ["fail", "bad"]}]})
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["body", "checks", 0, "fail_on", 1]
+    # parse_verdict's message (verifier/core/verdict.py), the choices in table order.
+    assert (
+        "unknown verdict 'bad': choose from pass, domain, undefined, ill-conditioned, "
+        in (problem["msg"])
+    )
+
+
+def test_each_check_stores_its_fail_on_resolved_with_strict(
+    client: httpx.Client, session: Session
+) -> None:
+    checks = [
+        SEED_CHECK,
+        {**SEED_CHECK, "strict": True},
+        {**SEED_CHECK, "fail_on": ["undefined"]},
+        {**SEED_CHECK, "fail_on": ["domain"], "strict": True},
+    ]
+    job_id = client.post("/jobs", json={"checks": checks}).json()["id"]
+    job = repository.get_job(session, uuid.UUID(job_id))
+    assert job is not None
+    # verifier/core/verdict.py: the default is fail and nonfinite; --strict everything but
+    # pass, domain and error; fail_on with strict adds the two.
+    strict = ["fail", "ill-conditioned", "nonfinite", "range", "undefined", "unverified"]
+    assert [check.fail_on for check in job.checks] == [
+        ["fail", "nonfinite"],
+        strict,
+        ["undefined"],
+        sorted([*strict, "domain"]),
+    ]
+
+
+def test_a_job_passes_when_every_check_passes_its_own_fail_on(
+    client: httpx.Client, session: Session, make_report_document: object
+) -> None:
+    # The same undefined report fails the check that fails on undefined and passes the one
+    # on the default policy (fail, nonfinite: verifier/core/verdict.py).
+    checks = [{**SEED_CHECK, "fail_on": ["undefined"]}, SEED_CHECK]
+    job_id = client.post("/jobs", json={"checks": checks}).json()["id"]
+    job = repository.get_job(session, uuid.UUID(job_id))
+    assert job is not None
+    for check in job.checks:
+        document = make_report_document(check.expression, "undefined")  # type: ignore[operator]
+        repository.insert_report(session, report_row(check, document))
+    session.commit()
+    assert client.get(f"/jobs/{job_id}").json()["passed"] is None  # not finished yet
+    assert repository.finish_job_if_complete(session, job.id, utc_now())
+    session.commit()
+    session.expire_all()  # a worker finishes the job in a session of its own
+
+    state = client.get(f"/jobs/{job_id}").json()
+    assert (state["verdict"], state["passed"]) == ("undefined", False)
+    report = client.get(f"/jobs/{job_id}/report").json()
+    assert [check["passed"] for check in report["checks"]] == [False, True]
+    assert [check["fail_on"] for check in report["checks"]] == [
+        ["undefined"],
+        ["fail", "nonfinite"],
+    ]
+    assert [check["counts"] for check in report["checks"]] == [{"undefined": 1}] * 2
+    items = client.get("/reports", params={"job": job_id}).json()["items"]
+    assert sorted(item["passed"] for item in items) == [False, True]

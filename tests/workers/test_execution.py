@@ -81,11 +81,13 @@ def test_the_last_report_finishes_the_job_with_the_worst_verdict(
     halfway = _job(sessions, job.id)
     assert halfway.status is JobStatus.RUNNING
     assert halfway.finished_at is None
+    assert halfway.passed is None
 
     assert execute_check(sessions, second, core) == "fail"
     done = _job(sessions, job.id)
     assert done.status is JobStatus.DONE
     assert done.verdict == "fail"  # worst of pass and fail
+    assert done.passed is False  # fail is in the default fail_on (verifier/core/verdict.py)
     assert done.finished_at is not None
 
 
@@ -101,6 +103,31 @@ def test_core_receives_the_stored_points_and_options(
     assert options["dtype"] == "float64"
     assert options["device"] == "auto"
     assert options["hessian"] is True
+    assert options["strict"] is False
+    assert options["fail_on"] == ["fail", "nonfinite"]  # DEFAULT_FAIL_ON, resolved at submission
+
+
+def test_a_job_passes_or_fails_by_the_fail_on_of_each_of_its_checks(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    # Ill-conditioned is not in the default fail_on, and is in the strict one
+    # (verifier/core/verdict.py); the job's verdict is the same either way.
+    core = StubCore(make_report_document, {"x**2": "ill-conditioned", "x**3": "pass"})
+    for strict, passed in ((False, True), (True, False)):
+        body = JobIn.model_validate(
+            {
+                "checks": [
+                    {"expression": "x**2", "points": [{"x": 2}], "strict": strict},
+                    {"expression": "x**3", "points": [{"x": 2}], "strict": strict},
+                ]
+            }
+        )
+        with sessions() as session:
+            job = service.submit_job(session, body, settings)
+        for check in job.checks:
+            execute_check(sessions, check.id, core)
+        done = _job(sessions, job.id)
+        assert (done.verdict, done.passed) == ("ill-conditioned", passed), strict
 
 
 def test_a_task_that_runs_twice_writes_one_report(
@@ -336,6 +363,11 @@ def test_bad_input_found_by_the_core_becomes_an_error_report(
         report = session.scalars(select(Report)).one()
         assert report.reason == "invalid input: point 0: x=2 is outside the test's range"
         assert report.document["expression"] == "x**2"
+        # The core's report format (Report.to_dict) with the check's policy, and no entries.
+        assert report.document["fail_on"] == ["fail", "nonfinite"]
+        assert report.document["passed"] is False
+        assert report.document["counts"] == {} and report.entries == []
+    assert finished.passed is False
 
 
 def test_a_crash_in_the_core_becomes_an_error_report_with_its_reason(

@@ -25,6 +25,7 @@ from rich.console import Console
 from verifier.cli.check import FAIL_ON_HELP, PIPED_WIDTH, STRICT_HELP
 from verifier.cli.client import ApiClient, CliError
 from verifier.config import Settings
+from verifier.core.verdict import Verdict
 from verifier.errors import VerifierError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -211,7 +212,7 @@ def submit(
 
 def _exit_for(job: dict[str, Any]) -> None:
     """Exit 2 when a check could not run, 1 when the job did not pass its checks' fail-on."""
-    if job.get("status") == "error" or job.get("verdict") == "error":
+    if job.get("verdict") == Verdict.ERROR:  # the job's status is then "error" too
         raise typer.Exit(EXIT_BAD_INPUT)
     if job.get("passed") is False:
         raise typer.Exit(EXIT_FAILING)
