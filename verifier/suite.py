@@ -2,7 +2,9 @@
 
 The first four are the seed document's examples; the rest cover the function families the
 parser accepts, every dtype, sampled points, and the cases a derivative checker must get right:
-cancellation (fail), kinks (undefined), points outside the domain (domain).
+cancellation in the expression as written (ill-conditioned), torch's own inaccurate derivatives
+(fail, with the operation blamed), overflow (range), kinks (undefined, or fail where torch
+applies a kink rule to a smooth composite), points outside the domain (domain).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ SEED_EXAMPLES: tuple[dict[str, Any], ...] = (
     {"expression": "x**2 + 2*x", "points": [{"x": 2}]},
     {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]},
     {"expression": "3*x**2", "points": [{"x": 2}], "nodes": True},
-    # Cancellation in float32: 1 - cos(x) loses every digit near 0, its derivative too.
+    # Cancellation in float32: 1 - cos(x) loses every digit near 0, its derivative too
+    # (ill-conditioned: the expression as written, not autograd).
     {"expression": "(1 - cos(x))/x**2", "points": [{"x": "0.001"}], "dtype": "float32"},
 )
 
@@ -57,9 +60,15 @@ OWN_CHECKS: tuple[dict[str, Any], ...] = (
         "domain": {"x1": [1, 5], "x2": [1, 5], "y1": [1, 5], "y2": [1, 5]},
     },
     {"expression": "log(cosh(x))", "points": [{"x": 10}], "dtype": "float32"},
-    # Cancellation in float64: (exp(x) - 1)/x near 0.
+    # Cancellation in float64: (exp(x) - 1)/x near 0 (ill-conditioned).
     {"expression": "(exp(x) - 1)/x", "points": [{"x": "1e-8"}]},
     {"expression": "sin(x)/x", "points": [{"x": "1e-4"}], "dtype": "float32"},
+    # Overflow: exp(11.1) = 66275 is beyond float16; exp(100) overflows float32 on the way.
+    {"expression": "exp(x)", "points": [{"x": "11.1"}], "dtype": "float16"},
+    {"expression": "x*exp(x)/exp(x)", "points": [{"x": 100}], "dtype": "float32"},
+    # A kink rule applied to a smooth composite: |x|*|x| = x**2, second derivative 2 at 0,
+    # but torch's sign(0) = 0 gives 0 (fail, Abs blamed).
+    {"expression": "Abs(x)*Abs(x)", "points": [{"x": 0}, {"x": "0.5"}]},
     # Kinks and steps: the derivative does not exist at 0.
     {"expression": "Abs(x)", "points": [{"x": 0}, {"x": "0.5"}]},
     {"expression": "Max(x, y)", "points": [{"x": 1, "y": 1}, {"x": 2, "y": 1}]},
