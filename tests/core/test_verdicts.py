@@ -231,3 +231,45 @@ def test_summary_counts_and_blamed_operations() -> None:
         {"verdict": "fail", "node": "tanh(x)", "phase": "second backward", "entries": 1},
     ]
     assert data["passed"] is False and data["fail_on"] == ["fail", "nonfinite"]
+
+
+def test_a_backward_only_overflow_in_float16_is_range_in_the_first_backward() -> None:
+    # d/dx x**20/1000 = x**19/50 = 479.19 at float16(1.7) = 1.7001953125 (mpmath); the value
+    # x**20/1000 = 40.7 fits, but torch's pow backward forms 20*x**19 = 4.8e5 > 65504.
+    x = mpmath.mpf(float16("1.7"))
+    exact = float(x**19 / 50)
+    report = check("x**20/1000", at={"x": "1.7"}, dtype="float16")
+    gradient = entry(report, "gradient")
+    assert gradient.reference == pytest.approx(exact, rel=1e-12)
+    assert gradient.autograd == math.inf
+    assert (gradient.verdict, gradient.blame, gradient.phase) == (
+        "range",
+        "x**20",
+        "first backward",
+    )
+
+
+def test_a_silent_overflow_is_range_not_a_pass_or_fail() -> None:
+    # d/dx sqrt(x**2) = 1 for x > 0 (hand); at 2e19 in float32, x**2 = 4e38 overflows and
+    # autograd returns 0, a finite wrong number.
+    report = check("sqrt(x**2)", at={"x": "2e19"}, dtype="float32")
+    gradient = entry(report, "gradient")
+    assert (gradient.autograd, gradient.reference) == (0.0, 1.0)
+    assert (gradient.verdict, gradient.blame, gradient.phase) == ("range", "x**2", "forward")
+
+
+def test_trigamma_at_its_worst_in_float64_fails_and_blames_digamma() -> None:
+    # digamma'(x) = trigamma(x) = 0.99929808119462716480 at x = 1.4269999999999998
+    # (mpmath.psi(1, x) at 60 digits); torch's polygamma(1, x) gives 0.9992980816605661,
+    # 4.2e6 ulps off, where the function is well-conditioned.
+    x = 1.4269999999999998
+    exact = float(mpmath.psi(1, mpmath.mpf(x)))
+    report = check("digamma(x)", at={"x": x})
+    gradient = entry(report, "gradient")
+    assert gradient.reference == pytest.approx(exact, rel=1e-15)
+    assert gradient.ulp_error is not None and gradient.ulp_error > 1e6
+    assert (gradient.verdict, gradient.blame, gradient.phase) == (
+        "fail",
+        "digamma(x)",
+        "first backward",
+    )
