@@ -3,7 +3,8 @@
 An entry outside the tolerance is diagnosed from three sources, in this order
 (``docs/report-format.md`` has the full rules and examples):
 
-1. autograd gave nan or inf: ``range`` when an intermediate overflowed, else ``nonfinite``,
+1. autograd gave nan or inf: ``range`` when an intermediate overflowed or underflowed (a value
+   rounded to 0 or inf is how nan and inf arise from range events), else ``nonfinite``,
    naming the operation that first went wrong where the audit found one;
 2. an intermediate overflowed (any phase): ``range``;
 3. an operation was locally inaccurate (:mod:`verifier.core.audit`) in a phase the entry
@@ -64,8 +65,9 @@ def diagnose(
     relevant = [f for f in findings if _relevant(f, key)]
     overflow = _first(relevant, OVERFLOW)
     if not math.isfinite(autograd):
-        if overflow is not None:
-            return _from(Verdict.RANGE, overflow, f"autograd gave {autograd}: ")
+        event = overflow or _first(relevant, UNDERFLOW)
+        if event is not None:
+            return _from(Verdict.RANGE, event, f"autograd gave {autograd}: ")
         culprit = relevant[0] if relevant else None
         detail = f"autograd gave {autograd} where the exact value is {judgement.reference:.17g}"
         if culprit is None:
