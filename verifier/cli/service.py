@@ -25,7 +25,7 @@ from rich.console import Console
 from verifier.cli.check import FAIL_ON_HELP, PIPED_WIDTH, STRICT_HELP
 from verifier.cli.client import ApiClient, CliError
 from verifier.config import Settings
-from verifier.core.verdict import Verdict
+from verifier.core.verdict import VERDICT_ORDER, Verdict
 from verifier.errors import VerifierError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,6 +33,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILING = 1
 EXIT_BAD_INPUT = 2
 DEFAULT_WAIT_TIMEOUT_S = 3600.0
+VERDICT_HELP = ", ".join(VERDICT_ORDER)
 
 # Piped output keeps whole table rows (rich would cut them to 80 columns).
 console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
@@ -241,7 +242,7 @@ def status(
 @friendly
 def reports(
     url: UrlOption = None,
-    verdict: Annotated[str | None, typer.Option(help="pass, fail, ...")] = None,
+    verdict: Annotated[str | None, typer.Option(help=VERDICT_HELP)] = None,
     expression: Annotated[str | None, typer.Option(help="substring of the expression")] = None,
     function: Annotated[str | None, typer.Option(help="a function used, e.g. sinc")] = None,
     dtype: Annotated[str | None, typer.Option(help="float64, float32, ...")] = None,
@@ -287,7 +288,7 @@ def stats(
     by: Annotated[
         str | None, typer.Option("--by", help="function, dtype, device or verdict")
     ] = None,
-    verdict: Annotated[str | None, typer.Option(help="only this verdict")] = None,
+    verdict: Annotated[str | None, typer.Option(help=f"only this verdict: {VERDICT_HELP}")] = None,
     dtype: Annotated[str | None, typer.Option(help="only this dtype")] = None,
     device: Annotated[str | None, typer.Option(help="only this device")] = None,
     function: Annotated[str | None, typer.Option(help="only checks calling it")] = None,
