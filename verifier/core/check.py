@@ -29,6 +29,7 @@ from verifier.core.compare import Judgement, judge
 from verifier.core.conditioning import Conditioning, conditioning
 from verifier.core.diagnosis import diagnose
 from verifier.core.dtypes import DType, get_dtype
+from verifier.core.evaluator import UnsupportedError
 from verifier.core.literals import bind_literals
 from verifier.core.parse import ParsedExpression, parse_expression
 from verifier.core.points import PointInput, round_points, sample_points
@@ -171,7 +172,7 @@ def check(
         ]
         for index, row in enumerate(references)
     ]
-    findings = _audit(parsed, points, judgements, fmt, tolerance, hessian=hessian)
+    findings = _audit(parsed, points, judgements, fmt, tolerance, report.notes, hessian=hessian)
     for index, row in enumerate(references):
         for key, reference, judgement in zip(keys, row, judgements[index], strict=True):
             report.entries.append(
@@ -200,6 +201,7 @@ def _audit(
     judgements: list[list[Judgement]],
     fmt: DType,
     tolerance: Tolerance,
+    notes: list[str],
     *,
     hessian: bool,
 ) -> dict[int, list[Finding]]:
@@ -207,14 +209,19 @@ def _audit(
     outside = [i for i, row in enumerate(judgements) if any(j.verdict is None for j in row)]
     if not outside:
         return {}
-    found = audit(
-        parsed.expr,
-        parsed.variables,
-        [points[i] for i in outside],
-        fmt,
-        tolerance,
-        hessian=hessian,
-    )
+    try:
+        found = audit(
+            parsed.expr,
+            parsed.variables,
+            [points[i] for i in outside],
+            fmt,
+            tolerance,
+            hessian=hessian,
+        )
+    except (RuntimeError, NotImplementedError, ValueError, UnsupportedError) as error:
+        # Without the audit no operation is blamed; the bound alone decides (see diagnosis).
+        notes.append(f"the local audit could not run: {str(error).splitlines()[0]}")
+        return {}
     return dict(zip(outside, found, strict=True))
 
 

@@ -151,7 +151,8 @@ def _derive_cached(text: str, dtype_name: str, hessian: bool, nodes: bool) -> tu
 def _node_gradient(f: sympy.Expr, node: sympy.Expr) -> sympy.Expr:
     stand_in = sympy.Dummy("node", real=True)
     replaced = f.xreplace({node: stand_in})
-    return _clean(sympy.diff(replaced, stand_in).xreplace({stand_in: node}))
+    # Clean first: a Derivative taken by the stand-in cannot take the node back.
+    return _clean(_clean(sympy.diff(replaced, stand_in)).xreplace({stand_in: node}))
 
 
 def _clean(derivative: sympy.Expr) -> sympy.Expr:
@@ -163,6 +164,11 @@ def _clean(derivative: sympy.Expr) -> sympy.Expr:
             isinstance(e, sympy.Derivative) and isinstance(e.expr, sympy.floor | sympy.ceiling)
         ),
         lambda e: sympy.S.Zero,
+    )
+    # floor(2*x - 1) differentiates through Subs(Derivative(floor(u), u), u, 2*x - 1).
+    derivative = derivative.replace(
+        lambda e: isinstance(e, sympy.Subs) and not e.expr.atoms(sympy.Derivative),
+        lambda e: e.expr.xreplace(dict(zip(e.variables, e.point, strict=True))),
     )
     leftover = derivative.atoms(sympy.Derivative, sympy.Subs)
     if leftover:
