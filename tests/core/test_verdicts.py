@@ -273,3 +273,12 @@ def test_trigamma_at_its_worst_in_float64_fails_and_blames_digamma() -> None:
         "digamma(x)",
         "first backward",
     )
+
+
+def test_a_literal_beyond_the_dtype_is_shown_and_its_entries_are_range() -> None:
+    # 1e5 is above float16's largest finite number 65504 (IEEE 754 binary16): the graph holds
+    # inf, so d/dx 1e5*x = 1e5 (hand) cannot be represented.
+    data = check("1e5*x", at={"x": 1}, dtype="float16").to_dict()
+    assert data["literals"] == [{"written": "100000", "rounded": "inf"}]
+    gradient = [e for e in data["entries"] if e["kind"] == "gradient"][0]
+    assert gradient["reference"] == 1e5 and gradient["verdict"] == "range"

@@ -10,6 +10,7 @@ autograd runs here, and the two meet entry by entry.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
@@ -18,7 +19,7 @@ import flint
 import sympy
 import torch
 
-from verifier.core.audit import Finding, audit
+from verifier.core.audit import FORWARD, OVERFLOW, Finding, audit
 from verifier.core.autograd import (
     SEED_IDIOM_NOTE,
     AutogradResult,
@@ -108,6 +109,7 @@ def check(
     if not raw:
         raise PointError("no points: give at least one point, or samples")
     points = round_points(raw, parsed.variables, fmt)
+    literals = bind_literals(parsed.expr, fmt)
     parsed_at = time.perf_counter()
 
     report = Report(
@@ -120,7 +122,7 @@ def check(
         fail_on=sorted(failing),
         tolerance=tolerance.to_dict(),
         functions=sorted(parsed.functions),
-        literals=bind_literals(parsed.expr, fmt).shown,
+        literals=literals.shown,
         versions=_versions(),
     )
     node_list = distinct_nodes(parsed.expr) if nodes else []
@@ -173,6 +175,11 @@ def check(
         for index, row in enumerate(references)
     ]
     findings = _audit(parsed, points, judgements, fmt, tolerance, report.notes, hessian=hessian)
+    for overflowed in literals.overflowed:
+        detail = f"the literal {overflowed} is beyond {fmt.name}'s range: its tensor is infinite"
+        event = Finding(sympy.sympify(overflowed), FORWARD, OVERFLOW, math.inf, detail)
+        for found in findings.values():
+            found.insert(0, event)
     for index, row in enumerate(references):
         for key, reference, judgement in zip(keys, row, judgements[index], strict=True):
             report.entries.append(

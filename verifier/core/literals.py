@@ -72,14 +72,6 @@ class Literals:
         with sympy.evaluate(False):
             return subtree.xreplace(self.forward)
 
-    def substitute(self, expr: sympy.Expr) -> sympy.Expr:
-        """``expr`` with every placeholder replaced by its exact dtype value."""
-        if not self.values:
-            return expr
-        return expr.xreplace(
-            {make_symbol(name): sympy.Rational(value) for name, value in self.values.items()}
-        )
-
 
 def bind_literals(expr: sympy.Expr, dtype: DType) -> Literals:
     """Replace every literal that ``dtype`` does not hold exactly by a placeholder."""
@@ -89,11 +81,12 @@ def bind_literals(expr: sympy.Expr, dtype: DType) -> Literals:
     overflowed: list[str] = []
     for literal in graph_literals(expr):
         rounded = round_literal(literal, dtype)
-        exact = literal_value(literal)
-        if literal.is_Rational and Fraction(rounded) == exact:
-            continue
         if not math.isfinite(rounded):
+            # The reference keeps the exact value; the diagnosis calls the overflow `range`.
             overflowed.append(str(literal))
+            shown.append({"written": str(literal), "rounded": rounded})
+            continue
+        if literal.is_Rational and Fraction(rounded) == literal_value(literal):
             continue
         name = f"{PLACEHOLDER_PREFIX}{len(values)}"
         forward[literal] = make_symbol(name)

@@ -177,7 +177,9 @@ class Report:
             "reference_method": self.reference_method,
             "tolerance": dict(self.tolerance),
             "points": [dict(point) for point in self.points],
-            "literals": [dict(literal) for literal in self.literals],
+            "literals": [
+                {**literal, "rounded": json_number(literal["rounded"])} for literal in self.literals
+            ],
             "entries": [entry.to_dict() for entry in self.entries],
             "functions": list(self.functions),
             "notes": list(self.notes),
