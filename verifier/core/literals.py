@@ -93,7 +93,7 @@ def bind_literals(expr: sympy.Expr, dtype: DType) -> Literals:
         values[name] = rounded
         shown.append({"written": str(literal), "rounded": rounded})
     if not forward:
-        return Literals(expr, overflowed=overflowed)
+        return Literals(expr, shown=shown, overflowed=overflowed)
     with sympy.evaluate(False):
         bound = expr.xreplace(forward)
     return Literals(bound, values, forward, shown, overflowed)
