@@ -104,3 +104,31 @@ def test_the_spelling_check_finds_the_duplicates_the_table_replaced() -> None:
         "probe.py:2: 'pass'",
         "probe.py:2: ['error', 'pass']",
     ]
+
+
+def test_the_service_judges_a_stored_report_as_the_core_does() -> None:
+    # verifier/outcome.py restates Report.passed for stored counts: the two must agree on
+    # every pair of entry verdicts under every single-verdict, default and strict policy.
+    from itertools import combinations_with_replacement
+
+    from verifier.core.report import Entry, Report
+    from verifier.core.verdict import DEFAULT_FAIL_ON, STRICT_FAIL_ON, worst
+    from verifier.outcome import check_passed, entry_counts
+
+    policies = [[v] for v in TABLE] + [sorted(DEFAULT_FAIL_ON), sorted(STRICT_FAIL_ON)]
+    for pair in combinations_with_replacement(TABLE, 2):
+        entries = [
+            Entry("gradient", ("x",), None, 0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1e-13, verdict)
+            for verdict in pair
+            if verdict != "error"  # an error report has no entries
+        ]
+        verdict = str(worst(pair))
+        for fail_on in policies:
+            core = Report("x", ["x"], "float64", "cpu", verdict, entries=entries, fail_on=fail_on)
+            stored = core.to_dict()
+            counts = entry_counts(verdict, stored, stored["entries"])
+            assert counts == core.counts, pair
+            # An old report has no counts: its entries are counted to the same numbers.
+            old = {key: value for key, value in stored.items() if key != "counts"}
+            assert entry_counts(verdict, old, stored["entries"]) == core.counts, pair
+            assert check_passed(verdict, counts, fail_on) == core.passed, (pair, fail_on)
