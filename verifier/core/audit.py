@@ -23,13 +23,18 @@ from dataclasses import dataclass
 import sympy
 import torch
 
-from verifier.core.conditioning import differentiable_children, program_order
 from verifier.core.dtypes import DType
 from verifier.core.parse import make_symbol
 from verifier.core.reference import DOMAIN, UNDEFINED, ReferenceValue, reference_values
 from verifier.core.symbolic import Target
 from verifier.core.tolerance import Tolerance
-from verifier.core.translate import Translation, apply, children
+from verifier.core.translate import (
+    Translation,
+    apply,
+    children,
+    differentiable_children,
+    program_order,
+)
 
 FORWARD = "forward"
 FIRST_BACKWARD = "first backward"

@@ -95,6 +95,9 @@ _RELATIONS: dict[type, Callable[[Tensor, Tensor], Tensor]] = {
 }
 
 
+_CONDITIONS = (sympy.logic.boolalg.BooleanAtom, sympy.core.relational.Relational)
+
+
 def children(expr: sympy.Basic) -> tuple[sympy.Basic, ...]:
     """The subexpressions a node's tensor is computed from (Piecewise pairs flattened)."""
     if isinstance(expr, sympy.Piecewise):
@@ -206,3 +209,34 @@ class Translation:
         """A 0-dim tensor holding ``value`` rounded once, exactly, to the literals' dtype."""
         rounded = round_literal(value, self.literal_dtype)
         return torch.tensor(rounded, dtype=self.dtype, device=self.device)
+
+
+def program_order(expr: sympy.Expr) -> list[sympy.Basic]:
+    """Nodes children-first, each once."""
+    order: list[sympy.Basic] = []
+    seen: set[sympy.Basic] = set()
+    stack: list[tuple[sympy.Basic, bool]] = [(expr, False)]
+    while stack:
+        node, ready = stack.pop()
+        if ready:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        stack.extend((child, False) for child in children(node) if child not in seen)
+    return order
+
+
+def differentiable_children(node: sympy.Basic) -> list[sympy.Basic]:
+    """Distinct children that carry a derivative (not numbers, conditions or relations)."""
+    if node.is_Relational or not node.free_symbols:
+        return []
+    return list(
+        dict.fromkeys(
+            child
+            for child in children(node)
+            if child.free_symbols and not isinstance(child, _CONDITIONS)
+        )
+    )
