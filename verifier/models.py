@@ -9,7 +9,9 @@ JSON, so a report can be re-judged and served without rerunning. The functions a
 are rows of ``check_functions``, so ``function = 'sinc'`` is an exact, indexed filter. A check
 being run has an ``owner`` (the token of the execution that claimed it) and a
 ``lease_expires_at`` (verifier/delivery.py). API keys are stored as SHA-256 hashes, never in
-the clear. Change this file only together with a migration in ``migrations/versions``.
+the clear. A job submitted with an ``Idempotency-Key`` keeps that key, scoped to its owner, and
+the digest of its request, so a retried submission finds it (verifier/service.py). Change this
+file only together with a migration in ``migrations/versions``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,14 @@ KEY_PREFIX_CHARS = 12
 OWNER_TOKEN_CHARS = 36
 STATUS_CHARS = 16
 VERDICT_CHARS = 16
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+"""The longest ``Idempotency-Key`` a client may send (a UUID is 36)."""
+UUID_TEXT_CHARS = 36
+"""A UUID written with hyphens."""
+IDEMPOTENCY_SCOPE_CHARS = UUID_TEXT_CHARS + 1 + MAX_IDEMPOTENCY_KEY_CHARS
+"""A stored key: its owner's id (36 characters, or "-" while keys are off), ":", the key."""
+REQUEST_DIGEST_CHARS = 64
+"""A SHA-256 digest in hex."""
 
 
 def utc_now() -> datetime:
@@ -130,7 +140,11 @@ class Job(Base):
     """One submission: one or many checks.
 
     ``verdict`` is the worst of its checks' verdicts and ``passed`` whether every check passed
-    under its own ``fail_on``; both are None until the job is finished.
+    under its own ``fail_on``; both are None until the job is finished. ``idempotency_key`` is
+    the client's ``Idempotency-Key`` prefixed by its owner (``"<api key id>:<key>"``, or
+    ``"-:<key>"`` while keys are off), unique, so two submissions with one key make one job
+    even when they race; ``request_digest`` is the SHA-256 of the request that made the job.
+    Both are None for a job submitted without a key.
     """
 
     __tablename__ = "jobs"
@@ -147,6 +161,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    idempotency_key: Mapped[str | None] = mapped_column(
+        String(IDEMPOTENCY_SCOPE_CHARS), index=True, unique=True
+    )
+    request_digest: Mapped[str | None] = mapped_column(String(REQUEST_DIGEST_CHARS))
 
     checks: Mapped[list[Check]] = relationship(
         back_populates="job", order_by="Check.position", passive_deletes=True

@@ -20,6 +20,7 @@ from verifier.models import (
     ApiKey,
     Check,
     CheckFunction,
+    CheckStatus,
     Job,
     JobStatus,
     Report,
@@ -254,3 +255,22 @@ def revoke_api_keys(session: Session, name_or_prefix: str, now: datetime) -> int
         .values(revoked_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def job_by_idempotency_key(session: Session, scoped_key: str) -> Job | None:
+    """The job stored with this owner-scoped idempotency key (``"<owner>:<key>"``), or None."""
+    return session.scalars(select(Job).where(Job.idempotency_key == scoped_key)).one_or_none()
+
+
+def never_sent_checks(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
+    """The job's queued checks that were never handed to the broker, in submission order."""
+    query = (
+        select(Check)
+        .where(
+            Check.job_id == job_id,
+            Check.status == CheckStatus.QUEUED,
+            Check.enqueued_at.is_(None),
+        )
+        .order_by(Check.position)
+    )
+    return session.scalars(query).all()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Header, Response, status
 
 from verifier import service
 from verifier.api.deps import SenderDep, SessionDep, SettingsDep
 from verifier.api.ratelimit import CallerDep
 from verifier.api.responses import ACCESS_RESPONSES
+from verifier.models import MAX_IDEMPOTENCY_KEY_CHARS
 from verifier.schemas import JobAccepted, JobIn, JobOut, JobReport
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_RESPONSES)
@@ -18,6 +19,13 @@ router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_RESPONSES)
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such job (or it belongs to another key)"}
 }
+IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
+IDEMPOTENCY_KEY_DESCRIPTION = (
+    f"a key of this submission (1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters of "
+    f"{service.IDEMPOTENCY_KEY_CHARACTERS}, bare or quoted): a retry with the same key and "
+    f"the same body returns the first job (200, header {IDEMPOTENT_REPLAYED_HEADER}: true) "
+    "instead of making a second; with another body it is refused (422). Keys are per API key."
+)
 
 
 @router.post(
@@ -25,8 +33,16 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
     responses={
+        200: {
+            "model": JobAccepted,
+            "description": "a retry: the job an earlier submission with this Idempotency-Key "
+            "made, with its current status",
+        },
         413: {"description": "request body too large"},
-        422: {"description": "a check is invalid: its index, the problem and the position"},
+        422: {
+            "description": "a check is invalid (its index, the problem and the position), or "
+            "the Idempotency-Key is malformed or was used with another body"
+        },
     },
 )
 def create_job(
@@ -36,14 +52,27 @@ def create_job(
     session: SessionDep,
     settings: SettingsDep,
     sender: SenderDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias=service.IDEMPOTENCY_KEY_HEADER, description=IDEMPOTENCY_KEY_DESCRIPTION),
+    ] = None,
 ) -> JobAccepted:
     """Validate and store a job, then queue its checks; 202 with the job's Location.
 
     A broker that does not answer delays the checks, not the answer: the job is stored and
-    the reconciler publishes its checks later.
+    the reconciler publishes its checks later. A retry with the same ``Idempotency-Key``
+    answers 200 with the first job and sends the checks that submission left unsent.
     """
-    job = service.submit_job(session, body, settings, owner=caller.key_id)
-    service.send_checks(session, sender, list(job.checks))
+    submission = service.submit(
+        session, body, settings, owner=caller.key_id, idempotency_key=idempotency_key
+    )
+    job = submission.job
+    if submission.replayed:
+        service.send_checks(session, sender, list(service.unsent_checks(session, job)))
+        response.status_code = status.HTTP_200_OK
+        response.headers[IDEMPOTENT_REPLAYED_HEADER] = "true"
+    else:
+        service.send_checks(session, sender, list(job.checks))
     response.headers["Location"] = f"/jobs/{job.id}"
     return JobAccepted(id=job.id, status=job.status)
 
