@@ -8,15 +8,29 @@ Tests build ``Settings(...)`` directly.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path(".derivcheck")
 DATABASE_FILE_NAME = "derivcheck.sqlite3"
 BROKER_FILE_NAME = "broker.sqlite3"
+
+MAX_VALIDATION_PROBLEMS = 50
+"""Problems one 422 answer lists; the rest are counted, so a bad body cannot grow its answer."""
+MAX_ECHOED_INPUT_CHARS = 200
+"""Characters of an offending value that a problem echoes back (as JSON text) before it is
+cut short."""
+MAX_REPORT_PAGE_ENTRIES = 10_000
+"""Entries in one page of a job's report (``GET /jobs/{id}/report``), the default page size."""
+MAX_REPORT_PAGE_CHECKS = 1000
+"""Checks in one page of a job's report: the default limit of checks per job fits in one."""
+MAX_REPORT_PAGE_DOCUMENT_CHARS = 16_000_000
+"""Characters of stored report documents (points, literals, notes: all but the entries) that
+one page of a job's report loads; a page always holds at least one check."""
 
 
 class Settings(BaseSettings):
@@ -90,6 +104,45 @@ class Settings(BaseSettings):
         default=600, ge=0, description="requests per key per minute; 0: no limit"
     )
     rate_limit_burst: int = Field(default=60, ge=1, description="requests a key may send at once")
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses or networks (CIDR) of the reverse proxies in "
+        "front of the API, whose X-Forwarded-For is believed; empty: none (the header is never "
+        "trusted)",
+    )
+
+    # Bounded answers: see verifier/api/app.py and verifier/api/routes/reports.py.
+    max_validation_problems: int = Field(
+        default=MAX_VALIDATION_PROBLEMS, ge=1, description="problems listed in one 422 answer"
+    )
+    max_echoed_input_chars: int = Field(
+        default=MAX_ECHOED_INPUT_CHARS,
+        ge=1,
+        description="characters of an offending value that a 422 problem echoes",
+    )
+    max_report_page_entries: int = Field(
+        default=MAX_REPORT_PAGE_ENTRIES, ge=1, description="entries in one page of a job's report"
+    )
+    max_report_page_checks: int = Field(
+        default=MAX_REPORT_PAGE_CHECKS, ge=1, description="checks in one page of a job's report"
+    )
+    max_report_page_document_chars: int = Field(
+        default=MAX_REPORT_PAGE_DOCUMENT_CHARS,
+        ge=1,
+        description="characters of stored report documents one page of a job's report loads",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for item in proxy_items(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {item!r} is not an IP address or network (CIDR)"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Self:
@@ -114,6 +167,13 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks of ``trusted_proxies`` (a bare address is a network of one)."""
+        return tuple(
+            ipaddress.ip_network(item, strict=False) for item in proxy_items(self.trusted_proxies)
+        )
+
+    @property
     def uses_embedded_defaults(self) -> bool:
         """Whether both the database and the broker are the embedded SQLite files."""
         return self.database_url.startswith("sqlite") and self.uses_embedded_broker
@@ -122,3 +182,8 @@ class Settings(BaseSettings):
     def uses_embedded_broker(self) -> bool:
         """Whether the broker is kombu's SQLAlchemy transport (no server)."""
         return self.broker_url.startswith("sqla+")
+
+
+def proxy_items(value: str) -> list[str]:
+    """The items of a comma-separated ``trusted_proxies`` value, without blanks."""
+    return [item.strip() for item in value.split(",") if item.strip()]

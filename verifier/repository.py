@@ -9,9 +9,26 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, inspect, or_, select, update
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    Text,
+    and_,
+    cast,
+    column,
+    exists,
+    func,
+    inspect,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, selectinload
 
@@ -27,6 +44,12 @@ from verifier.models import (
     utc_now,
 )
 from verifier.outcome import read_outcome
+
+SelectT = TypeVar("SelectT", bound=Select[Any])
+
+MAX_SQL_INTEGER = 2**31 - 1
+"""The largest value an Integer column or parameter holds (32 bits on PostgreSQL): the
+bound of report ids, check positions and entry indexes that a query may be given."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +192,7 @@ def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _filtered(query: Select[Report, Check], filters: ReportFilters) -> Select[Report, Check]:
+def _filtered(query: SelectT, filters: ReportFilters) -> SelectT:
     conditions = _conditions(filters)
     return query.where(and_(*conditions)) if conditions else query
 
@@ -177,13 +200,207 @@ def _filtered(query: Select[Report, Check], filters: ReportFilters) -> Select[Re
 def list_reports(
     session: Session, filters: ReportFilters, *, before_id: int | None, limit: int
 ) -> Sequence[tuple[Report, Check]]:
-    """Reports matching ``filters``, newest first, with ids below ``before_id``."""
-    query = select(Report, Check).join(Check, Check.id == Report.check_id)
+    """Reports matching ``filters``, newest first, with ids below ``before_id``, as a listing
+    reads them: neither their entries nor the rest of their documents are loaded.
+
+    Each row is a pair of detached objects (never added to the session) holding only what a
+    listing shows: the report's columns without ``entries``, a ``document`` of just its
+    ``counts``, ``blamed`` and ``worst.ratio``, and the check's id, position, expression and
+    policy. A report stored before ``counts`` existed gets its entries counted by the database.
+    """
+    query = select(*LISTED_REPORT_COLUMNS, *LISTED_CHECK_COLUMNS).join(
+        Check, Check.id == Report.check_id
+    )
     query = _filtered(query, filters)
     if before_id is not None:
         query = query.where(Report.id < before_id)
     rows = session.execute(query.order_by(Report.id.desc()).limit(limit)).all()
-    return [(report, check) for report, check in rows]
+    uncounted = [row.id for row in rows if row.counts is None]
+    counted = count_entries_by_verdict(session, uncounted)
+    return [_listed(row, counted.get(row.id)) for row in rows]
+
+
+LISTED_REPORT_COLUMNS = (
+    Report.id,
+    Report.check_id,
+    Report.job_id,
+    Report.verdict,
+    Report.reason,
+    Report.dtype,
+    Report.device,
+    Report.worst_abs_error,
+    Report.worst_rel_error,
+    Report.worst_ulp_error,
+    Report.created_at,
+    Report.document["counts"].label("counts"),
+    Report.document["blamed"].label("blamed"),
+    Report.document[("worst", "ratio")].label("ratio"),
+)
+LISTED_CHECK_COLUMNS = (
+    Check.position,
+    Check.expression,
+    Check.fail_on,
+    Check.strict,
+)
+
+
+def _listed(row: Row[Any], counts: dict[str, int] | None) -> tuple[Report, Check]:
+    document: dict[str, Any] = {"counts": row.counts if counts is None else counts}
+    if row.blamed is not None:
+        document["blamed"] = row.blamed
+    if row.ratio is not None:
+        document["worst"] = {"ratio": row.ratio}
+    report = Report(
+        id=row.id,
+        check_id=row.check_id,
+        job_id=row.job_id,
+        verdict=row.verdict,
+        reason=row.reason,
+        dtype=row.dtype,
+        device=row.device,
+        worst_abs_error=row.worst_abs_error,
+        worst_rel_error=row.worst_rel_error,
+        worst_ulp_error=row.worst_ulp_error,
+        created_at=row.created_at,
+        document=document,
+        entries=None,
+    )
+    check = Check(
+        id=row.check_id,
+        job_id=row.job_id,
+        position=row.position,
+        expression=row.expression,
+        fail_on=row.fail_on,
+        strict=row.strict,
+    )
+    return report, check
+
+
+def _entry_elements(session: Session) -> TableValued:
+    """The elements of ``reports.entries`` as rows of (``index`` from 0, ``value``), in the
+    dialect's JSON table function; a query joins it to ``reports`` (it reads that row's column)."""
+    if session.get_bind().dialect.name == "postgresql":
+        elements = func.json_array_elements(Report.entries).table_valued(
+            column("value", JSON), with_ordinality="ordinality", name="entry"
+        )
+        return TableValued(elements, elements.c.ordinality - 1, elements.c.value)
+    elements = func.json_each(Report.entries).table_valued(
+        column("key", Integer), column("value", JSON), name="entry"
+    )
+    return TableValued(elements, elements.c.key, elements.c.value)
+
+
+@dataclass(frozen=True)
+class TableValued:
+    """A JSON table function and its index and value columns."""
+
+    source: Any
+    index: ColumnElement[int]
+    value: ColumnElement[Any]
+
+
+def count_entries_by_verdict(
+    session: Session, report_ids: Sequence[int]
+) -> dict[int, dict[str, int]]:
+    """Each report's entries per verdict, counted by the database (its entries never reach
+    this process); a report without entries is absent."""
+    counts: dict[int, dict[str, int]] = {}
+    if not report_ids:
+        return counts
+    elements = _entry_elements(session)
+    verdict = elements.value["verdict"].as_string()
+    query = (
+        select(Report.id, verdict, func.count())
+        .select_from(Report)
+        .join(elements.source, true())
+        .where(Report.id.in_(report_ids))
+        .group_by(Report.id, verdict)
+    )
+    for report_id, name, count in session.execute(query):
+        counts.setdefault(report_id, {})[str(name)] = int(count)
+    return counts
+
+
+def report_entries(
+    session: Session,
+    report_ids: Sequence[int],
+    *,
+    after: tuple[int, int],
+    limit: int,
+    failing: bool,
+) -> list[tuple[int, int, dict[str, Any]]]:
+    """Up to ``limit`` entries of these reports as (check position, entry index, entry), in
+    that order, from ``after`` = (position, index) on; ``failing``: only entries whose verdict
+    is not ``pass``. The database cuts the slice out of the stored lists, so reports of any
+    size cost this process only the entries returned."""
+    if not report_ids:
+        return []
+    position, index = after
+    elements = _entry_elements(session)
+    query = (
+        select(Check.position, elements.index, elements.value)
+        .select_from(Report)
+        .join(Check, Check.id == Report.check_id)
+        .join(elements.source, true())
+        .where(
+            Report.id.in_(report_ids),
+            or_(Check.position > position, elements.index >= index),
+        )
+    )
+    if failing:
+        verdict = func.coalesce(elements.value["verdict"].as_string(), "")
+        query = query.where(verdict != str(Verdict.PASS))
+    query = query.order_by(Check.position, elements.index).limit(limit)
+    return [(int(at), int(number), value) for at, number, value in session.execute(query)]
+
+
+@dataclass(frozen=True)
+class ReportedCheck:
+    """A check of a job as a page of its report reads it: the check's own columns, and its
+    report's id, verdict and stored document size (None while it has no report)."""
+
+    id: uuid.UUID
+    position: int
+    expression: str
+    status: CheckStatus
+    fail_on: list[str] | None
+    strict: bool
+    report_id: int | None
+    verdict: str | None
+    document_chars: int | None
+
+
+def reported_checks(
+    session: Session, job_id: uuid.UUID, *, from_position: int, limit: int
+) -> list[ReportedCheck]:
+    """Up to ``limit`` checks of the job from ``from_position`` on, in submission order, with
+    the id and size of their reports; neither points nor documents nor entries are loaded."""
+    query = (
+        select(
+            Check.id,
+            Check.position,
+            Check.expression,
+            Check.status,
+            Check.fail_on,
+            Check.strict,
+            Report.id,
+            Report.verdict,
+            func.length(cast(Report.document, Text)),
+        )
+        .outerjoin(Report, Report.check_id == Check.id)
+        .where(Check.job_id == job_id, Check.position >= from_position)
+        .order_by(Check.position)
+        .limit(limit)
+    )
+    return [ReportedCheck(*row) for row in session.execute(query)]
+
+
+def report_documents(session: Session, report_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The stored documents (everything but the entries) of these reports, by report id."""
+    if not report_ids:
+        return {}
+    query = select(Report.id, Report.document).where(Report.id.in_(report_ids))
+    return {report_id: document for report_id, document in session.execute(query)}
 
 
 def functions_of_checks(

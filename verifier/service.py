@@ -313,29 +313,33 @@ def _outcome(report: Report, check: Check) -> Outcome:
     )
 
 
-def encode_cursor(report_id: int) -> str:
-    """The opaque cursor that continues a listing after ``report_id``."""
-    return base64.urlsafe_b64encode(f"r{report_id}".encode()).decode().rstrip("=")
+def encode_cursor(number: int, kind: str = "r") -> str:
+    """The opaque cursor that continues a listing after ``number``: a report id for
+    ``/reports`` (kind ``r``), or a place in a job's report for its next page (kind ``e``)."""
+    return base64.urlsafe_b64encode(f"{kind}{number}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> int:
-    """The report id inside ``cursor``; JobRejectedError naming the cursor if it is not one."""
+def decode_cursor(cursor: str, kind: str = "r", maximum: int = repository.MAX_SQL_INTEGER) -> int:
+    """The number inside a cursor of ``kind``, from 0 to ``maximum`` (a report id fits a
+    database integer); JobRejectedError naming the cursor if it is not such a cursor."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("r"):
-            raise ValueError(text)
-        return int(text[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise JobRejectedError(
-            [
-                {
-                    "loc": ["query", "cursor"],
-                    "msg": f"invalid cursor {cursor!r}: pass next_cursor from a previous page",
-                    "type": "cursor",
-                    "position": None,
-                }
-            ]
-        ) from None
+        text = ""
+    digits = text[len(kind) :] if text.startswith(kind) else ""
+    # ASCII digits only: int() would also take signs, spaces, underscores and other scripts.
+    if digits.isascii() and digits.isdigit() and int(digits) <= maximum:
+        return int(digits)
+    raise JobRejectedError(
+        [
+            {
+                "loc": ["query", "cursor"],
+                "msg": f"invalid cursor {cursor!r}: pass next_cursor from a previous page",
+                "type": "cursor",
+                "position": None,
+            }
+        ]
+    )
 
 
 def list_reports(

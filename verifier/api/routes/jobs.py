@@ -12,7 +12,7 @@ from verifier.api.deps import SenderDep, SessionDep, SettingsDep
 from verifier.api.ratelimit import CallerDep
 from verifier.api.responses import ACCESS_RESPONSES
 from verifier.models import MAX_IDEMPOTENCY_KEY_CHARS
-from verifier.schemas import JobAccepted, JobIn, JobOut, JobReport
+from verifier.schemas import JobAccepted, JobIn, JobOut
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_RESPONSES)
 
@@ -81,9 +81,3 @@ def create_job(
 def read_job(job_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> JobOut:
     """The job's status, verdict and progress."""
     return service.job_status(session, job_id, caller.key_id)
-
-
-@router.get("/{job_id}/report", response_model=JobReport, responses=NOT_FOUND)
-def read_job_report(job_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> JobReport:
-    """The job and the report of each finished check, in the core's report format."""
-    return service.job_report(session, job_id, caller.key_id)
