@@ -1,7 +1,13 @@
-"""``create_app(settings)``: the FastAPI application with its routes, limits and error handlers."""
+"""``create_app(settings)``: the FastAPI application with its routes, limits and error handlers.
+
+Every 422 lists at most ``max_validation_problems`` problems, then one that counts the rest,
+and echoes at most ``max_echoed_input_chars`` of an offending value, so that the answer to a
+bad request stays small whatever the request (a body of 400 KB once drew 411 MB).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -93,11 +99,50 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def bounded_problems(
+    problems: list[dict[str, Any]], *, max_problems: int, max_input_chars: int
+) -> list[dict[str, Any]]:
+    """The first ``max_problems`` problems, each echoing at most ``max_input_chars`` of its
+    input, then one problem that counts those left out."""
+    shown = [_short_input(problem, max_input_chars) for problem in problems[:max_problems]]
+    hidden = len(problems) - len(shown)
+    if hidden > 0:
+        first = shown[0].get("loc") or ["body"]
+        shown.append(
+            {
+                "loc": [first[0]],
+                "msg": f"and {hidden} more problems, not listed (an answer lists at most "
+                f"{max_problems}): fix these and send the request again",
+                "type": "too_many_problems",
+                "count": hidden,
+            }
+        )
+    return shown
+
+
+def _short_input(problem: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    if "input" not in problem:
+        return problem
+    text = json.dumps(problem["input"])
+    if len(text) <= max_chars:
+        return problem
+    return {**problem, "input": f"{text[:max_chars]}... ({len(text)} characters in all)"}
+
+
 def _add_error_handlers(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+
+    def bounded(problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return bounded_problems(
+            problems,
+            max_problems=settings.max_validation_problems,
+            max_input_chars=settings.max_echoed_input_chars,
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes the input, which fails to encode when it is NaN.
-        problems = jsonable_encoder(_json_safe(error.errors()))
+        problems = jsonable_encoder(_json_safe(list(error.errors())))
         content_type = request.headers.get("content-type", "")
         if request.method == "POST" and not content_type.startswith("application/json"):
             # FastAPI reads a body as JSON only when its content type says so; say that first.
@@ -112,13 +157,14 @@ def _add_error_handlers(app: FastAPI) -> None:
                 },
             )
         return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": problems}
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": bounded(problems)}
         )
 
     @app.exception_handler(JobRejectedError)
     async def _rejected(_request: Request, error: JobRejectedError) -> JSONResponse:
         return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": error.problems}
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": bounded(error.problems)},
         )
 
     @app.exception_handler(NotFoundError)
