@@ -1,11 +1,17 @@
 """A per-key rate limit: a token bucket per caller, answered with 429 and ``Retry-After``.
 
 Each key (or, while keys are off, each client address) may send ``rate_limit_burst``
-requests at once and ``rate_limit_per_minute`` on average. Where the broker is Redis, the
-buckets live there (:class:`SharedRateLimiter`, one atomic script per request), so a fleet of
-API processes draws on one bucket per key; if Redis does not answer, each process falls back
-to buckets of its own for a while rather than fail or slow every request. On the embedded
-defaults (one API process, no Redis) the buckets live in the process (:class:`RateLimiter`).
+requests at once and ``rate_limit_per_minute`` on average. Requests that fail to
+authenticate (no key, an unknown or a revoked one) draw on a bucket of their client address
+(verifier/api/auth.py says what an address is: every loopback address is one, and a
+forwarding header buys no new one unless ``VERIFIER_TRUSTED_PROXIES`` names the proxy), so a
+client guessing keys gets 429 too; a valid key never draws on its address's bucket.
+
+Where the broker is Redis, the buckets live there (:class:`SharedRateLimiter`, one atomic
+script per request), so a fleet of API processes draws on one bucket per key; if Redis does
+not answer, each process falls back to buckets of its own for a while rather than fail or
+slow every request. On the embedded defaults (one API process, no Redis) the buckets live in
+the process (:class:`RateLimiter`).
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from typing import Annotated, Protocol
 import redis
 from fastapi import Depends, Request
 
-from verifier.api.auth import Caller, get_caller
+from verifier.api.auth import Caller, client_address, identify, presented_key
+from verifier.api.deps import SessionDep
 from verifier.config import Settings
-from verifier.errors import RateLimitedError
+from verifier.errors import RateLimitedError, UnauthorizedError
 
 logger = logging.getLogger(__name__)
 
@@ -152,13 +159,29 @@ def make_rate_limiter(settings: Settings) -> Limiter:
     )
 
 
-def limited_caller(request: Request, caller: Annotated[Caller, Depends(get_caller)]) -> Caller:
-    """The caller, once its rate limit allows this request; RateLimitedError otherwise."""
+def limited_caller(
+    request: Request,
+    session: SessionDep,
+    secret: Annotated[str | None, Depends(presented_key)],
+) -> Caller:
+    """The caller, once its rate limit allows this request; RateLimitedError otherwise, also
+    in place of UnauthorizedError once its address has failed to authenticate too often."""
     limiter: Limiter = request.app.state.rate_limiter
-    wait = limiter.wait_s(caller.bucket)
+    settings: Settings = request.app.state.settings
+    address = client_address(request, settings.trusted_proxy_networks)
+    try:
+        caller = identify(request, session, secret, address)
+    except UnauthorizedError:
+        _take(limiter, f"unauthenticated:{address}")
+        raise
+    _take(limiter, caller.bucket)
+    return caller
+
+
+def _take(limiter: Limiter, bucket: str) -> None:
+    wait = limiter.wait_s(bucket)
     if wait > 0:
         raise RateLimitedError(max(1, math.ceil(wait)))
-    return caller
 
 
 CallerDep = Annotated[Caller, Depends(limited_caller)]
