@@ -274,7 +274,7 @@ def test_pages_are_bounded_in_checks_and_in_document_characters(
         with server_thread(app) as url:
             counts, cursor = [], None
             while True:
-                params = {"cursor": cursor} if cursor else {}
+                params: dict[str, Any] = {"cursor": cursor} if cursor else {}
                 page = httpx.get(f"{url}/jobs/{job_id}/report", params=params).json()
                 counts.append(len(page["checks"]))
                 cursor = page["next_cursor"]
