@@ -1,0 +1,98 @@
+"""A 422 stays small whatever the request, over real HTTP: at most ``max_validation_problems``
+problems, then one that counts the rest, and at most ``max_echoed_input_chars`` of an offending
+value echoed back.
+
+Issue 9: 400 KB of empty points drew a 411 MB 422 (one problem per missing variable of every
+point: 32 variables x 133,000 points).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from verifier.api import create_app
+from verifier.api.deps import get_sender
+from verifier.config import MAX_ECHOED_INPUT_CHARS, MAX_VALIDATION_PROBLEMS, Settings
+from verifier.core.parse import MAX_VARIABLES
+
+ISSUE_BODY_BYTES = 400_000
+SMALL_ANSWER_BYTES = 64_000
+
+
+@pytest.fixture
+def api(settings: Settings, server_thread: Any, sender: Any) -> Iterator[str]:
+    """A live API with the default limits (keys off: this is about the answers)."""
+    app = create_app(settings.model_copy(update={"api_keys": "off", "rate_limit_per_minute": 0}))
+    app.dependency_overrides[get_sender] = lambda: sender
+    with server_thread(app) as url:
+        yield url
+
+
+def _empty_points_body(size: int) -> bytes:
+    """Checks of MAX_VARIABLES variables, each with as many empty points as the default
+    limit allows, as many as fit in ``size`` bytes of body."""
+    expression = " + ".join(f"x{n}" for n in range(MAX_VARIABLES))
+    per_check = Settings.model_fields["max_points_per_check"].default
+    points = size // len("{},")  # each empty point is 3 bytes in compact JSON
+    while True:
+        counts = [min(per_check, points - start) for start in range(0, points, per_check)]
+        checks = [{"expression": expression, "points": [{}] * count} for count in counts]
+        body = json.dumps({"checks": checks}, separators=(",", ":")).encode()
+        if len(body) <= size:
+            return body
+        points -= 100
+
+
+def test_400_kb_of_empty_points_draws_a_small_422_that_counts_the_rest(api: str) -> None:
+    body = _empty_points_body(ISSUE_BODY_BYTES)
+    assert len(body) <= ISSUE_BODY_BYTES
+    response = httpx.post(
+        f"{api}/jobs", content=body, headers={"content-type": "application/json"}, timeout=120
+    )
+    assert response.status_code == 422
+    assert len(response.content) < SMALL_ANSWER_BYTES  # issue 9: 411 MB
+    problems = response.json()["detail"]
+    assert len(problems) == MAX_VALIDATION_PROBLEMS + 1
+    listed, summary = problems[:-1], problems[-1]
+    assert listed[0]["loc"] == ["body", "checks", 0, "points", 0]
+    assert "check 0 point 0" in listed[0]["msg"] and "x0" in listed[0]["msg"]
+    # Every empty point is at least one problem (it misses every variable).
+    points = sum(len(check["points"]) for check in json.loads(body)["checks"])
+    assert points > 130_000  # issue 9's 400 KB: about 133,000 empty points
+    assert summary["type"] == "too_many_problems"
+    assert summary["count"] >= points - MAX_VALIDATION_PROBLEMS
+    assert f"and {summary['count']} more problems" in summary["msg"]
+    assert summary["loc"] == ["body"]
+
+
+def test_a_long_offending_value_is_echoed_cut_short(api: str) -> None:
+    dtype = "f" * 100_000
+    response = httpx.post(
+        f"{api}/jobs", json={"checks": [{"expression": "x", "points": [{"x": 1}], "dtype": dtype}]}
+    )
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["body", "checks", 0, "dtype"]
+    echoed = problem["input"]
+    # json.dumps of the value: 100,000 characters and two quotes.
+    assert echoed == json.dumps(dtype)[:MAX_ECHOED_INPUT_CHARS] + "... (100002 characters in all)"
+    assert len(response.content) < 2_000
+
+
+def test_a_few_problems_are_listed_whole_without_a_count(api: str) -> None:
+    response = httpx.post(f"{api}/jobs", json={"checks": [{"expression": "x", "points": [{}]}]})
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]  # one problem: listed, and no count after it
+    assert problem["loc"] == ["body", "checks", 0, "points", 0]
+    assert problem["type"] != "too_many_problems"
+
+
+def test_settings_defaults_are_the_named_limits() -> None:
+    fields = Settings.model_fields
+    assert fields["max_validation_problems"].default == MAX_VALIDATION_PROBLEMS
+    assert fields["max_echoed_input_chars"].default == MAX_ECHOED_INPUT_CHARS
