@@ -234,6 +234,7 @@ def _page(
         shown.append(row)
         chars_left -= size
     reported = [row for row in shown if row.report_id is not None]
+    by_check: dict[int, list[dict[str, Any]]] = {}
     if selection != "none" and reported:
         found = repository.report_entries(
             session,
@@ -247,7 +248,7 @@ def _page(
             found = found[:limit]
             shown = [row for row in shown if row.position <= next_place[0]]
             reported = [row for row in reported if row.position <= next_place[0]]
-        by_check: dict[int, list[dict[str, Any]]] = {row.position: [] for row in reported}
+        by_check = {row.position: [] for row in reported}
         for check_position, _index, entry in found:
             by_check[check_position].append(entry)
     documents = repository.report_documents(
