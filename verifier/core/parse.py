@@ -6,6 +6,10 @@ it is parsed by Python's ``ast`` module, checked node by node against a whitelis
 SymPy tree is built here from the checked syntax tree with ``evaluate=False``, so that
 ``x/x`` and ``log(exp(x))`` stay as written.
 
+No big number is ever built: a literal is checked on its text (the one number syntax of
+:mod:`verifier.core.points`, its digits, its decimal exponent) before its value is read, and a
+constant exponent is bounded from its parts (:class:`_Range`) without computing it.
+
 >>> parse_expression("3*x**2 + 2*x*y + y**2").variables
 ('x', 'y')
 """
@@ -15,11 +19,15 @@ from __future__ import annotations
 import ast
 import math
 import re
+import threading
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 
 import sympy
 
 from verifier.core.functions import ALIASES, CONSTANTS, FUNCTIONS
+from verifier.core.points import MAX_DECIMAL_EXPONENT, decimal_in_range, parse_decimal
 from verifier.errors import (
     ArityError,
     ExpressionError,
@@ -34,6 +42,8 @@ MAX_NESTING_DEPTH = 64
 MAX_SIGN_RUN = 8
 MAX_LITERAL_DIGITS = 30
 MAX_EXPONENT_ABS = 1000
+"""Largest constant exponent, in absolute value; literals' own exponents are bounded by the
+number syntax's ``MAX_DECIMAL_EXPONENT`` (verifier/core/points.py)."""
 MAX_VARIABLES = 32
 MAX_NAME_CHARS = 64
 
@@ -111,6 +121,19 @@ def parse_expression(text: str) -> ParsedExpression:
     )
 
 
+def require_variables(parsed: ParsedExpression) -> ParsedExpression:
+    """Refuse an expression with nothing to differentiate by; returns ``parsed`` unchanged.
+
+    >>> require_variables(parse_expression("2*pi"))
+    Traceback (most recent call last):
+    ...
+    verifier.errors.ExpressionError: the expression has no variables to differentiate by
+    """
+    if not parsed.variables:
+        raise ExpressionError("the expression has no variables to differentiate by")
+    return parsed
+
+
 def _original_position(text: str, position: int) -> int:
     """Map a column of the text with "^" spelled "**" back to the text as submitted."""
     original = 0
@@ -167,9 +190,19 @@ def _check_characters(text: str) -> None:
             sign_run = 0
 
 
+_AST_PARSE_LOCK = threading.Lock()
+"""Held around every ``ast.parse`` of this module. CPython 3.11's AST constructor keeps its
+recursion-depth counter in state shared by all threads; when a thread switch lands inside it
+(the garbage collector running a finalizer, say), two parses corrupt each other's count and
+one fails with ``SystemError: AST constructor recursion depth mismatch`` (cpython issue
+106905). The API parses in a thread pool, so parses here take turns; one takes well under a
+millisecond."""
+
+
 def _syntax_tree(text: str) -> ast.Expression:
     try:
-        return ast.parse(text, mode="eval")
+        with _AST_PARSE_LOCK:
+            return ast.parse(text, mode="eval")
     except SyntaxError as error:
         position = (error.offset - 1) if error.offset else None
         message = error.msg.removeprefix("invalid syntax. ").rstrip(".")
@@ -227,6 +260,7 @@ class _Builder:
         self.source = source
         self.variables: list[str] = []
         self.functions: set[str] = set()
+        self.constants = _Constants(source)
 
     def build(self, node: ast.AST) -> sympy.Basic:
         if isinstance(node, ast.BinOp):
@@ -234,7 +268,7 @@ class _Builder:
         if isinstance(node, ast.UnaryOp):
             return self._unary(node)
         if isinstance(node, ast.Constant):
-            return _number(node, ast.get_source_segment(self.source, node) or "")
+            return _number(node, _segment(self.source, node))
         if isinstance(node, ast.Name):
             return self._name(node)
         if isinstance(node, ast.Call):
@@ -247,7 +281,7 @@ class _Builder:
             if isinstance(node.op, ast.Pow):
                 left = self.build(node.left)
                 right = self.build(node.right)
-                _check_exponent(node.right)
+                self._check_exponent(node.right)
                 return sympy.Pow(left, right, evaluate=False)
             symbol = _OPERATOR_SYMBOLS.get(type(node.op), type(node.op).__name__)
             raise ForbiddenSyntaxError(
@@ -273,6 +307,25 @@ class _Builder:
         if terms[0] == sympy.S.One and isinstance(rights[-1][0], ast.Div):
             terms = terms[1:]  # 1/u is the reciprocal of u, not a product with 1
         return terms[0] if len(terms) == 1 else sympy.Mul(*terms, evaluate=False)
+
+    def _check_exponent(self, node: ast.AST) -> None:
+        """Refuse a constant exponent beyond MAX_EXPONENT_ABS (``10**5000``, ``x**(2/0.001)``)."""
+        literal = _signed_literal(node, self.source)
+        bound = None if literal is not None else self.constants.range(node)
+        if literal is not None:
+            within = abs(literal) <= MAX_EXPONENT_ABS  # exact: x**1000.000001 is refused
+        else:
+            within = bound is None or bound.at_most(MAX_EXPONENT_ABS)
+        if within:
+            return
+        if bound is not None and bound.high == math.inf:
+            reason = (
+                f"constant exponent not provably within {MAX_EXPONENT_ABS} in absolute value "
+                "(it divides by a value that may be 0)"
+            )
+        else:
+            reason = f"constant exponent larger than {MAX_EXPONENT_ABS} in absolute value"
+        raise LimitError(reason, limit="MAX_EXPONENT_ABS", position=_position(node))
 
     def _unary(self, node: ast.UnaryOp) -> sympy.Expr:
         operand = self.build(node.operand)
@@ -406,65 +459,266 @@ def _check_name(name: str, node: ast.AST) -> None:
         )
 
 
+def _segment(source: str, node: ast.AST) -> str:
+    """The text of ``node``: its columns of the one-line, ASCII-only source."""
+    return source[getattr(node, "col_offset", 0) : getattr(node, "end_col_offset", None)]
+
+
+_SHOWN_CHARS = 40
+"""Longest part of a refused literal that its error message repeats."""
+
+
 def _number(node: ast.Constant, source: str) -> sympy.Number:
+    """The exact value of a literal, from its text, checked before any number is built."""
     value = node.value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ForbiddenSyntaxError(_describe(node), position=_position(node))
-    source = source.replace("_", "")
-    mantissa = source.lower().split("e")[0]
-    digits = len(mantissa.replace(".", "").lstrip("0"))
+    exact = parse_decimal(source)
+    if exact is None:
+        shown = source if len(source) <= _SHOWN_CHARS else source[:_SHOWN_CHARS] + "..."
+        raise ForbiddenSyntaxError(
+            f"number literal {shown!r} is not a plain decimal number (digits, a point, an "
+            "exponent; no hex, octal, binary or underscores)",
+            position=_position(node),
+        )
+    digits = len(source.lower().partition("e")[0].replace(".", "").lstrip("0"))
     if digits > MAX_LITERAL_DIGITS:
         raise LimitError(
             f"number literal with more than {MAX_LITERAL_DIGITS} digits",
             limit="MAX_LITERAL_DIGITS",
             position=_position(node),
         )
-    if isinstance(value, int):
-        return sympy.Integer(value)
-    if not math.isfinite(value):
+    if not decimal_in_range(exact):
         raise LimitError(
-            "number literal out of range", limit="MAX_LITERAL_DIGITS", position=_position(node)
-        )
-    # The literal as written, as an exact rational: 0.1 means 1/10.
-    return sympy.Rational(source)
-
-
-def _check_exponent(node: ast.AST) -> None:
-    """Refuse constant exponents too large to evaluate (``10**5000``, ``9**9**9``)."""
-    magnitude = _constant_magnitude(node)
-    if magnitude is not None and magnitude > MAX_EXPONENT_ABS:
-        raise LimitError(
-            f"constant exponent larger than {MAX_EXPONENT_ABS} in absolute value",
-            limit="MAX_EXPONENT_ABS",
+            f"number literal with a decimal exponent beyond ±{MAX_DECIMAL_EXPONENT}",
+            limit="MAX_DECIMAL_EXPONENT",
             position=_position(node),
         )
+    # The literal as written, as an exact rational: 0.1 means 1/10.
+    fraction = Fraction(exact)
+    return sympy.Rational(fraction.numerator, fraction.denominator)
 
 
-def _constant_magnitude(node: ast.AST) -> float | None:
-    """Upper bound of |value| for pure-number arithmetic; None when not a plain constant."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        try:
-            return abs(float(node.value))
-        except OverflowError:
-            return math.inf
-    if isinstance(node, ast.UnaryOp):
-        return _constant_magnitude(node.operand)
-    if isinstance(node, ast.BinOp):
-        left = _constant_magnitude(node.left)
-        right = _constant_magnitude(node.right)
-        if left is None or right is None:
-            return None
-        try:
-            if isinstance(node.op, ast.Pow):
-                return math.inf if right > MAX_EXPONENT_ABS else max(left, 1.0) ** right
+_LOG10_SLACK = 1e-9
+"""Room for the rounding of a computed bound (in log10 units): ``x**(1/(1 - 0.999))``, whose
+exponent is exactly 1000, passes."""
+
+
+@dataclass(frozen=True)
+class _Range:
+    """What is known of a constant's value without computing it: log10 of its magnitude lies
+    in [low, high] and its sign is ``sign`` (+1, -1; 0 when unknown). ``low`` is -inf when the
+    value may be 0, ``high`` -inf when it is 0 and +inf when nothing bounds it."""
+
+    low: float
+    high: float
+    sign: int
+
+    @property
+    def is_zero(self) -> bool:
+        return self.high == -math.inf
+
+    def at_most(self, limit: float) -> bool:
+        """Whether the magnitude is at most ``limit`` (up to the rounding of the bound)."""
+        return self.high <= math.log10(limit) + _LOG10_SLACK
+
+    def signed(self) -> tuple[float, float]:
+        """The least and the greatest value (floats, possibly infinite)."""
+        small, large = _pow10(self.low), _pow10(self.high)
+        if self.sign > 0:
+            return small, large
+        if self.sign < 0:
+            return -large, -small
+        return -large, large
+
+
+_ZERO = _Range(-math.inf, -math.inf, 0)
+_ONE = _Range(0.0, 0.0, 1)
+_HALF = _Range(-math.log10(2.0), -math.log10(2.0), 1)
+_UNBOUNDED = _Range(-math.inf, math.inf, 0)
+
+
+class _Constants:
+    """Bounds of the constant subtrees of one syntax tree (pure-number arithmetic: literals,
+    ``pi``, + - * / **, and sqrt, Abs, Max, Min, floor, ceiling of such), each computed once,
+    walking with a stack. Any other subtree (a variable, another function) has no bound and is
+    not limited here."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._known: dict[int, _Range | None] = {}
+
+    def range(self, root: ast.AST) -> _Range | None:
+        """The bound of ``root``'s value; None when it is not a constant of the kinds above."""
+        known = self._known
+        stack: list[tuple[ast.AST, bool]] = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if id(node) in known:
+                continue
+            operands = _operands(node)
+            if not ready and operands:
+                stack.append((node, True))
+                stack.extend((operand, False) for operand in operands)
+                continue
+            parts = [known[id(operand)] for operand in operands]
+            bounded = [part for part in parts if part is not None]
+            known[id(node)] = self._combine(node, bounded) if len(bounded) == len(parts) else None
+        return known[id(root)]
+
+    def _combine(self, node: ast.AST, parts: list[_Range]) -> _Range | None:
+        if isinstance(node, ast.Constant):
+            exact = parse_decimal(_segment(self.source, node))
+            return None if exact is None or not exact.is_finite() else _literal_range(exact)
+        if isinstance(node, ast.Name):
+            constant = CONSTANTS.get(node.id)
+            return None if constant is None else _literal_range(Decimal(repr(float(constant))))
+        if isinstance(node, ast.UnaryOp):
+            (operand,) = parts
+            if isinstance(node.op, ast.USub):
+                return _Range(operand.low, operand.high, -operand.sign)
+            return operand if isinstance(node.op, ast.UAdd) else None
+        if isinstance(node, ast.BinOp):
+            left, right = parts
+            if isinstance(node.op, ast.Add):
+                return _sum(left, right)
+            if isinstance(node.op, ast.Sub):
+                return _sum(left, _Range(right.low, right.high, -right.sign))
             if isinstance(node.op, ast.Mult):
-                return left * right
-            if isinstance(node.op, ast.Add | ast.Sub):
-                return left + right
+                return _product(left, right)
             if isinstance(node.op, ast.Div):
-                return left
-        except OverflowError:
-            return math.inf
+                return _UNBOUNDED if right.is_zero else _product(left, _reciprocal(right))
+            if isinstance(node.op, ast.Pow):
+                return _power(left, right)
+            return None
+        if isinstance(node, ast.Call):
+            return _call_range(_called(node), parts)
+        return None
+
+
+def _signed_literal(node: ast.AST, source: str) -> Decimal | None:
+    """The exact value of a literal with any signs before it (``-1001``); None otherwise."""
+    negative = False
+    while isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
+        negative ^= isinstance(node.op, ast.USub)
+        node = node.operand
+    if not isinstance(node, ast.Constant):
+        return None
+    exact = parse_decimal(_segment(source, node))
+    return None if exact is None else (-exact if negative else exact)
+
+
+_BOUNDED_CALLS = frozenset({"sqrt", "Abs", "Max", "Min", "floor", "ceiling"})
+
+
+def _called(node: ast.Call) -> str | None:
+    name = node.func.id if isinstance(node.func, ast.Name) else None
+    return ALIASES.get(name, name) if name is not None else None
+
+
+def _operands(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.BinOp):
+        return [node.left, node.right]
+    if isinstance(node, ast.UnaryOp):
+        return [node.operand]
+    if isinstance(node, ast.Call) and _called(node) in _BOUNDED_CALLS and node.args:
+        return list(node.args)
+    return []
+
+
+def _literal_range(value: Decimal) -> _Range:
+    if not value:
+        return _ZERO
+    exponent = value.adjusted()
+    log = exponent + math.log10(float(abs(value).scaleb(-exponent)))
+    return _Range(log, log, 1 if value > 0 else -1)
+
+
+def _pow10(exponent: float) -> float:
+    try:
+        return 10.0**exponent
+    except OverflowError:
+        return math.inf
+
+
+def _log10_sum(a: float, b: float) -> float:
+    """log10(10**a + 10**b), without overflow."""
+    top, bottom = max(a, b), min(a, b)
+    if top == math.inf or bottom == -math.inf:
+        return top
+    return top + math.log10(1.0 + _pow10(bottom - top))
+
+
+def _log10_gap(a: float, b: float) -> float:
+    """log10(|10**a - 10**b|), without overflow; -inf when they are equal."""
+    top, bottom = max(a, b), min(a, b)
+    if top == math.inf:
+        return top
+    gap = -math.expm1((bottom - top) * math.log(10.0))  # 1 - 10**(bottom - top)
+    return top + math.log10(gap) if gap > 0 else -math.inf
+
+
+def _sum(a: _Range, b: _Range) -> _Range:
+    if a.is_zero:
+        return b
+    if b.is_zero:
+        return a
+    if a.sign == b.sign != 0:
+        return _Range(_log10_sum(a.low, b.low), _log10_sum(a.high, b.high), a.sign)
+    if a.sign == -b.sign != 0:
+        # a + b lies in [|a|min - |b|max, |a|max - |b|min] (for a positive; mirrored otherwise).
+        least_above = a.low > b.high  # |a| > |b| always: the sign is a's
+        least_below = b.low > a.high
+        high = max(_log10_gap(a.low, b.high), _log10_gap(a.high, b.low))
+        if least_above:
+            return _Range(_log10_gap(a.low, b.high), high, a.sign)
+        if least_below:
+            return _Range(_log10_gap(b.low, a.high), high, b.sign)
+        return _Range(-math.inf, high, 0)
+    high = _log10_sum(a.high, b.high)
+    if a.low > b.high:
+        return _Range(_log10_gap(a.low, b.high), high, a.sign)
+    if b.low > a.high:
+        return _Range(_log10_gap(b.low, a.high), high, b.sign)
+    return _Range(-math.inf, high, 0)
+
+
+def _reciprocal(a: _Range) -> _Range:
+    return _Range(-a.high, -a.low, a.sign)
+
+
+def _product(a: _Range, b: _Range) -> _Range:
+    if a.is_zero or b.is_zero:
+        return _ZERO
+    return _Range(a.low + b.low, a.high + b.high, a.sign * b.sign)
+
+
+def _power(base: _Range, exponent: _Range) -> _Range:
+    if exponent.is_zero:
+        return _ONE
+    if exponent.high == math.inf:
+        return _UNBOUNDED
+    if base.is_zero:
+        return _ZERO if exponent.sign > 0 else _UNBOUNDED
+    if base.low == -math.inf or base.high == math.inf:
+        return _UNBOUNDED
+    # log10|base**e| = e * log10|base|: its extremes are at the corners.
+    corners = [e * log for e in exponent.signed() for log in (base.low, base.high)]
+    corners = [0.0 if math.isnan(corner) else corner for corner in corners]
+    return _Range(min(corners), max(corners), 1 if base.sign > 0 else 0)
+
+
+def _call_range(name: str | None, parts: list[_Range]) -> _Range | None:
+    if name == "sqrt":
+        return _power(parts[0], _HALF)
+    if name == "Abs":
+        return parts[0] if parts[0].is_zero else _Range(parts[0].low, parts[0].high, 1)
+    if name in ("Max", "Min"):
+        signs = {part.sign for part in parts}
+        sign = signs.pop() if len(signs) == 1 else 0
+        return _Range(min(p.low for p in parts), max(p.high for p in parts), sign)
+    if name in ("floor", "ceiling"):
+        return _Range(-math.inf, _log10_sum(parts[0].high, 0.0), 0)  # |floor(a)| <= |a| + 1
     return None
 
 

@@ -3,6 +3,12 @@
 A point is given as decimal text or a number. It is rounded once, exactly, to the check's
 dtype; autograd runs at that value and the reference is evaluated at that same value.
 
+The number syntax lives here, once: :data:`DECIMAL_NUMBER` and :data:`MAX_DECIMAL_EXPONENT`
+govern a point given as text and a literal written in an expression alike
+(:mod:`verifier.core.parse` reads literals with :func:`parse_decimal`), and the service
+validates submissions with these same functions, so what a worker would refuse is refused
+at the door.
+
 >>> parse_assignments("x=2,y=0.5")
 {'x': '2', 'y': '0.5'}
 """
@@ -20,12 +26,49 @@ from verifier.core.dtypes import DType, round_float, round_to_dtype
 from verifier.errors import OptionError, PointError
 
 MAX_POINTS_PER_CHECK = 10_000
+"""Points of one check, the given and the sampled together."""
 DEFAULT_DOMAIN = (-1.0, 1.0)
 
-_NUMBER_RE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+DECIMAL_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+"""The one syntax of a number written as text, in a point or in an expression: a plain
+decimal (ASCII digits, an optional point, an optional exponent), without spaces inside,
+underscores, hex, octal, binary, ``inf`` or ``nan``. Use it with ``fullmatch``."""
 MAX_NUMBER_CHARS = 100
+"""Longest point given as text, in characters (surrounding spaces not counted)."""
+MAX_DECIMAL_EXPONENT = 400
+"""Largest decimal exponent, in absolute value, of a number written as text (the exponent of
+its leading digit: 2.5e3 has 3, 0.01 has -2). Every dtype's range lies well inside it
+(float64 spans about 4.9e-324 to 1.8e308), so no value that a dtype can hold is refused, and
+reading the exact value never builds an integer above about 10**430."""
 
 PointInput = Mapping[str, float | int | str]
+
+
+def parse_decimal(text: str) -> Decimal | None:
+    """The exact value of ``text`` if it has the number syntax :data:`DECIMAL_NUMBER`, else None.
+
+    A Decimal keeps its exponent apart from its digits, so ``1e-9999999999`` costs no more to
+    read than ``1e-9``; an exponent beyond even Decimal's own range reads as an infinity. Nothing
+    here checks :data:`MAX_DECIMAL_EXPONENT`: see :func:`decimal_in_range`.
+
+    >>> parse_decimal("2.5e3"), parse_decimal("0x10")
+    (Decimal('2.5E+3'), None)
+    """
+    if DECIMAL_NUMBER.fullmatch(text) is None:
+        return None
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # the syntax matched, so only the exponent can be beyond Decimal
+        return Decimal("-Infinity" if text.startswith("-") else "Infinity")
+
+
+def decimal_in_range(value: Decimal) -> bool:
+    """Whether ``value`` is zero or its decimal exponent is within :data:`MAX_DECIMAL_EXPONENT`.
+
+    >>> decimal_in_range(Decimal("1e-400")), decimal_in_range(Decimal("1e-401"))
+    (True, False)
+    """
+    return value.is_finite() and (not value or abs(value.adjusted()) <= MAX_DECIMAL_EXPONENT)
 
 
 def parse_assignments(text: str) -> dict[str, str]:
@@ -68,50 +111,67 @@ def to_fraction(value: object, *, where: str) -> Fraction:
         return Fraction(value)
     if isinstance(value, str):
         text = value.strip()
-        if len(text) > MAX_NUMBER_CHARS or not _NUMBER_RE.match(text):
+        exact = parse_decimal(text) if len(text) <= MAX_NUMBER_CHARS else None
+        if exact is None:
             raise PointError(f"{where}: {value[:MAX_NUMBER_CHARS]!r} is not a decimal number")
-        try:
-            exact = Decimal(text)
-        except InvalidOperation:
-            raise PointError(f"{where}: {value!r} is not a decimal number") from None
-        if abs(exact.adjusted()) > 400:
-            raise PointError(f"{where}: {value!r} is out of range")
+        if not decimal_in_range(exact):
+            raise PointError(
+                f"{where}: {text!r} is out of range (a decimal exponent beyond "
+                f"±{MAX_DECIMAL_EXPONENT})"
+            )
         return Fraction(exact)
     raise PointError(f"{where}: expected a number, got {type(value).__name__}")
+
+
+def check_point_count(count: int) -> None:
+    """Refuse more than :data:`MAX_POINTS_PER_CHECK` points, given and sampled together."""
+    if count > MAX_POINTS_PER_CHECK:
+        raise PointError(f"{count} points, more than {MAX_POINTS_PER_CHECK} per check")
 
 
 def round_points(
     points: Sequence[PointInput], variables: Sequence[str], dtype: DType
 ) -> list[dict[str, float]]:
     """Round every value to ``dtype``, checking that each point names exactly ``variables``."""
-    if len(points) > MAX_POINTS_PER_CHECK:
-        raise PointError(f"{len(points)} points, more than {MAX_POINTS_PER_CHECK} per check")
-    rounded = []
-    for index, point in enumerate(points):
-        if not isinstance(point, Mapping):
-            raise PointError(f"point {index}: expected a mapping of variable to number")
-        missing = [name for name in variables if name not in point]
-        unknown = [name for name in point if name not in variables]
-        if missing:
-            raise PointError(f"point {index}: no value for variable(s) {', '.join(missing)}")
-        if unknown:
-            known = ", ".join(variables) or "none"
-            raise PointError(
-                f"point {index}: unknown variable(s) {', '.join(map(str, unknown))}"
-                f" (the expression's variables: {known})"
-            )
-        values = {}
-        for name in variables:
-            raw = point[name]
-            if isinstance(raw, float) and math.isfinite(raw):
-                value = round_float(raw, dtype)
-            else:
-                value = round_to_dtype(to_fraction(raw, where=f"point {index}, {name}"), dtype)
-            if not math.isfinite(value):
-                raise PointError(f"point {index}, {name}: {point[name]} overflows {dtype.name}")
-            values[name] = value
-        rounded.append(values)
-    return rounded
+    check_point_count(len(points))
+    return [round_point(point, variables, dtype, index=i) for i, point in enumerate(points)]
+
+
+def round_point(
+    point: PointInput, variables: Sequence[str], dtype: DType, *, index: int
+) -> dict[str, float]:
+    """One point rounded to ``dtype``; errors name it as point ``index``."""
+    check_point_names(point, variables, index=index)
+    return {
+        name: round_value(point[name], dtype, where=f"point {index}, {name}") for name in variables
+    }
+
+
+def check_point_names(point: object, variables: Sequence[str], *, index: int) -> None:
+    """Refuse a point that is not a mapping naming exactly ``variables``."""
+    if not isinstance(point, Mapping):
+        raise PointError(f"point {index}: expected a mapping of variable to number")
+    missing = [name for name in variables if name not in point]
+    unknown = [name for name in point if name not in variables]
+    if missing:
+        raise PointError(f"point {index}: no value for variable(s) {', '.join(missing)}")
+    if unknown:
+        known = ", ".join(variables) or "none"
+        raise PointError(
+            f"point {index}: unknown variable(s) {', '.join(map(str, unknown))}"
+            f" (the expression's variables: {known})"
+        )
+
+
+def round_value(raw: object, dtype: DType, *, where: str) -> float:
+    """A number or decimal text rounded once, exactly, to ``dtype``; refuses an overflow."""
+    if isinstance(raw, float) and math.isfinite(raw):
+        value = round_float(raw, dtype)
+    else:
+        value = round_to_dtype(to_fraction(raw, where=where), dtype)
+    if not math.isfinite(value):
+        raise PointError(f"{where}: {raw} overflows {dtype.name}")
+    return value
 
 
 def sample_points(
@@ -121,21 +181,34 @@ def sample_points(
     seed: int,
 ) -> list[dict[str, float]]:
     """Draw ``samples`` points uniformly from ``domain`` (default -1:1 per variable)."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise OptionError(f"samples must be a positive integer, got {samples!r}")
-    if samples > MAX_POINTS_PER_CHECK:
-        raise OptionError(f"samples={samples} is more than {MAX_POINTS_PER_CHECK} per check")
+    check_samples(samples)
     domain = dict(domain or {})
-    unknown = [name for name in domain if name not in variables]
-    if unknown:
-        raise OptionError(f"domain names unknown variable(s) {', '.join(unknown)}")
-    ranges = []
-    for name in variables:
-        low, high = domain.get(name, DEFAULT_DOMAIN)
-        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-            raise OptionError(f"domain of {name!r} must be finite with low <= high")
-        ranges.append((name, low, high))
+    for name, bounds in domain.items():
+        domain_range(name, bounds, variables)
+    ranges = [(name, *domain.get(name, DEFAULT_DOMAIN)) for name in variables]
     generator = random.Random(seed)
     return [
         {name: generator.uniform(low, high) for name, low, high in ranges} for _ in range(samples)
     ]
+
+
+def check_samples(samples: object) -> None:
+    """Refuse a number of samples that is not a positive integer within the points limit."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise OptionError(f"samples must be a positive integer, got {samples!r}")
+    if samples > MAX_POINTS_PER_CHECK:
+        raise OptionError(f"samples={samples} is more than {MAX_POINTS_PER_CHECK} per check")
+
+
+def domain_range(
+    name: str, bounds: tuple[float, float], variables: Sequence[str]
+) -> tuple[float, float]:
+    """The sampling range of variable ``name``: finite, with low <= high."""
+    if name not in variables:
+        raise OptionError(f"domain names {name!r}, not a variable of the expression")
+    low, high = bounds
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise OptionError(
+            f"domain of {name!r} must be finite with low <= high, got [{low}, {high}]"
+        )
+    return low, high
