@@ -1,22 +1,32 @@
 """Validation of a job request before anything is stored: every problem, with its location.
 
-Expressions go through the core's safe parser (SymPy only, no torch), so a bad expression is
-refused at the door with the problem and its position rather than failing later in a worker.
+What a worker would refuse, the API refuses first, through the very functions the worker's
+``check()`` calls (verifier/core): the safe parser and its variables, the tolerance, every
+point's rounding to the dtype, the sampling options and the points limit. The core needs SymPy
+only, not torch, so the API image stays small. Sampled points are not drawn here: their
+options are validated, and their number counts against the limit of points per check.
 """
 
 from __future__ import annotations
 
-import math
-import re
+from collections.abc import Mapping
 from typing import Any
 
 from verifier.config import Settings
-from verifier.core.parse import ParsedExpression, parse_expression
-from verifier.errors import ExpressionError, JobRejectedError
+from verifier.core.dtypes import DType, get_dtype
+from verifier.core.parse import ParsedExpression, parse_expression, require_variables
+from verifier.core.points import (
+    check_point_count,
+    check_point_names,
+    check_samples,
+    domain_range,
+    round_value,
+)
+from verifier.core.tolerance import make_tolerance
+from verifier.errors import ExpressionError, InputError, JobRejectedError
 from verifier.schemas import CheckIn, JobIn
 
-DECIMAL_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-"""A point given as text: a plain decimal number (no spaces, underscores or hex)."""
+Loc = list[str | int]
 
 
 def validate_job(request: JobIn, settings: Settings) -> list[ParsedExpression]:
@@ -35,9 +45,9 @@ def validate_job(request: JobIn, settings: Settings) -> list[ParsedExpression]:
         )
     parsed: list[ParsedExpression] = []
     for index, check in enumerate(request.checks):
-        where: list[str | int] = ["body", "checks", index]
+        where: Loc = ["body", "checks", index]
         try:
-            expression = parse_expression(check.expression)
+            expression = require_variables(parse_expression(check.expression))
         except ExpressionError as error:
             problems.append(
                 _problem(
@@ -55,22 +65,23 @@ def validate_job(request: JobIn, settings: Settings) -> list[ParsedExpression]:
     return parsed
 
 
-def _problem(
-    loc: list[str | int], msg: str, kind: str, *, position: int | None = None
-) -> dict[str, Any]:
+def _problem(loc: Loc, msg: str, kind: str, *, position: int | None = None) -> dict[str, Any]:
     return {"loc": loc, "msg": msg, "type": kind, "position": position}
 
 
 def _check_options(
-    check: CheckIn,
-    expression: ParsedExpression,
-    where: list[str | int],
-    index: int,
-    settings: Settings,
+    check: CheckIn, expression: ParsedExpression, where: Loc, index: int, settings: Settings
 ) -> list[dict[str, Any]]:
     problems: list[dict[str, Any]] = []
-    variables = set(expression.variables)
-    if not check.points and check.samples is None:
+    dtype = get_dtype(check.dtype)
+    for field, tolerance in (("rtol", {"rtol": check.rtol}), ("atol", {"atol": check.atol})):
+        try:
+            make_tolerance(dtype, **tolerance)
+        except InputError as error:
+            problems.append(_problem([*where, field], f"check {index}: {error}", "option"))
+    problems.extend(_check_sampling(check, expression, where, index, settings))
+    points = check.points or []
+    if not points and check.samples is None:
         problems.append(
             _problem(
                 [*where, "points"],
@@ -78,7 +89,6 @@ def _check_options(
                 "missing_points",
             )
         )
-    points = check.points or []
     if len(points) > settings.max_points_per_check:
         problems.append(
             _problem(
@@ -89,9 +99,51 @@ def _check_options(
             )
         )
         return problems
+    samples = check.samples or 0
+    try:
+        if samples <= settings.max_samples_per_check:  # else refused above, for its own limit
+            check_point_count(len(points) + samples)  # the worker counts both together
+    except InputError as error:
+        field = "samples" if samples else "points"
+        given = f"{len(points)} points and {samples} samples make " if samples else ""
+        problems.append(
+            _problem([*where, field], f"check {index}: {given}{error}", "too_many_points")
+        )
     for number, point in enumerate(points):
-        problems.extend(_check_point(point, variables, expression, [*where, "points", number]))
-    if check.samples is not None and check.samples > settings.max_samples_per_check:
+        loc = [*where, "points", number]
+        problems.extend(_check_point(point, expression.variables, dtype, loc, f"check {index}"))
+    return problems
+
+
+def _check_point(
+    point: Mapping[str, float | str], variables: tuple[str, ...], dtype: DType, loc: Loc, label: str
+) -> list[dict[str, Any]]:
+    """The problems of one point, found as the worker's ``round_points`` finds them."""
+    number = int(loc[-1])
+    try:
+        check_point_names(point, variables, index=number)
+    except InputError as error:
+        return [_problem(loc, f"{label} {error}", "point")]
+    problems: list[dict[str, Any]] = []
+    for name in variables:
+        try:
+            round_value(point[name], dtype, where=f"{label} point {number}, {name}")
+        except InputError as error:
+            problems.append(_problem([*loc, name], str(error), "point"))
+    return problems
+
+
+def _check_sampling(
+    check: CheckIn, expression: ParsedExpression, where: Loc, index: int, settings: Settings
+) -> list[dict[str, Any]]:
+    """The problems of ``samples`` and ``domain`` (as the worker's ``sample_points`` finds them)."""
+    problems: list[dict[str, Any]] = []
+    if check.samples is None:
+        if check.domain is not None:
+            message = f"check {index}: domain is given without samples"
+            problems.append(_problem([*where, "domain"], message, "domain"))
+        return problems
+    if check.samples > settings.max_samples_per_check:
         problems.append(
             _problem(
                 [*where, "samples"],
@@ -100,61 +152,14 @@ def _check_options(
                 "too_many_samples",
             )
         )
-    for name, (low, high) in (check.domain or {}).items():
-        loc = [*where, "domain", name]
-        if name not in variables:
-            problems.append(
-                _problem(loc, f"check {index}: domain names {name!r}, not a variable", "domain")
-            )
-        elif not (math.isfinite(low) and math.isfinite(high) and low < high):
-            problems.append(
-                _problem(
-                    loc,
-                    f"check {index}: domain of {name!r} must be finite with low < high, "
-                    f"got [{low}, {high}]",
-                    "domain",
-                )
-            )
-    return problems
-
-
-def _check_point(
-    point: dict[str, float | str],
-    variables: set[str],
-    expression: ParsedExpression,
-    loc: list[str | int],
-) -> list[dict[str, Any]]:
-    problems: list[dict[str, Any]] = []
-    label = f"check {loc[2]} point {loc[-1]}"
-    for name in expression.variables:
-        if name not in point:
-            problems.append(_problem(loc, f"{label}: no value for variable {name!r}", "point"))
-    for name, value in point.items():
-        if name not in variables:
-            problems.append(
-                _problem(
-                    [*loc, name],
-                    f"{label}: {name!r} is not a variable of {expression.text!r}",
-                    "point",
-                )
-            )
-            continue
+    else:
         try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
-            problems.append(
-                _problem([*loc, name], f"{label}: {name}={value!r} is not a number", "point")
-            )
-            continue
-        if not math.isfinite(number):
-            problems.append(
-                _problem([*loc, name], f"{label}: {name}={value!r} is not finite", "point")
-            )
-        elif isinstance(value, str) and not DECIMAL_TEXT.fullmatch(value):
-            problems.append(
-                _problem(
-                    [*loc, name], f"{label}: {name}={value!r} is not a decimal number", "point"
-                )
-            )
+            check_samples(check.samples)
+        except InputError as error:
+            problems.append(_problem([*where, "samples"], f"check {index}: {error}", "samples"))
+    for name, bounds in (check.domain or {}).items():
+        try:
+            domain_range(name, bounds, expression.variables)
+        except InputError as error:
+            problems.append(_problem([*where, "domain", name], f"check {index}: {error}", "domain"))
     return problems

@@ -11,13 +11,22 @@ Sources of the expected values:
   parsing (2.3, "Identifiers"), which is why look-alike letters must be refused before ``ast``;
   ``SyntaxError.offset`` is 1-based;
 - [sympy] SymPy represents ``a/b`` as ``Mul(a, Pow(b, -1))`` ("Advanced Expression
-  Manipulation" in the SymPy tutorial) and compares expressions structurally with ``==``.
+  Manipulation" in the SymPy tutorial) and compares expressions structurally with ``==``;
+- [issue 9] the attack session's findings: ``1e-30000000*x`` held the API 31 s and
+  ``1e-9999999999*x`` more than 110 s; ``1e-4400*x`` ended as an internal error; hex literals
+  bypassed the digit limit and division the exponent limit; ``ast.parse`` from the API's
+  thread pool failed with a SystemError (cpython issue 106905);
+- [number syntax] ``DECIMAL_NUMBER`` and ``MAX_DECIMAL_EXPONENT`` in
+  ``verifier/core/points.py``: the one syntax of numbers, in points and in expressions.
 
 Positions are 0-based columns of the text as submitted, hand-counted.
 """
 
 from __future__ import annotations
 
+import gc
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +41,7 @@ from verifier.core.parse import (
     MAX_SYNTAX_NODES,
     MAX_VARIABLES,
     parse_expression,
+    require_variables,
 )
 from verifier.errors import (
     ArityError,
@@ -140,7 +150,32 @@ HOSTILE = [
     ("exp(x)**(2**10)", LimitError, 9, "MAX_EXPONENT_ABS"),  # 1024, inside the brackets
     ("1" * 50, LimitError, 0, "MAX_LITERAL_DIGITS"),
     ("x + " + "7" * 50, LimitError, 4, "MAX_LITERAL_DIGITS"),
-    ("1e400", LimitError, 0, None),  # overflows a double; no constant is named for that
+    # [number syntax] the decimal exponent 401 is beyond MAX_DECIMAL_EXPONENT (400).
+    ("1e401", LimitError, 0, "MAX_DECIMAL_EXPONENT"),
+    # [issue 9] literals whose value has a huge exponent: refused on their text, in no time.
+    ("1e-30000000*x", LimitError, 0, "MAX_DECIMAL_EXPONENT"),
+    ("1e-9999999999*x", LimitError, 0, "MAX_DECIMAL_EXPONENT"),
+    ("x + 1e-4400", LimitError, 4, "MAX_DECIMAL_EXPONENT"),
+    ("x*1e" + "9" * 1990, LimitError, 2, "MAX_DECIMAL_EXPONENT"),
+    ("x*0." + "0" * 1990 + "1", LimitError, 2, "MAX_DECIMAL_EXPONENT"),
+    # [issue 9] integer forms other than decimal: refused whatever their digits.
+    ("0x1e" + "f" * 1990, ForbiddenSyntaxError, 0, None),  # "e" once hid its digits
+    ("x + 0xff", ForbiddenSyntaxError, 4, None),
+    ("0o777*x", ForbiddenSyntaxError, 0, None),
+    ("0b101*x", ForbiddenSyntaxError, 0, None),
+    ("1_000*x", ForbiddenSyntaxError, 0, None),
+    ("x**1_0", ForbiddenSyntaxError, 3, None),
+    # [issue 9] exponents built by division, or by functions that keep magnitudes.
+    ("x**(2/0.001)", LimitError, 4, "MAX_EXPONENT_ABS"),  # 2000
+    ("x**(1/1e-300)", LimitError, 4, "MAX_EXPONENT_ABS"),  # 1e300
+    ("2**(1/10**-999)*x", LimitError, 4, "MAX_EXPONENT_ABS"),  # 10**999
+    ("x**(1/10**-4/10**-4)", LimitError, 4, "MAX_EXPONENT_ABS"),  # 10**8
+    ("x**(1/(1 - 1))", LimitError, 4, "MAX_EXPONENT_ABS"),  # a division by 0
+    ("x**floor(2/0.001)", LimitError, 3, "MAX_EXPONENT_ABS"),  # 2000
+    ("x**sqrt(10**7)", LimitError, 3, "MAX_EXPONENT_ABS"),  # about 3162
+    ("x**Max(1, 2000)", LimitError, 3, "MAX_EXPONENT_ABS"),
+    ("x**-(2**10)", LimitError, 3, "MAX_EXPONENT_ABS"),  # -1024
+    ("x**1000.000001", LimitError, 3, "MAX_EXPONENT_ABS"),  # a literal is compared exactly
     # The (MAX_NESTING_DEPTH + 1)-th "(" is at index MAX_NESTING_DEPTH.
     ("(" * 201 + "x" + ")" * 201, LimitError, MAX_NESTING_DEPTH, "MAX_NESTING_DEPTH"),
     # 3001 characters: the length limit is met before anything else.
@@ -299,6 +334,123 @@ def test_error_positions_refer_to_the_original_text_after_a_caret() -> None:
     assert isinstance(error, LimitError)
     assert error.limit == "MAX_EXPONENT_ABS"
     assert error.position == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "exponent"),
+    [
+        ("x**1000", sympy.Integer(1000)),
+        ("x**-1000", sympy.Integer(-1000)),
+        # 1/(1 - 0.999) is exactly 1000: the bound of a computed exponent allows for rounding.
+        ("x**(1/(1 - 0.999))", sympy.Integer(1000)),
+        ("x**(1001 - 2)", sympy.Integer(999)),  # opposite signs: no room for cancellation lost
+        ("x**(10**-5)", sympy.Rational(1, 10**5)),  # a tiny exponent, not a large one
+        ("x**(2*pi)", 2 * sympy.pi),
+        ("x**(10**999/10**998)", sympy.Integer(10)),
+    ],
+)
+def test_constant_exponents_within_the_limit_are_accepted(text: str, exponent: sympy.Expr) -> None:
+    # [limits] MAX_EXPONENT_ABS is 1000, inclusive; each exponent's value by hand.
+    parsed = parse_expression(text).expr
+    assert isinstance(parsed, sympy.Pow)
+    assert sympy.simplify(parsed.exp - exponent) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "exact"),
+    [
+        # [number syntax] decimal exponents up to 400 either way; the exact values by hand.
+        ("1e400*x", sympy.Integer(10) ** 400),
+        ("1e-400*x", sympy.Rational(1, 10**400)),
+        ("0.5e-399*x", sympy.Rational(5, 10**400)),
+        ("1.E5*x", sympy.Integer(100000)),
+    ],
+)
+def test_literals_at_the_ends_of_the_decimal_range_are_exact(
+    text: str, exact: sympy.Rational
+) -> None:
+    parsed = parse_expression(text).expr
+    assert isinstance(parsed, sympy.Mul)
+    assert parsed.args[0] == exact
+
+
+def test_a_literal_is_refused_before_its_value_is_built() -> None:
+    # [issue 9] 1e-9999999999 once built 10**9999999999: minutes. On its text it takes
+    # microseconds; 10 ms is a guard with room for a slow machine.
+    started = time.perf_counter()
+    for _ in range(100):
+        refuse("1e-9999999999*x")
+    assert (time.perf_counter() - started) / 100 < 0.01
+
+
+def test_no_literal_form_escapes_as_anything_but_an_expression_error() -> None:
+    # [issue 9] 1e-4400 once raised ValueError (an internal error in the worker). Every literal
+    # form Python knows, at and beyond each limit, is either a number or an ExpressionError.
+    forms = [
+        "1e-4400", "1e4400", "1e-401", "1e401", "9" * 31, "9" * 30, "0x10", "0X1F", "0o17",
+        "0b11", "1_0", "1__0", "1e1_0", "0.5_5", "1j", "1e5j", "00", "000.5", ".5", "5.",
+        "1e-0", "1E+05", "0e999999", "0.0e-99999999999", "4" * 1999,
+    ]  # fmt: skip
+    for form in forms:
+        try:
+            parse_expression(f"x*{form}")
+        except ExpressionError:
+            pass
+
+
+PARSES_PER_THREAD = 100
+
+
+def test_many_threads_parsing_at_once_all_succeed() -> None:
+    # [issue 9] CPython 3.11 keeps the AST constructor's recursion depth in state that all
+    # threads share (cpython issue 106905): a thread switch inside it, here forced by the
+    # collector running finalizers of garbage cycles, made ast.parse fail with "AST constructor
+    # recursion depth mismatch" in 11 to 119 of the 800 parses of this load (five runs on
+    # CPython 3.11.7 without the lock). parse_expression takes turns; every parse must succeed
+    # and give the same tree.
+    texts = ["(" * 30 + "x + 1" + ")" * 30, " + ".join(f"sin(x{i % 16})*y**2" for i in range(40))]
+    expected = [parse_expression(text).expr for text in texts]
+    failures: list[str] = []
+
+    class Finalized:
+        def __del__(self) -> None:
+            sum(range(20))
+
+    def parse_many() -> None:
+        for i in range(PARSES_PER_THREAD):
+            for _ in range(20):
+                garbage = Finalized()
+                garbage.cycle = garbage  # type: ignore[attr-defined]
+            try:
+                if parse_expression(texts[i % 2]).expr != expected[i % 2]:
+                    failures.append("a different tree")
+            except Exception as error:  # any failure at all is what this test looks for
+                failures.append(f"{type(error).__name__}: {error}")
+
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
+    gc.set_threshold(100)
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=parse_many) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        gc.set_threshold(*threshold)
+        sys.setswitchinterval(interval)
+    assert failures == [], (
+        f"{len(failures)} of {8 * PARSES_PER_THREAD} parses failed: {failures[0]}"
+    )
+
+
+def test_an_expression_without_variables_is_refused_by_require_variables() -> None:
+    # [errors] ExpressionError, with no position: the whole expression is the problem.
+    with pytest.raises(ExpressionError, match="no variables to differentiate by") as caught:
+        require_variables(parse_expression("2*pi + 10**3"))
+    assert caught.value.position is None
+    parsed = parse_expression("2*x")
+    assert require_variables(parsed) is parsed
 
 
 def test_x_over_x_stays_unevaluated() -> None:

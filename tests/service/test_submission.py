@@ -1,4 +1,12 @@
-"""Submitting a job: validation with locations, what is stored, and sending to the broker."""
+"""Submitting a job: validation with locations, what is stored, and sending to the broker.
+
+Sources of the expected values: [points] the limits and the number syntax of
+``verifier/core/points.py`` (``MAX_POINTS_PER_CHECK``, ``MAX_NUMBER_CHARS``,
+``MAX_DECIMAL_EXPONENT``); [ieee] IEEE 754's largest finite numbers: binary32 about 3.4028e38,
+binary16 65504 (above 65520 a value rounds to infinity), bfloat16 about 3.3895e38;
+[tolerance] ``make_tolerance`` in ``verifier/core/tolerance.py`` refuses a tolerance of 1e300
+or more; [issue 9] "Accepted, then refused": what the worker refused after a 202.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +18,14 @@ from sqlalchemy.orm import Session
 
 from verifier import service
 from verifier.config import Settings
+from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_POINTS_PER_CHECK
 from verifier.errors import JobRejectedError
+from verifier.execution import run_core
 from verifier.models import Check, CheckFunction, JobStatus
+from verifier.outcome import check_fail_on
 from verifier.reconciler import reconcile_once
-from verifier.schemas import JobIn
+from verifier.schemas import CheckIn, JobIn
+from workers.tasks import core_check
 
 
 class RecordingSender:
@@ -83,10 +95,10 @@ def test_bad_expression_is_refused_with_check_index_and_position(
 @pytest.mark.parametrize(
     ("check", "loc_tail", "words"),
     [
-        ({"expression": "x*y", "points": [{"x": 1}]}, ["points", 0], "no value for variable 'y'"),
-        ({"expression": "x", "points": [{"x": 1, "z": 2}]}, ["points", 0, "z"], "'z' is not"),
-        ({"expression": "x", "points": [{"x": "two"}]}, ["points", 0, "x"], "not a number"),
-        ({"expression": "x", "points": [{"x": "inf"}]}, ["points", 0, "x"], "not finite"),
+        ({"expression": "x*y", "points": [{"x": 1}]}, ["points", 0], "no value for variable(s) y"),
+        ({"expression": "x", "points": [{"x": 1, "z": 2}]}, ["points", 0], "unknown variable(s) z"),
+        ({"expression": "x", "points": [{"x": "two"}]}, ["points", 0, "x"], "not a decimal number"),
+        ({"expression": "x", "points": [{"x": "inf"}]}, ["points", 0, "x"], "not a decimal number"),
         ({"expression": "x"}, ["points"], "give points, or samples"),
         ({"expression": "x", "samples": 4, "domain": {"q": [0, 1]}}, ["domain", "q"], "'q'"),
         ({"expression": "x", "samples": 4, "domain": {"x": [1, 0]}}, ["domain", "x"], "low <"),
@@ -128,3 +140,144 @@ def test_send_marks_checks_enqueued_and_lost_ones_are_resent(
     assert {check_id for check_id, _ in healthy.sent} == {c.id for c in job.checks[1:]}
     # Sent just now: not due again until requeue_after_s has passed.
     assert reconcile_once(session, RecordingSender(), settings) == 0
+
+
+# [issue 9] Checks that were answered 202 and then ended as `error` in the worker, each with
+# the field the refusal must name and words of the core's own message.
+REFUSED_BY_THE_WORKER = [
+    pytest.param(
+        {"expression": "2*pi + 1", "points": [{}]},
+        ["expression"],
+        "no variables to differentiate by",
+        id="no variables",
+    ),
+    pytest.param(
+        # [points] one given point and MAX_POINTS_PER_CHECK samples: one point too many.
+        {"expression": "x", "points": [{"x": 1}], "samples": MAX_POINTS_PER_CHECK},
+        ["samples"],
+        f"{MAX_POINTS_PER_CHECK + 1} points, more than {MAX_POINTS_PER_CHECK} per check",
+        id="points plus samples",
+    ),
+    pytest.param(
+        {"expression": "x", "points": [{"x": 1e39}], "dtype": "float32"},  # [ieee] > 3.4028e38
+        ["points", 0, "x"],
+        "overflows float32",
+        id="1e39 in float32",
+    ),
+    pytest.param(
+        {"expression": "x", "points": [{"x": "70000"}], "dtype": "float16"},  # [ieee] > 65520
+        ["points", 0, "x"],
+        "overflows float16",
+        id="70000 in float16",
+    ),
+    pytest.param(
+        {"expression": "x", "points": [{"x": -1e39}], "dtype": "bfloat16"},  # [ieee] > 3.39e38
+        ["points", 0, "x"],
+        "overflows bfloat16",
+        id="-1e39 in bfloat16",
+    ),
+    pytest.param(
+        {"expression": "x", "points": [{"x": 1}], "rtol": 1e308},  # [tolerance] >= 1e300
+        ["rtol"],
+        "rtol must be",
+        id="rtol 1e308",
+    ),
+    pytest.param(
+        {"expression": "x", "points": [{"x": 1}], "atol": 1e300},  # [tolerance] >= 1e300
+        ["atol"],
+        "atol must be",
+        id="atol 1e300",
+    ),
+    pytest.param(
+        # [points] the decimal exponent -500 is beyond MAX_DECIMAL_EXPONENT (400).
+        {"expression": "x", "points": [{"x": "1e-500"}]},
+        ["points", 0, "x"],
+        f"out of range (a decimal exponent beyond ±{MAX_DECIMAL_EXPONENT})",
+        id="1e-500 as text",
+    ),
+    pytest.param(
+        # [points] "0." and 150 zeros and "1": 153 characters, more than MAX_NUMBER_CHARS.
+        {"expression": "x", "points": [{"x": "0." + "0" * 150 + "1"}]},
+        ["points", 0, "x"],
+        "is not a decimal number",
+        id="150 zeros",
+    ),
+    pytest.param(
+        {"expression": "x", "points": [{"x": 1}], "domain": {"x": [0, 1]}},
+        ["domain"],
+        "domain is given without samples",
+        id="domain without samples",
+    ),
+    pytest.param(
+        {"expression": "x*1e-4400", "points": [{"x": 1}]},
+        ["expression"],
+        "decimal exponent beyond",
+        id="1e-4400 literal",
+    ),
+]
+
+
+def _stored(check: dict[str, object]) -> Check:
+    """The row the service would store for ``check`` (not added to any session)."""
+    request = CheckIn.model_validate(check)
+    domain = {k: list(v) for k, v in request.domain.items()} if request.domain else None
+    return Check(
+        expression=request.expression,
+        variables=[],
+        points=request.points,
+        dtype=request.dtype,
+        device=request.device,
+        nodes=request.nodes,
+        hessian=request.hessian,
+        samples=request.samples,
+        domain=domain,
+        seed=request.seed,
+        rtol=request.rtol,
+        atol=request.atol,
+        strict=request.strict,
+        fail_on=check_fail_on(request.fail_on, strict=request.strict),
+        functions=[],
+    )
+
+
+@pytest.mark.parametrize(("check", "loc_tail", "words"), REFUSED_BY_THE_WORKER)
+def test_what_the_worker_refuses_submission_refuses_first_naming_the_check_and_field(
+    session: Session,
+    settings: Settings,
+    check: dict[str, object],
+    loc_tail: list[object],
+    words: str,
+) -> None:
+    # The worker's own path (run_core with the worker's core) ends such a check as invalid input.
+    document = run_core(_stored(check), core_check)
+    assert document["verdict"] == "error"
+    assert str(document["reason"]).startswith("invalid input: ")
+    assert words in str(document["reason"])
+    # Submission refuses it first, with the same words, at the check's index and field.
+    ok = {"expression": "x", "points": [{"x": 1}]}
+    with pytest.raises(JobRejectedError) as error:
+        service.submit_job(session, _job(ok, check), settings)
+    (problem,) = _problems(error)
+    assert problem["loc"] == ["body", "checks", 1, *loc_tail]
+    assert str(problem["msg"]).startswith("check 1")
+    assert words in str(problem["msg"])
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        # [points] -400 is the most negative decimal exponent allowed; in float64 it rounds to 0.
+        {"expression": "x", "points": [{"x": "1e-400"}]},
+        # [points] the sampling range may be a single value (low <= high).
+        {"expression": "x", "samples": 3, "domain": {"x": [0.5, 0.5]}},
+        # [ieee] 65504 is float16's largest finite number.
+        {"expression": "x", "points": [{"x": 65504}], "dtype": "float16"},
+        # [points] MAX_POINTS_PER_CHECK in all, given and sampled.
+        {"expression": "x", "points": [{"x": 1}], "samples": MAX_POINTS_PER_CHECK - 1},
+    ],
+)
+def test_what_the_worker_accepts_submission_accepts(
+    session: Session, settings: Settings, check: dict[str, object]
+) -> None:
+    job = service.submit_job(session, _job(check), settings)
+    assert job.check_count == 1
