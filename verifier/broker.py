@@ -2,17 +2,28 @@
 
 The API sends checks by task name (``send_task``), so it never imports the task code or torch;
 the worker app in ``workers/`` registers the task under the same name with the same settings.
+
+Sending is bounded by the publish timeout (verifier/delivery.py, point 8) whatever the broker
+does: each publish runs in a thread of its own and the caller stops waiting at the deadline,
+so a broker that hangs (a locked SQLite broker file, a Redis that accepts and never answers)
+delays the checks, not the submission. A publish that gives up may still land later; a check
+sent twice runs once (verifier/delivery.py, point 2).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from pathlib import Path
 from typing import Any, TypeVar
 
 from celery import Celery
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from verifier.config import Settings
 from verifier.delivery import celery_delivery_config, redis_transport_options
@@ -22,6 +33,13 @@ AppT = TypeVar("AppT", bound=Celery)
 RUN_CHECK_TASK = "derivcheck.run_check"
 BROKER_CONNECT_TIMEOUT_S = 3.0
 EMBEDDED_BROKER_LOCK_TIMEOUT_S = 30.0
+MAX_WAITING_PUBLISHES = 8
+"""Publishes of one sender that may wait on the broker at once; past them, a send fails at
+once instead of starting another thread that would wait too."""
+
+
+class PublishTimeoutError(TimeoutError):
+    """The broker did not take a message within the publish timeout."""
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -29,8 +47,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any]
     if settings.uses_embedded_broker:
         # kombu's SQLAlchemy transport passes its options to create_engine(): wait for the
-        # SQLite file's lock (the API writes while a worker polls) instead of failing.
-        transport_options = {"connect_args": {"timeout": EMBEDDED_BROKER_LOCK_TIMEOUT_S}}
+        # SQLite file's lock (the API writes while a worker polls) instead of failing. No
+        # pool: after a broker error (a full disk) the worker's consumer reconnects with new
+        # channels whose sessions keep their pooled connections, so a bounded pool runs dry
+        # within a minute and its TimeoutError, which is no connection error, ends the worker
+        # for good; without a pool each session opens its own connection to the file.
+        transport_options = {
+            "connect_args": {"timeout": EMBEDDED_BROKER_LOCK_TIMEOUT_S},
+            "poolclass": NullPool,
+        }
     else:
         transport_options = redis_transport_options(settings)
     return {
@@ -70,14 +95,60 @@ def embedded_broker_database(broker_url: str) -> str:
 
 
 class CelerySender:
-    """Sends checks to the broker by task name."""
+    """Sends checks to the broker by task name, each send bounded by ``publish_timeout_s``
+    (by default the app's, which ``celery_config`` sets from ``Settings.publish_timeout_s``).
 
-    def __init__(self, app: Celery):
+    A sender only publishes, so on the embedded broker it waits for the SQLite file's lock at
+    most the publish timeout, where a worker, which polls the file, waits longer
+    (``EMBEDDED_BROKER_LOCK_TIMEOUT_S``): a publish that gave up does not linger for long.
+    """
+
+    def __init__(self, app: Celery, publish_timeout_s: float | None = None):
         self.app = app
+        self.publish_timeout_s = float(
+            publish_timeout_s
+            if publish_timeout_s is not None
+            else app.conf.broker_connection_timeout
+        )
+        if str(app.conf.broker_url).startswith("sqla+"):
+            options = dict(app.conf.broker_transport_options or {})
+            options["connect_args"] = {
+                **options.get("connect_args", {}),
+                "timeout": self.publish_timeout_s,
+            }
+            app.conf.broker_transport_options = options
+        self._waiting = threading.BoundedSemaphore(MAX_WAITING_PUBLISHES)
 
     def send_check(self, check_id: uuid.UUID, queue: str) -> None:
-        """Queue the check ``check_id`` on ``queue``."""
-        self.app.send_task(RUN_CHECK_TASK, args=[str(check_id)], queue=queue)
+        """Queue the check ``check_id`` on ``queue``; PublishTimeoutError if the broker did not
+        take it within the publish timeout (or the broker raised)."""
+        deadline = time.monotonic() + self.publish_timeout_s
+        if not self._waiting.acquire(timeout=self.publish_timeout_s):
+            raise PublishTimeoutError(
+                f"the broker took no message within {self.publish_timeout_s:g} s: "
+                f"{MAX_WAITING_PUBLISHES} earlier publishes are still waiting for it"
+            )
+        published: Future[None] = Future()
+
+        def publish() -> None:
+            try:
+                self.app.send_task(RUN_CHECK_TASK, args=[str(check_id)], queue=queue)
+            except BaseException as error:  # handed to the caller, who may have stopped waiting
+                published.set_exception(error)
+            else:
+                published.set_result(None)
+            finally:
+                self._waiting.release()
+
+        # A daemon thread: one still waiting on a hung broker must not hold up process exit.
+        threading.Thread(target=publish, name="derivcheck-publish", daemon=True).start()
+        try:
+            published.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeoutError:
+            raise PublishTimeoutError(
+                f"the broker did not take check {check_id} within the publish timeout of "
+                f"{self.publish_timeout_s:g} s"
+            ) from None
 
     def ping(self) -> None:
         """Raise if the broker cannot be reached."""

@@ -1,6 +1,7 @@
 """``derivcheck demo``: the whole service on embedded defaults, started, used and stopped.
 
-Runs the migrations, starts the API server and one worker as child processes, submits the
+Runs the migrations, starts the API server and one worker as child processes (the worker
+under ``derivcheck worker``'s supervisor, which starts it again if it exits), submits the
 built-in suite over HTTP, shows progress and a summary, says where the reports are and how to
 query them, then stops what it started, also on Ctrl-C.
 """
@@ -56,7 +57,9 @@ def run_demo(settings: Settings, console: Console, *, port: int | None, timeout_
                 log_path=logs / "worker.log",
             )
         )
-        console.print(f"  started the API at {url} and one worker (logs in {logs})")
+        console.print(
+            f"  started the API at {url} and one worker, restarted if it exits (logs in {logs})"
+        )
         wait_until_healthy(url, children, STARTUP_TIMEOUT_S)
         checks = demo_suite()
         with ApiClient(url) as client:

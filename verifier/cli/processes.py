@@ -1,12 +1,19 @@
-"""Child processes of ``derivcheck demo``: the API server and a worker, started and stopped."""
+"""Child processes of the CLI: the API server and a worker of ``derivcheck demo``, started
+and stopped, and the supervisor of ``derivcheck worker``, which starts its Celery worker again
+whenever it exits without being asked to (a broker or disk error, the hard time limit of a
+check, the OOM killer), so that the embedded defaults, which have no container runtime to
+restart anything, keep a worker.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO
@@ -15,9 +22,17 @@ import httpx
 
 from verifier.cli.client import CliError
 
+logger = logging.getLogger(__name__)
+
 STOP_TIMEOUT_S = 20.0
 HEALTH_POLL_INTERVAL_S = 0.25
 LOG_TAIL_CHARS = 2000
+RESTART_BACKOFF_START_S = 1.0
+"""Wait before restarting a child that exited; doubled after each quick exit."""
+RESTART_BACKOFF_MAX_S = 30.0
+"""The longest wait before a restart, however often the child keeps exiting."""
+STABLE_RUN_S = 60.0
+"""A child that ran this long before exiting is restarted after the first wait again."""
 
 
 def free_port() -> int:
@@ -98,3 +113,90 @@ def wait_until_healthy(url: str, children: list[ChildProcess], timeout_s: float)
                 last = f"{type(error).__name__}"
             time.sleep(HEALTH_POLL_INTERVAL_S)
     raise CliError(f"the API at {url} was not healthy after {timeout_s:g} s ({last})")
+
+
+def exit_status(returncode: int) -> int:
+    """A process's exit status as a shell reports it: a signal N is 128 + N."""
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def describe_exit(returncode: int) -> str:
+    """``status N`` or ``signal NAME`` for a ``subprocess`` return code."""
+    if returncode >= 0:
+        return f"status {returncode}"
+    try:
+        return f"signal {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+class Supervisor:
+    """Runs ``command`` and starts it again each time it exits without being asked to.
+
+    A child that exits before it ran ``stable_after_s`` is restarted after a wait that doubles
+    each time, from ``backoff_start_s`` up to ``backoff_max_s``; one that ran longer is
+    restarted after ``backoff_start_s`` again. Each start and each restart is a log line with
+    the child's process id, how it exited and after how long. :meth:`stop` (from a signal
+    handler, say) passes SIGTERM to the child, which stops as it would alone (a Celery
+    worker's warm shutdown), and :meth:`run` returns once the child has exited. The child
+    shares this process's group, so whoever kills the group kills it too.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        backoff_start_s: float = RESTART_BACKOFF_START_S,
+        backoff_max_s: float = RESTART_BACKOFF_MAX_S,
+        stable_after_s: float = STABLE_RUN_S,
+    ):
+        self.name = name
+        self.command = command
+        self.env = env
+        self.backoff_start_s = backoff_start_s
+        self.backoff_max_s = backoff_max_s
+        self.stable_after_s = stable_after_s
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._child: subprocess.Popen[bytes] | None = None
+
+    def run(self) -> int:
+        """Run the child until :meth:`stop`; the exit status of its last run."""
+        delay = self.backoff_start_s
+        while True:
+            started = time.monotonic()
+            child = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL)
+            self._child = child
+            logger.info("started the %s (process %d)", self.name, child.pid)
+            if self._stopping.is_set():  # stopped while the child was being started
+                child.send_signal(signal.SIGTERM)
+            returncode = child.wait()
+            if self._stopping.is_set():
+                logger.info("the %s stopped with %s", self.name, describe_exit(returncode))
+                return exit_status(returncode)
+            ran_s = time.monotonic() - started
+            if ran_s >= self.stable_after_s:
+                delay = self.backoff_start_s
+            self.restarts += 1
+            logger.warning(
+                "the %s (process %d) exited unexpectedly with %s after %.1f s; restarting it "
+                "in %g s (restart %d)",
+                self.name,
+                child.pid,
+                describe_exit(returncode),
+                ran_s,
+                delay,
+                self.restarts,
+            )
+            if self._stopping.wait(delay):
+                return exit_status(returncode)
+            delay = min(delay * 2, self.backoff_max_s)
+
+    def stop(self, *_signal: object) -> None:
+        """Stop for good: SIGTERM to the running child, no restart (a signal handler)."""
+        self._stopping.set()
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGTERM)

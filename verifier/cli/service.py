@@ -118,12 +118,23 @@ def worker(
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="checks run at once")] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+    supervise: Annotated[
+        bool,
+        typer.Option(
+            "--supervise/--no-supervise",
+            help="run the worker in a child process and start it again whenever it exits "
+            "unexpectedly (broker or disk errors, a check past its hard time limit)",
+        ),
+    ] = True,
 ) -> None:
     """Run a Celery worker that runs checks (never forks: see workers/app.py)."""
-    from workers.app import create_celery, worker_arguments
-
     settings = load_settings()
     names = [name.strip() for name in (queues or settings.cpu_queue).split(",") if name.strip()]
+    if supervise:
+        _supervise_worker(names, concurrency, loglevel)
+        return
+    from workers.app import create_celery, worker_arguments
+
     app = create_celery(settings)
     try:
         app.worker_main(
@@ -131,6 +142,34 @@ def worker(
         )
     finally:
         app.dispose()
+
+
+def _supervise_worker(queues: list[str], concurrency: int, loglevel: str) -> NoReturn:
+    """Run ``worker --no-supervise`` under a Supervisor until SIGTERM or SIGINT; exit with the
+    worker's last status."""
+    import logging
+    import signal
+
+    from verifier.cli.processes import Supervisor, service_command
+
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s: %(levelname)s/supervisor] %(message)s"
+    )
+    command = service_command(
+        "worker",
+        "--no-supervise",
+        "--queues",
+        ",".join(queues),
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+    )
+    supervisor = Supervisor("worker", command)
+    # Ctrl-C reaches the worker too (one process group); SIGTERM asks it for a warm stop.
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    raise typer.Exit(supervisor.run())
 
 
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
