@@ -17,7 +17,9 @@ from verifier.db import make_engine
 from verifier.models import Base, Check, CheckFunction, Job, Report
 
 SERVICE_TABLES = {"jobs", "checks", "check_functions", "reports", "api_keys"}
-HEAD_REVISION = "0003"  # the newest file in migrations/versions
+VERSIONS = Path(__file__).resolve().parents[2] / "migrations" / "versions"
+# The newest file in migrations/versions (each is named NNNN_*.py, numbered in order).
+HEAD_REVISION = max(path.name[:4] for path in VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
 def _tables(url: str) -> set[str]:
@@ -101,7 +103,7 @@ def _rows_survive_every_step(url: str) -> None:
     one_of_each = dict.fromkeys(ROW_TABLES, 1)
     # Each revision up, then each down again: a step that copies a table (SQLite's batch
     # mode) must not take the rows that reference it along.
-    for revision in ("0002", HEAD_REVISION, "0002", "0001"):
+    for revision in ("0002", "0003", HEAD_REVISION, "0003", "0002", "0001"):
         if revision > (migrate.current(url) or ""):
             migrate.upgrade(url, revision)
         else:
