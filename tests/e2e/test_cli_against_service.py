@@ -107,3 +107,21 @@ def test_submit_wait_then_query_reports_and_stats(
         unknown = _derivcheck("status", "00000000-0000-0000-0000-000000000000", "--url", url)
         assert unknown.returncode == 2
         assert "no job" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_a_report_of_several_pages_comes_back_whole_and_summaries_skip_entries(
+    tmp_path: Path, start_service: StartService
+) -> None:
+    # Pages of 3 entries: the two checks' 2 + 2 entries (a gradient and a Hessian element each,
+    # one variable) take two pages, the second check split between them.
+    path = tmp_path / "checks.jsonl"
+    path.write_text("".join(json.dumps(check) + "\n" for check in CHECKS))
+    with start_service(tmp_path, {"VERIFIER_MAX_REPORT_PAGE_ENTRIES": "3"}) as url:
+        submitted = _derivcheck("submit", str(path), "--wait", "--json", "--url", url)
+        assert submitted.returncode == 0, submitted.stderr
+        report = _json(submitted)
+        assert [len(check["entries"]) for check in report["checks"]] == [2, 2]
+        assert [e["kind"] for e in report["checks"][1]["entries"]] == ["gradient", "hessian"]
+        status = _derivcheck("status", report["job"]["id"], "--url", url)
+        assert status.returncode == 0, status.stderr
+        assert "ill-conditioned" in status.stdout

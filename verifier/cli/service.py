@@ -108,7 +108,9 @@ def serve(
             highlight=False,
         )
     app = create_app(settings, keys_required=required)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    # Forwarded headers are believed only from VERIFIER_TRUSTED_PROXIES (verifier/api/auth.py),
+    # never by uvicorn on its own.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
 
 
 @friendly
@@ -242,7 +244,7 @@ def submit(
             return
         target = errors if as_json else console
         job = wait_for_job(client, job_id, target, poll_interval_s=0.5, timeout_s=timeout)
-        report = client.report(job_id)
+        report = client.report(job_id, entries="all" if as_json else "none")
     if as_json:
         _print_json(report)
     else:
