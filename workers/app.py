@@ -6,6 +6,9 @@ child at all), and Celery's default prefork pool forks its children, and forks a
 them. So a worker never forks: with one slot it runs tasks in its own process (``solo``); with
 more it runs them in threads of that process (``threads``), which share one torch runtime.
 Torch releases the GIL inside its kernels, so threads do overlap on the numeric part of a check.
+But a check past its hard time limit ends its process, and threads' checks with it: so
+``derivcheck worker --concurrency N`` (supervised, the default) runs N solo processes instead,
+one check each (verifier/cli/processes.py, ``Slots``).
 """
 
 from __future__ import annotations
@@ -72,9 +75,14 @@ def pool_for(concurrency: int) -> str:
 
 
 def worker_arguments(
-    settings: Settings, *, queues: list[str], concurrency: int, loglevel: str = "INFO"
+    settings: Settings,
+    *,
+    queues: list[str],
+    concurrency: int,
+    loglevel: str = "INFO",
+    hostname: str | None = None,
 ) -> list[str]:
-    """The ``celery worker`` command line for these queues and slots."""
+    """The ``celery worker`` command line for these queues and slots (and node name)."""
     arguments: list[Any] = [
         "worker",
         f"--queues={','.join(queues)}",
@@ -85,4 +93,6 @@ def worker_arguments(
         "--without-mingle",
         "--without-heartbeat",
     ]
+    if hostname is not None:
+        arguments.append(f"--hostname={hostname}")
     return [str(argument) for argument in arguments]

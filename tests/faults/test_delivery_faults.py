@@ -196,6 +196,34 @@ def test_a_poison_check_ends_as_an_error_after_max_attempts(
     _assert_broker_empty(private_redis, fault_settings)
 
 
+def test_a_check_past_its_hard_limit_takes_no_other_check_down(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    private_redis: Any,
+) -> None:
+    # Two slots, as `derivcheck worker --concurrency 2` runs them. The slow check runs past
+    # the hard time limit (3 s) and ends its process each time; the napping check (2.5 s)
+    # starts while the slow one runs and is still running when that process dies. In one
+    # process with two threads it died too and lost an attempt.
+    worker = start_worker("slots", slow_s=30, extra_env={"FAULT_SLOTS": "2", "FAULT_NAP_S": "2.5"})
+    _wait_for("both slots", lambda: worker.log_path.read_text().count("ready.") >= 2, 60)
+    slow = _submit(sessions, sender, fault_settings, "slow + x")
+    _wait_for("the slow check to start", lambda: _check(sessions, slow).attempts == 1, 20)
+    time.sleep(1.0)
+    napping = _submit(sessions, sender, fault_settings, "nap + x")
+    _wait_for("the napping check", lambda: _job_status(sessions, napping.id) is JobStatus.DONE, 30)
+    assert _check(sessions, napping).attempts == 1
+    (report,) = _reports(sessions, napping)
+    assert report.verdict == "pass"
+    _wait_for("the slow check", lambda: _job_status(sessions, slow.id) is JobStatus.ERROR, 90)
+    (failed,) = _reports(sessions, slow)
+    assert failed.reason == "gave up after 2 attempts"
+    assert worker.running()  # the slots were restarted, the worker never went away
+    assert "exited unexpectedly" in worker.log_path.read_text()
+
+
 def test_redis_down_at_submission_then_the_reconciler_publishes(
     sessions: sessionmaker[Session],
     sender: CelerySender,

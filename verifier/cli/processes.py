@@ -2,7 +2,10 @@
 and stopped, and the supervisor of ``derivcheck worker``, which starts its Celery worker again
 whenever it exits without being asked to (a broker or disk error, the hard time limit of a
 check, the OOM killer), so that the embedded defaults, which have no container runtime to
-restart anything, keep a worker.
+restart anything, keep a worker. With several slots (``--concurrency N``) each slot is its own
+supervised process running one check at a time (:class:`Slots`): a check that ends its process
+(past its hard time limit, out of memory) takes no other client's check down, and only its own
+slot restarts.
 """
 
 from __future__ import annotations
@@ -200,3 +203,42 @@ class Supervisor:
         child = self._child
         if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)
+
+
+class Slots:
+    """One :class:`Supervisor` per command, each in a thread: independent slots of a worker.
+
+    :meth:`run` returns once every slot has stopped, with the first non-zero exit status of
+    their last runs (0 when all stopped cleanly); :meth:`stop` stops them all.
+    """
+
+    def __init__(self, name: str, commands: list[list[str]], *, env: dict[str, str] | None = None):
+        count = len(commands)
+        self.supervisors = [
+            Supervisor(
+                name if count == 1 else f"{name} (slot {index + 1} of {count})", command, env=env
+            )
+            for index, command in enumerate(commands)
+        ]
+
+    def run(self) -> int:
+        """Run every slot until :meth:`stop`; the first non-zero exit status, or 0."""
+        statuses = [0] * len(self.supervisors)
+
+        def run_slot(index: int) -> None:
+            statuses[index] = self.supervisors[index].run()
+
+        threads = [
+            threading.Thread(target=run_slot, args=(index,), name=supervisor.name, daemon=True)
+            for index, supervisor in enumerate(self.supervisors)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return next((status for status in statuses if status != 0), 0)
+
+    def stop(self, *_signal: object) -> None:
+        """Stop every slot for good (a signal handler)."""
+        for supervisor in self.supervisors:
+            supervisor.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -118,16 +119,26 @@ def worker(
     queues: Annotated[
         str | None, typer.Option(help="comma-separated queues [default: the cpu queue]")
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="checks run at once")] = 1,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="checks run at once: supervised, one process per check; with --no-supervise, "
+            "threads of one process",
+        ),
+    ] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
     supervise: Annotated[
         bool,
         typer.Option(
             "--supervise/--no-supervise",
-            help="run the worker in a child process and start it again whenever it exits "
+            help="run each slot in a child process and start it again whenever it exits "
             "unexpectedly (broker or disk errors, a check past its hard time limit)",
         ),
     ] = True,
+    hostname: Annotated[
+        str | None, typer.Option(hidden=True, help="Celery node name (one per slot)")
+    ] = None,
 ) -> None:
     """Run a Celery worker that runs checks (never forks: see workers/app.py)."""
     settings = load_settings()
@@ -140,38 +151,50 @@ def worker(
     app = create_celery(settings)
     try:
         app.worker_main(
-            worker_arguments(settings, queues=names, concurrency=concurrency, loglevel=loglevel)
+            worker_arguments(
+                settings,
+                queues=names,
+                concurrency=concurrency,
+                loglevel=loglevel,
+                hostname=hostname,
+            )
         )
     finally:
         app.dispose()
 
 
 def _supervise_worker(queues: list[str], concurrency: int, loglevel: str) -> NoReturn:
-    """Run ``worker --no-supervise`` under a Supervisor until SIGTERM or SIGINT; exit with the
-    worker's last status."""
+    """Run ``concurrency`` slots of ``worker --no-supervise``, one check at a time each, under
+    supervisors until SIGTERM or SIGINT; exit with the slots' last status."""
     import logging
     import signal
 
-    from verifier.cli.processes import Supervisor, service_command
+    from verifier.cli.processes import Slots, service_command
 
     logging.basicConfig(
         level=logging.INFO, format="[%(asctime)s: %(levelname)s/supervisor] %(message)s"
     )
-    command = service_command(
-        "worker",
-        "--no-supervise",
-        "--queues",
-        ",".join(queues),
-        "--concurrency",
-        str(concurrency),
-        "--loglevel",
-        loglevel,
-    )
-    supervisor = Supervisor("worker", command)
-    # Ctrl-C reaches the worker too (one process group); SIGTERM asks it for a warm stop.
-    signal.signal(signal.SIGTERM, supervisor.stop)
-    signal.signal(signal.SIGINT, supervisor.stop)
-    raise typer.Exit(supervisor.run())
+    pid = os.getpid()
+    commands = [
+        service_command(
+            "worker",
+            "--no-supervise",
+            "--queues",
+            ",".join(queues),
+            "--concurrency",
+            "1",
+            "--loglevel",
+            loglevel,
+            "--hostname",
+            f"slot{slot}-{pid}@%h",
+        )
+        for slot in range(1, concurrency + 1)
+    ]
+    slots = Slots("worker", commands)
+    # Ctrl-C reaches the workers too (one process group); SIGTERM asks them for a warm stop.
+    signal.signal(signal.SIGTERM, slots.stop)
+    signal.signal(signal.SIGINT, slots.stop)
+    raise typer.Exit(slots.run())
 
 
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
