@@ -15,10 +15,18 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from verifier.core.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
+
 DEFAULT_DATA_DIR = Path(".derivcheck")
 DATABASE_FILE_NAME = "derivcheck.sqlite3"
 BROKER_FILE_NAME = "broker.sqlite3"
 
+REFERENCE_SHARE_OF_LIMIT = 0.75
+"""Of what a check's hard limit leaves after the symbolic budget, the share the references get:
+the rest is for autograd and the diagnosis, so a check ends as ``error: reference timeout``
+rather than by the hard limit."""
+WORKER_MEMORY_BYTES = 16 * 1024**3
+"""Address space of one worker process (its SymPy sandbox has its own limit of 4 GiB)."""
 MAX_VALIDATION_PROBLEMS = 50
 """Problems one 422 answer lists; the rest are counted, so a bad body cannot grow its answer."""
 MAX_ECHOED_INPUT_CHARS = 200
@@ -73,6 +81,22 @@ class Settings(BaseSettings):
     )
     check_time_limit_s: float = Field(
         default=600.0, gt=0, description="hard limit of one check; past it the worker exits"
+    )
+    max_check_cost_units: int = Field(
+        default=DEFAULT_MAX_CHECK_COST_UNITS,
+        ge=1,
+        description="admission bound on one check's estimated cost (verifier/core/cost.py)",
+    )
+    max_job_cost_units: int = Field(
+        default=DEFAULT_MAX_JOB_COST_UNITS,
+        ge=1,
+        description="admission bound on the summed estimated cost of a job's checks",
+    )
+    worker_memory_bytes: int = Field(
+        default=WORKER_MEMORY_BYTES,
+        ge=0,
+        description="address-space limit of each worker process (0: none); a check past it "
+        "ends as an error, the worker goes on",
     )
     worker_soft_shutdown_s: float = Field(
         default=660.0, gt=0, description="how long a stopping worker lets its checks finish"
@@ -131,6 +155,11 @@ class Settings(BaseSettings):
         ge=1,
         description="characters of stored report documents one page of a job's report loads",
     )
+
+    @property
+    def reference_timeout_s(self) -> float:
+        """The references' budget within a check's hard limit (``REFERENCE_SHARE_OF_LIMIT``)."""
+        return (self.check_time_limit_s - self.symbolic_timeout_s) * REFERENCE_SHARE_OF_LIMIT
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -152,6 +152,9 @@ def run_core(check: Check, core: CoreCheck) -> dict[str, Any]:
         return dict(core(check.expression, **core_arguments(check)))
     except InputError as error:
         return error_document(check, f"invalid input: {error}")
+    except MemoryError:
+        logger.warning("check %s ran out of memory", check.id)
+        return error_document(check, "resource limit: out of memory (worker_memory_bytes)")
     except Exception as error:  # the core must not take the worker down with it
         logger.exception("check %s crashed in the core", check.id)
         return error_document(check, f"internal error: {type(error).__name__}: {error}")

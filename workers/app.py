@@ -13,6 +13,7 @@ one check each (verifier/cli/processes.py, ``Slots``).
 
 from __future__ import annotations
 
+import resource
 from typing import Any
 
 from celery import Celery
@@ -67,6 +68,21 @@ def create_celery(settings: Settings, core: CoreCheck = core_check) -> WorkerApp
     app.settings = settings
     register_tasks(app, core)
     return app
+
+
+def limit_memory(settings: Settings) -> None:
+    """Bound this worker process's address space (``worker_memory_bytes``; 0 leaves it).
+
+    A check that needs more gets a MemoryError (or torch's allocation error) and ends as an
+    ``error``; the worker goes on with the next one.
+    """
+    if settings.worker_memory_bytes <= 0:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = settings.worker_memory_bytes
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def pool_for(concurrency: int) -> str:

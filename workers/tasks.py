@@ -55,7 +55,12 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
         # visibility timeout ran out while the check still runs) waits for the claim's lease.
         owner = str(uuid.uuid4())
         with hard_time_limit(settings.check_time_limit_s, f"check {check_id}"):
-            budgeted = functools.partial(core, symbolic_timeout_s=settings.symbolic_timeout_s)
+            # Budgets within the hard limit: a slow check ends as a clean `error: ... timeout`.
+            budgeted = functools.partial(
+                core,
+                symbolic_timeout_s=settings.symbolic_timeout_s,
+                reference_timeout_s=settings.reference_timeout_s,
+            )
             try:
                 verdict = execute_check(
                     app.sessions,

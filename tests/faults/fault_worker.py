@@ -3,7 +3,8 @@ can misbehave on purpose, for the fault tests: run as ``python fault_worker.py``
 
 Expressions steer it: one containing ``poison`` kills its own worker process (SIGKILL), one
 containing ``slow`` sleeps ``FAULT_SLOW_S`` seconds first, one containing ``nap`` sleeps
-``FAULT_NAP_S``; every other check passes at once. ``FAULT_SLOTS=N`` runs N slots the way a
+``FAULT_NAP_S``, one containing ``hog`` allocates ``FAULT_HOG_BYTES``; every other check
+passes at once. ``FAULT_SLOTS=N`` runs N slots the way a
 supervised ``derivcheck worker --concurrency N`` does (one process per check, each restarted
 alone).
 ``FAULT_VISIBILITY_TIMEOUT_S`` sets the broker's visibility timeout past the checks of
@@ -23,7 +24,7 @@ from typing import Any
 
 from verifier.cli.processes import Slots
 from verifier.config import Settings
-from workers.app import create_celery, worker_arguments
+from workers.app import create_celery, limit_memory, worker_arguments
 
 
 def fault_core(expression: str, **options: Any) -> dict[str, Any]:
@@ -34,6 +35,9 @@ def fault_core(expression: str, **options: Any) -> dict[str, Any]:
         time.sleep(float(os.environ.get("FAULT_SLOW_S", "2")))
     if "nap" in expression:
         time.sleep(float(os.environ.get("FAULT_NAP_S", "1")))
+    if "hog" in expression:
+        hoard = bytearray(int(os.environ.get("FAULT_HOG_BYTES", str(2**31))))
+        del hoard
     return {
         "expression": expression,
         "variables": ["x"],
@@ -61,6 +65,7 @@ def main() -> None:
         # model_copy does not validate: the out-of-order windows are the fault under test.
         visibility_s = int(os.environ["FAULT_VISIBILITY_TIMEOUT_S"])
         settings = settings.model_copy(update={"broker_visibility_timeout_s": visibility_s})
+    limit_memory(settings)
     app = create_celery(settings, core=fault_core)
     try:
         hostname = f"fault-{os.getpid()}@%h"

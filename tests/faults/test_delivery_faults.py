@@ -224,6 +224,27 @@ def test_a_check_past_its_hard_limit_takes_no_other_check_down(
     assert "exited unexpectedly" in worker.log_path.read_text()
 
 
+def test_a_check_past_the_memory_limit_ends_as_an_error_and_the_worker_goes_on(
+    sessions: sessionmaker[Session],
+    sender: CelerySender,
+    fault_settings: Settings,
+    start_worker: StartWorker,
+    private_redis: Any,
+) -> None:
+    # The worker's address space is bounded at 2 GiB (a worker with torch loaded maps about
+    # 0.8 GiB); the hog asks for 4 GiB more.
+    limits = {"VERIFIER_WORKER_MEMORY_BYTES": str(2 * 1024**3), "FAULT_HOG_BYTES": str(4 * 1024**3)}
+    worker = start_worker("bounded", extra_env=limits)
+    hog = _submit(sessions, sender, fault_settings, "hog + x")
+    _wait_for("the hog", lambda: _job_status(sessions, hog.id) is JobStatus.ERROR, 30)
+    (report,) = _reports(sessions, hog)
+    assert report.reason == "resource limit: out of memory (worker_memory_bytes)"
+    assert _check(sessions, hog).attempts == 1
+    after = _submit(sessions, sender, fault_settings, "x * y")
+    _wait_for("the next check", lambda: _job_status(sessions, after.id) is JobStatus.DONE, 30)
+    assert worker.running()
+
+
 def test_redis_down_at_submission_then_the_reconciler_publishes(
     sessions: sessionmaker[Session],
     sender: CelerySender,

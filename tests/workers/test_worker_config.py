@@ -79,3 +79,12 @@ def test_settings_refuse_delivery_windows_out_of_order() -> None:
         Settings(check_time_limit_s=100, worker_soft_shutdown_s=50)
     with pytest.raises(ValidationError, match="broker_visibility_timeout_s"):
         Settings(worker_soft_shutdown_s=4000, broker_visibility_timeout_s=3600)
+
+
+def test_the_reference_budget_ends_a_check_before_its_hard_limit() -> None:
+    # Hard limit 600 s, symbolic budget 30 s: the references get three quarters of the
+    # 570 s left (verifier/config.py, REFERENCE_SHARE_OF_LIMIT), so the symbolic and reference
+    # stages together end at most 457.5 s in, before the hard limit ends the process.
+    settings = Settings(check_time_limit_s=600, symbolic_timeout_s=30)
+    assert settings.reference_timeout_s == pytest.approx(427.5)
+    assert settings.symbolic_timeout_s + settings.reference_timeout_s < settings.check_time_limit_s

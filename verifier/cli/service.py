@@ -146,8 +146,9 @@ def worker(
     if supervise:
         _supervise_worker(names, concurrency, loglevel)
         return
-    from workers.app import create_celery, worker_arguments
+    from workers.app import create_celery, limit_memory, worker_arguments
 
+    limit_memory(settings)
     app = create_celery(settings)
     try:
         app.worker_main(

@@ -63,6 +63,7 @@ def check(
     strict: bool = False,
     fail_on: Iterable[str] | None = None,
     symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S,
+    reference_timeout_s: float | None = None,
 ) -> Report:
     """Check autograd's derivatives of ``expression`` against the exact ones.
 
@@ -81,6 +82,9 @@ def check(
         fail_on: the verdicts that make ``report.passed`` false (default ``fail``,
             ``nonfinite``); an unknown name raises OptionError.
         symbolic_timeout_s: budget for SymPy's derivatives; past it the verdict is ``error``.
+        reference_timeout_s: the most the certified references may take (a worker passes what
+            its hard time limit leaves, so a check ends as ``error: reference timeout``
+            before the limit ends its process); by default it grows with the values.
 
     Returns:
         The report; ``report.verdict`` is the worst entry verdict.
@@ -130,6 +134,8 @@ def check(
     reference_budget = DEFAULT_REFERENCE_TIMEOUT_S + REFERENCE_SECONDS_PER_VALUE * len(
         points
     ) * len(keys)
+    if reference_timeout_s is not None:
+        reference_budget = min(reference_budget, reference_timeout_s)
     timings: dict[str, float] = {}
 
     def autograd_side() -> tuple[AutogradResult, Conditioning]:

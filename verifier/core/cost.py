@@ -1,0 +1,100 @@
+"""The cost of a check, estimated before it runs: what admission control bounds.
+
+A check's work grows with the reference values it certifies and with the derivatives SymPy
+takes, so its cost in *units* is
+
+    points x entries per point x value weight  +  symbolic size x derivatives taken
+
+- entries per point: n gradient components, n**2 Hessian elements, one per distinct node;
+- value weight: 1, plus ``JUMP_WEIGHT`` for every jump function in the expression (sign,
+  Heaviside, floor, ceiling, Piecewise, Abs, Max, Min, atan2): a point sitting on a jump is
+  evaluated again from each side that can occur, and a hostile client can put every point there;
+- symbolic size: the nodes of the expression's tree; derivatives taken: n, plus n**2 for a
+  Hessian, plus one per node gradient.
+
+One unit is about ``SECONDS_PER_UNIT`` of worker time on the 2-core development machine (a
+certified reference value of a smooth expression takes 15 to 40 microseconds there; one at a
+singular point needs a symbolic limit and takes 20 ms, which is what the weights and the
+budgets in ``verifier.core.check`` are for). ``docs/admission.md`` has the figures.
+
+A hand count: ``sin(x)*y`` has 2 variables, so 2 + 4 derivatives with a Hessian, and 4 tree
+nodes (the product, sin, x, y); at 100 points that is 100 x 6 x 1 + 4 x 6 = 624 units.
+
+>>> from verifier.core.parse import parse_expression
+>>> estimate(parse_expression("sin(x)*y"), 100, hessian=True, nodes=False).units
+624
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from verifier.core.parse import ParsedExpression
+from verifier.core.symbolic import distinct_nodes
+
+JUMP_WEIGHT = 4
+"""Extra value weight per jump function in the expression."""
+SECONDS_PER_UNIT = 50e-6
+"""Worker seconds per cost unit, measured on the development machine (docs/admission.md)."""
+DEFAULT_MAX_CHECK_COST_UNITS = 4_000_000
+"""Per check: about 200 s of worker time, a third of the default hard limit of 600 s."""
+DEFAULT_MAX_JOB_COST_UNITS = 40_000_000
+"""Per job: ten checks at the per-check bound."""
+
+_JUMPS = (
+    sympy.sign,
+    sympy.Heaviside,
+    sympy.floor,
+    sympy.ceiling,
+    sympy.Piecewise,
+    sympy.Abs,
+    sympy.Max,
+    sympy.Min,
+    sympy.atan2,
+)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The estimated work of one check (see the module docstring for the formula)."""
+
+    points: int
+    entries_per_point: int
+    value_weight: int
+    symbolic_size: int
+    derivatives: int
+
+    @property
+    def units(self) -> int:
+        """The cost in units."""
+        values = self.points * self.entries_per_point * self.value_weight
+        return values + self.symbolic_size * self.derivatives
+
+    @property
+    def seconds(self) -> float:
+        """About how many seconds of worker time the check takes."""
+        return self.units * SECONDS_PER_UNIT
+
+    def points_within(self, bound: int) -> int:
+        """The most points a check like this one may have to stay within ``bound`` units."""
+        symbolic = self.symbolic_size * self.derivatives
+        per_point = self.entries_per_point * self.value_weight
+        return max(0, (bound - symbolic) // per_point)
+
+
+def estimate(parsed: ParsedExpression, points: int, *, hessian: bool, nodes: bool) -> Cost:
+    """The cost of checking ``parsed`` at ``points`` points with these options."""
+    n = len(parsed.variables)
+    node_count = len(distinct_nodes(parsed.expr)) if nodes else 0
+    derivatives = n + (n * n if hessian else 0) + node_count
+    tree = list(sympy.preorder_traversal(parsed.expr))
+    jumps = sum(1 for node in tree if isinstance(node, _JUMPS))
+    return Cost(
+        points=points,
+        entries_per_point=derivatives,
+        value_weight=1 + JUMP_WEIGHT * jumps,
+        symbolic_size=len(tree),
+        derivatives=derivatives,
+    )
