@@ -24,17 +24,24 @@ Positions are 0-based columns of the text as submitted, hand-counted.
 
 from __future__ import annotations
 
+import ast
 import gc
+import operator
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import mpmath
 import pytest
 import sympy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from verifier.core.functions import FUNCTIONS, sinc
 from verifier.core.parse import (
+    MAX_EXPONENT_ABS,
     MAX_EXPRESSION_CHARS,
     MAX_NESTING_DEPTH,
     MAX_SIGN_RUN,
@@ -372,6 +379,78 @@ def test_literals_at_the_ends_of_the_decimal_range_are_exact(
     parsed = parse_expression(text).expr
     assert isinstance(parsed, sympy.Mul)
     assert parsed.args[0] == exact
+
+
+CONSTANT_LEAVES = ("0", "1", "2", "3", "7", "10", "0.5", "0.001", "1e-5", "1e5", "999", "pi")
+CONSTANT_FORMS = (
+    "({} + {})",
+    "({} - {})",
+    "({} * {})",
+    "({} / {})",
+    "({})**({})",
+    "-({})",
+    "sqrt({})",
+    "Abs({})",
+    "Max({}, {})",
+    "Min({}, {})",
+    "floor({})",
+    "ceiling({})",
+)
+
+
+def _constant_forms(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.tuples(st.sampled_from(CONSTANT_FORMS), children, children).map(
+        lambda t: t[0].format(t[1], t[2]) if t[0].count("{}") == 2 else t[0].format(t[1])
+    )
+
+
+constants = st.recursive(st.sampled_from(CONSTANT_LEAVES), _constant_forms, max_leaves=8)
+
+
+def _value(node: ast.AST) -> Any:
+    """The value of a constant of CONSTANT_FORMS by mpmath at 30 digits, independently of the
+    parser's bounds; raises ZeroDivisionError or TypeError where it has none (1/0, Max of i)."""
+    if isinstance(node, ast.Constant):
+        return mpmath.mpf(str(node.value)) if isinstance(node.value, float) else node.value
+    if isinstance(node, ast.Name):
+        return mpmath.pi
+    if isinstance(node, ast.UnaryOp):
+        return -_value(node.operand)
+    if isinstance(node, ast.BinOp):
+        left, right = _value(node.left), _value(node.right)
+        operations = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+        if isinstance(node.op, ast.Div):
+            return mpmath.mpf(left) / right
+        if isinstance(node.op, ast.Pow):
+            return mpmath.power(left, right)
+        return operations[type(node.op)](left, right)
+    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    functions = {
+        "sqrt": mpmath.sqrt,
+        "Abs": abs,
+        "Max": max,
+        "Min": min,
+        "floor": mpmath.floor,
+        "ceiling": mpmath.ceil,
+    }
+    return functions[node.func.id](*(_value(arg) for arg in node.args))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(constants)
+def test_no_constant_exponent_beyond_the_limit_is_accepted(exponent: str) -> None:
+    # [issue 9] division once let x**(2/0.001) through. Whatever a constant exponent is built
+    # from, it is accepted only if its value (mpmath's, to 30 digits) is within MAX_EXPONENT_ABS.
+    try:
+        parse_expression(f"x**({exponent})")
+    except ExpressionError:
+        return
+    with mpmath.workdps(30):
+        try:
+            value = _value(ast.parse(exponent, mode="eval").body)
+        except (ZeroDivisionError, TypeError):  # 1/0, or Max of a complex number
+            return
+        assert abs(value) <= MAX_EXPONENT_ABS * (1 + 1e-9), f"{exponent} = {value}"
 
 
 def test_a_literal_is_refused_before_its_value_is_built() -> None:

@@ -663,20 +663,13 @@ def _sum(a: _Range, b: _Range) -> _Range:
         return b
     if b.is_zero:
         return a
-    if a.sign == b.sign != 0:
+    if a.sign == b.sign != 0:  # one sign: the magnitudes add
         return _Range(_log10_sum(a.low, b.low), _log10_sum(a.high, b.high), a.sign)
-    if a.sign == -b.sign != 0:
-        # a + b lies in [|a|min - |b|max, |a|max - |b|min] (for a positive; mirrored otherwise).
-        least_above = a.low > b.high  # |a| > |b| always: the sign is a's
-        least_below = b.low > a.high
+    if a.sign == -b.sign != 0:  # opposite signs: |a + b| is at most the larger gap of the ends
         high = max(_log10_gap(a.low, b.high), _log10_gap(a.high, b.low))
-        if least_above:
-            return _Range(_log10_gap(a.low, b.high), high, a.sign)
-        if least_below:
-            return _Range(_log10_gap(b.low, a.high), high, b.sign)
-        return _Range(-math.inf, high, 0)
-    high = _log10_sum(a.high, b.high)
-    if a.low > b.high:
+    else:
+        high = _log10_sum(a.high, b.high)
+    if a.low > b.high:  # |a| > |b| throughout: a + b has a's sign and |a| - |b| at least
         return _Range(_log10_gap(a.low, b.high), high, a.sign)
     if b.low > a.high:
         return _Range(_log10_gap(b.low, a.high), high, b.sign)
@@ -714,12 +707,36 @@ def _call_range(name: str | None, parts: list[_Range]) -> _Range | None:
     if name == "Abs":
         return parts[0] if parts[0].is_zero else _Range(parts[0].low, parts[0].high, 1)
     if name in ("Max", "Min"):
-        signs = {part.sign for part in parts}
-        sign = signs.pop() if len(signs) == 1 else 0
-        return _Range(min(p.low for p in parts), max(p.high for p in parts), sign)
+        return _extreme(parts, largest=name == "Max")
     if name in ("floor", "ceiling"):
-        return _Range(-math.inf, _log10_sum(parts[0].high, 0.0), 0)  # |floor(a)| <= |a| + 1
+        return _rounded(parts[0], up=name == "ceiling")
     return None
+
+
+def _extreme(parts: list[_Range], *, largest: bool) -> _Range:
+    """The bound of Max (``largest``) or Min of values bounded by ``parts``."""
+    signs = {part.sign for part in parts}
+    if len(signs) == 1 and 0 not in signs:
+        # One sign: the value is the part of largest magnitude (Max of positives, Min of
+        # negatives) or of smallest, and so are its bounds.
+        sign = signs.pop()
+        pick = max if largest == (sign > 0) else min
+        return _Range(pick(p.low for p in parts), pick(p.high for p in parts), sign)
+    return _Range(min(p.low for p in parts), max(p.high for p in parts), 0)
+
+
+def _rounded(value: _Range, *, up: bool) -> _Range:
+    """The bound of floor(value), or of ceiling(value) when ``up``."""
+    if value.is_zero:
+        return _ZERO
+    if value.sign == 0:
+        return _Range(-math.inf, _log10_sum(value.high, 0.0), 0)  # |floor(a)| < |a| + 1
+    if up == (value.sign < 0):
+        # Toward 0: the magnitude shrinks, to 0 below 1 and to at least half of it from 1 on.
+        low = value.low - math.log10(2.0) if value.low >= 0 else -math.inf
+        return _Range(low, value.high, value.sign if low > -math.inf else 0)
+    # Away from 0: the magnitude grows by less than 1.
+    return _Range(value.low, _log10_sum(value.high, 0.0), value.sign)
 
 
 def _describe(node: ast.AST) -> str:
