@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_NUMBER_CHARS, MAX_POINTS_PER_CHECK
 from verifier.core.verdict import Verdict, parse_verdict
 from verifier.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
 
@@ -33,13 +34,21 @@ class CheckIn(BaseModel):
 
     expression: str = Field(description="SymPy syntax, e.g. 3*x**2 + 2*x*y + y**2")
     points: list[dict[str, float | str]] | None = Field(
-        default=None, description="one object per point: variable -> number or decimal text"
+        default=None,
+        description="one object per point: variable -> number or decimal text (plain decimal "
+        f"digits, at most {MAX_NUMBER_CHARS} characters, decimal exponent within "
+        f"±{MAX_DECIMAL_EXPONENT}); each value must be finite in the check's dtype",
     )
     dtype: Dtype = "float64"
     device: Device = "auto"
     nodes: bool = Field(default=False, description="also check gradients of inner nodes")
     hessian: bool = True
-    samples: int | None = Field(default=None, ge=1, description="random points to add")
+    samples: int | None = Field(
+        default=None,
+        ge=1,
+        description="random points to add; given and sampled points together at most "
+        f"{MAX_POINTS_PER_CHECK}",
+    )
     domain: dict[str, tuple[float, float]] | None = Field(
         default=None, description="variable -> [low, high] for sampled points"
     )
