@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from verifier import claims, repository
+from verifier.admission import admit
 from verifier.config import Settings
 from verifier.core.verdict import VERDICT_ORDER
 from verifier.errors import JobRejectedError, NotFoundError
@@ -201,6 +202,7 @@ def _key_problem(message: str, kind: str) -> dict[str, Any]:
 
 def _new_job(request: JobIn, settings: Settings, owner: uuid.UUID | None) -> Job:
     parsed = validate_job(request, settings)
+    admit(request, parsed, settings)
     job = Job(
         label=request.label,
         status=JobStatus.QUEUED,

@@ -1,0 +1,63 @@
+"""Admission control by cost: a job whose checks would cost more than the bounds is refused
+at submission, before anything is stored, with the estimate, the bound and how to split it.
+
+The estimate is the core's (:mod:`verifier.core.cost`); the bounds are the Settings
+``max_check_cost_units`` and ``max_job_cost_units``. A worker could run any admitted check:
+its references are budgeted within the hard limit (``Settings.reference_timeout_s``), so a
+check whose real cost outruns its estimate (every point on a singularity) ends as
+``error: reference timeout``, not by killing its worker.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from verifier.config import Settings
+from verifier.core.cost import estimate
+from verifier.core.parse import ParsedExpression
+from verifier.errors import JobRejectedError
+from verifier.schemas import JobIn
+
+
+def admit(request: JobIn, parsed: list[ParsedExpression], settings: Settings) -> None:
+    """Raise JobRejectedError naming each check (and the job) whose cost is above its bound."""
+    problems: list[dict[str, Any]] = []
+    total = 0
+    for index, (check, expression) in enumerate(zip(request.checks, parsed, strict=True)):
+        points = len(check.points or []) + (check.samples or 0)
+        cost = estimate(expression, points, hessian=check.hessian, nodes=check.nodes)
+        total += cost.units
+        bound = settings.max_check_cost_units
+        if cost.units <= bound:
+            continue
+        most = cost.points_within(bound)
+        advice = (
+            f"split it into checks of at most {most} points"
+            if most > 0
+            else "drop the Hessian or the node gradients, or use fewer variables"
+        )
+        problems.append(
+            {
+                "loc": ["body", "checks", index],
+                "msg": f"check {index}: estimated cost {cost.units:,} units (about "
+                f"{cost.seconds:,.0f} s of worker time) is above the limit of {bound:,} units "
+                f"per check; {advice}",
+                "type": "check_too_costly",
+                "position": None,
+            }
+        )
+    bound = settings.max_job_cost_units
+    if total > bound:
+        problems.append(
+            {
+                "loc": ["body", "checks"],
+                "msg": f"the job's estimated cost {total:,} units is above the limit of "
+                f"{bound:,} units per job; split it into at least {math.ceil(total / bound)} "
+                "jobs",
+                "type": "job_too_costly",
+                "position": None,
+            }
+        )
+    if problems:
+        raise JobRejectedError(problems)
