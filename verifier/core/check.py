@@ -183,7 +183,7 @@ def check(
     findings = _audit(parsed, points, judgements, fmt, tolerance, report.notes, hessian=hessian)
     for overflowed in literals.overflowed:
         detail = f"the literal {overflowed} is beyond {fmt.name}'s range: its tensor is infinite"
-        event = Finding(sympy.sympify(overflowed), FORWARD, OVERFLOW, math.inf, detail)
+        event = Finding(overflowed, FORWARD, OVERFLOW, math.inf, detail)
         for found in findings.values():
             found.insert(0, event)
     for index, row in enumerate(references):

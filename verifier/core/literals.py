@@ -56,14 +56,14 @@ class Literals:
         values: placeholder name to the dtype value the torch graph holds.
         forward: literal to placeholder, to map other subtrees the same way.
         shown: each literal whose rounded value differs from what was written.
-        overflowed: literals beyond the dtype's range (their tensor is infinite), as written.
+        overflowed: literals beyond the dtype's range (their tensor is infinite).
     """
 
     expr: sympy.Expr
     values: dict[str, float] = field(default_factory=dict)
     forward: dict[sympy.Basic, sympy.Basic] = field(default_factory=dict)
     shown: list[dict[str, object]] = field(default_factory=list)
-    overflowed: list[str] = field(default_factory=list)
+    overflowed: list[sympy.Basic] = field(default_factory=list)
 
     def bind(self, subtree: sympy.Basic) -> sympy.Basic:
         """``subtree`` of the original expression, with the same placeholders."""
@@ -78,12 +78,12 @@ def bind_literals(expr: sympy.Expr, dtype: DType) -> Literals:
     forward: dict[sympy.Basic, sympy.Basic] = {}
     values: dict[str, float] = {}
     shown: list[dict[str, object]] = []
-    overflowed: list[str] = []
+    overflowed: list[sympy.Basic] = []
     for literal in graph_literals(expr):
         rounded = round_literal(literal, dtype)
         if not math.isfinite(rounded):
             # The reference keeps the exact value; the diagnosis calls the overflow `range`.
-            overflowed.append(str(literal))
+            overflowed.append(literal)
             shown.append({"written": str(literal), "rounded": rounded})
             continue
         if literal.is_Rational and Fraction(rounded) == literal_value(literal):
