@@ -51,8 +51,6 @@ from verifier.schemas import (
     GroupBy,
     JobIn,
     JobOut,
-    JobReport,
-    PendingCheck,
     Progress,
     ReportItem,
     ReportPage,
@@ -270,43 +268,6 @@ def _job_out(job: Job, done: int) -> JobOut:
         started_at=job.started_at,
         finished_at=job.finished_at,
     )
-
-
-def job_report(session: Session, job_id: uuid.UUID, owner: uuid.UUID | None = None) -> JobReport:
-    """The job and the report of each finished check, in submission order (``owner``'s only)."""
-    job = repository.get_job(session, job_id, owner)
-    if job is None:
-        raise NotFoundError(f"no job {job_id}")
-    reports: list[dict[str, Any]] = []
-    pending: list[PendingCheck] = []
-    for check in repository.checks_of_job(session, job_id):
-        if check.report is None:
-            pending.append(
-                PendingCheck(
-                    check=check.id,
-                    index=check.position,
-                    expression=check.expression,
-                    status=check.status,
-                )
-            )
-            continue
-        document = _judged(check.report, check)
-        reports.append({"check": str(check.id), "index": check.position, **document})
-    return JobReport(job=_job_out(job, len(reports)), checks=reports, pending=pending)
-
-
-def _judged(report: Report, check: Check) -> dict[str, Any]:
-    """The report document with its entries and its outcome under the check's policy (an old
-    report gets ``fail_on``, ``passed``, ``counts`` and ``blamed`` here)."""
-    outcome = _outcome(report, check)
-    return {
-        **report.document,
-        "entries": report.entries,
-        "fail_on": outcome.fail_on,
-        "passed": outcome.passed,
-        "counts": outcome.counts,
-        "blamed": outcome.blamed,
-    }
 
 
 def _outcome(report: Report, check: Check) -> Outcome:
