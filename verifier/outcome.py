@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.core.verdict import VERDICT_ORDER, Verdict, fail_on_set, fails, worst
+from verifier.core.verdict import Verdict, fail_on_set, ordered_counts, passes
 
 
 @dataclass(frozen=True)
@@ -49,17 +49,12 @@ def entry_counts(
         found = Counter(str(entry.get("verdict")) for entry in entries or [])
         if not found and verdict != Verdict.ERROR:
             found[verdict] = 1
-    ordered = {str(v): found[v] for v in VERDICT_ORDER if found[v]}
-    # A name outside the table (never written by this code) is kept, last, rather than lost.
-    ordered.update({name: count for name, count in found.items() if name not in ordered})
-    return ordered
+    return ordered_counts(found)
 
 
 def check_passed(verdict: str, counts: Iterable[str], fail_on: Iterable[str]) -> bool:
     """Whether a check with this verdict and these entry verdicts passed ``fail_on``."""
-    if worst([verdict]) is Verdict.ERROR:  # an unknown verdict counts as error, as in worst()
-        return False
-    return not fails(counts, fail_on)
+    return passes(verdict, counts, fail_on)
 
 
 def read_outcome(

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from verifier.cli.client import ApiClient, CliError
 from verifier.cli.style import blamed_table, counts_text, styled
-from verifier.core.verdict import VERDICT_ORDER
+from verifier.core.verdict import VERDICT_ORDER, ordered_counts
 
 FINISHED_STATUSES = frozenset({"done", "error"})
 EXPRESSION_COLUMN_CHARS = 48
@@ -114,9 +114,7 @@ def entry_counts(checks: list[dict[str, Any]]) -> dict[str, int]:
     total: Counter[str] = Counter()
     for check in checks:
         total.update(check.get("counts") or {})
-    ordered = {str(v): total[v] for v in VERDICT_ORDER if total[v]}
-    ordered.update({name: n for name, n in total.items() if name not in ordered and n})
-    return ordered
+    return ordered_counts(total)
 
 
 def job_blamed_table(checks: list[dict[str, Any]]) -> Table | None:

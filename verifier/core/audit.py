@@ -24,6 +24,7 @@ import sympy
 import torch
 
 from verifier.core.dtypes import DType
+from verifier.core.magnitudes import grad_or_none
 from verifier.core.parse import make_symbol
 from verifier.core.reference import DOMAIN, UNDEFINED, ReferenceValue, reference_values
 from verifier.core.symbolic import Target
@@ -170,13 +171,12 @@ def _torch_derivatives(
 def _grads(
     output: torch.Tensor, leaves: list[torch.Tensor], *, create_graph: bool
 ) -> list[torch.Tensor]:
-    zeros = [torch.zeros_like(leaf) for leaf in leaves]
-    if not output.requires_grad:
-        return zeros
-    grads = torch.autograd.grad(
-        output.sum(), leaves, retain_graph=True, create_graph=create_graph, allow_unused=True
-    )
-    return [z if g is None or g._is_zerotensor() else g for g, z in zip(grads, zeros, strict=True)]
+    """d sum(output) / d each leaf, zeros where it does not depend on it."""
+    grads = grad_or_none(output.sum(), leaves, create_graph=create_graph)
+    return [
+        torch.zeros_like(leaf) if g is None or g._is_zerotensor() else g
+        for g, leaf in zip(grads, leaves, strict=True)
+    ]
 
 
 def _judge_local(

@@ -32,7 +32,7 @@ from verifier.core.diagnosis import diagnose
 from verifier.core.dtypes import DType, get_dtype
 from verifier.core.evaluator import UnsupportedError
 from verifier.core.literals import bind_literals
-from verifier.core.parse import ParsedExpression, parse_expression
+from verifier.core.parse import ParsedExpression, parse_expression, require_variables
 from verifier.core.points import PointInput, round_points, sample_points
 from verifier.core.reference import METHOD_ARB, OK, ReferenceValue, compute_truth
 from verifier.core.report import Entry, Report
@@ -40,7 +40,7 @@ from verifier.core.sandbox import SandboxCrash, SandboxTimeout, thread_sandbox
 from verifier.core.symbolic import Key, distinct_nodes, entry_keys, node_key
 from verifier.core.tolerance import Tolerance, make_tolerance
 from verifier.core.verdict import Verdict, fail_on_set, worst
-from verifier.errors import ExpressionError, OptionError, PointError
+from verifier.errors import OptionError, PointError
 
 DEFAULT_SYMBOLIC_TIMEOUT_S = 30.0
 DEFAULT_REFERENCE_TIMEOUT_S = 60.0
@@ -93,9 +93,7 @@ def check(
         InputError: the expression, a point or an option is invalid (nothing ran).
     """
     started = time.perf_counter()
-    parsed = parse_expression(expression)
-    if not parsed.variables:
-        raise ExpressionError("the expression has no variables to differentiate by")
+    parsed = require_variables(parse_expression(expression))
     fmt = get_dtype(dtype)
     tolerance = make_tolerance(fmt, rtol, atol)
     try:

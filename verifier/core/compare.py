@@ -90,9 +90,9 @@ def correct_bits(rel_error: float, dtype: DType) -> float:
 
 
 def _ratio(abs_error: float, allowed: float) -> float:
-    if abs_error <= allowed:
-        return abs_error / allowed if allowed > 0 else 0.0
-    return abs_error / allowed if allowed > 0 else math.inf
+    if allowed > 0:
+        return abs_error / allowed
+    return 0.0 if abs_error == 0 else math.inf
 
 
 def _uncertified(autograd: float, reference: ReferenceValue, tolerance: Tolerance) -> Judgement:

@@ -11,9 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from verifier.core.verdict import DEFAULT_FAIL_ON, VERDICT_ORDER, Verdict, fails
-
-_RANK = {str(verdict): rank for rank, verdict in enumerate(VERDICT_ORDER)}
+from verifier.core.verdict import DEFAULT_FAIL_ON, Verdict, ordered_counts, passes, rank
 
 
 def json_number(value: float | None) -> float | str | None:
@@ -109,15 +107,12 @@ class Report:
     @property
     def passed(self) -> bool:
         """Whether no entry has a verdict of ``fail_on`` (and the check ran)."""
-        if self.verdict == Verdict.ERROR:
-            return False
-        return not fails(self.counts, self.fail_on)
+        return passes(self.verdict, self.counts, self.fail_on)
 
     @property
     def counts(self) -> dict[str, int]:
         """Entries per verdict, in verdict order (verdicts with no entry left out)."""
-        found = Counter(entry.verdict for entry in self.entries)
-        return {str(v): found[v] for v in VERDICT_ORDER if found[v]}
+        return ordered_counts(Counter(entry.verdict for entry in self.entries))
 
     @property
     def blamed(self) -> list[dict[str, Any]]:
@@ -127,7 +122,7 @@ class Report:
             for entry in self.entries
             if entry.blame is not None and entry.verdict != Verdict.PASS
         )
-        ordered = sorted(found.items(), key=lambda item: (-_RANK[item[0][0]], -item[1]))
+        ordered = sorted(found.items(), key=lambda item: (-rank(item[0][0]), -item[1]))
         return [
             {"verdict": verdict, "node": node, "phase": phase, "entries": count}
             for (verdict, node, phase), count in ordered

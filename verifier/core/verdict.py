@@ -11,7 +11,7 @@ the service's job verdict all derive from it (``docs/report-format.md`` explains
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -72,7 +72,7 @@ VERDICTS: dict[Verdict, VerdictInfo] = {
 """Every verdict, best first: a check's verdict is the worst of its entries."""
 
 VERDICT_ORDER: tuple[Verdict, ...] = tuple(VERDICTS)
-_RANK = {verdict: rank for rank, verdict in enumerate(VERDICT_ORDER)}
+_RANK: dict[str, int] = {str(verdict): place for place, verdict in enumerate(VERDICT_ORDER)}
 
 DEFAULT_FAIL_ON: frozenset[Verdict] = frozenset({Verdict.FAIL, Verdict.NONFINITE})
 """Verdicts that make an exit code 1 unless ``--fail-on`` says otherwise."""
@@ -105,12 +105,28 @@ def worst(verdicts: Iterable[str]) -> Verdict:
     result = Verdict.PASS
     for name in verdicts:
         verdict = Verdict(name) if name in _RANK else Verdict.ERROR
-        if _RANK[verdict] > _RANK[result]:
+        if rank(verdict) > rank(result):
             result = verdict
     return result
 
 
-def fails(verdicts: Iterable[str], fail_on: Iterable[str]) -> bool:
-    """Whether any of ``verdicts`` is one of ``fail_on``."""
+def rank(name: str) -> int:
+    """The place of verdict ``name`` from best (0) to worst (an unknown name ranks as error)."""
+    return _RANK.get(str(name), _RANK[Verdict.ERROR])
+
+
+def passes(verdict: str, entry_verdicts: Iterable[str], fail_on: Iterable[str]) -> bool:
+    """Whether a check passed: it ran (its ``verdict`` is not ``error``, nor unknown) and none
+    of its entries has a verdict of ``fail_on``."""
+    if worst([verdict]) is Verdict.ERROR:
+        return False
     failing = {str(v) for v in fail_on}
-    return any(str(v) in failing for v in verdicts)
+    return not any(str(v) in failing for v in entry_verdicts)
+
+
+def ordered_counts(found: Mapping[str, int]) -> dict[str, int]:
+    """Counts per verdict in table order, zeros left out; a name outside the table (never
+    written by this code) is kept, last, rather than lost."""
+    ordered = {str(v): found[v] for v in VERDICT_ORDER if found.get(v)}
+    ordered.update({str(k): n for k, n in found.items() if n and str(k) not in ordered})
+    return ordered
