@@ -127,6 +127,24 @@ class JobReport(BaseModel):
     pending: list[PendingCheck]
 
 
+EntrySelection = Literal["all", "failing", "none"]
+"""Which entries each check of a job report page carries."""
+
+
+class JobReportPage(JobReport):
+    """One page of a job's report: its checks from where ``cursor`` pointed, in submission
+    order; pass ``next_cursor`` back as ``cursor`` for the rest."""
+
+    entries: EntrySelection = Field(
+        description="which entries each check carries: all, failing (verdict not pass) or "
+        "none (the check has no 'entries' then)"
+    )
+    next_cursor: str | None = Field(
+        description="where the next page starts (null: this page ends the report); a check "
+        "whose entries continue there comes again with the entries that follow"
+    )
+
+
 class Worst(BaseModel):
     """The largest errors over a report's entries that did not pass (over all entries in
     reports stored before ``ratio`` existed, which have no ratio)."""

@@ -45,12 +45,15 @@ from verifier.models import (
     utc_now,
 )
 from verifier.outcome import Outcome, check_fail_on, read_outcome, report_number
-from verifier.repository import ReportFilters
+from verifier.repository import ReportedCheck, ReportFilters
 from verifier.schemas import (
     Blamed,
+    EntrySelection,
     GroupBy,
     JobIn,
     JobOut,
+    JobReportPage,
+    PendingCheck,
     Progress,
     ReportItem,
     ReportPage,
@@ -380,3 +383,118 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+ENTRY_PLACES = repository.MAX_SQL_INTEGER + 1
+"""A place in a job's report, (check position, entry index), is one cursor number:
+position * ENTRY_PLACES + index (both are database integers)."""
+
+
+def job_report_page(
+    session: Session,
+    job_id: uuid.UUID,
+    owner: uuid.UUID | None,
+    settings: Settings,
+    *,
+    entries: EntrySelection,
+    limit: int,
+    cursor: str | None,
+) -> JobReportPage:
+    """One page of a job's report from ``cursor`` on (``owner``'s only): at most ``limit``
+    entries, ``max_report_page_checks`` checks and ``max_report_page_document_chars`` of stored
+    documents; NotFoundError for another owner's or no job, JobRejectedError for a bad cursor."""
+    job = job_status(session, job_id, owner)
+    place = (0, 0)
+    if cursor is not None:
+        number = decode_cursor(cursor, "e", maximum=ENTRY_PLACES * ENTRY_PLACES - 1)
+        place = divmod(number, ENTRY_PLACES)
+    checks, pending, next_place = _page(
+        session, job_id, settings, place, entries, min(limit, settings.max_report_page_entries)
+    )
+    next_cursor = None
+    if next_place is not None:
+        next_cursor = encode_cursor(next_place[0] * ENTRY_PLACES + next_place[1], "e")
+    return JobReportPage(
+        job=job, checks=checks, pending=pending, entries=entries, next_cursor=next_cursor
+    )
+
+
+def _page(
+    session: Session,
+    job_id: uuid.UUID,
+    settings: Settings,
+    place: tuple[int, int],
+    selection: EntrySelection,
+    limit: int,
+) -> tuple[list[dict[str, Any]], list[PendingCheck], tuple[int, int] | None]:
+    """The checks of one page from ``place`` on, its pending checks, and the place where the
+    next page starts (None at the end of the report)."""
+    position, index = place
+    rows = repository.reported_checks(
+        session, job_id, from_position=position, limit=settings.max_report_page_checks + 1
+    )
+    shown: list[ReportedCheck] = []
+    chars_left = settings.max_report_page_document_chars
+    next_place: tuple[int, int] | None = None
+    for number, row in enumerate(rows):
+        size = row.document_chars or 0
+        if number == settings.max_report_page_checks or (
+            row.report_id is not None
+            and chars_left < settings.max_report_page_document_chars
+            and size > chars_left
+        ):
+            next_place = (row.position, 0)
+            break
+        shown.append(row)
+        chars_left -= size
+    reported = [row for row in shown if row.report_id is not None]
+    by_check: dict[int, list[dict[str, Any]]] = {}
+    if selection != "none" and reported:
+        found = repository.report_entries(
+            session,
+            [row.report_id for row in reported if row.report_id is not None],
+            after=(position, index),
+            limit=limit + 1,
+            failing=selection == "failing",
+        )
+        if len(found) > limit:
+            next_place = (found[limit][0], found[limit][1])
+            found = found[:limit]
+            shown = [row for row in shown if row.position <= next_place[0]]
+            reported = [row for row in reported if row.position <= next_place[0]]
+        by_check = {row.position: [] for row in reported}
+        for check_position, _index, entry in found:
+            by_check[check_position].append(entry)
+    documents = repository.report_documents(
+        session, [row.report_id for row in reported if row.report_id is not None]
+    )
+    uncounted = [report_id for report_id, document in documents.items() if "counts" not in document]
+    counted = repository.count_entries_by_verdict(session, uncounted)
+    checks: list[dict[str, Any]] = []
+    pending: list[PendingCheck] = []
+    for row in shown:
+        if row.report_id is None:
+            pending.append(
+                PendingCheck(
+                    check=row.id, index=row.position, expression=row.expression, status=row.status
+                )
+            )
+            continue
+        document = documents[row.report_id]
+        if row.report_id in counted:  # stored before counts existed; none: no entries
+            document = {**document, "counts": counted[row.report_id]}
+        outcome = read_outcome(
+            str(row.verdict), document, None, fail_on=row.fail_on, strict=row.strict
+        )
+        check = {"check": str(row.id), "index": row.position, **document}
+        check.pop("entries", None)
+        if selection != "none":
+            check["entries"] = by_check[row.position]
+        check.update(
+            fail_on=outcome.fail_on,
+            passed=outcome.passed,
+            counts=outcome.counts,
+            blamed=outcome.blamed,
+        )
+        checks.append(check)
+    return checks, pending, next_place

@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 from verifier import migrate, repository, service
 from verifier.api import create_app
 from verifier.api.deps import get_sender
-from verifier.api.routes.reports import ENTRY_PLACES
 from verifier.config import MAX_REPORT_PAGE_ENTRIES, Settings
 from verifier.db import make_session_factory
 from verifier.execution import report_row
+from verifier.service import ENTRY_PLACES
 
 ReportDocument = Callable[..., dict[str, Any]]
 

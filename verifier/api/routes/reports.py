@@ -17,24 +17,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import MINYEAR, UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AfterValidator, Field
-from sqlalchemy.orm import Session
+from pydantic import AfterValidator
 
-from verifier import repository, service
+from verifier import service
 from verifier.api.deps import SessionDep, SettingsDep
 from verifier.api.ratelimit import CallerDep
 from verifier.api.responses import ACCESS_RESPONSES
-from verifier.config import MAX_REPORT_PAGE_ENTRIES, Settings
-from verifier.outcome import read_outcome
-from verifier.repository import ReportedCheck, ReportFilters
+from verifier.config import MAX_REPORT_PAGE_ENTRIES
+from verifier.repository import ReportFilters
 from verifier.schemas import (
     Dtype,
+    EntrySelection,
     GroupBy,
-    JobReport,
-    PendingCheck,
+    JobReportPage,
     ReportPage,
     Stats,
     VerdictName,
@@ -46,14 +44,9 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_FILTER_CHARS = 2000
 MAX_CURSOR_CHARS = 64
-ENTRY_PLACES = repository.MAX_SQL_INTEGER + 1
-"""A place in a job's report, (check position, entry index), is one cursor number:
-position * ENTRY_PLACES + index (both are database integers)."""
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such job (or it belongs to another key)"}
 }
-
-EntrySelection = Literal["all", "failing", "none"]
 
 
 def _printable(value: str | None) -> str | None:
@@ -147,20 +140,6 @@ def read_stats(
     return service.report_stats(session, filters, group_by)
 
 
-class JobReportPage(JobReport):
-    """One page of a job's report: its checks from where ``cursor`` pointed, in submission
-    order; pass ``next_cursor`` back as ``cursor`` for the rest."""
-
-    entries: EntrySelection = Field(
-        description="which entries each check carries: all, failing (verdict not pass) or "
-        "none (the check has no 'entries' then)"
-    )
-    next_cursor: str | None = Field(
-        description="where the next page starts (null: this page ends the report); a check "
-        "whose entries continue there comes again with the entries that follow"
-    )
-
-
 @router.get("/jobs/{job_id}/report", response_model=JobReportPage, responses=NOT_FOUND)
 def read_job_report(
     job_id: uuid.UUID,
@@ -189,98 +168,12 @@ def read_job_report(
 ) -> JobReportPage:
     """The job and the report of each finished check, in the core's report format, a page at
     a time (checks with no report yet are listed as pending)."""
-    job = service.job_status(session, job_id, caller.key_id)
-    place = (0, 0)
-    if cursor is not None:
-        number = service.decode_cursor(cursor, "e", maximum=ENTRY_PLACES * ENTRY_PLACES - 1)
-        place = divmod(number, ENTRY_PLACES)
-    checks, pending, next_place = _page(
-        session, job_id, settings, place, entries, min(limit, settings.max_report_page_entries)
+    return service.job_report_page(
+        session,
+        job_id,
+        caller.key_id,
+        settings,
+        entries=entries,
+        limit=limit,
+        cursor=cursor,
     )
-    next_cursor = None
-    if next_place is not None:
-        next_cursor = service.encode_cursor(next_place[0] * ENTRY_PLACES + next_place[1], "e")
-    return JobReportPage(
-        job=job, checks=checks, pending=pending, entries=entries, next_cursor=next_cursor
-    )
-
-
-def _page(
-    session: Session,
-    job_id: uuid.UUID,
-    settings: Settings,
-    place: tuple[int, int],
-    selection: EntrySelection,
-    limit: int,
-) -> tuple[list[dict[str, Any]], list[PendingCheck], tuple[int, int] | None]:
-    """The checks of one page from ``place`` on, its pending checks, and the place where the
-    next page starts (None at the end of the report)."""
-    position, index = place
-    rows = repository.reported_checks(
-        session, job_id, from_position=position, limit=settings.max_report_page_checks + 1
-    )
-    shown: list[ReportedCheck] = []
-    chars_left = settings.max_report_page_document_chars
-    next_place: tuple[int, int] | None = None
-    for number, row in enumerate(rows):
-        size = row.document_chars or 0
-        if number == settings.max_report_page_checks or (
-            row.report_id is not None
-            and chars_left < settings.max_report_page_document_chars
-            and size > chars_left
-        ):
-            next_place = (row.position, 0)
-            break
-        shown.append(row)
-        chars_left -= size
-    reported = [row for row in shown if row.report_id is not None]
-    by_check: dict[int, list[dict[str, Any]]] = {}
-    if selection != "none" and reported:
-        found = repository.report_entries(
-            session,
-            [row.report_id for row in reported if row.report_id is not None],
-            after=(position, index),
-            limit=limit + 1,
-            failing=selection == "failing",
-        )
-        if len(found) > limit:
-            next_place = (found[limit][0], found[limit][1])
-            found = found[:limit]
-            shown = [row for row in shown if row.position <= next_place[0]]
-            reported = [row for row in reported if row.position <= next_place[0]]
-        by_check = {row.position: [] for row in reported}
-        for check_position, _index, entry in found:
-            by_check[check_position].append(entry)
-    documents = repository.report_documents(
-        session, [row.report_id for row in reported if row.report_id is not None]
-    )
-    uncounted = [report_id for report_id, document in documents.items() if "counts" not in document]
-    counted = repository.count_entries_by_verdict(session, uncounted)
-    checks: list[dict[str, Any]] = []
-    pending: list[PendingCheck] = []
-    for row in shown:
-        if row.report_id is None:
-            pending.append(
-                PendingCheck(
-                    check=row.id, index=row.position, expression=row.expression, status=row.status
-                )
-            )
-            continue
-        document = documents[row.report_id]
-        if row.report_id in counted:  # stored before counts existed; none: no entries
-            document = {**document, "counts": counted[row.report_id]}
-        outcome = read_outcome(
-            str(row.verdict), document, None, fail_on=row.fail_on, strict=row.strict
-        )
-        check = {"check": str(row.id), "index": row.position, **document}
-        check.pop("entries", None)
-        if selection != "none":
-            check["entries"] = by_check[row.position]
-        check.update(
-            fail_on=outcome.fail_on,
-            passed=outcome.passed,
-            counts=outcome.counts,
-            blamed=outcome.blamed,
-        )
-        checks.append(check)
-    return checks, pending, next_place
