@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         "trusted)",
     )
 
-    # Bounded answers: see verifier/api/app.py and verifier/api/routes/reports.py.
+    # Bounded answers: see verifier/api/app.py and verifier/service.py (job_report_page).
     max_validation_problems: int = Field(
         default=MAX_VALIDATION_PROBLEMS, ge=1, description="problems listed in one 422 answer"
     )
