@@ -48,10 +48,10 @@ from rich.table import Table
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from verifier import keys, migrate
 from verifier.cli.processes import ChildProcess, free_port, service_command, wait_until_healthy
-from verifier.db import make_engine, make_session_factory
-from verifier.models import Check, Job, JobStatus, Report
+from verifier.store import keys, migrate
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.models import Check, Job, JobStatus, StoredReport
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -69,7 +69,7 @@ SANDBOX_KILL_TEST = (
 )
 WORKERS = 2
 
-# Short delivery windows, ordered as verifier/delivery.py requires, so a killed worker's check
+# Short delivery windows, ordered as docs/delivery.md requires, so a killed worker's check
 # is re-run within seconds; the API's reconciler runs every 2 s.
 FLEET_ENV = {
     "VERIFIER_CHECK_TIME_LIMIT_S": "20",
@@ -338,8 +338,8 @@ def _drain(fleet: Fleet, result: LoadResult, timeout_s: float) -> None:
                 )
                 result.unfinished = [str(tuple(row)) for row in session.execute(stuck.limit(20))]
             duplicates = (
-                select(Report.check_id)
-                .group_by(Report.check_id)
+                select(StoredReport.check_id)
+                .group_by(StoredReport.check_id)
                 .having(func.count() > 1)
                 .subquery()
             )

@@ -5,7 +5,7 @@
 
 Every check runs inline through ``verifier.check`` (gradient and Hessian). Corpora:
 
-- demo: the built-in suite (``verifier.suite``), each check in its own dtype, one row;
+- demo: the built-in suite (``verifier.service.suite``), each check in its own dtype, one row;
 - feynman: the AI Feynman equations in ../shared/corpora/feynman, ``--points`` points drawn
   uniformly inside each variable's published range; an equation the parser refuses is
   counted as skipped, with the reason;
@@ -200,7 +200,7 @@ class Task:
 
 def demo_tasks() -> list[Task]:
     """The built-in suite, each check in its own dtype."""
-    from verifier.suite import OWN_CHECKS, SEED_EXAMPLES
+    from verifier.service.suite import OWN_CHECKS, SEED_EXAMPLES
 
     tasks = []
     for index, spec in enumerate((*SEED_EXAMPLES, *OWN_CHECKS)):

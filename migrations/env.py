@@ -10,8 +10,8 @@ from alembic import context
 from sqlalchemy import Connection
 
 from verifier.config import Settings
-from verifier.db import make_engine
-from verifier.models import Base
+from verifier.store.engine import make_engine
+from verifier.store.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -19,9 +19,9 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from verifier import migrate
 from verifier.config import Settings
-from verifier.db import make_engine
+from verifier.store import migrate
+from verifier.store.engine import make_engine
 
 IN_CI = os.environ.get("CI") == "true"
 POSTGRES_ADMIN_URL = os.environ.get(

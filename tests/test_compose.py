@@ -14,7 +14,6 @@ import pytest
 import typer
 import yaml
 
-from verifier.cli.service import register
 from verifier.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,26 +92,12 @@ def test_every_command_is_a_real_derivcheck_command(compose: dict[str, Any]) -> 
     group = _cli()
     missing = {"serve", "worker", "db"} - set(group.commands)
     assert not missing, (
-        f"`derivcheck` lacks {sorted(missing)}: verifier.cli.create_cli() must call "
-        "verifier.cli.service.register(app)"
+        f"`derivcheck` lacks {sorted(missing)}: verifier.cli.create_cli() must register them"
     )
     for name, spec in _our_services(compose).items():
         command = spec["command"]
         assert command[0] == "derivcheck", name
         _resolve(group, command[1:])
-
-
-def test_service_commands_parse_on_their_own() -> None:
-    app = typer.Typer()
-    register(app)
-    group = typer.main.get_command(app)
-    assert _is_group(group)
-    for arguments in (
-        ["serve", "--host", "0.0.0.0", "--port", "8000"],
-        ["worker", "--queues", "gpu,cpu", "--concurrency", "2"],
-        ["db", "upgrade"],
-    ):
-        _resolve(group, arguments)
 
 
 def test_every_environment_variable_is_a_setting(compose: dict[str, Any]) -> None:

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     max_samples_per_check: int = Field(default=10_000, ge=1)
     max_page_size: int = Field(default=500, ge=1)
 
-    # Delivery: see verifier/delivery.py for what each of these does and why they are ordered.
+    # Delivery: see docs/delivery.md for what each of these does and why they are ordered.
     worker_prefetch_multiplier: int = Field(default=1, ge=1)
     task_acks_late: bool = True
     task_reject_on_worker_lost: bool = True

@@ -20,8 +20,10 @@
         │                             revoked one (HTTP 401)
         ├── RateLimitedError          a key sent more requests than its rate allows
         │                             (HTTP 429; ``retry_after_s``)
-        └── JobRejectedError          a job request refused before storing (``problems``: each
-                                      field that is wrong, with its location)
+        └── RequestRejectedError      a request refused before anything was done (``problems``:
+            │                         each field or parameter that is wrong, with its location;
+            │                         HTTP 422): a bad cursor, say
+            └── JobRejectedError      a job request refused before storing
 
 Checks that were accepted but could not run (a symbolic step past its time budget, say) are
 not exceptions: they end as a report with verdict ``error`` and a reason.
@@ -106,8 +108,8 @@ class RateLimitedError(ServiceError):
         super().__init__(f"rate limit exceeded; retry after {retry_after_s} s")
 
 
-class JobRejectedError(ServiceError):
-    """A job request refused before anything was stored; ``problems`` names each field."""
+class RequestRejectedError(ServiceError):
+    """A request refused before anything was done; ``problems`` names each wrong field."""
 
     def __init__(self, problems: list[dict[str, Any]]):
         self.problems = problems
@@ -115,3 +117,7 @@ class JobRejectedError(ServiceError):
         where = ".".join(str(part) for part in first["loc"])
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(f"{where}: {first['msg']}{more}")
+
+
+class JobRejectedError(RequestRejectedError):
+    """A job request refused before anything was stored."""

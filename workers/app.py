@@ -20,10 +20,10 @@ from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from verifier.broker import make_celery
 from verifier.config import Settings
-from verifier.db import make_engine, make_session_factory
-from verifier.execution import CoreCheck, LeaseRenewer
+from verifier.delivery.celery import make_celery
+from verifier.delivery.execution import CoreCheck, LeaseRenewer
+from verifier.store.engine import make_engine, make_session_factory
 from workers.tasks import core_check, register_tasks
 
 
@@ -46,7 +46,7 @@ class WorkerApp(Celery):
 
     @property
     def renewer(self) -> LeaseRenewer:
-        """The heartbeat of the claims this worker holds (verifier/delivery.py, point 2)."""
+        """The heartbeat of the claims this worker holds (docs/delivery.md, point 2)."""
         if self._renewer is None:
             self._renewer = LeaseRenewer(self.sessions, self.settings.claim_lease_s)
         return self._renewer

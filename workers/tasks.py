@@ -1,6 +1,6 @@
 """The task a worker runs: take a check id, run it through the core, write its report.
 
-The task is thin; what it does is :func:`verifier.execution.execute_check`, under the hard
+The task is thin; what it does is :func:`verifier.delivery.execution.execute_check`, under the hard
 time limit of workers/watchdog.py. Torch is imported inside the task, so importing this module
 (as the worker app does) loads no torch.
 """
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
-from verifier.broker import RUN_CHECK_TASK
-from verifier.execution import ClaimPolicy, CoreCheck, execute_check
+from verifier.delivery.celery import RUN_CHECK_TASK
+from verifier.delivery.execution import ClaimPolicy, CoreCheck, execute_check
 from workers.watchdog import hard_time_limit
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 Celery enforces its own time limits only in a forking pool, and torch rules that out
 (workers/app.py). A thread cannot be stopped from outside, and a check stuck in a torch kernel
 or a runaway computation must not hold its worker for ever, so the limit ends the process: its
-message is re-delivered or re-published (verifier/delivery.py) and the attempt cap turns a
+message is re-delivered or re-published (docs/delivery.md) and the attempt cap turns a
 check that always overruns into an ``error`` report. The supervisor of ``derivcheck worker``
 (verifier/cli/processes.py) starts a new worker process; compose's ``restart`` covers the
 supervisor.

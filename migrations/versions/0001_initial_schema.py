@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-26
 
-Written by hand from verifier/models.py. Statuses are VARCHAR, not native enums, so that a new
+Written by hand from verifier/store/models.py. Statuses are VARCHAR, not native enums, so that a new
 status is a code change rather than a type migration; timestamps keep their time zone.
 """
 

@@ -4,8 +4,8 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-26
 
-Written by hand from verifier/models.py. ``checks.owner`` and ``checks.lease_expires_at`` let a
-worker claim a check and finish only a check it still owns (verifier/delivery.py).
+Written by hand from verifier/store/models.py. ``checks.owner`` and ``checks.lease_expires_at`` let a
+worker claim a check and finish only a check it still owns (docs/delivery.md).
 ``api_keys`` holds SHA-256 hashes of keys; ``jobs.api_key_id`` is the key that submitted a job
 (NULL for jobs made while keys were off, and for every job made before this revision).
 """

@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-30
 
-Written by hand from verifier/models.py. ``checks.fail_on`` is the list of verdict names that
+Written by hand from verifier/store/models.py. ``checks.fail_on`` is the list of verdict names that
 make a check fail (verifier/core/verdict.py); NULL for the checks made before this revision,
 whose policy is the one their ``strict`` flag names. ``jobs.passed`` says whether every check of
 a finished job passed its policy.

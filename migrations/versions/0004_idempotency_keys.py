@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-04
 
-Written by hand from verifier/models.py. ``jobs.idempotency_key`` is the ``Idempotency-Key``
+Written by hand from verifier/store/models.py. ``jobs.idempotency_key`` is the ``Idempotency-Key``
 a client sent with ``POST /jobs``, prefixed by the id of the API key that sent it (``-`` while
 keys are off), and ``jobs.request_digest`` the SHA-256 of that request; both NULL for jobs
 submitted without a key, every job made before this revision included. A unique index makes

@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -18,23 +17,11 @@ import uvicorn
 from sqlalchemy.orm import Session
 
 from verifier.api import create_app
-from verifier.api.deps import get_sender, get_session
+from verifier.api.deps import get_session
 from verifier.config import Settings
+from verifier.delivery.sender import InMemorySender
 
 SERVER_START_TIMEOUT_S = 10.0
-
-
-class RecordingSender:
-    """Records the checks the API sends; ``ping`` answers like a healthy broker."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[uuid.UUID, str]] = []
-
-    def send_check(self, check_id: uuid.UUID, queue: str) -> None:
-        self.sent.append((check_id, queue))
-
-    def ping(self) -> None:
-        return None
 
 
 def _free_port() -> int:
@@ -74,8 +61,8 @@ def server_thread() -> type[ServerThread]:
 
 
 @pytest.fixture
-def sender() -> RecordingSender:
-    return RecordingSender()
+def sender() -> InMemorySender:
+    return InMemorySender()
 
 
 @pytest.fixture
@@ -88,11 +75,10 @@ def api_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def client(
-    api_settings: Settings, session: Session, sender: RecordingSender
+    api_settings: Settings, session: Session, sender: InMemorySender
 ) -> Iterator[httpx.Client]:
     """An HTTP client of a live API whose database work is rolled back after the test."""
-    app = create_app(api_settings)
+    app = create_app(api_settings, sender)
     app.dependency_overrides[get_session] = lambda: session
-    app.dependency_overrides[get_sender] = lambda: sender
     with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         yield http

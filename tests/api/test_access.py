@@ -17,13 +17,13 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session
 
-from verifier import keys, repository
 from verifier.api import create_app
 from verifier.api.auth import keys_required
-from verifier.api.deps import get_sender, get_session
+from verifier.api.deps import get_session
 from verifier.cli.processes import free_port, service_command
 from verifier.config import Settings
-from verifier.execution import report_row
+from verifier.delivery.execution import report_row
+from verifier.store import keys, repository
 
 CHECK = {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]}
 
@@ -34,9 +34,8 @@ def keyed(
 ) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
     """A live API requiring keys, and the headers of two keys, alice and bob."""
     limited = settings.model_copy(update={"rate_limit_per_minute": 60, "rate_limit_burst": 5})
-    app = create_app(limited)
+    app = create_app(limited, sender)
     app.dependency_overrides[get_session] = lambda: session
-    app.dependency_overrides[get_sender] = lambda: sender
     _, alice = keys.create_key(session, "alice")
     _, bob = keys.create_key(session, "bob")
     with server_thread(app) as url:
@@ -144,9 +143,8 @@ def _api_servers(
     with ExitStack() as stack:
         urls = []
         for _ in range(count):
-            app = create_app(settings)
+            app = create_app(settings, sender)
             app.dependency_overrides[get_session] = lambda: session
-            app.dependency_overrides[get_sender] = lambda: sender
             urls.append(stack.enter_context(server_thread(app)))
         yield urls
 

@@ -1,5 +1,5 @@
 """Admission control by cost over HTTP: the largest legal job is refused at submission with its
-estimate, the bound and how to split it; ordinary jobs pass (verifier/admission.py)."""
+estimate, the bound and how to split it; ordinary jobs pass (verifier/service/admission.py)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from verifier.api import create_app
-from verifier.api.deps import get_sender
 from verifier.config import MAX_ECHOED_INPUT_CHARS, MAX_VALIDATION_PROBLEMS, Settings
 from verifier.core.parse import MAX_VARIABLES
 
@@ -27,8 +26,9 @@ SMALL_ANSWER_BYTES = 64_000
 @pytest.fixture
 def api(settings: Settings, server_thread: Any, sender: Any) -> Iterator[str]:
     """A live API with the default limits (keys off: this is about the answers)."""
-    app = create_app(settings.model_copy(update={"api_keys": "off", "rate_limit_per_minute": 0}))
-    app.dependency_overrides[get_sender] = lambda: sender
+    app = create_app(
+        settings.model_copy(update={"api_keys": "off", "rate_limit_per_minute": 0}), sender
+    )
     with server_thread(app) as url:
         yield url
 

@@ -20,10 +20,10 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from verifier import keys
 from verifier.api import create_app
-from verifier.api.deps import get_sender, get_session
+from verifier.api.deps import get_session
 from verifier.config import Settings
+from verifier.store import keys
 
 BURST = 5
 REQUESTS = 8
@@ -40,9 +40,8 @@ def serve(
         limited = settings.model_copy(
             update={"rate_limit_per_minute": 60, "rate_limit_burst": BURST, **changes}
         )
-        app = create_app(limited)
+        app = create_app(limited, sender)
         app.dependency_overrides[get_session] = lambda: session
-        app.dependency_overrides[get_sender] = lambda: sender
         server: AbstractContextManager[str] = server_thread(app)
         return server
 

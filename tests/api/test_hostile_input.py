@@ -14,11 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from verifier import keys, migrate
 from verifier.api import create_app
 from verifier.config import Settings
-from verifier.db import make_engine, make_session_factory
-from verifier.models import Check, Job
+from verifier.store import keys, migrate
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.models import Check, Job
 
 OK = {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]}
 OK_BODY = json.dumps({"checks": [OK]})

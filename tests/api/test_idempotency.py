@@ -13,7 +13,6 @@ with 422 and writes the key as a quoted Structured Fields string.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,12 +21,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from verifier import keys, migrate
 from verifier.api import create_app
-from verifier.api.deps import get_sender, get_session
+from verifier.api.deps import get_session
 from verifier.config import Settings
-from verifier.db import make_engine, make_session_factory
-from verifier.models import MAX_IDEMPOTENCY_KEY_CHARS, Check, Job
+from verifier.delivery.sender import InMemorySender
+from verifier.store import keys, migrate
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.models import MAX_IDEMPOTENCY_KEY_CHARS, Check, Job
 
 CHECK = {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]}
 BODY = {"checks": [CHECK, CHECK], "label": "retried"}
@@ -84,7 +84,7 @@ def test_the_same_key_with_another_body_is_refused_naming_the_key_and_the_first_
 
 def test_a_body_that_spells_out_its_defaults_is_the_same_request(client: httpx.Client) -> None:
     first = _post(client, BODY)
-    # float64, auto, hessian true are CheckIn's defaults (verifier/schemas.py); keys reordered.
+    # float64, auto, hessian true are CheckIn's defaults (service/schemas.py); keys reordered.
     spelled = {
         "label": "retried",
         "checks": [{**CHECK, "dtype": "float64", "device": "auto", "hessian": True}] * 2,
@@ -128,23 +128,9 @@ def test_a_key_of_the_longest_allowed_length_is_accepted(client: httpx.Client) -
 def test_a_retry_sends_the_checks_its_first_submission_left_unsent(
     api_settings: Settings, session: Session, server_thread: Any
 ) -> None:
-    class BrokerDownOnce:
-        """Refuses the first publish (the broker was away), then takes every check."""
-
-        def __init__(self) -> None:
-            self.sent: list[uuid.UUID] = []
-            self.refused = False
-
-        def send_check(self, check_id: uuid.UUID, queue: str) -> None:
-            if not self.refused:
-                self.refused = True
-                raise ConnectionError("broker down")
-            self.sent.append(check_id)
-
-    broker = BrokerDownOnce()
-    app = create_app(api_settings)
+    broker = InMemorySender(refuse_first=1)  # the broker was away for the first publish
+    app = create_app(api_settings, broker)
     app.dependency_overrides[get_session] = lambda: session
-    app.dependency_overrides[get_sender] = lambda: broker
     with server_thread(app) as url, httpx.Client(base_url=url) as http:
         first = _post(http, BODY)
         assert first.status_code == 202  # stored; the broker delays the checks, not the answer
@@ -152,16 +138,15 @@ def test_a_retry_sends_the_checks_its_first_submission_left_unsent(
         again = _post(http, BODY)
         assert again.status_code == 200
     checks = session.scalars(select(Check.id).order_by(Check.position)).all()
-    assert broker.sent == list(checks)  # both checks, in order, sent by the retry
+    assert broker.check_ids == list(checks)  # both checks, in order, sent by the retry
     assert all(
         enqueued is not None for enqueued in session.scalars(select(Check.enqueued_at)).all()
     )
 
 
 def test_keys_are_per_api_key(settings: Settings, session: Session, server_thread: Any) -> None:
-    app = create_app(settings.model_copy(update={"rate_limit_per_minute": 0}))
+    app = create_app(settings.model_copy(update={"rate_limit_per_minute": 0}), InMemorySender())
     app.dependency_overrides[get_session] = lambda: session
-    app.dependency_overrides[get_sender] = lambda: _NoBroker()
     _, alice = keys.create_key(session, "alice")
     _, bob = keys.create_key(session, "bob")
     with server_thread(app) as url, httpx.Client(base_url=url) as http:
@@ -179,14 +164,6 @@ def test_keys_are_per_api_key(settings: Settings, session: Session, server_threa
     assert bobs_other.status_code == 422
     assert alices.json()["id"] not in bobs_other.text and bobs.json()["id"] in bobs_other.text
     assert _jobs(session) == 2
-
-
-class _NoBroker:
-    def send_check(self, check_id: uuid.UUID, queue: str) -> None:
-        return None
-
-    def ping(self) -> None:
-        return None
 
 
 @pytest.fixture
@@ -208,8 +185,10 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
 def test_racing_submissions_with_one_key_make_one_job(
     settings: Settings, database_url: str, server_thread: Any
 ) -> None:
-    app = create_app(settings.model_copy(update={"database_url": database_url, "api_keys": "off"}))
-    app.dependency_overrides[get_sender] = lambda: _NoBroker()
+    app = create_app(
+        settings.model_copy(update={"database_url": database_url, "api_keys": "off"}),
+        InMemorySender(),
+    )
     answers: list[httpx.Response] = []
     start = threading.Barrier(RACERS)
 

@@ -7,9 +7,9 @@ import uuid
 import httpx
 from sqlalchemy.orm import Session
 
-from verifier import repository
-from verifier.execution import report_row
-from verifier.models import utc_now
+from verifier.delivery.execution import report_row
+from verifier.store import repository
+from verifier.store.models import utc_now
 
 SEED_CHECK = {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]}
 

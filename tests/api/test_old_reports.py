@@ -24,13 +24,13 @@ import pytest
 import sqlalchemy as sa
 from rich.console import Console
 
-from verifier import migrate, repository
 from verifier.api import create_app
 from verifier.cli.render import print_job_summary, reports_table, stats_table
 from verifier.config import Settings
-from verifier.db import make_engine, make_session_factory
-from verifier.execution import report_row
-from verifier.models import UTCDateTime
+from verifier.delivery.execution import report_row
+from verifier.store import migrate, repository
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.models import UTCDateTime
 
 ReportDocument = Callable[..., dict[str, Any]]
 
@@ -285,7 +285,7 @@ def _text(render: Callable[[Console], None]) -> str:
 
 def _service_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "verifier.cli.service", *arguments],
+        [sys.executable, "-m", "verifier", *arguments],
         capture_output=True,
         text=True,
         timeout=120,

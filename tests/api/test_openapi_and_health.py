@@ -49,7 +49,7 @@ import time
 import httpx
 import uvicorn
 
-from verifier import migrate
+from verifier.store import migrate
 from verifier.api import create_app
 from verifier.config import Settings
 

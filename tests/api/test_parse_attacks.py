@@ -24,8 +24,8 @@ from verifier.api import create_app
 from verifier.config import Settings
 from verifier.core.parse import MAX_EXPONENT_ABS
 from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_POINTS_PER_CHECK
-from verifier.db import make_engine, make_session_factory
-from verifier.models import Job
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.models import Job
 
 GIANT_LITERALS = ("1e-30000000*x", "1e-9999999999*x")
 HEALTH_BUDGET_S = 1.0  # [issue 9] "the API answers /health within 1 s while it is refused"

@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from verifier import migrate, repository, service
 from verifier.api import create_app
-from verifier.api.deps import get_sender
 from verifier.config import Settings
 from verifier.core.verdict import VERDICT_ORDER
-from verifier.db import make_engine, make_session_factory
-from verifier.execution import report_row
+from verifier.delivery.execution import report_row
+from verifier.service import reports
+from verifier.store import migrate, repository
+from verifier.store.engine import make_engine, make_session_factory
 
 ReportDocument = Callable[..., dict[str, Any]]
 
@@ -55,9 +55,9 @@ def api(
     app = create_app(
         settings.model_copy(
             update={"database_url": url, "api_keys": "off", "rate_limit_per_minute": 0}
-        )
+        ),
+        sender,
     )
-    app.dependency_overrides[get_sender] = lambda: sender
     with server_thread(app) as base:
         checks = [{"expression": f"sin(x) + {n}", "points": [{"x": 1}]} for n in range(2)]
         job_id = httpx.post(f"{base}/jobs", json={"checks": checks}).json()["id"]
@@ -101,7 +101,7 @@ def test_forged_cursors_get_422_naming_the_cursor(api: str) -> None:
 
 
 def test_the_largest_cursor_a_database_integer_holds_is_answered(api: str) -> None:
-    response = httpx.get(f"{api}/reports", params={"cursor": service.encode_cursor(INT32_MAX)})
+    response = httpx.get(f"{api}/reports", params={"cursor": reports.encode_cursor(INT32_MAX)})
     assert response.status_code == 200, response.text
     assert len(response.json()["items"]) == 2  # both reports have smaller ids
 
@@ -185,7 +185,7 @@ FILTERS = {
     "until": MOMENTS,
 }
 PAGING = {
-    "cursor": NUMBERS.map(lambda n: service.encode_cursor(n))
+    "cursor": NUMBERS.map(lambda n: reports.encode_cursor(n))
     | NUMBERS.map(lambda n: _cursor(f"r{n}"))
     | ANY_TEXT,
     "limit": NUMBERS.map(str) | ANY_TEXT,
@@ -200,8 +200,8 @@ FOUND: list[dict[str, str]] = [
     {"device": "cuda\x00", "group_by": "device"},
 ]
 FOUND_IN_PAGING = [
-    {"cursor": service.encode_cursor(INT32_MAX + 1)},
-    {"cursor": service.encode_cursor(INT64_MAX + 1)},
+    {"cursor": reports.encode_cursor(INT32_MAX + 1)},
+    {"cursor": reports.encode_cursor(INT64_MAX + 1)},
 ]
 
 

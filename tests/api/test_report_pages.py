@@ -22,13 +22,13 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from verifier import migrate, repository, service
 from verifier.api import create_app
-from verifier.api.deps import get_sender
 from verifier.config import MAX_REPORT_PAGE_ENTRIES, Settings
-from verifier.db import make_session_factory
-from verifier.execution import report_row
-from verifier.service import ENTRY_PLACES
+from verifier.delivery.execution import report_row
+from verifier.service import reports
+from verifier.service.reports import ENTRY_PLACES
+from verifier.store import migrate, repository
+from verifier.store.engine import make_session_factory
 
 ReportDocument = Callable[..., dict[str, Any]]
 
@@ -81,8 +81,7 @@ def live(
     on_database = settings.model_copy(
         update={"database_url": url, "api_keys": "off", "rate_limit_per_minute": 0}
     )
-    app = create_app(on_database)
-    app.dependency_overrides[get_sender] = lambda: sender
+    app = create_app(on_database, sender)
     engine = app.state.engine
     with server_thread(app) as base:
         yield Live(base, engine, on_database)
@@ -154,7 +153,7 @@ def test_a_cursor_continues_a_big_report_to_its_last_entry(
 ) -> None:
     job_id = live.job([_document(make_report_document, "sin(x) + 0", BIG_ENTRIES)])
     # Jump near the end with the cursor the API would hand out there (position 0, entry 199,500).
-    near_end = service.encode_cursor(0 * ENTRY_PLACES + BIG_ENTRIES - 500, "e")
+    near_end = reports.encode_cursor(0 * ENTRY_PLACES + BIG_ENTRIES - 500, "e")
     response = httpx.get(
         f"{live.url}/jobs/{job_id}/report", params={"cursor": near_end, "limit": PAGE}
     )
@@ -290,8 +289,8 @@ def test_pages_are_bounded_in_checks_and_in_document_characters(
         {"limit": 0},
         {"limit": MAX_REPORT_PAGE_ENTRIES + 1},
         {"cursor": "garbage!"},
-        {"cursor": service.encode_cursor(5)},  # a /reports cursor
-        {"cursor": service.encode_cursor(ENTRY_PLACES * ENTRY_PLACES, "e")},
+        {"cursor": reports.encode_cursor(5)},  # a /reports cursor
+        {"cursor": reports.encode_cursor(ENTRY_PLACES * ENTRY_PLACES, "e")},
     ],
     ids=[
         "unknown selection",

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
-from verifier import repository
-from verifier.execution import report_row
+from verifier.delivery.execution import report_row
+from verifier.store import repository
 
 ReportDocument = Callable[..., dict[str, Any]]
 

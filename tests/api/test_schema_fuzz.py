@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis.config import SchemathesisConfig
 
-from verifier import keys, migrate
 from verifier.api import create_app
-from verifier.api.deps import get_sender
 from verifier.config import Settings
-from verifier.db import make_engine, make_session_factory
+from verifier.delivery.sender import InMemorySender
+from verifier.store import keys, migrate
+from verifier.store.engine import make_engine, make_session_factory
 
 pytestmark = pytest.mark.slow
 
@@ -35,16 +35,6 @@ POSITIVE_DATA_ANSWERS = """
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "404", "422"]
 """
-
-
-class NullSender:
-    """A broker that takes everything (the queue is not what is fuzzed)."""
-
-    def send_check(self, *_args: Any) -> None:
-        return None
-
-    def ping(self) -> None:
-        return None
 
 
 @pytest.fixture
@@ -61,8 +51,7 @@ def api_url_and_key(tmp_path: Path, server_thread: Any) -> Iterator[tuple[str, s
     with make_session_factory(engine)() as session:
         _, key = keys.create_key(session, "fuzzer")
     engine.dispose()
-    app = create_app(settings)
-    app.dependency_overrides[get_sender] = lambda: NullSender()
+    app = create_app(settings, InMemorySender())
     with server_thread(app) as url:
         yield url, key
 

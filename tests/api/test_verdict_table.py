@@ -92,7 +92,7 @@ def test_no_module_outside_the_core_spells_verdicts_of_its_own() -> None:
 
 
 def test_the_spelling_check_finds_the_duplicates_the_table_replaced() -> None:
-    # verifier/cli/service.py and verifier/cli/render.py held these before the table.
+    # The CLI's service commands and verifier/cli/render.py held these before the table.
     source = (
         'FAILING_JOB_VERDICTS = frozenset({"fail", "nonfinite"})\n'
         'VERDICT_STYLES = {"pass": "green", "error": "magenta"}\n'
@@ -107,13 +107,13 @@ def test_the_spelling_check_finds_the_duplicates_the_table_replaced() -> None:
 
 
 def test_the_service_judges_a_stored_report_as_the_core_does() -> None:
-    # verifier/outcome.py restates Report.passed for stored counts: the two must agree on
+    # verifier/store/outcome.py restates Report.passed for stored counts: the two must agree on
     # every pair of entry verdicts under every single-verdict, default and strict policy.
     from itertools import combinations_with_replacement
 
     from verifier.core.report import Entry, Report
     from verifier.core.verdict import DEFAULT_FAIL_ON, STRICT_FAIL_ON, worst
-    from verifier.outcome import check_passed, entry_counts
+    from verifier.store.outcome import check_passed, entry_counts
 
     policies = [[v] for v in TABLE] + [sorted(DEFAULT_FAIL_ON), sorted(STRICT_FAIL_ON)]
     for pair in combinations_with_replacement(TABLE, 2):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from verifier import migrate
 from verifier.cli.processes import ChildProcess, free_port, service_command, wait_until_healthy
+from verifier.store import migrate
 
 STARTUP_TIMEOUT_S = 90.0
 

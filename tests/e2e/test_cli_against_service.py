@@ -33,7 +33,7 @@ STRICT_AND_DOMAIN = [
 
 def _derivcheck(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "verifier.cli.service", *arguments],
+        [sys.executable, "-m", "verifier", *arguments],
         capture_output=True,
         text=True,
         timeout=300,

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from verifier import migrate
-from verifier.db import make_engine, make_session_factory
-from verifier.keys import create_key
+from verifier.store import migrate
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.keys import create_key
 
 pytestmark = pytest.mark.slow
 

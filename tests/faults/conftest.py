@@ -1,7 +1,7 @@
 """Fixtures of the fault tests: a private Redis server the test may stop and start, real
 worker processes (tests/faults/fault_worker.py), and a migrated PostgreSQL database.
 
-Delivery times are short so that a redelivery takes seconds (verifier/delivery.py explains
+Delivery times are short so that a redelivery takes seconds (docs/delivery.md explains
 the ordering): a check may run 3 s, a stopping worker waits 4 s for it, Redis gives back an
 unacknowledged message after 5 s, and a claim lapses 2 s after its last renewal.
 """
@@ -22,9 +22,9 @@ import pytest
 import redis
 from sqlalchemy.engine import make_url
 
-from verifier import migrate
 from verifier.cli.processes import ChildProcess, free_port
 from verifier.config import Settings
+from verifier.store import migrate
 
 FAULT_WORKER = Path(__file__).with_name("fault_worker.py")
 ROOT = FAULT_WORKER.parent.parent.parent

@@ -18,14 +18,15 @@ from celery import Celery
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from verifier import service
-from verifier.broker import CelerySender, make_celery
 from verifier.cli.processes import ChildProcess
 from verifier.config import Settings
-from verifier.db import make_engine, make_session_factory
-from verifier.models import Check, CheckStatus, Job, JobStatus, Report
-from verifier.reconciler import reconcile_once
-from verifier.schemas import JobIn
+from verifier.delivery.celery import CelerySender, make_celery
+from verifier.delivery.reconciler import reconcile_once
+from verifier.delivery.sender import send_checks
+from verifier.service import jobs
+from verifier.service.schemas import JobIn
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.models import Check, CheckStatus, Job, JobStatus, StoredReport
 from workers.watchdog import EXIT_TIME_LIMIT
 
 pytestmark = pytest.mark.slow
@@ -63,8 +64,8 @@ def _submit(
     point = {name: 1 for name in point if name.isidentifier()}
     body = JobIn.model_validate({"checks": [{"expression": expression, "points": [point]}]})
     with sessions() as session:
-        job = service.submit_job(session, body, settings)
-        service.send_checks(session, sender, list(job.checks))
+        job = jobs.submit_job(session, body, settings)
+        send_checks(session, sender, list(job.checks))
         return job
 
 
@@ -73,9 +74,9 @@ def _check(sessions: sessionmaker[Session], job: Job) -> Check:
         return session.scalars(select(Check).where(Check.job_id == job.id)).one()
 
 
-def _reports(sessions: sessionmaker[Session], job: Job) -> list[Report]:
+def _reports(sessions: sessionmaker[Session], job: Job) -> list[StoredReport]:
     with sessions() as session:
-        return list(session.scalars(select(Report).where(Report.job_id == job.id)))
+        return list(session.scalars(select(StoredReport).where(StoredReport.job_id == job.id)))
 
 
 def _wait_for(what: str, condition: Callable[[], bool], timeout_s: float) -> None:
@@ -283,7 +284,7 @@ def test_a_flushed_redis_loses_no_check(
         assert reconcile_once(session, sender, lost) == 1
     _wait_for("the job", lambda: _job_status(sessions, job.id) is JobStatus.DONE, 30)
     with sessions() as session:
-        count = session.scalar(select(func.count()).select_from(Report))
+        count = session.scalar(select(func.count()).select_from(StoredReport))
     assert count == 1
 
 

@@ -32,7 +32,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from verifier import migrate
 from verifier.cli.processes import (
     ChildProcess,
     Supervisor,
@@ -41,8 +40,9 @@ from verifier.cli.processes import (
     wait_until_healthy,
 )
 from verifier.config import BROKER_FILE_NAME, Settings
-from verifier.db import make_engine, make_session_factory
-from verifier.models import Check, Job
+from verifier.store import migrate
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.models import Check, Job
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +150,7 @@ def test_a_locked_broker_file_delays_the_checks_not_the_answer(tmp_path: Path) -
         finally:
             engine.dispose()
     # The reconciler's message, and perhaps a late one of the publish that gave up: a check
-    # sent twice runs once (verifier/delivery.py, point 2).
+    # sent twice runs once (docs/delivery.md, point 2).
     assert _messages(broker_file) >= 2
 
 

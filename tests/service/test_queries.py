@@ -8,12 +8,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from verifier import repository, service
 from verifier.config import Settings
-from verifier.execution import report_row
-from verifier.models import Job, utc_now
-from verifier.repository import ReportFilters
-from verifier.schemas import JobIn
+from verifier.delivery.execution import report_row
+from verifier.service import jobs, reports
+from verifier.service.schemas import JobIn
+from verifier.store import repository
+from verifier.store.models import Job, utc_now
+from verifier.store.repository import ReportFilters
 
 ReportDocument = Callable[..., dict[str, Any]]
 
@@ -31,7 +32,7 @@ def _store(session: Session, settings: Settings, make: ReportDocument) -> Job:
     body = JobIn.model_validate(
         {"checks": [{"expression": e, "points": [{"x": 2}]} for e, *_ in CATALOGUE]}
     )
-    job = service.submit_job(session, body, settings)
+    job = jobs.submit_job(session, body, settings)
     for check, (expression, verdict, dtype, device) in zip(job.checks, CATALOGUE, strict=True):
         document = make(expression, verdict, dtype=dtype, device=device)
         assert repository.insert_report(session, report_row(check, document))
@@ -40,7 +41,7 @@ def _store(session: Session, settings: Settings, make: ReportDocument) -> Job:
 
 
 def _expressions(session: Session, **filters: object) -> list[str]:
-    page = service.list_reports(session, ReportFilters(**filters), cursor=None, limit=50)  # type: ignore[arg-type]
+    page = reports.list_reports(session, ReportFilters(**filters), cursor=None, limit=50)  # type: ignore[arg-type]
     return sorted(item.expression for item in page.items)
 
 
@@ -81,7 +82,7 @@ def test_cursor_pagination_visits_every_report_once(
     seen: list[str] = []
     cursor = None
     for _ in range(10):
-        page = service.list_reports(session, ReportFilters(), cursor=cursor, limit=2)
+        page = reports.list_reports(session, ReportFilters(), cursor=cursor, limit=2)
         seen.extend(item.expression for item in page.items)
         cursor = page.next_cursor
         if cursor is None:
@@ -94,13 +95,13 @@ def test_report_items_carry_worst_errors_and_functions(
     session: Session, settings: Settings, make_report_document: ReportDocument
 ) -> None:
     _store(session, settings, make_report_document)
-    page = service.list_reports(session, ReportFilters(function="exp"), cursor=None, limit=5)
+    page = reports.list_reports(session, ReportFilters(function="exp"), cursor=None, limit=5)
     (item,) = page.items
     assert item.functions == ["exp", "sin"]
     assert item.device == "cuda:0"
-    # Worst errors are over the entries that did not pass (Report.worst_errors): none here.
+    # Worst errors are over the entries that did not pass (StoredReport.worst_errors): none here.
     assert item.worst.ratio is None and item.worst.ulp_error is None
-    (failing,) = service.list_reports(
+    (failing,) = reports.list_reports(
         session, ReportFilters(function="sinc"), cursor=None, limit=5
     ).items
     assert failing.worst.ulp_error == 0.5  # report_document's ulp_error
@@ -111,17 +112,17 @@ def test_stats_count_by_verdict_and_group(
     session: Session, settings: Settings, make_report_document: ReportDocument
 ) -> None:
     _store(session, settings, make_report_document)
-    overall = service.report_stats(session, ReportFilters(), None)
+    overall = reports.report_stats(session, ReportFilters(), None)
     assert overall.counts == {"pass": 2, "undefined": 1, "domain": 1, "fail": 1}
     assert overall.total == 5
-    by_dtype = service.report_stats(session, ReportFilters(), "dtype")
+    by_dtype = reports.report_stats(session, ReportFilters(), "dtype")
     groups = {group.key: group.counts for group in by_dtype.groups}
     assert groups == {
         "float16": {"domain": 1},
         "float32": {"pass": 1, "fail": 1},
         "float64": {"pass": 1, "undefined": 1},
     }
-    by_function = service.report_stats(session, ReportFilters(), "function")
+    by_function = reports.report_stats(session, ReportFilters(), "function")
     groups = {group.key: group.total for group in by_function.groups}
     # x**2 calls no function; exp(x) + sin(x) is in both the exp and the sin group.
     assert groups == {None: 1, "exp": 1, "log": 1, "sin": 2, "sinc": 1}

@@ -10,35 +10,21 @@ or more; [issue 9] "Accepted, then refused": what the worker refused after a 202
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from verifier import service
 from verifier.config import Settings
 from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_POINTS_PER_CHECK
+from verifier.delivery.execution import run_core
+from verifier.delivery.reconciler import reconcile_once
+from verifier.delivery.sender import InMemorySender, send_checks
 from verifier.errors import JobRejectedError
-from verifier.execution import run_core
-from verifier.models import Check, CheckFunction, JobStatus
-from verifier.outcome import check_fail_on
-from verifier.reconciler import reconcile_once
-from verifier.schemas import CheckIn, JobIn
+from verifier.service import jobs
+from verifier.service.schemas import CheckIn, JobIn
+from verifier.store.models import Check, CheckFunction, JobStatus
+from verifier.store.outcome import check_fail_on
 from workers.tasks import core_check
-
-
-class RecordingSender:
-    """Stands in for the broker, which is not what these tests are about."""
-
-    def __init__(self, fail_after: int | None = None):
-        self.sent: list[tuple[uuid.UUID, str]] = []
-        self.fail_after = fail_after
-
-    def send_check(self, check_id: uuid.UUID, queue: str) -> None:
-        if self.fail_after is not None and len(self.sent) >= self.fail_after:
-            raise ConnectionError("broker down")
-        self.sent.append((check_id, queue))
 
 
 def _job(*checks: dict[str, object], label: str | None = None) -> JobIn:
@@ -52,7 +38,7 @@ def _problems(error: pytest.ExceptionInfo[JobRejectedError]) -> list[dict[str, o
 def test_submit_stores_checks_with_their_functions_and_queues(
     session: Session, settings: Settings
 ) -> None:
-    job = service.submit_job(
+    job = jobs.submit_job(
         session,
         _job(
             {"expression": "sin(x) + sinc(y)", "points": [{"x": 1, "y": "0.5"}]},
@@ -78,7 +64,7 @@ def test_bad_expression_is_refused_with_check_index_and_position(
     session: Session, settings: Settings
 ) -> None:
     with pytest.raises(JobRejectedError) as error:
-        service.submit_job(
+        jobs.submit_job(
             session,
             _job(
                 {"expression": "x + 1", "points": [{"x": 1}]},
@@ -112,7 +98,7 @@ def test_bad_points_and_options_are_refused_naming_the_field(
     words: str,
 ) -> None:
     with pytest.raises(JobRejectedError) as error:
-        service.submit_job(session, _job(check), settings)
+        jobs.submit_job(session, _job(check), settings)
     (problem,) = _problems(error)
     assert problem["loc"] == ["body", "checks", 0, *loc_tail]
     assert words in str(problem["msg"])
@@ -122,24 +108,24 @@ def test_checks_per_job_limit(session: Session, settings: Settings) -> None:
     limited = settings.model_copy(update={"max_checks_per_job": 2})
     check = {"expression": "x", "points": [{"x": 1}]}
     with pytest.raises(JobRejectedError, match="3 checks in one job, more than the limit of 2"):
-        service.submit_job(session, _job(check, check, check), limited)
+        jobs.submit_job(session, _job(check, check, check), limited)
 
 
 def test_send_marks_checks_enqueued_and_lost_ones_are_resent(
     session: Session, settings: Settings
 ) -> None:
     check = {"expression": "x", "points": [{"x": 1}]}
-    job = service.submit_job(session, _job(check, check, check), settings)
-    flaky = RecordingSender(fail_after=1)
-    assert service.send_checks(session, flaky, list(job.checks)) == 1
+    job = jobs.submit_job(session, _job(check, check, check), settings)
+    flaky = InMemorySender(refuse_after=1)
+    assert send_checks(session, flaky, list(job.checks)) == 1
     enqueued = [c.enqueued_at is not None for c in job.checks]
     assert enqueued == [True, False, False]
 
-    healthy = RecordingSender()
+    healthy = InMemorySender()
     assert reconcile_once(session, healthy, settings) == 2
     assert {check_id for check_id, _ in healthy.sent} == {c.id for c in job.checks[1:]}
     # Sent just now: not due again until requeue_after_s has passed.
-    assert reconcile_once(session, RecordingSender(), settings) == 0
+    assert reconcile_once(session, InMemorySender(), settings) == 0
 
 
 # [issue 9] Checks that were answered 202 and then ended as `error` in the worker, each with
@@ -256,7 +242,7 @@ def test_what_the_worker_refuses_submission_refuses_first_naming_the_check_and_f
     # Submission refuses it first, with the same words, at the check's index and field.
     ok = {"expression": "x", "points": [{"x": 1}]}
     with pytest.raises(JobRejectedError) as error:
-        service.submit_job(session, _job(ok, check), settings)
+        jobs.submit_job(session, _job(ok, check), settings)
     (problem,) = _problems(error)
     assert problem["loc"] == ["body", "checks", 1, *loc_tail]
     assert str(problem["msg"]).startswith("check 1")
@@ -279,5 +265,5 @@ def test_what_the_worker_refuses_submission_refuses_first_naming_the_check_and_f
 def test_what_the_worker_accepts_submission_accepts(
     session: Session, settings: Settings, check: dict[str, object]
 ) -> None:
-    job = service.submit_job(session, _job(check), settings)
+    job = jobs.submit_job(session, _job(check), settings)
     assert job.check_count == 1

@@ -24,19 +24,30 @@ from sqlalchemy.exc import OperationalError
 from verifier.api.limits import BodySizeLimitMiddleware
 from verifier.api.ratelimit import make_rate_limiter
 from verifier.api.routes import health, jobs, reports
-from verifier.broker import CelerySender, make_celery
 from verifier.config import Settings
-from verifier.db import make_engine, make_session_factory
+from verifier.delivery.celery import CelerySender, make_celery
+from verifier.delivery.reconciler import Reconciler
+from verifier.delivery.sender import Sender
 from verifier.errors import (
-    JobRejectedError,
     NotFoundError,
     RateLimitedError,
+    RequestRejectedError,
+    ServiceError,
     UnauthorizedError,
     UnavailableError,
 )
-from verifier.reconciler import Reconciler
+from verifier.store.engine import make_engine, make_session_factory
 
 logger = logging.getLogger(__name__)
+
+STATUS_OF_ERROR: tuple[tuple[type[ServiceError], int], ...] = (
+    (RequestRejectedError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (NotFoundError, status.HTTP_404_NOT_FOUND),
+    (UnauthorizedError, status.HTTP_401_UNAUTHORIZED),
+    (RateLimitedError, status.HTTP_429_TOO_MANY_REQUESTS),
+    (UnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
+)
+"""The HTTP status of each service error (the first class that matches); any other: 500."""
 
 DESCRIPTION = (
     "Checks PyTorch autograd's first and second derivatives against SymPy's exact "
@@ -44,29 +55,37 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings, *, keys_required: bool | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, sender: Sender | None = None, *, keys_required: bool | None = None
+) -> FastAPI:
     """The API application for ``settings``; connects to nothing until it serves.
+
+    ``sender`` hands checks to the broker; by default a Celery sender for ``settings``.
 
     ``keys_required`` defaults to ``settings.api_keys != "off"``: only the caller that knows
     the address (``derivcheck serve``, through :func:`verifier.api.auth.keys_required`) may
     resolve ``auto`` to off.
     """
     engine = make_engine(settings.database_url)
-    sender = CelerySender(make_celery(settings, Celery, main="derivcheck-api"))
+    broker: Sender = (
+        sender
+        if sender is not None
+        else CelerySender(make_celery(settings, Celery, main="derivcheck-api"))
+    )
     rate_limiter = make_rate_limiter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reconciler = None
         if settings.requeue_interval_s > 0:
-            reconciler = Reconciler(app.state.sessions, sender, settings)
+            reconciler = Reconciler(app.state.sessions, broker, settings)
             reconciler.start()
         try:
             yield
         finally:
             if reconciler is not None:
                 reconciler.stop()
-            sender.close()
+            broker.close()
             rate_limiter.close()
             engine.dispose()
 
@@ -74,7 +93,7 @@ def create_app(settings: Settings, *, keys_required: bool | None = None) -> Fast
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
-    app.state.sender = sender
+    app.state.sender = broker
     app.state.keys_required = settings.api_keys != "off" if keys_required is None else keys_required
     app.state.rate_limiter = rate_limiter
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -97,6 +116,14 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
     return value
+
+
+def status_for(error: ServiceError) -> int:
+    """The HTTP status that answers ``error`` (``STATUS_OF_ERROR``)."""
+    for kind, code in STATUS_OF_ERROR:
+        if isinstance(error, kind):
+            return code
+    return status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
 def bounded_problems(
@@ -160,38 +187,18 @@ def _add_error_handlers(app: FastAPI) -> None:
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": bounded(problems)}
         )
 
-    @app.exception_handler(JobRejectedError)
-    async def _rejected(_request: Request, error: JobRejectedError) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={"detail": bounded(error.problems)},
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:
+        status_code = status_for(error)
+        headers: dict[str, str] = {}
+        if isinstance(error, UnauthorizedError):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(error, RateLimitedError):
+            headers["Retry-After"] = str(error.retry_after_s)
+        detail: Any = (
+            bounded(error.problems) if isinstance(error, RequestRejectedError) else str(error)
         )
-
-    @app.exception_handler(NotFoundError)
-    async def _not_found(_request: Request, error: NotFoundError) -> JSONResponse:
-        return JSONResponse(status_code=status.HTTP_404_NOT_FOUND, content={"detail": str(error)})
-
-    @app.exception_handler(UnauthorizedError)
-    async def _unauthorized(_request: Request, error: UnauthorizedError) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            content={"detail": str(error)},
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-    @app.exception_handler(RateLimitedError)
-    async def _rate_limited(_request: Request, error: RateLimitedError) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
-            content={"detail": str(error)},
-            headers={"Retry-After": str(error.retry_after_s)},
-        )
-
-    @app.exception_handler(UnavailableError)
-    async def _unavailable(_request: Request, error: UnavailableError) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content={"detail": str(error)}
-        )
+        return JSONResponse(status_code=status_code, content={"detail": detail}, headers=headers)
 
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, error: OperationalError) -> JSONResponse:

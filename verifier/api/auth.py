@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from verifier.config import Settings
 from verifier.errors import UnauthorizedError
-from verifier.keys import authenticate
+from verifier.store.keys import authenticate
 
 bearer = HTTPBearer(auto_error=False, description="an API key from `derivcheck keys create`")
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same key")

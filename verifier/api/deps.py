@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from verifier.broker import CelerySender
 from verifier.config import Settings
+from verifier.delivery.sender import Sender
 
 
 def get_settings(request: Request) -> Settings:
@@ -24,12 +24,12 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_sender(request: Request) -> CelerySender:
+def get_sender(request: Request) -> Sender:
     """The broker client that sends checks to workers."""
-    sender: CelerySender = request.app.state.sender
+    sender: Sender = request.app.state.sender
     return sender
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
-SenderDep = Annotated[CelerySender, Depends(get_sender)]
+SenderDep = Annotated[Sender, Depends(get_sender)]

@@ -1,15 +1,16 @@
-"""The ``derivcheck`` command line.
+"""The ``derivcheck`` command line: every command is registered here, in ``create_cli``.
 
 Every command prints a readable table by default and JSON with ``--json``; bad input ends with
-a one-line message on stderr and exit code 2, never a traceback.
+a one-line message on stderr and exit code 2, never a traceback (verifier/cli/toolkit.py).
 """
 
 from __future__ import annotations
 
 import typer
 
-from verifier.cli import check as check_command
-from verifier.cli import service
+from verifier.cli import check, jobs, server
+from verifier.cli.keys import keys_app
+from verifier.cli.reconcile import reconcile
 
 
 def create_cli() -> typer.Typer:
@@ -22,8 +23,17 @@ def create_cli() -> typer.Typer:
         pretty_exceptions_enable=False,
     )
     app.callback()(_root)
-    check_command.register(app)
-    service.register(app)
+    app.command("check")(check.check)
+    app.command("serve")(server.serve)
+    app.command("worker")(server.worker)
+    app.command("reconcile")(reconcile)
+    app.command("submit")(jobs.submit)
+    app.command("status")(jobs.status)
+    app.command("reports")(jobs.reports)
+    app.command("stats")(jobs.stats)
+    app.command("demo")(server.demo)
+    app.add_typer(server.db_app, name="db")
+    app.add_typer(keys_app, name="keys")
     return app
 
 
@@ -32,5 +42,5 @@ def _root() -> None:
 
 
 def main() -> None:
-    """Entry point of the ``derivcheck`` console script."""
+    """Entry point of the ``derivcheck`` console script and of ``python -m verifier``."""
     create_cli()()

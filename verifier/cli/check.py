@@ -7,10 +7,8 @@ a check that could not run (verdict ``error``).
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -19,28 +17,24 @@ from rich.markup import escape
 from rich.table import Table
 
 from verifier.cli.style import blamed_table, counts_text, parse_fail_on, styled
+from verifier.cli.toolkit import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    FAIL_ON_HELP,
+    STRICT_HELP,
+    console,
+    errors,
+    fail,
+    print_json,
+)
 from verifier.core.report import Entry, Report
 from verifier.core.verdict import VERDICT_ORDER, Verdict
 from verifier.errors import VerifierError
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 FULL_TABLE_MAX_POINTS = 5
-PIPED_WIDTH = 160  # columns of tables written to a pipe or file
 WORST_ENTRIES_SHOWN = 10
 WIDE_TABLE_MIN_CHARS = 140  # room for the blame and detail columns
-FAIL_ON_HELP = (
-    "Verdicts that fail the check, comma-separated (default: fail,nonfinite); choose from "
-    + ", ".join(VERDICT_ORDER)
-    + "."
-)
-STRICT_HELP = "Fail on every verdict but pass and domain (with --fail-on: added to it)."
-
-
-def register(app: typer.Typer) -> None:
-    """Add the ``check`` command to ``app``."""
-    app.command("check")(check)
 
 
 def check(
@@ -78,18 +72,17 @@ def check(
     try:
         failing = parse_fail_on(fail_on)
     except VerifierError as error:
-        _fail(f"error: {error}")
+        fail(str(error))
     from verifier.core.sandbox import thread_sandbox
 
     thread_sandbox().start()  # SymPy loads in the child while torch loads here
     from verifier.core.check import check as run_check
     from verifier.core.points import parse_assignments, parse_domain
 
-    console = Console(stderr=True)
     try:
         points = [parse_assignments(text) for text in at or []]
         ranges = parse_domain(domain) if domain is not None else None
-        with console.status("checking ...", spinner="dots") if console.is_terminal else _nothing():
+        with errors.status("checking ...", spinner="dots") if errors.is_terminal else _nothing():
             report = run_check(
                 expression,
                 points or None,
@@ -106,13 +99,13 @@ def check(
                 fail_on=failing,
             )
     except VerifierError as error:
-        _fail(f"error: {error}")
+        fail(str(error))
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+        print_json(report.to_dict())
     else:
-        render(report, Console(width=None if sys.stdout.isatty() else PIPED_WIDTH))
+        render(report, console)
     if report.verdict == Verdict.ERROR:
-        Console(stderr=True).print(f"[red]error:[/red] the check could not run: {report.reason}")
+        errors.print(f"[red]error:[/red] the check could not run: {escape(str(report.reason))}")
     raise typer.Exit(exit_code(report))
 
 
@@ -121,11 +114,6 @@ def exit_code(report: Report) -> int:
     if report.verdict == Verdict.ERROR:
         return EXIT_BAD_INPUT
     return EXIT_OK if report.passed else EXIT_FAILED
-
-
-def _fail(message: str) -> NoReturn:
-    sys.stderr.write(message.splitlines()[0] + "\n")
-    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 class _nothing:  # noqa: N801  (a context manager that does nothing)

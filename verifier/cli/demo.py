@@ -12,12 +12,12 @@ import os
 
 from rich.console import Console
 
-from verifier import migrate
 from verifier.cli.client import ApiClient
 from verifier.cli.processes import ChildProcess, free_port, service_command, wait_until_healthy
 from verifier.cli.render import print_job_summary, wait_for_job
 from verifier.config import Settings
-from verifier.suite import demo_suite
+from verifier.service.suite import demo_suite
+from verifier.store import migrate
 
 STARTUP_TIMEOUT_S = 90.0
 POLL_INTERVAL_S = 0.5

@@ -1,32 +1,29 @@
 """``derivcheck keys create|list|revoke``: API keys, managed on the database directly.
 
 Operators run these where the database is reachable (like ``db upgrade``); the key itself is
-printed once, at creation, and only its hash is stored (verifier/keys.py).
+printed once, at creation, and only its hash is stored (verifier/store/keys.py).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from verifier.cli.client import CliError
-from verifier.cli.service import console, friendly, load_settings
+from verifier.cli.toolkit import JsonOption, console, friendly, load_settings, print_json
 
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for programs")]
 
 
 @contextmanager
 def _session() -> Iterator[Session]:
-    from verifier.db import make_engine, make_session_factory
+    from verifier.store.engine import make_engine, make_session_factory
 
     engine = make_engine(load_settings().database_url)
     try:
@@ -36,10 +33,6 @@ def _session() -> Iterator[Session]:
         engine.dispose()
 
 
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
-
-
 @keys_app.command("create")
 @friendly
 def create(
@@ -47,7 +40,7 @@ def create(
     as_json: JsonOption = False,
 ) -> None:
     """Make a key; it is printed once and stored only as a hash."""
-    from verifier.keys import create_key
+    from verifier.store.keys import create_key
 
     with _session() as session:
         try:
@@ -55,7 +48,7 @@ def create(
         except ValueError as error:
             raise CliError(str(error)) from None
     if as_json:
-        _print_json({"name": key.name, "prefix": key.prefix, "key": secret})
+        print_json({"name": key.name, "prefix": key.prefix, "key": secret})
         return
     console.print(f"API key for {key.name!r} (shown only now; keep it secret):", highlight=False)
     sys.stdout.write(secret + "\n")
@@ -65,7 +58,7 @@ def create(
 @friendly
 def list_keys(as_json: JsonOption = False) -> None:
     """List keys: name, prefix, created, revoked (never the keys themselves)."""
-    from verifier import keys
+    from verifier.store import keys
 
     with _session() as session:
         rows = [
@@ -78,7 +71,7 @@ def list_keys(as_json: JsonOption = False) -> None:
             for key in keys.list_keys(session)
         ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("name", "prefix", "created", "revoked")
     for row in rows:
@@ -90,7 +83,7 @@ def list_keys(as_json: JsonOption = False) -> None:
 @friendly
 def revoke(name_or_prefix: Annotated[str, typer.Argument(help="a key's name or prefix")]) -> None:
     """Revoke keys by name or prefix; their requests get 401 from now on."""
-    from verifier.keys import revoke_key
+    from verifier.store.keys import revoke_key
 
     with _session() as session:
         count = revoke_key(session, name_or_prefix)

@@ -48,7 +48,7 @@ def free_port() -> int:
 
 def service_command(*arguments: str) -> list[str]:
     """The command line that runs a service command of this CLI in a fresh interpreter."""
-    return [sys.executable, "-m", "verifier.cli.service", *arguments]
+    return [sys.executable, "-m", "verifier", *arguments]
 
 
 class ChildProcess:

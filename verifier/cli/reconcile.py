@@ -1,5 +1,5 @@
-"""``derivcheck reconcile``: the reconciler loop (verifier/reconciler.py) as a process of its
-own, for a fleet whose API processes are not always up."""
+"""``derivcheck reconcile``: the reconciler loop (verifier/delivery/reconciler.py) as a
+process of its own, for a fleet whose API processes are not always up."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from verifier.cli.service import console, friendly, load_settings
+from verifier.cli.toolkit import console, friendly, load_settings
 
 
 @friendly
@@ -18,14 +18,14 @@ def reconcile(
         typer.Option(min=0.1, help="seconds between passes [default: VERIFIER_REQUEUE_INTERVAL_S]"),
     ] = None,
 ) -> None:
-    """Re-publish checks that nobody will run (lost messages, dead workers); see delivery.py."""
+    """Re-publish checks that nobody will run (lost messages, dead workers; docs/delivery.md)."""
     import logging
 
     from celery import Celery
 
-    from verifier.broker import CelerySender, make_celery
-    from verifier.db import make_engine, make_session_factory
-    from verifier.reconciler import Reconciler
+    from verifier.delivery.celery import CelerySender, make_celery
+    from verifier.delivery.reconciler import Reconciler
+    from verifier.store.engine import make_engine, make_session_factory
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings()

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 from sqlalchemy import text
 
 from verifier.api.deps import SenderDep, SessionDep
-from verifier.schemas import Health
+from verifier.service.schemas import Health
 
 router = APIRouter(tags=["health"])
 

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
 
-from verifier import service
 from verifier.api.deps import SenderDep, SessionDep, SettingsDep
 from verifier.api.ratelimit import CallerDep
 from verifier.api.responses import ACCESS_RESPONSES
-from verifier.models import MAX_IDEMPOTENCY_KEY_CHARS
-from verifier.schemas import JobAccepted, JobIn, JobOut
+from verifier.delivery.sender import send_checks
+from verifier.service import jobs as job_cases
+from verifier.service.schemas import JobAccepted, JobIn, JobOut
+from verifier.store.models import MAX_IDEMPOTENCY_KEY_CHARS
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_RESPONSES)
 
@@ -22,7 +23,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
 IDEMPOTENCY_KEY_DESCRIPTION = (
     f"a key of this submission (1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters of "
-    f"{service.IDEMPOTENCY_KEY_CHARACTERS}, bare or quoted): a retry with the same key and "
+    f"{job_cases.IDEMPOTENCY_KEY_CHARACTERS}, bare or quoted): a retry with the same key and "
     f"the same body returns the first job (200, header {IDEMPOTENT_REPLAYED_HEADER}: true) "
     "instead of making a second; with another body it is refused (422). Keys are per API key."
 )
@@ -54,7 +55,7 @@ def create_job(
     sender: SenderDep,
     idempotency_key: Annotated[
         str | None,
-        Header(alias=service.IDEMPOTENCY_KEY_HEADER, description=IDEMPOTENCY_KEY_DESCRIPTION),
+        Header(alias=job_cases.IDEMPOTENCY_KEY_HEADER, description=IDEMPOTENCY_KEY_DESCRIPTION),
     ] = None,
 ) -> JobAccepted:
     """Validate and store a job, then queue its checks; 202 with the job's Location.
@@ -63,16 +64,16 @@ def create_job(
     the reconciler publishes its checks later. A retry with the same ``Idempotency-Key``
     answers 200 with the first job and sends the checks that submission left unsent.
     """
-    submission = service.submit(
+    submission = job_cases.submit(
         session, body, settings, owner=caller.key_id, idempotency_key=idempotency_key
     )
     job = submission.job
     if submission.replayed:
-        service.send_checks(session, sender, list(service.unsent_checks(session, job)))
+        send_checks(session, sender, list(job_cases.unsent_checks(session, job)))
         response.status_code = status.HTTP_200_OK
         response.headers[IDEMPOTENT_REPLAYED_HEADER] = "true"
     else:
-        service.send_checks(session, sender, list(job.checks))
+        send_checks(session, sender, list(job.checks))
     response.headers["Location"] = f"/jobs/{job.id}"
     return JobAccepted(id=job.id, status=job.status)
 
@@ -80,4 +81,4 @@ def create_job(
 @router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
 def read_job(job_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> JobOut:
     """The job's status, verdict and progress."""
-    return service.job_status(session, job_id, caller.key_id)
+    return job_cases.job_status(session, job_id, caller.key_id)

@@ -22,13 +22,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import AfterValidator
 
-from verifier import service
 from verifier.api.deps import SessionDep, SettingsDep
 from verifier.api.ratelimit import CallerDep
 from verifier.api.responses import ACCESS_RESPONSES
 from verifier.config import MAX_REPORT_PAGE_ENTRIES
-from verifier.repository import ReportFilters
-from verifier.schemas import (
+from verifier.service import reports as report_queries
+from verifier.service.schemas import (
     Dtype,
     EntrySelection,
     GroupBy,
@@ -37,6 +36,7 @@ from verifier.schemas import (
     Stats,
     VerdictName,
 )
+from verifier.store.repository import ReportFilters
 
 router = APIRouter(tags=["reports"], responses=ACCESS_RESPONSES)
 
@@ -65,7 +65,7 @@ def _utc(value: datetime | None) -> datetime | None:
     """``value`` in UTC (a naive time is UTC); a time that UTC cannot write (year 1 or 9999
     with an offset) becomes the earliest or latest time there is, which means the same: before
     or after every report."""
-    aware = service.as_utc(value)
+    aware = report_queries.as_utc(value)
     if aware is None:
         return None
     try:
@@ -125,7 +125,7 @@ def list_reports(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
 ) -> ReportPage:
     """Reports matching the filters, newest first, a page at a time."""
-    return service.list_reports(
+    return report_queries.list_reports(
         session, filters, cursor=cursor, limit=min(limit, settings.max_page_size)
     )
 
@@ -137,7 +137,7 @@ def read_stats(
     group_by: GroupBy | None = None,
 ) -> Stats:
     """Counts of reports by verdict, overall and grouped by function, dtype or device."""
-    return service.report_stats(session, filters, group_by)
+    return report_queries.report_stats(session, filters, group_by)
 
 
 @router.get("/jobs/{job_id}/report", response_model=JobReportPage, responses=NOT_FOUND)
@@ -168,7 +168,7 @@ def read_job_report(
 ) -> JobReportPage:
     """The job and the report of each finished check, in the core's report format, a page at
     a time (checks with no report yet are listed as pending)."""
-    return service.job_report_page(
+    return report_queries.job_report_page(
         session,
         job_id,
         caller.key_id,

@@ -9,18 +9,27 @@ from alembic.config import Config
 
 from verifier.errors import UnavailableError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_PACKAGE = Path(__file__).resolve().parent.parent
+MIGRATION_FOLDERS = (_PACKAGE / "migrations", _PACKAGE.parent / "migrations")
+"""Where the Alembic folder is: inside the package in a built wheel (pyproject.toml maps the
+top-level ``migrations/`` to ``verifier.migrations``), beside it in a source tree."""
+
+
+def migrations_dir() -> Path:
+    """The Alembic folder of this installation; UnavailableError if it has none."""
+    for folder in MIGRATION_FOLDERS:
+        if (folder / "env.py").is_file():
+            return folder
+    raise UnavailableError(
+        f"migrations folder not found (looked in {', '.join(map(str, MIGRATION_FOLDERS))}); "
+        "reinstall derivcheck from its source tree or a wheel built from it"
+    )
 
 
 def alembic_config(database_url: str, *, configure_logging: bool = False) -> Config:
     """An Alembic configuration for ``database_url`` and this project's migrations folder."""
-    if not (MIGRATIONS_DIR / "env.py").is_file():
-        raise UnavailableError(
-            f"migrations folder not found at {MIGRATIONS_DIR}; install derivcheck from its "
-            "source tree (pip install -e .) so the migrations travel with it"
-        )
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     # "%" is ConfigParser's interpolation character and may occur in passwords.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     config.attributes["configure_logging"] = configure_logging
@@ -46,7 +55,7 @@ def current(database_url: str) -> str | None:
     """The revision the database is at, or None before the first upgrade."""
     from alembic.runtime.migration import MigrationContext
 
-    from verifier.db import make_engine
+    from verifier.store.engine import make_engine
 
     engine = make_engine(database_url)
     try:

@@ -17,7 +17,7 @@ from verifier.config import Settings
 from verifier.core.cost import estimate
 from verifier.core.parse import ParsedExpression
 from verifier.errors import JobRejectedError
-from verifier.schemas import JobIn
+from verifier.service.schemas import JobIn
 
 
 def admit(request: JobIn, parsed: list[ParsedExpression], settings: Settings) -> None:

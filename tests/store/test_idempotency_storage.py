@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from verifier import migrate, service
 from verifier.config import Settings
-from verifier.db import make_engine, make_session_factory
-from verifier.keys import create_key
-from verifier.models import Check, Job
-from verifier.schemas import JobIn
+from verifier.service import jobs
+from verifier.service.schemas import JobIn
+from verifier.store import migrate
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.keys import create_key
+from verifier.store.models import Check, Job
 
 BODY = {"checks": [{"expression": "x**2", "points": [{"x": 2}]}]}
 KEY = "0f8e2a6c-5d1b-4c3a-9e7f-123456789abc"
@@ -67,11 +68,11 @@ def test_one_key_of_two_owners_makes_two_jobs_and_a_retry_of_each_finds_its_own(
             bob, _ = create_key(session, "bob")
             owners = [alice.id, bob.id, None]  # None: keys off
             first = [
-                service.submit(session, request, settings, owner, idempotency_key=KEY)
+                jobs.submit(session, request, settings, owner, idempotency_key=KEY)
                 for owner in owners
             ]
             again = [
-                service.submit(session, request, settings, owner, idempotency_key=KEY)
+                jobs.submit(session, request, settings, owner, idempotency_key=KEY)
                 for owner in owners
             ]
         assert [s.replayed for s in first] == [False, False, False]
@@ -81,7 +82,7 @@ def test_one_key_of_two_owners_makes_two_jobs_and_a_retry_of_each_finds_its_own(
         assert [s.job.idempotency_key for s in first] == [
             f"{alice.id}:{KEY}",
             f"{bob.id}:{KEY}",
-            f"-:{KEY}",  # verifier/models.py: "-" is the owner while keys are off
+            f"-:{KEY}",  # verifier/store/models.py: "-" is the owner while keys are off
         ]
     finally:
         engine.dispose()
@@ -118,11 +119,11 @@ def test_migration_0004_keeps_every_job_and_check_both_ways(database_url: str) -
         engine = make_engine(database_url)
         try:
             with engine.connect() as connection:
-                jobs = connection.execute(select(Job.__table__.c.id)).scalars().all()
+                job_ids = connection.execute(select(Job.__table__.c.id)).scalars().all()
                 checks = connection.execute(select(Check.__table__.c.job_id)).scalars().all()
         finally:
             engine.dispose()
-        assert (jobs, checks) == ([job_id], [job_id]), revision
+        assert (job_ids, checks) == ([job_id], [job_id]), revision
     engine = make_engine(database_url)
     try:
         with make_session_factory(engine)() as session:

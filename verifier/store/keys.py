@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
-from verifier import repository
 from verifier.errors import NotFoundError
-from verifier.models import KEY_PREFIX_CHARS, MAX_KEY_NAME_CHARS, ApiKey, utc_now
+from verifier.store import repository
+from verifier.store.models import KEY_PREFIX_CHARS, MAX_KEY_NAME_CHARS, ApiKey, utc_now
 
 KEY_MARKER = "dck_"
 KEY_RANDOM_BYTES = 32

@@ -8,7 +8,7 @@ versions, total time) are columns; the entries and the rest of the core's report
 JSON, so a report can be re-judged and served without rerunning. The functions a check calls
 are rows of ``check_functions``, so ``function = 'sinc'`` is an exact, indexed filter. A check
 being run has an ``owner`` (the token of the execution that claimed it) and a
-``lease_expires_at`` (verifier/delivery.py). API keys are stored as SHA-256 hashes, never in
+``lease_expires_at`` (docs/delivery.md). API keys are stored as SHA-256 hashes, never in
 the clear. A job submitted with an ``Idempotency-Key`` keeps that key, scoped to its owner, and
 the digest of its request, so a retried submission finds it (verifier/service.py). Change this
 file only together with a migration in ``migrations/versions``.
@@ -215,7 +215,7 @@ class Check(Base):
     functions: Mapped[list[CheckFunction]] = relationship(
         cascade="all, delete-orphan", passive_deletes=True
     )
-    report: Mapped[Report | None] = relationship(back_populates="check")
+    report: Mapped[StoredReport | None] = relationship(back_populates="check")
 
 
 class CheckFunction(Base):
@@ -229,7 +229,7 @@ class CheckFunction(Base):
     function: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
 
 
-class Report(Base):
+class StoredReport(Base):
     """The stored result of one check, in the core's report format plus queryable columns."""
 
     __tablename__ = "reports"

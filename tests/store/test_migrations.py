@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import func, inspect, select
 
-from verifier import migrate
-from verifier.db import make_engine
-from verifier.models import Base, Check, CheckFunction, Job, Report
+from verifier.store import migrate
+from verifier.store.engine import make_engine
+from verifier.store.models import Base, Check, CheckFunction, Job, StoredReport
 
 SERVICE_TABLES = {"jobs", "checks", "check_functions", "reports", "api_keys"}
 VERSIONS = Path(__file__).resolve().parents[2] / "migrations" / "versions"
@@ -49,7 +49,12 @@ def test_models_and_migrations_agree_on_postgres(postgres_url: str) -> None:
     _models_agree_then_round_trip(postgres_url)
 
 
-ROW_TABLES = {"jobs": Job, "checks": Check, "check_functions": CheckFunction, "reports": Report}
+ROW_TABLES = {
+    "jobs": Job,
+    "checks": Check,
+    "check_functions": CheckFunction,
+    "reports": StoredReport,
+}
 
 
 def _row_counts(url: str) -> dict[str, int]:
@@ -87,7 +92,7 @@ def _write_a_finished_job_at_0001(url: str) -> None:
                 CheckFunction.__table__.insert().values(check_id=check_id, function="sin")
             )
             connection.execute(
-                Report.__table__.insert().values(
+                StoredReport.__table__.insert().values(
                     check_id=check_id, job_id=job_id, verdict="pass", dtype="float64",
                     device="cpu", versions={}, timings={}, entries=[], document={},
                     created_at=now,
@@ -129,7 +134,7 @@ def test_db_upgrade_command_works_from_any_folder(tmp_path: Path) -> None:
     env = {**os.environ, "VERIFIER_DATA_DIR": str(tmp_path / "data")}
     env.pop("VERIFIER_DATABASE_URL", None)
     result = subprocess.run(
-        [sys.executable, "-m", "verifier.cli.service", "db", "upgrade"],
+        [sys.executable, "-m", "verifier", "db", "upgrade"],
         cwd=elsewhere,
         env=env,
         capture_output=True,

@@ -18,14 +18,16 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from verifier import service
 from verifier.config import Settings
-from verifier.db import make_engine, make_session_factory
+from verifier.delivery.execution import ClaimPolicy, LeaseRenewer, execute_check
+from verifier.delivery.reconciler import reconcile_once
+from verifier.delivery.sender import InMemorySender, send_checks
 from verifier.errors import PointError
-from verifier.execution import ClaimPolicy, LeaseRenewer, execute_check
-from verifier.models import Check, CheckStatus, Job, JobStatus, Report, utc_now
-from verifier.reconciler import reconcile_once
-from verifier.schemas import JobIn
+from verifier.service import jobs
+from verifier.service.schemas import JobIn
+from verifier.store import repository
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.models import Check, CheckStatus, Job, JobStatus, StoredReport, utc_now
 
 ReportDocument = Callable[..., dict[str, Any]]
 
@@ -42,7 +44,7 @@ def _submit(sessions: sessionmaker[Session], settings: Settings, *expressions: s
         {"checks": [{"expression": e, "points": [{"x": 2}]} for e in expressions]}
     )
     with sessions() as session:
-        return service.submit_job(session, body, settings)
+        return jobs.submit_job(session, body, settings)
 
 
 class StubCore:
@@ -67,7 +69,7 @@ def _job(sessions: sessionmaker[Session], job_id: uuid.UUID) -> Job:
 
 def _report_count(sessions: sessionmaker[Session]) -> int:
     with sessions() as session:
-        return session.scalar(select(func.count()).select_from(Report)) or 0
+        return session.scalar(select(func.count()).select_from(StoredReport)) or 0
 
 
 def test_the_last_report_finishes_the_job_with_the_worst_verdict(
@@ -123,7 +125,7 @@ def test_a_job_passes_or_fails_by_the_fail_on_of_each_of_its_checks(
             }
         )
         with sessions() as session:
-            job = service.submit_job(session, body, settings)
+            job = jobs.submit_job(session, body, settings)
         for check in job.checks:
             execute_check(sessions, check.id, core)
         done = _job(sessions, job.id)
@@ -156,7 +158,7 @@ def test_a_check_interrupted_before_its_report_runs_again_once_its_claim_expires
         execute_check(sessions, check_id, dies)
     assert _report_count(sessions) == 0
     with sessions() as session:
-        check = service.repository.get_check(session, check_id)
+        check = repository.get_check(session, check_id)
         assert check is not None and check.status is CheckStatus.RUNNING
     core = StubCore(make_report_document, {"x**2": "pass"})
     # Under the live claim of the dead execution, a second delivery leaves the check alone.
@@ -166,7 +168,7 @@ def test_a_check_interrupted_before_its_report_runs_again_once_its_claim_expires
     _expire_claims(sessions)
     assert execute_check(sessions, check_id, core) == "pass"
     with sessions() as session:
-        check = service.repository.get_check(session, check_id)
+        check = repository.get_check(session, check_id)
         assert check is not None and check.attempts == 2
         assert check.owner is None and check.status is CheckStatus.DONE
 
@@ -200,7 +202,7 @@ def test_a_running_check_keeps_its_claim_past_the_lease_and_runs_once(
     assert second.calls == []
     assert lease_ends[-1] > lease_ends[0]  # the heartbeat moved the lease on
     with sessions() as session:
-        check = service.repository.get_check(session, check_id)
+        check = repository.get_check(session, check_id)
         assert check is not None and check.attempts == 1
     assert _report_count(sessions) == 1
 
@@ -260,7 +262,7 @@ def test_a_retry_takes_back_the_claim_of_the_execution_it_names(
     # ... the retry of the failed execution takes it at once.
     assert execute_check(sessions, check_id, core, takes_over="failed-execution") == "pass"
     with sessions() as session:
-        check = service.repository.get_check(session, check_id)
+        check = repository.get_check(session, check_id)
         assert check is not None and check.attempts == 2 and check.status is CheckStatus.DONE
 
 
@@ -290,7 +292,7 @@ def test_a_poison_check_ends_as_an_error_after_max_attempts(
     assert execute_check(sessions, check_id, kills_its_worker, policy) == "error"
     assert calls == 2  # the third claim did not run the core again
     with sessions() as session:
-        report = session.scalars(select(Report)).one()
+        report = session.scalars(select(StoredReport)).one()
         assert report.reason == "gave up after 2 attempts"
     assert _job(sessions, job.id).status is JobStatus.ERROR
 
@@ -312,7 +314,7 @@ def test_an_execution_that_lost_its_claim_writes_nothing(
     assert execute_check(sessions, check_id, overtaken) is None
     assert slow_result["other"] == "pass"
     with sessions() as session:
-        (report,) = session.scalars(select(Report)).all()
+        (report,) = session.scalars(select(StoredReport)).all()
         assert report.verdict == "pass"  # the overtaken execution's "fail" was dropped
     assert _job(sessions, job.id).verdict == "pass"
 
@@ -326,24 +328,19 @@ def test_the_reconciler_releases_expired_claims_and_republishes_them(
     def dies(expression: str, **options: Any) -> dict[str, Any]:
         raise KeyboardInterrupt
 
-    sent: list[uuid.UUID] = []
-
-    class Sender:
-        def send_check(self, check_id: uuid.UUID, queue: str) -> None:
-            sent.append(check_id)
-
+    sender = InMemorySender()
     with pytest.raises(KeyboardInterrupt):
         execute_check(sessions, check_id, dies)
     with sessions() as session:
-        service.send_checks(session, Sender(), list(job.checks))
-        sent.clear()
-        assert reconcile_once(session, Sender(), settings) == 0  # claim live, message recent
+        send_checks(session, sender, list(job.checks))
+        sender.sent.clear()
+        assert reconcile_once(session, sender, settings) == 0  # claim live, message recent
     _expire_claims(sessions)
     with sessions() as session:
-        assert reconcile_once(session, Sender(), settings) == 1
-    assert sent == [check_id]
+        assert reconcile_once(session, sender, settings) == 1
+    assert sender.check_ids == [check_id]
     with sessions() as session:
-        check = service.repository.get_check(session, check_id)
+        check = repository.get_check(session, check_id)
         assert check is not None and check.status is CheckStatus.QUEUED and check.owner is None
 
 
@@ -360,10 +357,10 @@ def test_bad_input_found_by_the_core_becomes_an_error_report(
     assert finished.status is JobStatus.ERROR
     assert finished.verdict == "error"
     with sessions() as session:
-        report = session.scalars(select(Report)).one()
+        report = session.scalars(select(StoredReport)).one()
         assert report.reason == "invalid input: point 0: x=2 is outside the test's range"
         assert report.document["expression"] == "x**2"
-        # The core's report format (Report.to_dict) with the check's policy, and no entries.
+        # The core's report format (StoredReport.to_dict) with the check's policy, and no entries.
         assert report.document["fail_on"] == ["fail", "nonfinite"]
         assert report.document["passed"] is False
         assert report.document["counts"] == {} and report.entries == []
@@ -380,7 +377,7 @@ def test_a_crash_in_the_core_becomes_an_error_report_with_its_reason(
 
     assert execute_check(sessions, job.checks[0].id, crashes) == "error"
     with sessions() as session:
-        report = session.scalars(select(Report)).one()
+        report = session.scalars(select(StoredReport)).one()
         assert report.reason == "internal error: IndexError: dimension out of range"
 
 
@@ -405,7 +402,9 @@ def test_a_job_whose_last_writer_died_is_finished_by_redelivery_or_reconciler(
         )
         session.commit()
     with sessions() as session:
-        assert reconcile_once(session, RecordingSender(), settings) == 0
+        nothing = InMemorySender()
+        assert reconcile_once(session, nothing, settings) == 0
+        assert nothing.sent == []  # nothing re-published
     assert _job(sessions, job.id).status is JobStatus.DONE
 
     with sessions() as session:
@@ -414,8 +413,3 @@ def test_a_job_whose_last_writer_died_is_finished_by_redelivery_or_reconciler(
     assert execute_check(sessions, check_id, core) == "pass"  # a redelivered message
     assert _job(sessions, job.id).status is JobStatus.DONE
     assert len(core.calls) == 1
-
-
-class RecordingSender:
-    def send_check(self, check_id: uuid.UUID, queue: str) -> None:
-        raise AssertionError("nothing should be re-published")

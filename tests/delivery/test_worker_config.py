@@ -8,8 +8,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from verifier.broker import RUN_CHECK_TASK
 from verifier.config import Settings
+from verifier.delivery.celery import RUN_CHECK_TASK
 from workers.app import create_celery, pool_for, worker_arguments
 
 

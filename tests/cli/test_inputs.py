@@ -9,10 +9,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from verifier.cli import create_cli
 from verifier.cli.client import CliError
 from verifier.cli.inputs import read_checks
-from verifier.cli.service import register
-from verifier.suite import demo_suite
+from verifier.service.suite import demo_suite
 
 FEYNMAN_TABLE = (
     Path(__file__).resolve().parents[3] / "shared" / "corpora" / "feynman" / "FeynmanEquations.csv"
@@ -22,9 +22,7 @@ FEYNMAN_EQUATIONS = 100  # rows with a formula in the AI Feynman table (Udrescu 
 
 @pytest.fixture
 def app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    return app
+    return create_cli()
 
 
 def _assert_one_line_error(result: object, *words: str) -> None:

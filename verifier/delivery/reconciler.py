@@ -6,7 +6,7 @@ claimed it died. Each pass (:func:`reconcile_once`) releases claims whose lease 
 re-publishes queued checks that were never sent or were sent more than ``requeue_after_s`` ago.
 It also finishes jobs whose every check has a report but whose last writer died before it could
 finish the job.
-Publishing twice is harmless: a worker runs only a check it can claim (verifier/delivery.py).
+Publishing twice is harmless: a worker runs only a check it can claim (docs/delivery.md).
 
 It runs as a thread of every API process (:class:`Reconciler`, every ``requeue_interval_s``)
 and, for a fleet without an API nearby, as ``derivcheck reconcile``.
@@ -20,9 +20,10 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from verifier import claims, repository, service
 from verifier.config import Settings
-from verifier.models import utc_now
+from verifier.delivery.sender import Sender, send_checks
+from verifier.store import claims, repository
+from verifier.store.models import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ BATCH_SIZE = 500
 STOP_TIMEOUT_S = 10.0
 
 
-def reconcile_once(session: Session, sender: service.CheckSender, settings: Settings) -> int:
+def reconcile_once(session: Session, sender: Sender, settings: Settings) -> int:
     """One pass: release expired claims, re-publish stranded checks; how many were sent."""
     now = utc_now()
     released = claims.release_expired_claims(session, now, BATCH_SIZE)
@@ -45,15 +46,13 @@ def reconcile_once(session: Session, sender: service.CheckSender, settings: Sett
         logger.warning("finished %d jobs whose last writer stopped answering", finished)
     cutoff = now - timedelta(seconds=settings.requeue_after_s)
     checks = list(claims.unfinished_checks(session, cutoff, BATCH_SIZE))
-    return service.send_checks(session, sender, checks) if checks else 0
+    return send_checks(session, sender, checks) if checks else 0
 
 
 class Reconciler:
     """Runs :func:`reconcile_once` every ``requeue_interval_s`` until stopped."""
 
-    def __init__(
-        self, sessions: sessionmaker[Session], sender: service.CheckSender, settings: Settings
-    ):
+    def __init__(self, sessions: sessionmaker[Session], sender: Sender, settings: Settings):
         self._sessions = sessions
         self._sender = sender
         self._settings = settings

@@ -13,8 +13,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from verifier import keys
-from verifier.models import ApiKey
+from verifier.store import keys
+from verifier.store.models import ApiKey
 
 
 def test_a_key_is_stored_only_as_its_sha256(session: Session) -> None:
@@ -41,7 +41,7 @@ def test_keys_commands_create_list_and_revoke(tmp_path: Path) -> None:
     env.pop("VERIFIER_DATABASE_URL", None)
 
     def derivcheck(*arguments: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "verifier.cli.service", *arguments]
+        command = [sys.executable, "-m", "verifier", *arguments]
         return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
     assert derivcheck("db", "upgrade").returncode == 0

@@ -24,7 +24,7 @@ from verifier.core.points import (
 )
 from verifier.core.tolerance import make_tolerance
 from verifier.errors import ExpressionError, InputError, JobRejectedError
-from verifier.schemas import CheckIn, JobIn
+from verifier.service.schemas import CheckIn, JobIn
 
 Loc = list[str | int]
 

@@ -3,11 +3,11 @@
 The API sends checks by task name (``send_task``), so it never imports the task code or torch;
 the worker app in ``workers/`` registers the task under the same name with the same settings.
 
-Sending is bounded by the publish timeout (verifier/delivery.py, point 8) whatever the broker
+Sending is bounded by the publish timeout (docs/delivery.md, point 8) whatever the broker
 does: each publish runs in a thread of its own and the caller stops waiting at the deadline,
 so a broker that hangs (a locked SQLite broker file, a Redis that accepts and never answers)
 delays the checks, not the submission. A publish that gives up may still land later; a check
-sent twice runs once (verifier/delivery.py, point 2).
+sent twice runs once (docs/delivery.md, point 2).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from verifier.config import Settings
-from verifier.delivery import celery_delivery_config, redis_transport_options
 
 AppT = TypeVar("AppT", bound=Celery)
 
@@ -36,6 +35,39 @@ EMBEDDED_BROKER_LOCK_TIMEOUT_S = 30.0
 MAX_WAITING_PUBLISHES = 8
 """Publishes of one sender that may wait on the broker at once; past them, a send fails at
 once instead of starting another thread that would wait too."""
+
+
+PUBLISH_RETRIES = 1
+
+
+def celery_delivery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings of points 1, 5, 6 and 8 above."""
+    return {
+        "task_acks_late": settings.task_acks_late,
+        "task_reject_on_worker_lost": settings.task_reject_on_worker_lost,
+        "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
+        "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_s,
+        "broker_connection_timeout": settings.publish_timeout_s,
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": PUBLISH_RETRIES,
+            "interval_start": 0,
+            "interval_step": settings.publish_timeout_s / 4,
+            "interval_max": settings.publish_timeout_s / 4,
+        },
+    }
+
+
+def redis_transport_options(settings: Settings) -> dict[str, Any]:
+    """kombu's Redis transport options: the visibility timeout and a bounded connect."""
+    return {
+        "visibility_timeout": settings.broker_visibility_timeout_s,
+        "socket_connect_timeout": settings.publish_timeout_s / 2,
+        # Look for messages of dead workers once per interval (kombu's default scans every
+        # tenth interval); an interval well under the visibility timeout.
+        "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout_s // 4)),
+        "unacked_restore_throttle": 1,
+    }
 
 
 class PublishTimeoutError(TimeoutError):
@@ -67,7 +99,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "task_default_queue": settings.cpu_queue,
         "task_create_missing_queues": True,
-        # Late acks, prefetch, time windows, bounded publishing: see verifier/delivery.py.
+        # Late acks, prefetch, time windows, bounded publishing: see docs/delivery.md.
         **celery_delivery_config(settings),
         "task_serializer": "json",
         "accept_content": ["json"],

@@ -1,6 +1,6 @@
 """SQL of the service: reads and writes of jobs, checks, reports and API keys.
 
-The SQL of delivery (claims, leases, what the reconciler looks for) is in ``verifier/claims.py``.
+The SQL of delivery (claims, leases, what the reconciler looks for) is in ``claims.py``.
 """
 
 from __future__ import annotations
@@ -33,17 +33,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from verifier.core.verdict import Verdict, worst
-from verifier.models import (
+from verifier.store.models import (
     ApiKey,
     Check,
     CheckFunction,
     CheckStatus,
     Job,
     JobStatus,
-    Report,
+    StoredReport,
     utc_now,
 )
-from verifier.outcome import read_outcome
+from verifier.store.outcome import read_outcome
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
@@ -84,7 +84,7 @@ def get_job(session: Session, job_id: uuid.UUID, owner: uuid.UUID | None = None)
 
 def count_reports_of_job(session: Session, job_id: uuid.UUID) -> int:
     """How many of the job's checks have a report."""
-    query = select(func.count()).select_from(Report).where(Report.job_id == job_id)
+    query = select(func.count()).select_from(StoredReport).where(StoredReport.job_id == job_id)
     return session.scalar(query) or 0
 
 
@@ -106,18 +106,18 @@ def checks_of_job(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
     return session.scalars(query).all()
 
 
-def insert_report(session: Session, report: Report) -> bool:
+def insert_report(session: Session, report: StoredReport) -> bool:
     """Insert ``report`` unless its check already has one; True when this call added it."""
     values = {
         attribute.key: getattr(report, attribute.key)
-        for attribute in inspect(Report).column_attrs
+        for attribute in inspect(StoredReport).column_attrs
         if getattr(report, attribute.key) is not None
     }
     values.setdefault("created_at", report.created_at or utc_now())
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     result = session.execute(
-        insert(Report).values(**values).on_conflict_do_nothing(index_elements=["check_id"])
+        insert(StoredReport).values(**values).on_conflict_do_nothing(index_elements=["check_id"])
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -133,9 +133,9 @@ def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -
     if job is None:
         return False
     rows = session.execute(
-        select(Report.verdict, Report.document, Check.fail_on, Check.strict)
-        .join(Check, Check.id == Report.check_id)
-        .where(Report.job_id == job_id)
+        select(StoredReport.verdict, StoredReport.document, Check.fail_on, Check.strict)
+        .join(Check, Check.id == StoredReport.check_id)
+        .where(StoredReport.job_id == job_id)
     ).all()
     if len(rows) < job.check_count:
         return False
@@ -163,7 +163,7 @@ def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -
 def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.verdict is not None:
-        conditions.append(Report.verdict == filters.verdict)
+        conditions.append(StoredReport.verdict == filters.verdict)
     if filters.expression is not None:
         conditions.append(Check.expression.contains(filters.expression, autoescape=True))
     if filters.function is not None:
@@ -171,24 +171,31 @@ def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
         # the subquery must not correlate to that join.
         listed = aliased(CheckFunction)
         conditions.append(
-            exists().where(listed.check_id == Report.check_id, listed.function == filters.function)
+            exists().where(
+                listed.check_id == StoredReport.check_id, listed.function == filters.function
+            )
         )
     if filters.dtype is not None:
-        conditions.append(Report.dtype == filters.dtype)
+        conditions.append(StoredReport.dtype == filters.dtype)
     if filters.device is not None:
         # "cuda" also matches the indexed devices a worker reports ("cuda:0").
         pattern = filters.device.replace("%", r"\%").replace("_", r"\_") + ":%"
         conditions.append(
-            or_(Report.device == filters.device, Report.device.like(pattern, escape="\\"))
+            or_(
+                StoredReport.device == filters.device,
+                StoredReport.device.like(pattern, escape="\\"),
+            )
         )
     if filters.job is not None:
-        conditions.append(Report.job_id == filters.job)
+        conditions.append(StoredReport.job_id == filters.job)
     if filters.since is not None:
-        conditions.append(Report.created_at >= filters.since)
+        conditions.append(StoredReport.created_at >= filters.since)
     if filters.until is not None:
-        conditions.append(Report.created_at < filters.until)
+        conditions.append(StoredReport.created_at < filters.until)
     if filters.owner is not None:
-        conditions.append(Report.job_id.in_(select(Job.id).where(Job.api_key_id == filters.owner)))
+        conditions.append(
+            StoredReport.job_id.in_(select(Job.id).where(Job.api_key_id == filters.owner))
+        )
     return conditions
 
 
@@ -199,7 +206,7 @@ def _filtered(query: SelectT, filters: ReportFilters) -> SelectT:
 
 def list_reports(
     session: Session, filters: ReportFilters, *, before_id: int | None, limit: int
-) -> Sequence[tuple[Report, Check]]:
+) -> Sequence[tuple[StoredReport, Check]]:
     """Reports matching ``filters``, newest first, with ids below ``before_id``, as a listing
     reads them: neither their entries nor the rest of their documents are loaded.
 
@@ -209,32 +216,32 @@ def list_reports(
     policy. A report stored before ``counts`` existed gets its entries counted by the database.
     """
     query = select(*LISTED_REPORT_COLUMNS, *LISTED_CHECK_COLUMNS).join(
-        Check, Check.id == Report.check_id
+        Check, Check.id == StoredReport.check_id
     )
     query = _filtered(query, filters)
     if before_id is not None:
-        query = query.where(Report.id < before_id)
-    rows = session.execute(query.order_by(Report.id.desc()).limit(limit)).all()
+        query = query.where(StoredReport.id < before_id)
+    rows = session.execute(query.order_by(StoredReport.id.desc()).limit(limit)).all()
     uncounted = [row.id for row in rows if row.counts is None]
     counted = count_entries_by_verdict(session, uncounted)
     return [_listed(row, counted.get(row.id)) for row in rows]
 
 
 LISTED_REPORT_COLUMNS = (
-    Report.id,
-    Report.check_id,
-    Report.job_id,
-    Report.verdict,
-    Report.reason,
-    Report.dtype,
-    Report.device,
-    Report.worst_abs_error,
-    Report.worst_rel_error,
-    Report.worst_ulp_error,
-    Report.created_at,
-    Report.document["counts"].label("counts"),
-    Report.document["blamed"].label("blamed"),
-    Report.document[("worst", "ratio")].label("ratio"),
+    StoredReport.id,
+    StoredReport.check_id,
+    StoredReport.job_id,
+    StoredReport.verdict,
+    StoredReport.reason,
+    StoredReport.dtype,
+    StoredReport.device,
+    StoredReport.worst_abs_error,
+    StoredReport.worst_rel_error,
+    StoredReport.worst_ulp_error,
+    StoredReport.created_at,
+    StoredReport.document["counts"].label("counts"),
+    StoredReport.document["blamed"].label("blamed"),
+    StoredReport.document[("worst", "ratio")].label("ratio"),
 )
 LISTED_CHECK_COLUMNS = (
     Check.position,
@@ -244,13 +251,13 @@ LISTED_CHECK_COLUMNS = (
 )
 
 
-def _listed(row: Row[Any], counts: dict[str, int] | None) -> tuple[Report, Check]:
+def _listed(row: Row[Any], counts: dict[str, int] | None) -> tuple[StoredReport, Check]:
     document: dict[str, Any] = {"counts": row.counts if counts is None else counts}
     if row.blamed is not None:
         document["blamed"] = row.blamed
     if row.ratio is not None:
         document["worst"] = {"ratio": row.ratio}
-    report = Report(
+    report = StoredReport(
         id=row.id,
         check_id=row.check_id,
         job_id=row.job_id,
@@ -280,11 +287,11 @@ def _entry_elements(session: Session) -> TableValued:
     """The elements of ``reports.entries`` as rows of (``index`` from 0, ``value``), in the
     dialect's JSON table function; a query joins it to ``reports`` (it reads that row's column)."""
     if session.get_bind().dialect.name == "postgresql":
-        elements = func.json_array_elements(Report.entries).table_valued(
+        elements = func.json_array_elements(StoredReport.entries).table_valued(
             column("value", JSON), with_ordinality="ordinality", name="entry"
         )
         return TableValued(elements, elements.c.ordinality - 1, elements.c.value)
-    elements = func.json_each(Report.entries).table_valued(
+    elements = func.json_each(StoredReport.entries).table_valued(
         column("key", Integer), column("value", JSON), name="entry"
     )
     return TableValued(elements, elements.c.key, elements.c.value)
@@ -310,11 +317,11 @@ def count_entries_by_verdict(
     elements = _entry_elements(session)
     verdict = elements.value["verdict"].as_string()
     query = (
-        select(Report.id, verdict, func.count())
-        .select_from(Report)
+        select(StoredReport.id, verdict, func.count())
+        .select_from(StoredReport)
         .join(elements.source, true())
-        .where(Report.id.in_(report_ids))
-        .group_by(Report.id, verdict)
+        .where(StoredReport.id.in_(report_ids))
+        .group_by(StoredReport.id, verdict)
     )
     for report_id, name, count in session.execute(query):
         counts.setdefault(report_id, {})[str(name)] = int(count)
@@ -339,11 +346,11 @@ def report_entries(
     elements = _entry_elements(session)
     query = (
         select(Check.position, elements.index, elements.value)
-        .select_from(Report)
-        .join(Check, Check.id == Report.check_id)
+        .select_from(StoredReport)
+        .join(Check, Check.id == StoredReport.check_id)
         .join(elements.source, true())
         .where(
-            Report.id.in_(report_ids),
+            StoredReport.id.in_(report_ids),
             or_(Check.position > position, elements.index >= index),
         )
     )
@@ -383,11 +390,11 @@ def reported_checks(
             Check.status,
             Check.fail_on,
             Check.strict,
-            Report.id,
-            Report.verdict,
-            func.length(cast(Report.document, Text)),
+            StoredReport.id,
+            StoredReport.verdict,
+            func.length(cast(StoredReport.document, Text)),
         )
-        .outerjoin(Report, Report.check_id == Check.id)
+        .outerjoin(StoredReport, StoredReport.check_id == Check.id)
         .where(Check.job_id == job_id, Check.position >= from_position)
         .order_by(Check.position)
         .limit(limit)
@@ -399,7 +406,7 @@ def report_documents(session: Session, report_ids: Sequence[int]) -> dict[int, d
     """The stored documents (everything but the entries) of these reports, by report id."""
     if not report_ids:
         return {}
-    query = select(Report.id, Report.document).where(Report.id.in_(report_ids))
+    query = select(StoredReport.id, StoredReport.document).where(StoredReport.id.in_(report_ids))
     return {report_id: document for report_id, document in session.execute(query)}
 
 
@@ -426,19 +433,25 @@ def count_verdicts(
     """Rows of (group key, verdict, count) for reports matching ``filters``."""
     keys: dict[str, Any] = {
         "function": CheckFunction.function,
-        "dtype": Report.dtype,
-        "device": Report.device,
-        "verdict": Report.verdict,
+        "dtype": StoredReport.dtype,
+        "device": StoredReport.device,
+        "verdict": StoredReport.verdict,
     }
     key = keys.get(group_by) if group_by is not None else None
-    columns = [Report.verdict, func.count()] if key is None else [key, Report.verdict, func.count()]
-    query = select(*columns).select_from(Report).join(Check, Check.id == Report.check_id)
+    columns = (
+        [StoredReport.verdict, func.count()]
+        if key is None
+        else [key, StoredReport.verdict, func.count()]
+    )
+    query = (
+        select(*columns).select_from(StoredReport).join(Check, Check.id == StoredReport.check_id)
+    )
     if group_by == "function":
-        query = query.outerjoin(CheckFunction, CheckFunction.check_id == Report.check_id)
+        query = query.outerjoin(CheckFunction, CheckFunction.check_id == StoredReport.check_id)
     conditions = _conditions(filters)
     if conditions:
         query = query.where(and_(*conditions))
-    grouping = [Report.verdict] if key is None else [key, Report.verdict]
+    grouping = [StoredReport.verdict] if key is None else [key, StoredReport.verdict]
     rows = session.execute(query.group_by(*grouping).order_by(*grouping)).all()
     if key is None:
         return [(None, verdict, count) for verdict, count in rows]

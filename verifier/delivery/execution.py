@@ -1,7 +1,7 @@
 """Running one stored check: claim it, call the core, write its report, finish the job.
 
 This is what a worker task does, kept free of Celery so it can be tested directly. Each step
-commits on its own (verifier/delivery.py has the whole story): the claim is a conditional
+commits on its own (docs/delivery.md has the whole story): the claim is a conditional
 update that counts the attempt; while the core runs, a heartbeat renews the claim's lease, so
 the claim of a worker killed mid-check runs out soon after, and the check runs again; past
 ``max_attempts`` the check ends as ``error: gave up after N attempts``; the report is written
@@ -23,12 +23,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from verifier import claims, repository
 from verifier.core.report import Report as CoreReport
 from verifier.core.verdict import Verdict
 from verifier.errors import InputError
-from verifier.models import Check, Report, utc_now
-from verifier.outcome import check_fail_on, report_number
+from verifier.store import claims, repository
+from verifier.store.models import Check, StoredReport, utc_now
+from verifier.store.outcome import check_fail_on, report_number
 
 logger = logging.getLogger(__name__)
 
@@ -160,13 +160,13 @@ def run_core(check: Check, core: CoreCheck) -> dict[str, Any]:
         return error_document(check, f"internal error: {type(error).__name__}: {error}")
 
 
-def report_row(check: Check, document: Mapping[str, Any]) -> Report:
+def report_row(check: Check, document: Mapping[str, Any]) -> StoredReport:
     """The database row of a report document: queryable columns plus the JSON itself."""
     worst = document.get("worst") or {}
     versions = dict(document.get("versions") or {})
     timings = dict(document.get("timings") or {})
     rest = {key: value for key, value in document.items() if key != "entries"}
-    return Report(
+    return StoredReport(
         check_id=check.id,
         job_id=check.job_id,
         verdict=str(document.get("verdict", Verdict.ERROR)),

@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_NUMBER_CHARS, MAX_POINTS_PER_CHECK
 from verifier.core.verdict import Verdict, parse_verdict
-from verifier.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
+from verifier.store.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
 
 Dtype = Literal["float64", "float32", "float16", "bfloat16"]
 MAX_SEED = 2**31 - 1

@@ -1,6 +1,6 @@
 """SQL of delivery: claiming a check, finishing it, and finding what nobody will run.
 
-The protocol these statements implement is explained in ``verifier/delivery.py``.
+The protocol these statements implement is explained in ``docs/delivery.md``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from verifier.models import Check, CheckStatus, Job, JobStatus, Report
-from verifier.repository import insert_report
+from verifier.store.models import Check, CheckStatus, Job, JobStatus, StoredReport
+from verifier.store.repository import insert_report
 
 
 def claim_check(
@@ -76,7 +76,7 @@ def renew_claim(session: Session, check_id: uuid.UUID, owner: str, lease_until: 
     return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def finish_check(session: Session, report: Report, owner: str, now: datetime) -> bool:
+def finish_check(session: Session, report: StoredReport, owner: str, now: datetime) -> bool:
     """Mark the check done and add its report, if ``owner`` still holds it; True if it did.
 
     The report insert ignores a duplicate (one report per check), and both happen in the
@@ -120,7 +120,10 @@ def release_expired_claims(session: Session, now: datetime, limit: int) -> int:
 def jobs_with_every_report(session: Session, limit: int) -> Sequence[uuid.UUID]:
     """Jobs not yet finished although each of their checks has a report."""
     reported = (
-        select(func.count()).select_from(Report).where(Report.job_id == Job.id).scalar_subquery()
+        select(func.count())
+        .select_from(StoredReport)
+        .where(StoredReport.job_id == Job.id)
+        .scalar_subquery()
     )
     query = select(Job.id).where(
         Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]), reported >= Job.check_count
@@ -139,7 +142,7 @@ def unfinished_checks(session: Session, enqueued_before: datetime, limit: int) -
         .where(
             Check.status == CheckStatus.QUEUED,
             or_(Check.enqueued_at.is_(None), Check.enqueued_at < enqueued_before),
-            ~exists().where(Report.check_id == Check.id),
+            ~exists().where(StoredReport.check_id == Check.id),
         )
         .order_by(Check.created_at)
         .limit(limit)

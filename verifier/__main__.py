@@ -1,0 +1,5 @@
+"""``python -m verifier``: the ``derivcheck`` command line."""
+
+from verifier.cli import main
+
+main()

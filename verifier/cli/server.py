@@ -1,0 +1,171 @@
+"""Commands that run the service: ``serve`` (the API), ``worker``, ``db upgrade`` and
+``demo`` (everything on embedded defaults, with a built-in suite)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, NoReturn
+
+import typer
+
+from verifier.cli.client import CliError
+from verifier.cli.toolkit import console, errors, friendly, load_settings
+from verifier.errors import VerifierError
+
+
+@friendly
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Run the HTTP API server (API keys: see verifier/api/auth.py)."""
+    import uvicorn
+
+    from verifier.api import create_app
+    from verifier.api.auth import keys_required
+
+    settings = load_settings()
+    try:
+        required = keys_required(settings, host)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    if required:
+        console.print(f"API keys are required at {host}:{port} (derivcheck keys create NAME)")
+    else:
+        console.print(
+            f"[yellow]API keys are off[/]: anyone who can reach {host}:{port} on this machine "
+            "can use this API (local default; set VERIFIER_API_KEYS=required to change it)",
+            highlight=False,
+        )
+    app = create_app(settings, keys_required=required)
+    # Forwarded headers are believed only from VERIFIER_TRUSTED_PROXIES (verifier/api/auth.py),
+    # never by uvicorn on its own.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+
+
+@friendly
+def worker(
+    queues: Annotated[
+        str | None, typer.Option(help="comma-separated queues [default: the cpu queue]")
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="checks run at once: supervised, one process per check; with --no-supervise, "
+            "threads of one process",
+        ),
+    ] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+    supervise: Annotated[
+        bool,
+        typer.Option(
+            "--supervise/--no-supervise",
+            help="run each slot in a child process and start it again whenever it exits "
+            "unexpectedly (broker or disk errors, a check past its hard time limit)",
+        ),
+    ] = True,
+    hostname: Annotated[
+        str | None, typer.Option(hidden=True, help="Celery node name (one per slot)")
+    ] = None,
+) -> None:
+    """Run a Celery worker that runs checks (never forks: see workers/app.py)."""
+    settings = load_settings()
+    names = [name.strip() for name in (queues or settings.cpu_queue).split(",") if name.strip()]
+    if supervise:
+        _supervise_worker(names, concurrency, loglevel)
+        return
+    from workers.app import create_celery, limit_memory, worker_arguments
+
+    limit_memory(settings)
+    app = create_celery(settings)
+    try:
+        app.worker_main(
+            worker_arguments(
+                settings,
+                queues=names,
+                concurrency=concurrency,
+                loglevel=loglevel,
+                hostname=hostname,
+            )
+        )
+    finally:
+        app.dispose()
+
+
+def _supervise_worker(queues: list[str], concurrency: int, loglevel: str) -> NoReturn:
+    """Run ``concurrency`` slots of ``worker --no-supervise``, one check at a time each, under
+    supervisors until SIGTERM or SIGINT; exit with the slots' last status."""
+    import logging
+    import signal
+
+    from verifier.cli.processes import Slots, service_command
+
+    logging.basicConfig(
+        level=logging.INFO, format="[%(asctime)s: %(levelname)s/supervisor] %(message)s"
+    )
+    pid = os.getpid()
+    commands = [
+        service_command(
+            "worker",
+            "--no-supervise",
+            "--queues",
+            ",".join(queues),
+            "--concurrency",
+            "1",
+            "--loglevel",
+            loglevel,
+            "--hostname",
+            f"slot{slot}-{pid}@%h",
+        )
+        for slot in range(1, concurrency + 1)
+    ]
+    slots = Slots("worker", commands)
+    # Ctrl-C reaches the workers too (one process group); SIGTERM asks them for a warm stop.
+    signal.signal(signal.SIGTERM, slots.stop)
+    signal.signal(signal.SIGINT, slots.stop)
+    raise typer.Exit(slots.run())
+
+
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+@friendly
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="target revision")] = "head",
+) -> None:
+    """Create or update the schema through the Alembic migrations."""
+    from verifier.store import migrate
+
+    settings = load_settings()
+    try:
+        migrate.upgrade(settings.database_url, revision)
+    except Exception as error:  # alembic and drivers raise many types; show one line
+        if isinstance(error, VerifierError):
+            raise
+        raise CliError(f"migration failed: {type(error).__name__}: {error}") from None
+    current = migrate.current(settings.database_url)
+    console.print(f"database {_masked(settings.database_url)} is at revision {current}")
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@friendly
+def demo(
+    port: Annotated[int | None, typer.Option(help="API port [default: a free one]")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the suite")] = 900.0,
+) -> None:
+    """Run the whole service locally on embedded defaults with a built-in suite, then stop."""
+    from verifier.cli.demo import run_demo
+
+    try:
+        run_demo(load_settings(), console, port=port, timeout_s=timeout)
+    except KeyboardInterrupt:
+        errors.print("interrupted; stopped the worker and the API")
+        raise typer.Exit(130) from None

@@ -1,0 +1,234 @@
+"""Jobs: submit one (validated, admitted, stored) and follow it.
+
+Submission commits the job and its checks before anything is queued (the database is the
+source of truth); checks the broker did not take stay unsent and are published later by the
+reconciler (verifier/delivery/reconciler.py). Every read is scoped to an ``owner`` (the caller's API
+key id; None when keys are off), and another key's job is reported as not found.
+
+A submission may carry an idempotency key (HTTP ``Idempotency-Key``): the job keeps it, scoped
+to its owner, with the SHA-256 of its request, and a later submission with the same key and
+owner gets that job back instead of a new one (the same request) or a refusal (another
+request). A client that lost the answer to a submission (a timeout, an API killed after the
+commit) can therefore retry it without making a second job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from verifier.config import Settings
+from verifier.errors import JobRejectedError, NotFoundError
+from verifier.service.admission import admit
+from verifier.service.schemas import (
+    JobIn,
+    JobOut,
+    Progress,
+)
+from verifier.service.submission import validate_job
+from verifier.store import repository
+from verifier.store.models import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    Check,
+    CheckFunction,
+    Job,
+    JobStatus,
+)
+from verifier.store.outcome import check_fail_on
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_CHARACTERS = "letters, digits and . _ ~ : + / = -"
+IDEMPOTENCY_KEY_TEXT = re.compile(rf"[A-Za-z0-9._~:+/=-]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")
+"""An idempotency key: 1 to MAX_IDEMPOTENCY_KEY_CHARS of IDEMPOTENCY_KEY_CHARACTERS (UUIDs,
+ULIDs, hex and base64 digests fit)."""
+OPEN_OWNER = "-"
+"""The owner part of a stored idempotency key while API keys are off."""
+SHOWN_KEY_CHARS = 60
+
+
+def queue_for(device: str, settings: Settings) -> str:
+    """The queue of a check: ``cuda`` checks need a GPU worker, the rest go to ``cpu``."""
+    return settings.gpu_queue if device == "cuda" else settings.cpu_queue
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a submission left: its job, and whether an earlier submission with the same
+    idempotency key had made it (``replayed``: nothing new was stored)."""
+
+    job: Job
+    replayed: bool
+
+
+def submit_job(
+    session: Session, request: JobIn, settings: Settings, owner: uuid.UUID | None = None
+) -> Job:
+    """Validate ``request`` and commit it as a queued job of ``owner``; nothing is sent yet."""
+    return submit(session, request, settings, owner).job
+
+
+def submit(
+    session: Session,
+    request: JobIn,
+    settings: Settings,
+    owner: uuid.UUID | None = None,
+    *,
+    idempotency_key: str | None = None,
+) -> Submission:
+    """Validate ``request`` and commit it as a queued job of ``owner``; nothing is sent yet.
+
+    With ``idempotency_key``, the job of ``owner``'s earlier submission with that key is
+    returned instead (``replayed``) when its request was the same; JobRejectedError naming the
+    key if it was another request, or if the key is malformed.
+    """
+    scope = digest = None
+    if idempotency_key is not None:
+        scope = _idempotency_scope(idempotency_key, owner)
+        digest = request_digest(request)
+        earlier = repository.job_by_idempotency_key(session, scope)
+        if earlier is not None:
+            return Submission(_replayed(earlier, digest, idempotency_key), replayed=True)
+    job = _new_job(request, settings, owner)
+    job.idempotency_key = scope
+    job.request_digest = digest
+    try:
+        repository.add_job(session, job)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        # Two submissions with one key raced, and the other committed first.
+        earlier = repository.job_by_idempotency_key(session, scope) if scope else None
+        if earlier is None or digest is None or idempotency_key is None:
+            raise
+        return Submission(_replayed(earlier, digest, idempotency_key), replayed=True)
+    return Submission(job, replayed=False)
+
+
+def request_digest(request: JobIn) -> str:
+    """The SHA-256 (hex) of ``request`` with its defaults filled in: two requests that mean
+    the same job have the same digest, whatever their key order or omitted defaults."""
+    canonical = json.dumps(
+        request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=True
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def unsent_checks(session: Session, job: Job) -> Sequence[Check]:
+    """The job's queued checks that were never handed to the broker (a submission that ended
+    between its commit and its sending leaves them so)."""
+    return repository.never_sent_checks(session, job.id)
+
+
+def _idempotency_scope(key: str, owner: uuid.UUID | None) -> str:
+    """The stored form of ``key``: ``"<owner>:<key>"``; JobRejectedError if it is malformed.
+
+    The key may come bare or quoted (``"..."``, the Structured Fields string of the IETF
+    Idempotency-Key draft); either form means the same key.
+    """
+    text = key.strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    if not IDEMPOTENCY_KEY_TEXT.fullmatch(text):
+        shown = key if len(key) <= SHOWN_KEY_CHARS else f"{key[:SHOWN_KEY_CHARS]}..."
+        raise JobRejectedError(
+            [
+                _key_problem(
+                    f"{IDEMPOTENCY_KEY_HEADER} {shown!r} ({len(key)} characters) must be 1 to "
+                    f"{MAX_IDEMPOTENCY_KEY_CHARS} characters of {IDEMPOTENCY_KEY_CHARACTERS}",
+                    "idempotency_key",
+                )
+            ]
+        )
+    return f"{owner or OPEN_OWNER}:{text}"
+
+
+def _replayed(earlier: Job, digest: str, key: str) -> Job:
+    if earlier.request_digest != digest:
+        raise JobRejectedError(
+            [
+                _key_problem(
+                    f"{IDEMPOTENCY_KEY_HEADER} {key!r} was already used for job {earlier.id} "
+                    "with a different request; send the same request to get that job again, "
+                    "or a new key for a new job",
+                    "idempotency_key_reused",
+                )
+            ]
+        )
+    return earlier
+
+
+def _key_problem(message: str, kind: str) -> dict[str, Any]:
+    return {
+        "loc": ["header", IDEMPOTENCY_KEY_HEADER],
+        "msg": message,
+        "type": kind,
+        "position": None,
+    }
+
+
+def _new_job(request: JobIn, settings: Settings, owner: uuid.UUID | None) -> Job:
+    parsed = validate_job(request, settings)
+    admit(request, parsed, settings)
+    job = Job(
+        label=request.label,
+        status=JobStatus.QUEUED,
+        check_count=len(request.checks),
+        api_key_id=owner,
+    )
+    for position, (check, expression) in enumerate(zip(request.checks, parsed, strict=True)):
+        job.checks.append(
+            Check(
+                position=position,
+                expression=check.expression,
+                variables=list(expression.variables),
+                points=check.points,
+                dtype=check.dtype,
+                device=check.device,
+                nodes=check.nodes,
+                hessian=check.hessian,
+                samples=check.samples,
+                domain={k: list(v) for k, v in check.domain.items()} if check.domain else None,
+                seed=check.seed,
+                rtol=check.rtol,
+                atol=check.atol,
+                strict=check.strict,
+                fail_on=check_fail_on(check.fail_on, strict=check.strict),
+                queue=queue_for(check.device, settings),
+                functions=[CheckFunction(function=name) for name in sorted(expression.functions)],
+            )
+        )
+    return job
+
+
+def job_status(session: Session, job_id: uuid.UUID, owner: uuid.UUID | None = None) -> JobOut:
+    """The job's state and progress; NotFoundError if there is no such job of ``owner``."""
+    job = repository.get_job(session, job_id, owner)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    done = repository.count_reports_of_job(session, job_id)
+    return _job_out(job, done)
+
+
+def _job_out(job: Job, done: int) -> JobOut:
+    return JobOut(
+        id=job.id,
+        label=job.label,
+        status=job.status,
+        verdict=job.verdict,
+        passed=job.passed,
+        progress=Progress(done=done, total=job.check_count),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )

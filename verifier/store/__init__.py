@@ -1,0 +1,1 @@
+"""Storage: the database engine, the models, their queries, claims, API keys and migrations."""
