@@ -711,11 +711,20 @@ def test_wrong_arity_is_an_arity_error(text: str, function: str) -> None:
 def test_every_supported_function_parses_with_its_arity(name: str) -> None:
     spec = FUNCTIONS[name]
     arguments = "x" if spec.arity == 1 else "x, y"  # two for atan2 and the variadic ones
+    # Required literal parameters (issue 12): polygamma's order first, the others after x.
+    required = [p for p in spec.params if p.default is None]
+    if required:
+        literals = ", ".join("1" for _ in required)
+        arguments = f"{literals}, x" if spec.leading_params else f"x, {literals}"
     parsed = parse_expression(f"{name}({arguments})")
     assert parsed.functions == frozenset({name})
-    if name == "sqrt":
-        # [issue 2] / functions.py: sqrt is SymPy's x**(1/2)
-        assert parsed.expr == unevaluated_pow(x, sympy.Rational(1, 2))
+    if name in ("sqrt", "rsqrt"):
+        # [issue 2] / functions.py: sqrt is SymPy's x**(1/2), rsqrt x**(-1/2)
+        half = sympy.Rational(1 if name == "sqrt" else -1, 2)
+        assert parsed.expr == unevaluated_pow(x, half)
+        return
+    if spec.leading_params:
+        assert parsed.expr.args[spec.leading_params :][:1] == (x,)
         return
     assert spec.sympy_class is not None
     assert isinstance(parsed.expr, spec.sympy_class)

@@ -24,6 +24,7 @@ import sympy
 import torch
 
 from verifier.core.dtypes import DType
+from verifier.core.functions import PARAMETER_POSITIONS
 from verifier.core.magnitudes import grad_or_none
 from verifier.core.parse import make_symbol
 from verifier.core.reference import DOMAIN, UNDEFINED, ReferenceValue, reference_values
@@ -102,10 +103,14 @@ def _local(
     hessian: bool,
     count: int,
 ) -> list[list[Finding]]:
-    args = list(dict.fromkeys(node.args))
+    # A literal parameter (softplus's beta) stays the number torch was handed, not an input.
+    parameters = PARAMETER_POSITIONS.get(type(node), ())
+    args = list(dict.fromkeys(c for i, c in enumerate(node.args) if i not in parameters))
     names = {child: f"_a{i}" for i, child in enumerate(args)}
     symbols = {child: make_symbol(name) for child, name in names.items()}
-    local = node.func(*[symbols[c] for c in node.args])
+    local = node.func(
+        *[_parameter(values[c]) if i in parameters else symbols[c] for i, c in enumerate(node.args)]
+    )
     if isinstance(node, sympy.Pow) and isinstance(node.exp, sympy.Integer):
         local = symbols[node.base] ** node.exp
     basic = isinstance(node, sympy.Add | sympy.Mul)
@@ -145,6 +150,11 @@ def _local(
                 break
         result.append(found)
     return result
+
+
+def _parameter(tensor: torch.Tensor) -> sympy.Rational:
+    """The exact value of a literal parameter as its tensor holds it."""
+    return sympy.Rational(float(tensor.reshape(-1)[0].item()))
 
 
 def _torch_derivatives(

@@ -2,10 +2,11 @@
 
 Expressions are compiled once into a shared program (common subexpressions evaluated once)
 and run per point at a chosen precision. Every value is a ball that provably contains the
-exact value. Functions with a jump (sign, Heaviside, floor, ceiling, Piecewise conditions,
-DiracDelta, atan2 on its branch cut y = 0, x < 0) record when a point sits exactly on the
-jump; the caller can then re-run with one-sided choices forced, to tell a derivative that
-exists from one that does not.
+exact value. Functions with a jump (sign, Heaviside, floor, ceiling, rint, Piecewise
+conditions, DiracDelta, atan2 on its branch cut y = 0, x < 0) record when a point sits exactly
+on the jump; the caller can then re-run with one-sided choices forced, to tell a derivative
+that exists from one that does not. A function of :mod:`verifier.core.special` without an arb
+counterpart below is compiled as its definition, so its jumps are these same instructions.
 
 >>> import sympy
 >>> x = sympy.Symbol("x", real=True)
@@ -24,9 +25,51 @@ from typing import cast
 import flint
 import sympy
 
+from verifier.core import special as sp
 from verifier.core.functions import sinc
 
 arb = flint.arb
+
+
+def _sqrt2() -> flint.arb:
+    return arb(2).sqrt()
+
+
+def _ndtr(u: flint.arb) -> flint.arb:
+    return (-u / _sqrt2()).erfc() / 2
+
+
+def _lgamma(u: flint.arb) -> flint.arb:
+    """log|gamma(u)| for every real u off the poles (reflection below 1/2)."""
+    if u > 0.5:
+        return u.lgamma()
+    if u.contains_integer() and u < 1:
+        return arb.nan()
+    # |gamma(u)| = pi / (|sin(pi u)| gamma(1 - u))
+    return arb.pi().log() - abs(u.sin_pi()).log() - (1 - u).lgamma()
+
+
+def _mvlgamma(u: flint.arb, p: flint.arb) -> flint.arb:
+    integer = p.unique_fmpz()
+    if integer is None:
+        return arb.nan()
+    dimension = int(integer)
+    total = arb(dimension * (dimension - 1)) / 4 * arb.pi().log()
+    for j in range(dimension):
+        total += _lgamma(u - arb(j) / 2)
+    return total
+
+
+def _entr(u: flint.arb) -> flint.arb:
+    if u.is_zero():
+        return arb(0)
+    return -u * u.log() if u > 0 else arb.nan()
+
+
+def _x_times(x: flint.arb, y: flint.arb) -> flint.arb:
+    """x*y, and exactly 0 where x is 0 whatever y is (torch's xlogy and xlog1py)."""
+    return arb(0) if x.is_zero() else x * y
+
 
 # One entry per function SymPy may produce in an expression or a derivative of one.
 _SMOOTH: dict[type, Callable[..., flint.arb]] = {
@@ -58,6 +101,42 @@ _SMOOTH: dict[type, Callable[..., flint.arb]] = {
     sympy.digamma: lambda u: u.digamma(),
     sympy.polygamma: lambda n, u: flint.acb(u).polygamma(flint.acb(n)).real,
     sinc: lambda u: u.sinc_pi(),
+    sympy.besseli: lambda n, u: u.bessel_i(n),
+    sympy.erfinv: lambda u: u.erfinv(),
+    sympy.erfcinv: lambda u: u.erfcinv(),
+    sp.log1p: lambda u: u.log1p(),
+    sp.expm1: lambda u: u.expm1(),
+    sp.exp2: lambda u: arb(2) ** u,
+    sp.log2: lambda u: u.log() / arb(2).log(),
+    sp.log10: lambda u: u.log() / arb(10).log(),
+    sp.reciprocal: lambda u: 1 / u,
+    sp.square: lambda u: u**2,
+    sp.neg: lambda u: -u,
+    sp.positive: lambda u: u,
+    sp.nan_to_num: lambda u: u,
+    sp.deg2rad: lambda u: u * arb.pi() / 180,
+    sp.rad2deg: lambda u: u * 180 / arb.pi(),
+    sp.sigmoid: lambda u: 1 / (1 + (-u).exp()),
+    sp.logit: lambda u: (u / (1 - u)).log(),
+    sp.erfinv: lambda u: u.erfinv(),
+    sp.ndtr: _ndtr,
+    sp.ndtri: lambda u: -_sqrt2() * (2 * u).erfcinv(),
+    sp.log_ndtr: lambda u: _ndtr(u).log(),
+    sp.erfcx: lambda u: (u * u).exp() * u.erfc(),
+    sp.i0: lambda u: u.bessel_i(0),
+    sp.i1: lambda u: u.bessel_i(1),
+    sp.i0e: lambda u: (-abs(u)).exp() * u.bessel_i(0),
+    sp.i1e: lambda u: (-abs(u)).exp() * u.bessel_i(1),
+    sp.entr: _entr,
+    sp.lgamma: _lgamma,
+    sp.mvlgamma: _mvlgamma,
+    sp.silu: lambda u: u / (1 + (-u).exp()),
+    sp.mish: lambda u: u * u.exp().log1p().tanh(),
+    sp.gelu: lambda u: u * _ndtr(u),
+    sp.logsigmoid: lambda u: -((-u).exp().log1p()),
+    sp.tanhshrink: lambda u: u - u.tanh(),
+    sp.xlogy: lambda x, y: _x_times(x, y.log()),
+    sp.xlog1py: lambda x, y: _x_times(x, y.log1p()),
     sympy.Max: lambda *args: _reduce(args, lambda a, b: a.max(b)),
     sympy.Min: lambda *args: _reduce(args, lambda a, b: a.min(b)),
 }
@@ -131,7 +210,9 @@ class Program:
         None when the run sits on the jump too."""
         opcode, _, args = self.instructions[index]
         u = run.values[args[0]]
-        if opcode in ("floor", "ceiling"):
+        if opcode in _ROUNDINGS:
+            if opcode == "rint":
+                u = u + arb(0.5)  # rint jumps where u + 1/2 is an integer
             if u.contains_integer():
                 return None
             # u is a tiny step from the integer it sat on: just below it or just above.
@@ -166,7 +247,16 @@ class Program:
         known = self._index.get(expr)
         if known is not None:
             return known
-        instruction = self._instruction(expr)
+        instruction: _Instruction
+        if isinstance(expr, sp.TorchFunction) and type(expr) not in _SMOOTH:
+            if isinstance(expr, sp.rint):
+                instruction = ("rint", None, self._args(expr.args))
+            else:
+                index = self._compile(expr.definition())
+                self._index[expr] = index
+                return index
+        else:
+            instruction = self._instruction(expr)
         self.instructions.append(instruction)
         self.labels.append(expr)
         index = len(self.instructions) - 1
@@ -227,6 +317,16 @@ class Program:
         if condition is sympy.true:
             index = self._compile(sympy.S.One)
             return index
+        if isinstance(condition, sympy.Or | sympy.And):
+            # SymPy merges neighbouring Piecewise pieces of equal value under an Or.
+            key = ("condition", condition)
+            if key not in self._index:
+                parts = tuple(self._condition(part) for part in condition.args)
+                opcode = "or" if isinstance(condition, sympy.Or) else "and"
+                self.instructions.append((opcode, None, parts))
+                self.labels.append(condition)
+                self._index[key] = len(self.instructions) - 1
+            return self._index[key]
         relation = type(condition)
         if relation not in _RELATIONS:
             raise UnsupportedError(f"unsupported Piecewise condition {condition}")
@@ -276,6 +376,9 @@ class Program:
             return self._atan2(position, args, run, choices)
         if opcode in _JUMP_OPCODES:
             return self._jump(position, opcode, payload, args, run, choices)
+        if opcode in ("or", "and"):
+            truths = [value != 0 for value in args]
+            return arb(1 if (any(truths) if opcode == "or" else all(truths)) else 0)
         if opcode == "piecewise":
             for value_index, condition_index in zip(
                 arg_indices[::2], arg_indices[1::2], strict=True
@@ -303,6 +406,26 @@ class Program:
         side = choices.get(position)
         return -arb.pi() if side == 0 else arb.pi()
 
+    def _rounding(
+        self, position: int, opcode: str, u: flint.arb, run: Run, choices: Mapping[int, int]
+    ) -> flint.arb:
+        """floor, ceiling, and rint (ties to even), which jumps where u + 1/2 is an integer."""
+        shifted = u + arb(0.5) if opcode == "rint" else u
+        if not shifted.contains_integer():
+            return shifted.ceil() if opcode == "ceiling" else shifted.floor()
+        integer = shifted.unique_fmpz()
+        if integer is None or not shifted.is_exact():
+            raise NeedPrecision()
+        run.jumps.add(position)
+        n = arb(integer)
+        side = choices.get(position)
+        if side is None:
+            if opcode == "rint":  # u = n - 1/2: the even one of n - 1 and n
+                return n if int(integer) % 2 == 0 else n - 1
+            return n
+        low, high = (n, n + 1) if opcode == "ceiling" else (n - 1, n)
+        return low if side == 0 else high
+
     def _jump(
         self,
         position: int,
@@ -315,19 +438,8 @@ class Program:
         (u,) = args
         if not u.is_finite():
             return arb.nan()
-        if opcode in ("floor", "ceiling"):
-            if not u.contains_integer():
-                return u.floor() if opcode == "floor" else u.ceil()
-            integer = u.unique_fmpz()
-            if integer is None or not u.is_exact():
-                raise NeedPrecision()
-            run.jumps.add(position)
-            n = arb(integer)
-            side = choices.get(position)
-            if side is None:
-                return n
-            low, high = (n - 1, n) if opcode == "floor" else (n, n + 1)
-            return low if side == 0 else high
+        if opcode in _ROUNDINGS:
+            return self._rounding(position, opcode, u, run, choices)
         if not u.contains(0):
             return _off_jump(opcode, u, payload, run)
         if not u.is_exact():
@@ -348,7 +460,10 @@ class Program:
         return arb(1 if holds else 0)
 
 
-_JUMP_OPCODES = frozenset({"sign", "heaviside", "floor", "ceiling", "delta", "relation", "atan2"})
+_ROUNDINGS = frozenset({"floor", "ceiling", "rint"})
+_JUMP_OPCODES = frozenset(
+    {"sign", "heaviside", "floor", "ceiling", "rint", "delta", "relation", "atan2"}
+)
 
 
 def _off_jump(opcode: str, u: flint.arb, payload: object, run: Run) -> flint.arb:

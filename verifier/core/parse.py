@@ -26,7 +26,7 @@ from fractions import Fraction
 
 import sympy
 
-from verifier.core.functions import ALIASES, CONSTANTS, FUNCTIONS
+from verifier.core.functions import ALIASES, CONSTANTS, FUNCTIONS, FunctionSpec
 from verifier.core.points import MAX_DECIMAL_EXPONENT, decimal_in_range, parse_decimal
 from verifier.errors import (
     ArityError,
@@ -375,6 +375,8 @@ class _Builder:
                 f"starred arguments are not allowed in {written}()", position=_position(node)
             )
         count = len(node.args)
+        if spec.params:
+            return self._parameterised(node, written, spec)
         if (spec.arity is not None and count != spec.arity) or (spec.arity is None and count < 2):
             expected = spec.arity if spec.arity is not None else "2 or more"
             raise ArityError(
@@ -386,8 +388,55 @@ class _Builder:
         if name == "Piecewise":
             return self._piecewise(node)
         args = [self.build(arg) for arg in node.args]
-        if name == "sqrt":
-            return sympy.Pow(args[0], sympy.S.Half, evaluate=False)
+        if name in ("sqrt", "rsqrt"):
+            half = sympy.S.Half if name == "sqrt" else -sympy.S.Half
+            return sympy.Pow(args[0], half, evaluate=False)
+        if name == "pow":
+            self._check_exponent(node.args[1])
+        assert spec.sympy_class is not None
+        return spec.sympy_class(*args, evaluate=False)
+
+    def _parameterised(self, node: ast.Call, written: str, spec: FunctionSpec) -> sympy.Expr:
+        """A call with literal parameters, each checked against its rule (docs/functions.md)."""
+        arity = spec.arity or 0
+        required = arity + sum(1 for p in spec.params if p.default is None)
+        most = arity + len(spec.params)
+        count = len(node.args)
+        if not required <= count <= most:
+            expected = str(most) if required == most else f"{required} to {most}"
+            raise ArityError(
+                f"{written}() takes {expected} argument(s), got {count}",
+                position=_position(node),
+                token=written,
+            )
+        self.functions.add(spec.name)
+        positions = spec.parameter_positions(most)
+        values: list[Fraction] = []
+        args: list[sympy.Basic] = []
+        for index in range(most):
+            if index not in positions:
+                args.append(self.build(node.args[index]))
+                continue
+            param = spec.params[positions.index(index)]
+            if index >= count:
+                assert param.default is not None
+                values.append(param.default)
+                args.append(sympy.Rational(param.default.numerator, param.default.denominator))
+                continue
+            arg = node.args[index]
+            literal = _signed_literal(arg, self.source)
+            where = f"{written}() parameter {param.name!r} (argument {index + 1})"
+            if literal is None or not literal.is_finite():
+                raise ExpressionError(f"{where} must be a number literal", position=_position(arg))
+            value = Fraction(literal)
+            problem = param.problem(value)
+            if problem is not None:
+                raise ExpressionError(f"{where} {problem}, got {literal}", position=_position(arg))
+            values.append(value)
+            args.append(self.build(arg))
+        problem = spec.relation_problem(values)
+        if problem is not None:
+            raise ExpressionError(f"{written}() {problem}", position=_position(node))
         assert spec.sympy_class is not None
         return spec.sympy_class(*args, evaluate=False)
 

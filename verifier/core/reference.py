@@ -45,6 +45,7 @@ from verifier.core.evaluator import NeedPrecision, Program, Run
 from verifier.core.functions import sinc
 from verifier.core.literals import bind_literals
 from verifier.core.parse import make_symbol, parse_expression
+from verifier.core.special import expand_definitions
 from verifier.core.symbolic import Key, Target, derive
 
 REFERENCE_MARGIN_BITS = 10
@@ -318,7 +319,7 @@ def removable_limit(expr: sympy.Expr, point: Mapping[str, float]) -> sympy.Expr 
     its domain, ``x**2*log(x)`` left of 0) says nothing and is skipped; at least one side must
     give a finite real limit, and all that give one must agree.
     """
-    rewritten = expr.replace(
+    rewritten = expand_definitions(expr).replace(
         lambda e: isinstance(e, sinc),
         lambda e: sympy.sin(sympy.pi * e.args[0]) / (sympy.pi * e.args[0]),
     )

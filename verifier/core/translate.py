@@ -6,7 +6,9 @@ node of the SymPy tree is exactly one tensor, which is what makes node gradients
 Constants are materialised in the check's dtype, rounded exactly once (see
 :mod:`verifier.core.literals`). A node whose torch operation has no derivative (Heaviside and
 Piecewise are ``where`` of constants) still gets a tensor in the graph, so its node gradient
-exists; its own derivative is 0, as it is off the jump.
+exists; its own derivative is 0, as it is off the jump. A literal parameter (``softplus``'s
+beta) is handed to torch as the Python number its constant tensor holds, so torch and the
+reference see the same rounded value.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import sympy
 import torch
+import torch.nn.functional as F  # noqa: N812  (torch's own spelling)
 
+from verifier.core import special as sp
 from verifier.core.dtypes import DTYPES
 from verifier.core.functions import sinc
 from verifier.core.literals import round_literal
@@ -47,6 +51,28 @@ def _gamma(u: Tensor) -> Tensor:
     negative = 1 - 2 * torch.remainder(torch.ceil(-u), 2)
     sign = torch.where(u > 0, torch.ones_like(u), negative)
     return sign * torch.exp(torch.lgamma(u))
+
+
+def _scalar(parameter: Tensor) -> float:
+    """A literal parameter's value (its tensor may be expanded over the points)."""
+    return float(parameter.reshape(-1)[0].item())
+
+
+def _prelu(u: Tensor, weight: Tensor) -> Tensor:
+    # torch.prelu takes one weight per channel (dim 1): the points become the channels.
+    u, weight = torch.broadcast_tensors(u, weight)
+    if u.dim() == 0:
+        return torch.prelu(u.reshape(1, 1), weight.reshape(1)).reshape(())
+    return torch.prelu(u.unsqueeze(0), weight).squeeze(0)
+
+
+def _binary(op: Callable[[Tensor, Tensor], Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+    # Some binary kernels refuse a 0-dim float tensor beside a 1-dim one of another dtype;
+    # a broadcast view changes nothing in the values or the derivative formulas.
+    def apply(a: Tensor, b: Tensor) -> Tensor:
+        return op(*torch.broadcast_tensors(a, b))
+
+    return apply
 
 
 FUNCTIONS: dict[type, Callable[..., Tensor]] = {
@@ -84,6 +110,74 @@ FUNCTIONS: dict[type, Callable[..., Tensor]] = {
     sympy.loggamma: torch.lgamma,
     sympy.digamma: torch.digamma,
     sinc: torch.sinc,
+    sympy.polygamma: lambda n, u: torch.polygamma(int(_scalar(n)), u),
+    sp.log1p: torch.log1p,
+    sp.expm1: torch.expm1,
+    sp.exp2: torch.exp2,
+    sp.log2: torch.log2,
+    sp.log10: torch.log10,
+    sp.reciprocal: torch.reciprocal,
+    sp.square: torch.square,
+    sp.neg: torch.neg,
+    sp.positive: torch.positive,
+    sp.nan_to_num: torch.nan_to_num,
+    sp.deg2rad: torch.deg2rad,
+    sp.rad2deg: torch.rad2deg,
+    sp.sigmoid: torch.sigmoid,
+    sp.logit: torch.logit,
+    sp.erfinv: torch.erfinv,
+    sp.ndtr: torch.special.ndtr,
+    sp.ndtri: torch.special.ndtri,
+    sp.log_ndtr: torch.special.log_ndtr,
+    sp.erfcx: torch.special.erfcx,
+    sp.i0: torch.i0,
+    sp.i1: torch.special.i1,
+    sp.i0e: torch.special.i0e,
+    sp.i1e: torch.special.i1e,
+    sp.entr: torch.special.entr,
+    sp.lgamma: torch.lgamma,
+    sp.silu: F.silu,
+    sp.mish: F.mish,
+    sp.gelu: F.gelu,
+    sp.gelu_tanh: lambda u: F.gelu(u, approximate="tanh"),
+    sp.logsigmoid: F.logsigmoid,
+    sp.softsign: F.softsign,
+    sp.tanhshrink: F.tanhshrink,
+    sp.selu: F.selu,
+    sp.relu: torch.relu,
+    sp.relu6: F.relu6,
+    sp.hardsigmoid: F.hardsigmoid,
+    sp.hardswish: F.hardswish,
+    sp.sgn: torch.sgn,
+    sp.trunc: torch.trunc,
+    sp.frac: torch.frac,
+    sp.angle: torch.angle,
+    sp.round: lambda u, decimals: torch.round(u, decimals=int(_scalar(decimals))),
+    sp.mvlgamma: lambda u, p: torch.mvlgamma(u, int(_scalar(p))),
+    sp.elu: lambda u, alpha: F.elu(u, alpha=_scalar(alpha)),
+    sp.celu: lambda u, alpha: F.celu(u, alpha=_scalar(alpha)),
+    sp.leaky_relu: lambda u, slope: F.leaky_relu(u, negative_slope=_scalar(slope)),
+    sp.softplus: lambda u, beta, limit: F.softplus(u, beta=_scalar(beta), threshold=_scalar(limit)),
+    sp.hardtanh: lambda u, low, high: F.hardtanh(u, _scalar(low), _scalar(high)),
+    sp.threshold: lambda u, limit, value: F.threshold(u, _scalar(limit), _scalar(value)),
+    sp.softshrink: lambda u, lambd: F.softshrink(u, _scalar(lambd)),
+    sp.hardshrink: lambda u, lambd: F.hardshrink(u, _scalar(lambd)),
+    sp.sub: torch.sub,
+    sp.rsub: torch.rsub,
+    sp.div: torch.div,
+    sp.prelu: _prelu,
+    sp.copysign: torch.copysign,
+    sp.fmax: torch.fmax,
+    sp.fmin: torch.fmin,
+    sp.clamp_min: _binary(torch.clamp_min),
+    sp.clamp_max: _binary(torch.clamp_max),
+    sp.fmod: torch.fmod,
+    sp.remainder: torch.remainder,
+    sp.ldexp: torch.ldexp,
+    sp.logaddexp: torch.logaddexp,
+    sp.hypot: _binary(torch.hypot),
+    sp.xlogy: torch.xlogy,
+    sp.xlog1py: torch.special.xlog1py,
 }
 """The torch operation each supported SymPy function becomes."""
 
