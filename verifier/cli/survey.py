@@ -1,0 +1,98 @@
+"""``derivcheck survey``: every covered torch operation over sampled points, in every dtype.
+
+Runs inline in worker processes (no server) and writes the findings table as Markdown and
+JSON (verifier/core/survey.py says what a row holds). Exit status 0 when it ran, 2 for bad
+options.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from verifier.core.ops import OPERATIONS
+from verifier.core.survey import (
+    DEFAULT_SURVEY_POINTS,
+    SURVEY_DTYPES,
+    Finding,
+    markdown,
+    run_survey,
+    to_json,
+)
+
+EXIT_BAD_INPUT = 2
+
+
+def survey(
+    output: Annotated[
+        Path, typer.Option(help="Markdown table to write; the JSON goes beside it (.json).")
+    ] = Path("survey.md"),
+    points: Annotated[
+        int, typer.Option(help="Sampled points per operation and dtype.")
+    ] = DEFAULT_SURVEY_POINTS,
+    dtype: Annotated[
+        list[str] | None, typer.Option("--dtype", help="A dtype (repeat); default all four.")
+    ] = None,
+    operation: Annotated[
+        list[str] | None,
+        typer.Option("--op", help="An operation's row name (repeat); default all."),
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
+) -> None:
+    """Survey torch's derivative accuracy, operation by operation and dtype by dtype."""
+    console = Console(stderr=True)
+    dtypes = list(dtype or SURVEY_DTYPES)
+    unknown = sorted(set(dtypes) - set(SURVEY_DTYPES))
+    chosen = [op for op in OPERATIONS if not operation or op.name in operation]
+    if unknown or not chosen or points < 1 or workers < 1:
+        problem = f"unknown dtype(s) {unknown}" if unknown else "no operation or points chosen"
+        console.print(f"error: {problem}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    started = time.perf_counter()
+    findings: list[Finding] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("survey", total=len(chosen) * len(dtypes))
+
+        def advance(finding: Finding) -> None:
+            progress.update(task, advance=1, description=f"{finding.operation} {finding.dtype}")
+
+        findings = run_survey(
+            chosen, dtypes, points=points, seed=seed, workers=workers, progress=advance
+        )
+    seconds = time.perf_counter() - started
+    import torch  # already loaded by the survey's checks
+
+    meta = {
+        "title": f"torch {torch.__version__} on {platform.machine()} CPU",
+        "command": "derivcheck survey " + shlex.join(sys.argv[2:]),
+        "torch": torch.__version__,
+        "device": "cpu",
+        "points": points,
+        "seconds": round(seconds, 1),
+        "workers": workers,
+    }
+    output.write_text(markdown(findings, meta), encoding="utf-8")
+    output.with_suffix(".json").write_text(
+        json.dumps(to_json(findings, meta), indent=1) + "\n", encoding="utf-8"
+    )
+    failing = sum(1 for f in findings if f.counts.get("fail"))
+    console.print(
+        f"{len(findings)} rows, {failing} with failures, in {seconds:.0f} s: {output} and "
+        f"{output.with_suffix('.json')}"
+    )
