@@ -9,14 +9,21 @@ where ``mpmath.diff`` would straddle them.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
+from pathlib import Path
 
 import mpmath
 import pytest
+import torch
 
+from verifier.core.dtypes import DTYPES
 from verifier.core.ops import OPERATIONS, Operation
 from verifier.core.parse import parse_expression
 from verifier.core.reference import compute_truth
+from verifier.core.tolerance import make_tolerance
+from verifier.core.translate import Translation
 
 mp = mpmath.mp
 F = Callable[..., mpmath.mpf]
@@ -132,7 +139,7 @@ DEFINITIONS: dict[str, F] = {
     "erfcx": lambda x: mpmath.exp(x**2) * mpmath.erfc(x),
     "log_ndtr": lambda x: mpmath.log(_ndtr(x)),
     "ndtr": _ndtr,
-    "ndtri": lambda x: mpmath.findroot(lambda t: _ndtr(t) - x, 0),
+    "ndtri": lambda x: mpmath.sqrt(2) * mpmath.erfinv(2 * x - 1),
     "gelu": lambda x: x * _ndtr(x),
     "gelu_tanh": lambda x: (
         x / 2 * (1 + mpmath.tanh(mpmath.sqrt(2 / mpmath.pi) * (x + mpmath.mpf("0.044715") * x**3)))
@@ -225,3 +232,66 @@ def test_reference_derivatives_agree_with_mpmath(operation: Operation, point: tu
             assert value.status == "ok" and value.certified, (wrt, value)
             # abs: mpmath.diff leaves about 1e-60 of noise where the exact value is 0.
             assert value.high == pytest.approx(float(expected), rel=1e-13, abs=1e-40), wrt
+
+
+# Every `fail` the published survey reports is confirmed here: torch's value, recomputed, is
+# further from an independent mpmath value than the dtype's tolerance allows.
+
+SURVEY_JSON = Path(__file__).resolve().parents[2] / "docs" / "survey-torch-2.13-cpu.json"
+
+
+def _published_failures() -> list[dict]:
+    findings = json.loads(SURVEY_JSON.read_text(encoding="utf-8"))["findings"]
+    return [f for f in findings if f["counts"].get("fail")]
+
+
+BATCH = 64
+
+
+def _torch_derivative(expression: str, point: dict, dtype: str, wrt: list[str]) -> float:
+    """torch's autograd derivative, first or second, through its dedicated operation.
+
+    The point is repeated ``BATCH`` times, as in the survey's batches: torch's vectorised
+    kernels and its scalar tail loop can round differently (gelu's float32 gradient at
+    -7.986 is 0 in a batch, -4.51e-14 alone; exact -4.44e-14).
+    """
+    parsed = parse_expression(expression)
+    inputs = {
+        name: torch.full((BATCH,), point[name], dtype=getattr(torch, dtype), requires_grad=True)
+        for name in parsed.variables
+    }
+    program = Translation(parsed.expr, inputs, dtype, torch.device("cpu"))
+    first = torch.autograd.grad(program.output.sum(), inputs[wrt[0]], create_graph=True)[0]
+    if len(wrt) == 1:
+        return float(first[0].detach())
+    (second,) = torch.autograd.grad(first.sum(), inputs[wrt[1]])
+    return float(second[0])
+
+
+def _exact(name: str, point: dict, variables: tuple[str, ...], wrt: list[str]) -> mpmath.mpf:
+    """The derivative at exactly ``point`` by mpmath.diff, with a step far below the point's
+    smallest coordinate and digits enough for it."""
+    values = [point[v] for v in variables]
+    scale = min([abs(v) for v in values if v != 0] + [1.0])
+    digits = 80 + 3 * max(0, -math.floor(math.log10(scale)))
+    with mpmath.workdps(digits):
+        args = [mpmath.mpf(v) for v in values]
+        order = tuple(wrt.count(v) for v in variables)
+        step = mpmath.mpf(scale) * mpmath.mpf(10) ** -(digits // 4)
+        return mpmath.diff(DEFINITIONS[name], args, order, h=step)
+
+
+@pytest.mark.parametrize(
+    "row", _published_failures(), ids=lambda r: f"{r['operation']}-{r['dtype']}"
+)
+def test_each_published_failure_is_confirmed_by_mpmath(row: dict) -> None:
+    [operation] = [op for op in OPERATIONS if op.name == row["operation"]]
+    kind, _, names = row["worst_entry"].partition(" ")
+    wrt = names.split(",")
+    point = row["worst_point"]
+    observed = _torch_derivative(operation.expression, point, row["dtype"], wrt)
+    exact = _exact(operation.name, point, operation.variables, wrt)
+    allowed = make_tolerance(DTYPES[row["dtype"]]).allowed(float(exact))
+    assert observed == row["worst_autograd"]  # the published value is torch's, reproduced
+    assert float(exact) == pytest.approx(row["worst_reference"], rel=1e-12, abs=1e-300)
+    assert abs(observed - exact) > allowed, (kind, observed, float(exact), allowed)
