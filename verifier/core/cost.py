@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import sympy
 
+from verifier.core import special as sp
 from verifier.core.parse import ParsedExpression
 from verifier.core.symbolic import distinct_nodes
 
@@ -53,6 +54,36 @@ _JUMPS = (
     sympy.Max,
     sympy.Min,
     sympy.atan2,
+    # torch operations whose definitions hold jumps or kinks (verifier/core/special.py)
+    sp.trunc,
+    sp.frac,
+    sp.round,
+    sp.sgn,
+    sp.angle,
+    sp.relu,
+    sp.relu6,
+    sp.hardtanh,
+    sp.hardsigmoid,
+    sp.hardswish,
+    sp.threshold,
+    sp.softshrink,
+    sp.hardshrink,
+    sp.softplus,
+    sp.elu,
+    sp.celu,
+    sp.selu,
+    sp.leaky_relu,
+    sp.prelu,
+    sp.copysign,
+    sp.fmax,
+    sp.fmin,
+    sp.clamp_min,
+    sp.clamp_max,
+    sp.fmod,
+    sp.remainder,
+    sp.i0e,
+    sp.i1e,
+    sp.softsign,
 )
 
 
@@ -84,17 +115,40 @@ class Cost:
         return max(0, (bound - symbolic) // per_point)
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What an expression contributes to a check's cost, whatever the check's options."""
+
+    variables: int
+    symbolic_size: int
+    node_count: int
+    jumps: int
+
+
+def shape(parsed: ParsedExpression) -> Shape:
+    """The shape of ``parsed``: variables, tree nodes, distinct inner nodes, jump functions."""
+    tree = list(sympy.preorder_traversal(parsed.expr))
+    return Shape(
+        variables=len(parsed.variables),
+        symbolic_size=len(tree),
+        node_count=len(distinct_nodes(parsed.expr)),
+        jumps=sum(1 for node in tree if isinstance(node, _JUMPS)),
+    )
+
+
 def estimate(parsed: ParsedExpression, points: int, *, hessian: bool, nodes: bool) -> Cost:
     """The cost of checking ``parsed`` at ``points`` points with these options."""
-    n = len(parsed.variables)
-    node_count = len(distinct_nodes(parsed.expr)) if nodes else 0
-    derivatives = n + (n * n if hessian else 0) + node_count
-    tree = list(sympy.preorder_traversal(parsed.expr))
-    jumps = sum(1 for node in tree if isinstance(node, _JUMPS))
+    return estimate_shape(shape(parsed), points, hessian=hessian, nodes=nodes)
+
+
+def estimate_shape(form: Shape, points: int, *, hessian: bool, nodes: bool) -> Cost:
+    """The cost of checking an expression of shape ``form`` at ``points`` points."""
+    n = form.variables
+    derivatives = n + (n * n if hessian else 0) + (form.node_count if nodes else 0)
     return Cost(
         points=points,
         entries_per_point=derivatives,
-        value_weight=1 + JUMP_WEIGHT * jumps,
-        symbolic_size=len(tree),
+        value_weight=1 + JUMP_WEIGHT * form.jumps,
+        symbolic_size=form.symbolic_size,
         derivatives=derivatives,
     )
