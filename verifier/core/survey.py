@@ -23,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from verifier.core.dtypes import DTYPES
 from verifier.core.ops import OPERATIONS, Operation
 from verifier.core.report import Entry
 
@@ -93,7 +94,13 @@ def survey_operation(operation: Operation, dtype: str, count: int, *, seed: int 
     """Check one operation in one dtype at ``count`` sampled points and its special points."""
     from verifier.core.check import check  # torch is loaded only where a survey runs
 
-    points = list(operation.specials) + sample_points(operation.domains, count, seed=seed)
+    # A domain wider than the dtype's range is cut to it (float16 ends at 65504).
+    largest = DTYPES[dtype].max_finite
+    domains = {
+        name: (max(low, -largest), min(high, largest))
+        for name, (low, high) in operation.domains.items()
+    }
+    points = list(operation.specials) + sample_points(domains, count, seed=seed)
     finding = Finding(operation.name, operation.expression, dtype, len(points))
     started = time.perf_counter()
     report = check(operation.expression, at=points, dtype=dtype, hessian=operation.hessian)
