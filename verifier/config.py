@@ -16,6 +16,9 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verifier.core.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
+from verifier.core.guard import DEFAULT_PARSE_TIMEOUT_S
+from verifier.core.points import MAX_POINTS_PER_CHECK
+from verifier.core.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
 
 DEFAULT_DATA_DIR = Path(".derivcheck")
 DATABASE_FILE_NAME = "derivcheck.sqlite3"
@@ -27,6 +30,10 @@ the rest is for autograd and the diagnosis, so a check ends as ``error: referenc
 rather than by the hard limit."""
 WORKER_MEMORY_BYTES = 16 * 1024**3
 """Address space of one worker process (its SymPy sandbox has its own limit of 4 GiB)."""
+DEFAULT_CLAIM_LEASE_S = 60.0
+"""How long a claim holds unless its worker renews it (docs/delivery.md, point 2)."""
+MAX_PAGE_SIZE = 500
+"""Reports in one page of ``/reports`` at most; ``max_page_size`` may lower it."""
 MAX_VALIDATION_PROBLEMS = 50
 """Problems one 422 answer lists; the rest are counted, so a bad body cannot grow its answer."""
 MAX_ECHOED_INPUT_CHARS = 200
@@ -63,9 +70,21 @@ class Settings(BaseSettings):
 
     max_checks_per_job: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
-    max_points_per_check: int = Field(default=10_000, ge=1)
-    max_samples_per_check: int = Field(default=10_000, ge=1)
-    max_page_size: int = Field(default=500, ge=1)
+    # The core refuses more than MAX_POINTS_PER_CHECK; these may only lower it.
+    max_points_per_check: int = Field(default=MAX_POINTS_PER_CHECK, ge=1, le=MAX_POINTS_PER_CHECK)
+    max_samples_per_check: int = Field(default=MAX_POINTS_PER_CHECK, ge=1, le=MAX_POINTS_PER_CHECK)
+    max_page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    parse_processes: int = Field(
+        default=2,
+        ge=0,
+        description="processes of each API that parse submitted expressions, each expression "
+        "within parse_timeout_s (0: parse in the API process, unbounded)",
+    )
+    parse_timeout_s: float = Field(
+        default=DEFAULT_PARSE_TIMEOUT_S,
+        gt=0,
+        description="wall time one expression may take to parse in the API; past it, a 422",
+    )
 
     # Delivery: see docs/delivery.md for what each of these does and why they are ordered.
     worker_prefetch_multiplier: int = Field(default=1, ge=1)
@@ -75,7 +94,7 @@ class Settings(BaseSettings):
         default=3, ge=1, description="claims of one check before it ends as an error"
     )
     symbolic_timeout_s: float = Field(
-        default=30.0,
+        default=DEFAULT_SYMBOLIC_TIMEOUT_S,
         gt=0,
         description="budget of SymPy's derivatives per check; past it the check ends as an error",
     )
@@ -103,7 +122,7 @@ class Settings(BaseSettings):
     )
     broker_visibility_timeout_s: int = Field(default=3600, ge=1)
     claim_lease_s: float = Field(
-        default=60.0,
+        default=DEFAULT_CLAIM_LEASE_S,
         gt=0,
         description="how long a claim holds unless its worker renews it (every third of it)",
     )
@@ -135,7 +154,7 @@ class Settings(BaseSettings):
         "trusted)",
     )
 
-    # Bounded answers: see verifier/api/app.py and verifier/service.py (job_report_page).
+    # Bounded answers: see verifier/api/app.py and verifier/service/reports.py (job_report_page).
     max_validation_problems: int = Field(
         default=MAX_VALIDATION_PROBLEMS, ge=1, description="problems listed in one 422 answer"
     )

@@ -35,7 +35,18 @@ from typing import Any
 
 
 class VerifierError(Exception):
-    """Base of every error derivcheck raises on purpose."""
+    """Base of every error derivcheck raises on purpose; it pickles whole (its attributes
+    too), so an error raised in a child process arrives as it was raised."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(kind: type[VerifierError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = kind.__new__(kind)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class InputError(VerifierError):

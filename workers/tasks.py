@@ -53,7 +53,7 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
         policy = ClaimPolicy(max_attempts=settings.max_attempts)
         # A token per execution: a redelivered message (its worker died, or the broker's
         # visibility timeout ran out while the check still runs) waits for the claim's lease.
-        owner = str(uuid.uuid4())
+        claim_token = str(uuid.uuid4())
         with hard_time_limit(settings.check_time_limit_s, f"check {check_id}"):
             # Budgets within the hard limit: a slow check ends as a clean `error: ... timeout`.
             budgeted = functools.partial(
@@ -67,7 +67,7 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
                     uuid.UUID(check_id),
                     budgeted,
                     policy,
-                    owner=owner,
+                    claim_token=claim_token,
                     takes_over=takes_over,
                     renewer=app.renewer,
                 )
@@ -78,7 +78,10 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
                 )
                 logger.warning("check %s: database error, retrying in %s s", check_id, countdown)
                 raise task.retry(
-                    exc=error, countdown=countdown, args=[check_id], kwargs={"takes_over": owner}
+                    exc=error,
+                    countdown=countdown,
+                    args=[check_id],
+                    kwargs={"takes_over": claim_token},
                 ) from error
         logger.info("check %s: %s", check_id, verdict)
         return verdict

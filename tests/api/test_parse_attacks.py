@@ -192,3 +192,30 @@ def test_what_the_worker_would_refuse_is_a_422_naming_check_field_and_position(
     assert problem["msg"].startswith("check 1")
     assert words in problem["msg"]
     assert problem["position"] == position
+
+
+def test_a_parse_past_its_bound_is_a_422_and_holds_nothing(
+    settings: Settings, fresh_sqlite_url: str, server_thread: Any
+) -> None:
+    # A bound shorter than any parse stands in for an expression that would parse slowly: the
+    # API's parser processes are killed and replaced, the API itself never waits on SymPy.
+    bounded = settings.model_copy(
+        update={
+            "database_url": fresh_sqlite_url,
+            "api_keys": "off",
+            "rate_limit_per_minute": 0,
+            "parse_processes": 1,
+            "parse_timeout_s": 0.001,
+        }
+    )
+    body = {"checks": [{"expression": "sin(x)", "points": [{"x": 1}]}]}
+    with server_thread(create_app(bounded)) as url, httpx.Client(base_url=url, timeout=30) as http:
+        for _ in range(3):
+            refused = http.post("/jobs", json=body)
+            assert refused.status_code == 422
+            (problem,) = refused.json()["detail"]
+            assert problem["loc"] == ["body", "checks", 0, "expression"]
+            assert "took more than 0.001 s to parse" in problem["msg"]
+            started = time.perf_counter()
+            assert http.get("/health").status_code in (200, 503)
+            assert time.perf_counter() - started < HEALTH_BUDGET_S

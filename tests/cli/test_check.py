@@ -37,7 +37,7 @@ def test_seed_example_prints_a_table_and_exits_zero() -> None:
 
 def test_json_output_is_the_report_and_strict_fails_an_ill_conditioned_check() -> None:
     # Issue 3's cancellation: 1 - cos(x) loses every digit in float32 at 0.001 while each
-    # operation is accurate, which DESIGN.md point 5 calls ill-conditioned, not in the default
+    # operation is accurate, which docs/report-format.md calls ill-conditioned, not in the default
     # fail-on (fail, nonfinite) and in the strict one (verifier/core/verdict.py).
     arguments = ("(1 - cos(x))/x**2", "--at", "x=0.001", "--dtype", "float32", "--json")
     result = run(*arguments)

@@ -170,7 +170,7 @@ def test_a_check_interrupted_before_its_report_runs_again_once_its_claim_expires
     with sessions() as session:
         check = repository.get_check(session, check_id)
         assert check is not None and check.attempts == 2
-        assert check.owner is None and check.status is CheckStatus.DONE
+        assert check.claim_token is None and check.status is CheckStatus.DONE
 
 
 def test_a_running_check_keeps_its_claim_past_the_lease_and_runs_once(
@@ -254,7 +254,7 @@ def test_a_retry_takes_back_the_claim_of_the_execution_it_names(
         raise KeyboardInterrupt  # stands for the database error that ended this execution
 
     with pytest.raises(KeyboardInterrupt):
-        execute_check(sessions, check_id, dies, owner="failed-execution")
+        execute_check(sessions, check_id, dies, claim_token="failed-execution")
     core = StubCore(make_report_document, {"x**2": "pass"})
     # Its claim is live: a delivery naming another execution may not take it ...
     assert execute_check(sessions, check_id, core, takes_over="someone-else") is None
@@ -341,7 +341,9 @@ def test_the_reconciler_releases_expired_claims_and_republishes_them(
     assert sender.check_ids == [check_id]
     with sessions() as session:
         check = repository.get_check(session, check_id)
-        assert check is not None and check.status is CheckStatus.QUEUED and check.owner is None
+        assert (
+            check is not None and check.status is CheckStatus.QUEUED and check.claim_token is None
+        )
 
 
 def test_bad_input_found_by_the_core_becomes_an_error_report(

@@ -22,7 +22,7 @@ CHECKS = [
     # Seed example 1: f'(2) = 6 for f = x**2 + 2*x (by hand): a pass.
     {"expression": "x**2 + 2*x", "points": [{"x": 2}]},
     # Issue 3: (1 - cos(x))/x**2 at 0.001 in float32 is ill-conditioned: every operation is
-    # accurate, the digits are lost at 1 - cos(x) (DESIGN.md, semantics 5).
+    # accurate, the digits are lost at 1 - cos(x) (docs/report-format.md, ill-conditioned).
     {"expression": "(1 - cos(x))/x**2", "points": [{"x": "0.001"}], "dtype": "float32"},
 ]
 # --strict: every verdict but pass and domain fails (verifier/core/verdict.py), plus domain.

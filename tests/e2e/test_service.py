@@ -36,7 +36,7 @@ CHECKS: list[dict[str, Any]] = [
     # Seed example 3: node gradients of 3*x**2 at x = 2 (the seed's retain_grad example).
     {"expression": "3*x**2", "points": [{"x": 2}], "nodes": True},
     # Issue 3: (1 - cos(x))/x**2 at 0.001 in float32 cancels catastrophically, every operation
-    # accurate: ill-conditioned, the digits lost at 1 - cos(x) (DESIGN.md, semantics 5).
+    # accurate: ill-conditioned, the digits lost at 1 - cos(x) (docs/report-format.md).
     {"expression": "(1 - cos(x))/x**2", "points": [{"x": "0.001"}], "dtype": "float32"},
     # torch's tanh'(u) = 1 - tanh(u)**2 loses about 1e-9 relative at u = 9 in float64, far
     # beyond rounding of tanh(x) as written (tests/core/test_traps.py): a fail of tanh's rule.

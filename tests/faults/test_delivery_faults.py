@@ -134,7 +134,7 @@ def test_a_worker_killed_mid_check_leaves_it_to_run_again_once(
     assert report.verdict == "pass"
     check = _check(sessions, job)
     assert check.attempts == 2  # the killed run and the re-run
-    assert check.owner is None
+    assert check.claim_token is None
     _assert_broker_empty(private_redis, fault_settings)
 
 

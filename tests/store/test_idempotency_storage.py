@@ -1,5 +1,5 @@
 """Idempotency keys in the database (migration 0004): the unique index that settles racing
-submissions, scoping by owner, and rows kept across 0003 <-> 0004, on SQLite and PostgreSQL."""
+submissions, scoping by api_key_id, and rows kept across 0003 <-> 0004, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -68,12 +68,12 @@ def test_one_key_of_two_owners_makes_two_jobs_and_a_retry_of_each_finds_its_own(
             bob, _ = create_key(session, "bob")
             owners = [alice.id, bob.id, None]  # None: keys off
             first = [
-                jobs.submit(session, request, settings, owner, idempotency_key=KEY)
-                for owner in owners
+                jobs.submit(session, request, settings, api_key_id, idempotency_key=KEY)
+                for api_key_id in owners
             ]
             again = [
-                jobs.submit(session, request, settings, owner, idempotency_key=KEY)
-                for owner in owners
+                jobs.submit(session, request, settings, api_key_id, idempotency_key=KEY)
+                for api_key_id in owners
             ]
         assert [s.replayed for s in first] == [False, False, False]
         assert [s.replayed for s in again] == [True, True, True]
@@ -82,7 +82,7 @@ def test_one_key_of_two_owners_makes_two_jobs_and_a_retry_of_each_finds_its_own(
         assert [s.job.idempotency_key for s in first] == [
             f"{alice.id}:{KEY}",
             f"{bob.id}:{KEY}",
-            f"-:{KEY}",  # verifier/store/models.py: "-" is the owner while keys are off
+            f"-:{KEY}",  # verifier/store/models.py: "-" is the api_key_id while keys are off
         ]
     finally:
         engine.dispose()

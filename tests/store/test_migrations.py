@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 
 from verifier.store import migrate
 from verifier.store.engine import make_engine
@@ -144,3 +144,28 @@ def test_db_upgrade_command_works_from_any_folder(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert f"revision {HEAD_REVISION}" in result.stdout
     assert SERVICE_TABLES <= _tables(f"sqlite:///{tmp_path / 'data' / 'derivcheck.sqlite3'}")
+
+
+def _claim_token_survives_the_rename(url: str) -> None:
+    migrate.upgrade(url, "0004")
+    _write_a_finished_job_at_0001(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE checks SET owner = 'execution-1'"))
+        migrate.upgrade(url, "0005")
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT claim_token FROM checks")) == "execution-1"
+        migrate.downgrade(url, "0004")
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT owner FROM checks")) == "execution-1"
+    finally:
+        engine.dispose()
+
+
+def test_a_running_checks_claim_survives_the_rename_on_sqlite(tmp_path: Path) -> None:
+    _claim_token_survives_the_rename(f"sqlite:///{tmp_path / 'rename.sqlite3'}")
+
+
+def test_a_running_checks_claim_survives_the_rename_on_postgres(postgres_url: str) -> None:
+    _claim_token_survives_the_rename(postgres_url)

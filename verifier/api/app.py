@@ -25,6 +25,7 @@ from verifier.api.limits import BodySizeLimitMiddleware
 from verifier.api.ratelimit import make_rate_limiter
 from verifier.api.routes import health, jobs, reports
 from verifier.config import Settings
+from verifier.core.guard import ParserPool
 from verifier.delivery.celery import CelerySender, make_celery
 from verifier.delivery.reconciler import Reconciler
 from verifier.delivery.sender import Sender
@@ -73,9 +74,11 @@ def create_app(
         else CelerySender(make_celery(settings, Celery, main="derivcheck-api"))
     )
     rate_limiter = make_rate_limiter(settings)
+    parser = ParserPool(settings.parse_processes, settings.parse_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        parser.start()
         reconciler = None
         if settings.requeue_interval_s > 0:
             reconciler = Reconciler(app.state.sessions, broker, settings)
@@ -86,6 +89,7 @@ def create_app(
             if reconciler is not None:
                 reconciler.stop()
             broker.close()
+            parser.close()
             rate_limiter.close()
             engine.dispose()
 
@@ -96,6 +100,7 @@ def create_app(
     app.state.sender = broker
     app.state.keys_required = settings.api_keys != "off" if keys_required is None else keys_required
     app.state.rate_limiter = rate_limiter
+    app.state.parser = parser
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(jobs.router)
     app.include_router(reports.router)

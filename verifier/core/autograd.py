@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import sympy
 import torch
 
+from verifier.core.dtypes import DEVICES
 from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, Key, node_key
 from verifier.core.translate import Translation
 from verifier.errors import OptionError
-
-DEVICES = ("auto", "cpu", "cuda")
 
 SEED_IDIOM_NOTE = (
     "z.backward(); x.grad.grad returns {result} here: after a plain backward(), x.grad is a "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import metadata
 
 import flint
@@ -31,18 +32,22 @@ from verifier.core.conditioning import Conditioning, conditioning
 from verifier.core.diagnosis import diagnose
 from verifier.core.dtypes import DType, get_dtype
 from verifier.core.evaluator import UnsupportedError
-from verifier.core.literals import bind_literals
+from verifier.core.literals import Literals, bind_literals
 from verifier.core.parse import ParsedExpression, parse_expression, require_variables
 from verifier.core.points import PointInput, round_points, sample_points
 from verifier.core.reference import METHOD_ARB, OK, ReferenceValue, compute_truth
 from verifier.core.report import Entry, Report
-from verifier.core.sandbox import SandboxCrash, SandboxTimeout, thread_sandbox
+from verifier.core.sandbox import (
+    DEFAULT_SYMBOLIC_TIMEOUT_S,
+    SandboxCrash,
+    SandboxTimeout,
+    thread_sandbox,
+)
 from verifier.core.symbolic import Key, distinct_nodes, entry_keys, node_key
 from verifier.core.tolerance import Tolerance, make_tolerance
 from verifier.core.verdict import Verdict, fail_on_set, worst
 from verifier.errors import OptionError, PointError
 
-DEFAULT_SYMBOLIC_TIMEOUT_S = 30.0
 DEFAULT_REFERENCE_TIMEOUT_S = 60.0
 REFERENCE_SECONDS_PER_VALUE = 0.005
 
@@ -93,6 +98,70 @@ def check(
         InputError: the expression, a point or an option is invalid (nothing ran).
     """
     started = time.perf_counter()
+    plan = _plan(expression, at, dtype, device, samples, domain, seed, rtol, atol, strict, fail_on)
+    plan.keys = entry_keys(plan.parsed, hessian=hessian, nodes=nodes)
+    plan.node_list = distinct_nodes(plan.parsed.expr) if nodes else []
+    parsed_at = time.perf_counter()
+    report = _empty_report(plan)
+    timings: dict[str, float] = {}
+    budgets = [
+        ("symbolic", symbolic_timeout_s),
+        ("reference", _reference_budget(plan, reference_timeout_s)),
+    ]
+    try:
+        sides = _run_sides(plan, hessian, nodes, budgets, timings)
+    except SandboxTimeout as timeout:
+        report.reason = f"{timeout.stage} timeout"
+        return _finish(report, started, parsed_at, timings)
+    except SandboxCrash as crash:
+        report.reason = str(crash)
+        return _finish(report, started, parsed_at, timings)
+    except (RuntimeError, NotImplementedError) as error:
+        report.reason = f"torch could not run this check: {str(error).splitlines()[0]}"
+        return _finish(report, started, parsed_at, timings)
+    _compare(report, plan, sides, hessian=hessian)
+    return _finish(report, started, parsed_at, timings)
+
+
+@dataclass
+class _Plan:
+    """What a check is about, validated: phase one of :func:`check`."""
+
+    expression: str
+    parsed: ParsedExpression
+    fmt: DType
+    tolerance: Tolerance
+    failing: frozenset[Verdict]
+    device: torch.device
+    points: list[dict[str, float]]
+    literals: Literals
+    keys: list[Key] = field(default_factory=list)
+    node_list: list[sympy.Expr] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """What the two sides computed: references (sandbox) and autograd with its analysis."""
+
+    references: list[list[ReferenceValue]]
+    autograd: AutogradResult
+    analysis: Conditioning
+
+
+def _plan(
+    expression: str,
+    at: PointInput | Sequence[PointInput] | None,
+    dtype: str,
+    device: str,
+    samples: int | None,
+    domain: Mapping[str, tuple[float, float]] | None,
+    seed: int,
+    rtol: float | None,
+    atol: float | None,
+    strict: bool,
+    fail_on: Iterable[str] | None,
+) -> _Plan:
+    """Parse and validate everything; InputError before anything runs."""
     parsed = require_variables(parse_expression(expression))
     fmt = get_dtype(dtype)
     tolerance = make_tolerance(fmt, rtol, atol)
@@ -111,80 +180,105 @@ def check(
     if not raw:
         raise PointError("no points: give at least one point, or samples")
     points = round_points(raw, parsed.variables, fmt)
-    literals = bind_literals(parsed.expr, fmt)
-    parsed_at = time.perf_counter()
-
-    report = Report(
+    return _Plan(
         expression=expression,
-        variables=list(parsed.variables),
-        dtype=fmt.name,
-        device=str(torch_device),
-        verdict=Verdict.ERROR.value,
+        parsed=parsed,
+        fmt=fmt,
+        tolerance=tolerance,
+        failing=failing,
+        device=torch_device,
         points=points,
-        fail_on=sorted(failing),
-        tolerance=tolerance.to_dict(),
-        functions=sorted(parsed.functions),
-        literals=literals.shown,
+        literals=bind_literals(parsed.expr, fmt),
+    )
+
+
+def _empty_report(plan: _Plan) -> Report:
+    """The report before any entry: verdict ``error`` until the comparison replaces it."""
+    return Report(
+        expression=plan.expression,
+        variables=list(plan.parsed.variables),
+        dtype=plan.fmt.name,
+        device=str(plan.device),
+        verdict=Verdict.ERROR.value,
+        points=plan.points,
+        fail_on=sorted(plan.failing),
+        tolerance=plan.tolerance.to_dict(),
+        functions=sorted(plan.parsed.functions),
+        literals=plan.literals.shown,
         versions=_versions(),
     )
-    node_list = distinct_nodes(parsed.expr) if nodes else []
-    keys = entry_keys(parsed, hessian=hessian, nodes=nodes)
-    reference_budget = DEFAULT_REFERENCE_TIMEOUT_S + REFERENCE_SECONDS_PER_VALUE * len(
-        points
-    ) * len(keys)
-    if reference_timeout_s is not None:
-        reference_budget = min(reference_budget, reference_timeout_s)
-    timings: dict[str, float] = {}
+
+
+def _reference_budget(plan: _Plan, limit_s: float | None) -> float:
+    """Seconds the certified references may take: growing with the values, within ``limit_s``."""
+    budget = DEFAULT_REFERENCE_TIMEOUT_S + REFERENCE_SECONDS_PER_VALUE * len(plan.points) * len(
+        plan.keys
+    )
+    return budget if limit_s is None else min(budget, limit_s)
+
+
+def _run_sides(
+    plan: _Plan,
+    hessian: bool,
+    nodes: bool,
+    budgets: list[tuple[str, float]],
+    timings: dict[str, float],
+) -> _Sides:
+    """The references in the sandbox process while autograd runs here, at the same time."""
 
     def autograd_side() -> tuple[AutogradResult, Conditioning]:
         begin = time.perf_counter()
         result = run_autograd(
-            parsed.expr,
-            parsed.variables,
-            points,
-            fmt.name,
-            torch_device,
+            plan.parsed.expr,
+            plan.parsed.variables,
+            plan.points,
+            plan.fmt.name,
+            plan.device,
             hessian=hessian,
-            nodes=node_list,
+            nodes=plan.node_list,
         )
         timings["autograd"] = time.perf_counter() - begin
-        analysis = conditioning(parsed.expr, parsed.variables, points, keys, fmt, tolerance.rtol)
+        analysis = conditioning(
+            plan.parsed.expr,
+            plan.parsed.variables,
+            plan.points,
+            plan.keys,
+            plan.fmt,
+            plan.tolerance.rtol,
+        )
         return result, analysis
 
-    try:
-        (truth_keys, references, truth_timings), (autograd, analysis) = thread_sandbox().call(
-            compute_truth,
-            (expression, hessian, nodes, points, fmt.name),
-            [("symbolic", symbolic_timeout_s), ("reference", reference_budget)],
-            autograd_side,
-        )
-    except SandboxTimeout as timeout:
-        report.reason = f"{timeout.stage} timeout"
-        return _finish(report, started, parsed_at, timings)
-    except SandboxCrash as crash:
-        report.reason = str(crash)
-        return _finish(report, started, parsed_at, timings)
-    except (RuntimeError, NotImplementedError) as error:
-        report.reason = f"torch could not run this check: {str(error).splitlines()[0]}"
-        return _finish(report, started, parsed_at, timings)
-    assert truth_keys == keys, "the symbolic and autograd sides disagree on the entries"
+    (truth_keys, references, truth_timings), (autograd, analysis) = thread_sandbox().call(
+        compute_truth,
+        (plan.expression, hessian, nodes, plan.points, plan.fmt.name),
+        budgets,
+        autograd_side,
+    )
+    assert truth_keys == plan.keys, "the symbolic and autograd sides disagree on the entries"
     timings.update(truth_timings)
+    return _Sides(references, autograd, analysis)
 
-    labels = {node_key(node): str(node) for node in node_list}
+
+def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> None:
+    """Judge every entry, diagnose those outside the tolerance, and fill ``report``."""
+    fmt, keys, autograd = plan.fmt, plan.keys, sides.autograd
+    labels = {node_key(node): str(node) for node in plan.node_list}
     judgements = [
         [
-            judge(autograd.values[key][index], reference, tolerance, fmt)
+            judge(autograd.values[key][index], reference, plan.tolerance, fmt)
             for key, reference in zip(keys, row, strict=True)
         ]
-        for index, row in enumerate(references)
+        for index, row in enumerate(sides.references)
     ]
-    findings = _audit(parsed, points, judgements, fmt, tolerance, report.notes, hessian=hessian)
-    for overflowed in literals.overflowed:
+    findings = _audit(
+        plan.parsed, plan.points, judgements, fmt, plan.tolerance, report.notes, hessian=hessian
+    )
+    for overflowed in plan.literals.overflowed:
         detail = f"the literal {overflowed} is beyond {fmt.name}'s range: its tensor is infinite"
         event = Finding(overflowed, FORWARD, OVERFLOW, math.inf, detail)
         for found in findings.values():
             found.insert(0, event)
-    for index, row in enumerate(references):
+    for index, row in enumerate(sides.references):
         for key, reference, judgement in zip(keys, row, judgements[index], strict=True):
             report.entries.append(
                 _entry(
@@ -194,16 +288,15 @@ def check(
                     reference,
                     judgement,
                     findings.get(index, []),
-                    analysis,
+                    sides.analysis,
                     fmt,
                     labels,
                 )
             )
     report.verdict = worst(entry.verdict for entry in report.entries).value
-    report.reference_method = _method(row for rows in references for row in rows)
+    report.reference_method = _method(row for rows in sides.references for row in rows)
     if autograd.seed_idiom is not None:
         report.notes.append(SEED_IDIOM_NOTE.format(result=autograd.seed_idiom))
-    return _finish(report, started, parsed_at, timings)
 
 
 def _audit(

@@ -55,6 +55,9 @@ class DType:
         return 2.0 ** (exponent - self.mantissa_bits + 1)
 
 
+DEVICES = ("auto", "cpu", "cuda")
+"""Devices a check may ask for: ``auto`` is CUDA when available, else CPU."""
+
 DTYPES: dict[str, DType] = {
     "float64": DType("float64", 53, -1022, 1023),
     "float32": DType("float32", 24, -126, 127),

@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 SANDBOX_MEMORY_BYTES = 4 * 1024**3
+DEFAULT_SYMBOLIC_TIMEOUT_S = 30.0
+"""Budget of a check's symbolic stage (SymPy's derivatives) in this process, by default."""
 CPU_SLACK_SECONDS = 2
 # A child that has closed its pipe is exiting; past this, it is stopped and its status unknown.
 EXIT_WAIT_SECONDS = 5.0

@@ -17,6 +17,8 @@ from verifier.errors import OptionError
 
 DEFAULT_ULPS = {"float64": 64, "float32": 64, "float16": 16, "bfloat16": 8}
 """Default relative tolerance per dtype, in units in the last place (ulps) at 1.0."""
+MAX_TOLERANCE = 1e300
+"""Given tolerances are below this: one near the float64 maximum would overflow the bound."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,12 @@ class Tolerance:
 def make_tolerance(dtype: DType, rtol: float | None = None, atol: float | None = None) -> Tolerance:
     """The default tolerance for ``dtype``, with any given ``rtol``/``atol`` overriding it."""
     for name, value in (("rtol", rtol), ("atol", atol)):
-        if value is not None and not (isinstance(value, int | float) and 0 <= value < 1e300):
-            raise OptionError(f"{name} must be a non-negative number, got {value!r}")
+        if value is None:
+            continue
+        if not (isinstance(value, int | float) and 0 <= value < MAX_TOLERANCE):
+            raise OptionError(
+                f"{name} must be a non-negative number below {MAX_TOLERANCE:g}, got {value!r}"
+            )
     if rtol is None:
         ulps = float(DEFAULT_ULPS[dtype.name])
         rtol = ulps * dtype.epsilon

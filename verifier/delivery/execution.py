@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.core.report import Report as CoreReport
 from verifier.core.verdict import Verdict
+from verifier.config import DEFAULT_CLAIM_LEASE_S
 from verifier.errors import InputError
 from verifier.store import claims, repository
 from verifier.store.models import Check, StoredReport, utc_now
@@ -32,7 +33,6 @@ from verifier.store.outcome import check_fail_on, report_number
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LEASE_S = 60.0
 RENEWALS_PER_LEASE = 3
 
 CoreCheck = Callable[..., Mapping[str, Any]]
@@ -60,10 +60,10 @@ class LeaseRenewer:
         self._thread: threading.Thread | None = None
 
     @contextmanager
-    def holding(self, check_id: uuid.UUID, owner: str) -> Iterator[None]:
-        """Keep ``owner``'s claim on ``check_id`` renewed while the block runs."""
+    def holding(self, check_id: uuid.UUID, claim_token: str) -> Iterator[None]:
+        """Keep ``claim_token``'s claim on ``check_id`` renewed while the block runs."""
         with self._lock:
-            self._held[check_id] = owner
+            self._held[check_id] = claim_token
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
                 self._thread.start()
@@ -91,9 +91,9 @@ class LeaseRenewer:
         try:
             with self._sessions() as session:
                 lost = [
-                    (check_id, owner)
-                    for check_id, owner in held
-                    if not claims.renew_claim(session, check_id, owner, until)
+                    (check_id, claim_token)
+                    for check_id, claim_token in held
+                    if not claims.renew_claim(session, check_id, claim_token, until)
                 ]
                 session.commit()
         except Exception:  # a database outage: the report write will meet it too
@@ -101,8 +101,8 @@ class LeaseRenewer:
             return
         # Finished a moment ago, or taken over (whose execution then drops its result).
         with self._lock:
-            for check_id, owner in lost:
-                if self._held.get(check_id) == owner:
+            for check_id, claim_token in lost:
+                if self._held.get(check_id) == claim_token:
                     del self._held[check_id]
 
 
@@ -191,28 +191,33 @@ def execute_check(
     check_id: uuid.UUID,
     core: CoreCheck,
     policy: ClaimPolicy | None = None,
-    owner: str | None = None,
+    claim_token: str | None = None,
     takes_over: str | None = None,
     renewer: LeaseRenewer | None = None,
 ) -> str | None:
     """Run the stored check ``check_id`` once if this execution can claim it.
 
-    ``owner`` is this execution's token (a fresh one if None); ``takes_over`` the token of an
+    ``claim_token`` is this execution's token (a fresh one if None); ``takes_over`` the token of an
     earlier execution of the same delivery that failed on a database error, whose claim this
     one takes back at once; ``renewer`` the process's heartbeat, whose lease the claim gets
-    (one of its own with ``DEFAULT_LEASE_S`` if None).
+    (one of its own with ``DEFAULT_CLAIM_LEASE_S`` if None).
     Returns the verdict of the check's report (existing or new); None when the check does not
     exist or another execution holds it under a live claim.
     """
     policy = policy or ClaimPolicy()
     if renewer is None:
-        with closing(LeaseRenewer(sessions, DEFAULT_LEASE_S)) as own:
-            return execute_check(sessions, check_id, core, policy, owner, takes_over, own)
-    owner = owner or str(uuid.uuid4())
+        with closing(LeaseRenewer(sessions, DEFAULT_CLAIM_LEASE_S)) as own:
+            return execute_check(sessions, check_id, core, policy, claim_token, takes_over, own)
+    claim_token = claim_token or str(uuid.uuid4())
     with sessions() as session:
         now = utc_now()
         attempt = claims.claim_check(
-            session, check_id, owner, now, now + timedelta(seconds=renewer.lease_s), takes_over
+            session,
+            check_id,
+            claim_token,
+            now,
+            now + timedelta(seconds=renewer.lease_s),
+            takes_over,
         )
         check = repository.get_check(session, check_id)
         # End the transaction before the core runs: on SQLite an open one holds the write lock.
@@ -230,8 +235,8 @@ def execute_check(
             logger.info("check %s already has a report; not running it again", check_id)
             verdict: str | None = check.report.verdict
         else:
-            with renewer.holding(check_id, owner):
-                verdict = _run_owned(session, check, core, policy, attempt, owner)
+            with renewer.holding(check_id, claim_token):
+                verdict = _run_owned(session, check, core, policy, attempt, claim_token)
             if verdict is None:
                 return None
     with sessions() as session:
@@ -247,7 +252,7 @@ def _run_owned(
     core: CoreCheck,
     policy: ClaimPolicy,
     attempt: int,
-    owner: str,
+    claim_token: str,
 ) -> str | None:
     """Run a claimed check and write its report; None if the claim was lost meanwhile."""
     check_id = check.id
@@ -257,7 +262,7 @@ def _run_owned(
     else:
         document = run_core(check, core)
     row = report_row(check, document)
-    if not claims.finish_check(session, row, owner, utc_now()):
+    if not claims.finish_check(session, row, claim_token, utc_now()):
         logger.warning("check %s: claim lost while running; its result is dropped", check_id)
         session.rollback()
         return None

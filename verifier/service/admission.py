@@ -14,19 +14,19 @@ import math
 from typing import Any
 
 from verifier.config import Settings
-from verifier.core.cost import estimate
-from verifier.core.parse import ParsedExpression
+from verifier.core.cost import estimate_shape
+from verifier.core.guard import CheckedExpression
 from verifier.errors import JobRejectedError
 from verifier.service.schemas import JobIn
 
 
-def admit(request: JobIn, parsed: list[ParsedExpression], settings: Settings) -> None:
+def admit(request: JobIn, parsed: list[CheckedExpression], settings: Settings) -> None:
     """Raise JobRejectedError naming each check (and the job) whose cost is above its bound."""
     problems: list[dict[str, Any]] = []
     total = 0
     for index, (check, expression) in enumerate(zip(request.checks, parsed, strict=True)):
         points = len(check.points or []) + (check.samples or 0)
-        cost = estimate(expression, points, hessian=check.hessian, nodes=check.nodes)
+        cost = estimate_shape(expression.shape, points, hessian=check.hessian, nodes=check.nodes)
         total += cost.units
         bound = settings.max_check_cost_units
         if cost.units <= bound:

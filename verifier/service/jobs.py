@@ -2,12 +2,12 @@
 
 Submission commits the job and its checks before anything is queued (the database is the
 source of truth); checks the broker did not take stay unsent and are published later by the
-reconciler (verifier/delivery/reconciler.py). Every read is scoped to an ``owner`` (the caller's API
-key id; None when keys are off), and another key's job is reported as not found.
+reconciler (verifier/delivery/reconciler.py). Every read is scoped to an ``api_key_id``
+(the caller's API key; None when keys are off), and another key's job is reported as not found.
 
 A submission may carry an idempotency key (HTTP ``Idempotency-Key``): the job keeps it, scoped
-to its owner, with the SHA-256 of its request, and a later submission with the same key and
-owner gets that job back instead of a new one (the same request) or a refusal (another
+to its API key, with the SHA-256 of its request, and a later submission with the same key and
+API key gets that job back instead of a new one (the same request) or a refusal (another
 request). A client that lost the answer to a submission (a timeout, an API killed after the
 commit) can therefore retry it without making a second job.
 """
@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from verifier.config import Settings
+from verifier.core.guard import check_expressions
 from verifier.errors import JobRejectedError, NotFoundError
 from verifier.service.admission import admit
 from verifier.service.schemas import (
@@ -34,7 +35,7 @@ from verifier.service.schemas import (
     JobOut,
     Progress,
 )
-from verifier.service.submission import validate_job
+from verifier.service.submission import Parser, validate_job
 from verifier.store import repository
 from verifier.store.models import (
     MAX_IDEMPOTENCY_KEY_CHARS,
@@ -52,8 +53,8 @@ IDEMPOTENCY_KEY_CHARACTERS = "letters, digits and . _ ~ : + / = -"
 IDEMPOTENCY_KEY_TEXT = re.compile(rf"[A-Za-z0-9._~:+/=-]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")
 """An idempotency key: 1 to MAX_IDEMPOTENCY_KEY_CHARS of IDEMPOTENCY_KEY_CHARACTERS (UUIDs,
 ULIDs, hex and base64 digests fit)."""
-OPEN_OWNER = "-"
-"""The owner part of a stored idempotency key while API keys are off."""
+NO_API_KEY = "-"
+"""The API key part of a stored idempotency key while API keys are off."""
 SHOWN_KEY_CHARS = 60
 
 
@@ -72,34 +73,37 @@ class Submission:
 
 
 def submit_job(
-    session: Session, request: JobIn, settings: Settings, owner: uuid.UUID | None = None
+    session: Session, request: JobIn, settings: Settings, api_key_id: uuid.UUID | None = None
 ) -> Job:
-    """Validate ``request`` and commit it as a queued job of ``owner``; nothing is sent yet."""
-    return submit(session, request, settings, owner).job
+    """Validate ``request`` and commit it as a queued job of ``api_key_id``; nothing is sent yet."""
+    return submit(session, request, settings, api_key_id).job
 
 
 def submit(
     session: Session,
     request: JobIn,
     settings: Settings,
-    owner: uuid.UUID | None = None,
+    api_key_id: uuid.UUID | None = None,
     *,
     idempotency_key: str | None = None,
+    parse: Parser = check_expressions,
 ) -> Submission:
-    """Validate ``request`` and commit it as a queued job of ``owner``; nothing is sent yet.
+    """Validate ``request`` and commit it as a queued job of ``api_key_id``; nothing is sent yet.
 
-    With ``idempotency_key``, the job of ``owner``'s earlier submission with that key is
+    ``parse`` parses the expressions (the API passes its pool of parser processes).
+
+    With ``idempotency_key``, the job of ``api_key_id``'s earlier submission with that key is
     returned instead (``replayed``) when its request was the same; JobRejectedError naming the
     key if it was another request, or if the key is malformed.
     """
     scope = digest = None
     if idempotency_key is not None:
-        scope = _idempotency_scope(idempotency_key, owner)
+        scope = _idempotency_scope(idempotency_key, api_key_id)
         digest = request_digest(request)
         earlier = repository.job_by_idempotency_key(session, scope)
         if earlier is not None:
             return Submission(_replayed(earlier, digest, idempotency_key), replayed=True)
-    job = _new_job(request, settings, owner)
+    job = _new_job(request, settings, api_key_id, parse)
     job.idempotency_key = scope
     job.request_digest = digest
     try:
@@ -130,8 +134,8 @@ def unsent_checks(session: Session, job: Job) -> Sequence[Check]:
     return repository.never_sent_checks(session, job.id)
 
 
-def _idempotency_scope(key: str, owner: uuid.UUID | None) -> str:
-    """The stored form of ``key``: ``"<owner>:<key>"``; JobRejectedError if it is malformed.
+def _idempotency_scope(key: str, api_key_id: uuid.UUID | None) -> str:
+    """The stored form of ``key``: ``"<api_key_id>:<key>"``; JobRejectedError if it is malformed.
 
     The key may come bare or quoted (``"..."``, the Structured Fields string of the IETF
     Idempotency-Key draft); either form means the same key.
@@ -150,7 +154,7 @@ def _idempotency_scope(key: str, owner: uuid.UUID | None) -> str:
                 )
             ]
         )
-    return f"{owner or OPEN_OWNER}:{text}"
+    return f"{api_key_id or NO_API_KEY}:{text}"
 
 
 def _replayed(earlier: Job, digest: str, key: str) -> Job:
@@ -177,14 +181,16 @@ def _key_problem(message: str, kind: str) -> dict[str, Any]:
     }
 
 
-def _new_job(request: JobIn, settings: Settings, owner: uuid.UUID | None) -> Job:
-    parsed = validate_job(request, settings)
+def _new_job(
+    request: JobIn, settings: Settings, api_key_id: uuid.UUID | None, parse: Parser
+) -> Job:
+    parsed = validate_job(request, settings, parse)
     admit(request, parsed, settings)
     job = Job(
         label=request.label,
         status=JobStatus.QUEUED,
         check_count=len(request.checks),
-        api_key_id=owner,
+        api_key_id=api_key_id,
     )
     for position, (check, expression) in enumerate(zip(request.checks, parsed, strict=True)):
         job.checks.append(
@@ -211,9 +217,9 @@ def _new_job(request: JobIn, settings: Settings, owner: uuid.UUID | None) -> Job
     return job
 
 
-def job_status(session: Session, job_id: uuid.UUID, owner: uuid.UUID | None = None) -> JobOut:
-    """The job's state and progress; NotFoundError if there is no such job of ``owner``."""
-    job = repository.get_job(session, job_id, owner)
+def job_status(session: Session, job_id: uuid.UUID, api_key_id: uuid.UUID | None = None) -> JobOut:
+    """The job's state and progress; NotFoundError if there is no such job of ``api_key_id``."""
+    job = repository.get_job(session, job_id, api_key_id)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
     done = repository.count_reports_of_job(session, job_id)

@@ -1,6 +1,6 @@
 """StoredReport queries: list and count stored reports, and read a job's report page by page.
 
-Every read is scoped to an ``owner`` (the caller's API key id; None when keys are off); another
+Every read is scoped to an ``api_key_id`` (the caller's API key id; None when keys are off); another
 key's job is reported as not found. Cursors are opaque: a report id for ``/reports``, a place
 (check position, entry index) in a job's report for its pages.
 """
@@ -158,18 +158,18 @@ position * ENTRY_PLACES + index (both are database integers)."""
 def job_report_page(
     session: Session,
     job_id: uuid.UUID,
-    owner: uuid.UUID | None,
+    api_key_id: uuid.UUID | None,
     settings: Settings,
     *,
     entries: EntrySelection,
     limit: int,
     cursor: str | None,
 ) -> JobReportPage:
-    """One page of a job's report from ``cursor`` on (``owner``'s only): at most ``limit``
+    """One page of a job's report from ``cursor`` on (``api_key_id``'s only): at most ``limit``
     entries, ``max_report_page_checks`` checks and ``max_report_page_document_chars`` of stored
-    documents; NotFoundError for another owner's or no job, RequestRejectedError for a bad
+    documents; NotFoundError for another api_key_id's or no job, RequestRejectedError for a bad
     cursor."""
-    job = job_status(session, job_id, owner)
+    job = job_status(session, job_id, api_key_id)
     place = (0, 0)
     if cursor is not None:
         number = decode_cursor(cursor, "e", maximum=ENTRY_PLACES * ENTRY_PLACES - 1)

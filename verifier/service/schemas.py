@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from verifier.core.dtypes import DEVICES, DTYPES
 from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_NUMBER_CHARS, MAX_POINTS_PER_CHECK
 from verifier.core.verdict import Verdict, parse_verdict
 from verifier.store.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
 
-Dtype = Literal["float64", "float32", "float16", "bfloat16"]
 MAX_SEED = 2**31 - 1
 """Seeds are stored in a 32-bit integer column."""
 PRINTABLE_TEXT = r"^[^\x00-\x1f\x7f]*$"
 """No control characters (NUL cannot even be stored by PostgreSQL)."""
-Device = Literal["auto", "cpu", "cuda"]
+if TYPE_CHECKING:
+    Dtype = str
+    Device = str
+else:  # the core's tables, as enums of the API's schema
+    Dtype = Literal[tuple(DTYPES)]
+    Device = Literal[DEVICES]
 GroupBy = Literal["function", "dtype", "device", "verdict"]
 VerdictName = Annotated[Verdict, BeforeValidator(parse_verdict)]
 

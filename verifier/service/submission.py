@@ -5,16 +5,18 @@ What a worker would refuse, the API refuses first, through the very functions th
 point's rounding to the dtype, the sampling options and the points limit. The core needs SymPy
 only, not torch, so the API image stays small. Sampled points are not drawn here: their
 options are validated, and their number counts against the limit of points per check.
+Expressions are parsed by ``parse`` (the API passes its pool of parser processes, so that no
+expression can hold the API; see verifier/core/guard.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from verifier.config import Settings
 from verifier.core.dtypes import DType, get_dtype
-from verifier.core.parse import ParsedExpression, parse_expression, require_variables
+from verifier.core.guard import CheckedExpression, Parsed, check_expressions
 from verifier.core.points import (
     check_point_count,
     check_point_names,
@@ -29,8 +31,14 @@ from verifier.service.schemas import CheckIn, JobIn
 Loc = list[str | int]
 
 
-def validate_job(request: JobIn, settings: Settings) -> list[ParsedExpression]:
-    """The parsed expression of every check; raises JobRejectedError listing every problem."""
+Parser = Callable[[Sequence[str]], list[Parsed]]
+"""Parses expressions: each one's facts, or the ExpressionError that refuses it."""
+
+
+def validate_job(
+    request: JobIn, settings: Settings, parse: Parser = check_expressions
+) -> list[CheckedExpression]:
+    """The facts of every check's expression; raises JobRejectedError listing every problem."""
     problems: list[dict[str, Any]] = []
     if len(request.checks) > settings.max_checks_per_job:
         raise JobRejectedError(
@@ -43,18 +51,15 @@ def validate_job(request: JobIn, settings: Settings) -> list[ParsedExpression]:
                 )
             ]
         )
-    parsed: list[ParsedExpression] = []
-    for index, check in enumerate(request.checks):
+    parsed: list[CheckedExpression] = []
+    outcomes = parse([check.expression for check in request.checks])
+    for index, (check, expression) in enumerate(zip(request.checks, outcomes, strict=True)):
         where: Loc = ["body", "checks", index]
-        try:
-            expression = require_variables(parse_expression(check.expression))
-        except ExpressionError as error:
+        if isinstance(expression, ExpressionError):
+            message = f"check {index}: {expression}"
             problems.append(
                 _problem(
-                    [*where, "expression"],
-                    f"check {index}: {error}",
-                    "expression",
-                    position=error.position,
+                    [*where, "expression"], message, "expression", position=expression.position
                 )
             )
             continue
@@ -70,7 +75,7 @@ def _problem(loc: Loc, msg: str, kind: str, *, position: int | None = None) -> d
 
 
 def _check_options(
-    check: CheckIn, expression: ParsedExpression, where: Loc, index: int, settings: Settings
+    check: CheckIn, expression: CheckedExpression, where: Loc, index: int, settings: Settings
 ) -> list[dict[str, Any]]:
     problems: list[dict[str, Any]] = []
     dtype = get_dtype(check.dtype)
@@ -134,7 +139,7 @@ def _check_point(
 
 
 def _check_sampling(
-    check: CheckIn, expression: ParsedExpression, where: Loc, index: int, settings: Settings
+    check: CheckIn, expression: CheckedExpression, where: Loc, index: int, settings: Settings
 ) -> list[dict[str, Any]]:
     """The problems of ``samples`` and ``domain`` (as the worker's ``sample_points`` finds them)."""
     problems: list[dict[str, Any]] = []

@@ -19,19 +19,19 @@ from verifier.store.repository import insert_report
 def claim_check(
     session: Session,
     check_id: uuid.UUID,
-    owner: str,
+    claim_token: str,
     now: datetime,
     lease_until: datetime,
     takes_over: str | None = None,
 ) -> int | None:
-    """Claim the check for ``owner`` if it is queued, its last claim expired, or it was held
+    """Claim the check for ``claim_token`` if it is queued, its last claim expired, or it was held
     by ``takes_over``.
 
-    One conditional UPDATE, so two deliveries cannot both win; it counts the attempt. ``owner``
-    is the token of this execution. ``takes_over`` is the token of an execution known to have
-    ended (a retry after a database error names the execution that failed), whose claim is
-    taken back at once instead of after its lease. Returns the attempt number, or None when the
-    check is done, held under another's live lease, or missing.
+    One conditional UPDATE, so two deliveries cannot both win; it counts the attempt.
+    ``claim_token`` is the token of this execution. ``takes_over`` is the token of an
+    execution known to have ended (a retry after a database error names the execution that
+    failed), whose claim is taken back at once instead of after its lease. Returns the attempt
+    number, or None when the check is done, held under another's live lease, or missing.
     """
     free = [
         Check.status == CheckStatus.QUEUED,
@@ -39,14 +39,14 @@ def claim_check(
         Check.lease_expires_at < now,
     ]
     if takes_over is not None:
-        free.append(Check.owner == takes_over)
+        free.append(Check.claim_token == takes_over)
     claimed = session.execute(
         update(Check)
         .where(Check.id == check_id, Check.status != CheckStatus.DONE, or_(*free))
         .values(
             status=CheckStatus.RUNNING,
             attempts=Check.attempts + 1,
-            owner=owner,
+            claim_token=claim_token,
             started_at=now,
             lease_expires_at=lease_until,
         )
@@ -62,13 +62,15 @@ def claim_check(
     return claimed
 
 
-def renew_claim(session: Session, check_id: uuid.UUID, owner: str, lease_until: datetime) -> bool:
-    """Extend ``owner``'s lease on a running check to ``lease_until``; False if it lost it."""
+def renew_claim(
+    session: Session, check_id: uuid.UUID, claim_token: str, lease_until: datetime
+) -> bool:
+    """Extend ``claim_token``'s lease on a running check to ``lease_until``; False if it lost it."""
     renewed = session.execute(
         update(Check)
         .where(
             Check.id == check_id,
-            Check.owner == owner,
+            Check.claim_token == claim_token,
             Check.status == CheckStatus.RUNNING,
         )
         .values(lease_expires_at=lease_until)
@@ -76,8 +78,8 @@ def renew_claim(session: Session, check_id: uuid.UUID, owner: str, lease_until: 
     return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def finish_check(session: Session, report: StoredReport, owner: str, now: datetime) -> bool:
-    """Mark the check done and add its report, if ``owner`` still holds it; True if it did.
+def finish_check(session: Session, report: StoredReport, claim_token: str, now: datetime) -> bool:
+    """Mark the check done and add its report, if ``claim_token`` still holds it; True if it did.
 
     The report insert ignores a duplicate (one report per check), and both happen in the
     caller's transaction, so a writer that lost its claim changes nothing.
@@ -86,10 +88,10 @@ def finish_check(session: Session, report: StoredReport, owner: str, now: dateti
         update(Check)
         .where(
             Check.id == report.check_id,
-            Check.owner == owner,
+            Check.claim_token == claim_token,
             Check.status == CheckStatus.RUNNING,
         )
-        .values(status=CheckStatus.DONE, finished_at=now, owner=None, lease_expires_at=None)
+        .values(status=CheckStatus.DONE, finished_at=now, claim_token=None, lease_expires_at=None)
     )
     if owned.rowcount != 1:  # type: ignore[attr-defined]
         return False
@@ -98,7 +100,7 @@ def finish_check(session: Session, report: StoredReport, owner: str, now: dateti
 
 
 def release_expired_claims(session: Session, now: datetime, limit: int) -> int:
-    """Put running checks whose lease expired back to queued (their owner is presumed dead)."""
+    """Put running checks whose lease expired back to queued (their worker is presumed dead)."""
     expired = select(Check.id).where(
         Check.status == CheckStatus.RUNNING, Check.lease_expires_at < now
     )
@@ -112,7 +114,9 @@ def release_expired_claims(session: Session, now: datetime, limit: int) -> int:
             Check.status == CheckStatus.RUNNING,
             Check.lease_expires_at < now,
         )
-        .values(status=CheckStatus.QUEUED, owner=None, lease_expires_at=None, enqueued_at=None)
+        .values(
+            status=CheckStatus.QUEUED, claim_token=None, lease_expires_at=None, enqueued_at=None
+        )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

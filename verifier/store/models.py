@@ -7,11 +7,11 @@ write one report). The queryable parts of a report (verdict, worst errors, dtype
 versions, total time) are columns; the entries and the rest of the core's report document are
 JSON, so a report can be re-judged and served without rerunning. The functions a check calls
 are rows of ``check_functions``, so ``function = 'sinc'`` is an exact, indexed filter. A check
-being run has an ``owner`` (the token of the execution that claimed it) and a
+being run has a ``claim_token`` (the token of the execution that claimed it) and a
 ``lease_expires_at`` (docs/delivery.md). API keys are stored as SHA-256 hashes, never in
-the clear. A job submitted with an ``Idempotency-Key`` keeps that key, scoped to its owner, and
-the digest of its request, so a retried submission finds it (verifier/service.py). Change this
-file only together with a migration in ``migrations/versions``.
+the clear. A job submitted with an ``Idempotency-Key`` keeps that key, scoped to its API key,
+and the digest of its request, so a retried submission finds it (verifier/service/jobs.py).
+Change this file only together with a migration in ``migrations/versions``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ MAX_LABEL_CHARS = 200
 MAX_KEY_NAME_CHARS = 100
 KEY_HASH_CHARS = 64
 KEY_PREFIX_CHARS = 12
-OWNER_TOKEN_CHARS = 36
+CLAIM_TOKEN_CHARS = 36
 STATUS_CHARS = 16
 VERDICT_CHARS = 16
 MAX_IDEMPOTENCY_KEY_CHARS = 128
@@ -204,7 +204,7 @@ class Check(Base):
         _status_type(CheckStatus, "check_status"), default=CheckStatus.QUEUED, index=True
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    owner: Mapped[str | None] = mapped_column(String(OWNER_TOKEN_CHARS))
+    claim_token: Mapped[str | None] = mapped_column(String(CLAIM_TOKEN_CHARS))
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     enqueued_at: Mapped[datetime | None]

@@ -64,7 +64,7 @@ class ReportFilters:
     job: uuid.UUID | None = None
     since: datetime | None = None
     until: datetime | None = None
-    owner: uuid.UUID | None = None
+    api_key_id: uuid.UUID | None = None
     """Only reports of jobs submitted with this API key (None: every job)."""
 
 
@@ -74,10 +74,10 @@ def add_job(session: Session, job: Job) -> None:
     session.flush()
 
 
-def get_job(session: Session, job_id: uuid.UUID, owner: uuid.UUID | None = None) -> Job | None:
-    """The job with ``job_id``, or None; with ``owner``, None also if another key made it."""
+def get_job(session: Session, job_id: uuid.UUID, api_key_id: uuid.UUID | None = None) -> Job | None:
+    """The job with ``job_id``, or None; with ``api_key_id``, None also if another key made it."""
     job = session.get(Job, job_id)
-    if job is None or (owner is not None and job.api_key_id != owner):
+    if job is None or (api_key_id is not None and job.api_key_id != api_key_id):
         return None
     return job
 
@@ -192,9 +192,9 @@ def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
         conditions.append(StoredReport.created_at >= filters.since)
     if filters.until is not None:
         conditions.append(StoredReport.created_at < filters.until)
-    if filters.owner is not None:
+    if filters.api_key_id is not None:
         conditions.append(
-            StoredReport.job_id.in_(select(Job.id).where(Job.api_key_id == filters.owner))
+            StoredReport.job_id.in_(select(Job.id).where(Job.api_key_id == filters.api_key_id))
         )
     return conditions
 
@@ -488,7 +488,7 @@ def revoke_api_keys(session: Session, name_or_prefix: str, now: datetime) -> int
 
 
 def job_by_idempotency_key(session: Session, scoped_key: str) -> Job | None:
-    """The job stored with this owner-scoped idempotency key (``"<owner>:<key>"``), or None."""
+    """The job stored with this scoped idempotency key (``"<api key id>:<key>"``), or None."""
     return session.scalars(select(Job).where(Job.idempotency_key == scoped_key)).one_or_none()
 
 

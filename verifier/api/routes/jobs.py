@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
 
-from verifier.api.deps import SenderDep, SessionDep, SettingsDep
+from verifier.api.deps import ParserDep, SenderDep, SessionDep, SettingsDep
 from verifier.api.ratelimit import CallerDep
 from verifier.api.responses import ACCESS_RESPONSES
 from verifier.delivery.sender import send_checks
@@ -53,6 +53,7 @@ def create_job(
     session: SessionDep,
     settings: SettingsDep,
     sender: SenderDep,
+    parse: ParserDep,
     idempotency_key: Annotated[
         str | None,
         Header(alias=job_cases.IDEMPOTENCY_KEY_HEADER, description=IDEMPOTENCY_KEY_DESCRIPTION),
@@ -65,7 +66,12 @@ def create_job(
     answers 200 with the first job and sends the checks that submission left unsent.
     """
     submission = job_cases.submit(
-        session, body, settings, owner=caller.key_id, idempotency_key=idempotency_key
+        session,
+        body,
+        settings,
+        api_key_id=caller.key_id,
+        idempotency_key=idempotency_key,
+        parse=parse,
     )
     job = submission.job
     if submission.replayed:

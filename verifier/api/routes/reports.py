@@ -25,7 +25,7 @@ from pydantic import AfterValidator
 from verifier.api.deps import SessionDep, SettingsDep
 from verifier.api.ratelimit import CallerDep
 from verifier.api.responses import ACCESS_RESPONSES
-from verifier.config import MAX_REPORT_PAGE_ENTRIES
+from verifier.config import MAX_PAGE_SIZE, MAX_REPORT_PAGE_ENTRIES
 from verifier.service import reports as report_queries
 from verifier.service.schemas import (
     Dtype,
@@ -41,7 +41,6 @@ from verifier.store.repository import ReportFilters
 router = APIRouter(tags=["reports"], responses=ACCESS_RESPONSES)
 
 DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 MAX_FILTER_CHARS = 2000
 MAX_CURSOR_CHARS = 64
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -99,7 +98,7 @@ def report_filters(
 ) -> ReportFilters:
     """The report filters of a query string, limited to the caller's own jobs."""
     return ReportFilters(
-        owner=caller.key_id,
+        api_key_id=caller.key_id,
         verdict=str(verdict) if verdict is not None else None,
         expression=expression,
         function=function,

@@ -1,0 +1,132 @@
+"""Parsing with a hard bound: expressions checked in a sandbox process, never in the caller.
+
+The parser's limits keep every known construct cheap, but SymPy builds the tree, and a
+process that serves many clients (the API) must not let one expression hold it. So
+:class:`ParserPool` parses in child processes (:class:`verifier.core.sandbox.Sandbox`), each
+expression within ``timeout_s`` of wall time (and the child's CPU-time limit); past it the
+child is killed and replaced, and that expression is refused. What comes back is what the
+caller needs, not the SymPy tree: the variables, the functions and the expression's
+:class:`verifier.core.cost.Shape`, so the caller never rebuilds the tree either.
+
+>>> [facts] = check_expressions(["sin(x)*y"])
+>>> facts.variables, sorted(facts.functions), facts.shape.symbolic_size
+(('x', 'y'), ['sin'], 4)
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from verifier.core.cost import Shape, shape
+from verifier.core.parse import parse_expression, require_variables
+from verifier.core.sandbox import Sandbox, SandboxCrash, SandboxTimeout
+from verifier.errors import ExpressionError, LimitError
+
+DEFAULT_PARSE_TIMEOUT_S = 2.0
+"""Wall time one expression may take to parse in the pool (legal ones take milliseconds)."""
+
+
+@dataclass(frozen=True)
+class CheckedExpression:
+    """An expression that parsed: what submission and admission need of it."""
+
+    text: str
+    variables: tuple[str, ...]
+    functions: frozenset[str]
+    shape: Shape
+
+
+Parsed = CheckedExpression | ExpressionError
+"""One expression's outcome: its facts, or why it is refused."""
+
+
+def check_expression(text: str) -> CheckedExpression:
+    """Parse ``text`` (with at least one variable) here, in this process."""
+    parsed = require_variables(parse_expression(text))
+    return CheckedExpression(text, parsed.variables, parsed.functions, shape(parsed))
+
+
+def check_expressions(
+    texts: Sequence[str], *, progress: Callable[[str], None] | None = None
+) -> list[Parsed]:
+    """Each text's facts or refusal; calls ``progress(str(i))`` after each but the last."""
+    results: list[Parsed] = []
+    for index, text in enumerate(texts):
+        try:
+            results.append(check_expression(text))
+        except ExpressionError as error:
+            results.append(error)
+        if progress is not None and index < len(texts) - 1:
+            progress(str(index))
+    return results
+
+
+class ParserPool:
+    """``processes`` sandboxes that parse for many threads; each expression within
+    ``timeout_s``. A thread waits for a free sandbox at most ``timeout_s`` per expression."""
+
+    def __init__(self, processes: int, timeout_s: float = DEFAULT_PARSE_TIMEOUT_S):
+        self.processes = processes
+        self.timeout_s = timeout_s
+        self._all = [Sandbox() for _ in range(processes)]
+        self._free: queue.Queue[Sandbox] = queue.Queue()
+        for sandbox in self._all:
+            self._free.put(sandbox)
+
+    def start(self) -> None:
+        """Start every child now (each takes a moment to import SymPy)."""
+        for sandbox in self._all:
+            sandbox.start()
+
+    def parse(self, texts: Sequence[str]) -> list[Parsed]:
+        """Each text's facts or refusal, as :func:`check_expressions` gives them. An
+        expression past the time bound is refused, and the ones after it are not tried; an
+        expression that makes its child die is refused with the rest of the request."""
+        if not texts:
+            return []
+        wait_s = self.timeout_s * len(texts)
+        try:
+            sandbox = self._free.get(timeout=wait_s)
+        except queue.Empty:
+            busy = LimitError(
+                f"the parser is busy: no parser process was free within {wait_s:g} s; try again",
+                limit="parse_processes",
+            )
+            return [busy for _ in texts]
+        try:
+            return self._parse_in(sandbox, list(texts))
+        finally:
+            self._free.put(sandbox)
+
+    def _parse_in(self, sandbox: Sandbox, texts: list[str]) -> list[Parsed]:
+        budgets = [(str(index), self.timeout_s) for index in range(len(texts))]
+        try:
+            results, _ = sandbox.call(check_expressions, (texts,), budgets, lambda: None)
+        except SandboxTimeout as timeout:
+            # Those before the slow one parsed (their answers went with the child); those
+            # after it are not tried, so that one request holds a parser about timeout_s.
+            slow = int(timeout.stage)
+            refused = LimitError(
+                f"the expression took more than {self.timeout_s:g} s to parse",
+                limit="parse_timeout_s",
+                position=0,
+            )
+            skipped = LimitError(
+                f"not parsed: expression {slow} of this request took more than "
+                f"{self.timeout_s:g} s to parse",
+                limit="parse_timeout_s",
+            )
+            before = self._parse_in(sandbox, texts[:slow]) if slow else []
+            return [*before, refused, *[skipped for _ in texts[slow + 1 :]]]
+        except SandboxCrash as crash:
+            error = LimitError(f"the expression could not be parsed: {crash}", limit="parser")
+            return [error for _ in texts]
+        parsed: list[Parsed] = results
+        return parsed
+
+    def close(self) -> None:
+        """Stop every child."""
+        for sandbox in self._all:
+            sandbox.close()
