@@ -27,7 +27,15 @@ from verifier.service import jobs
 from verifier.service.schemas import JobIn
 from verifier.store import repository
 from verifier.store.engine import make_engine, make_session_factory
-from verifier.store.models import Check, CheckStatus, Job, JobStatus, StoredReport, utc_now
+from verifier.store.models import (
+    Check,
+    CheckStatus,
+    Job,
+    JobStatus,
+    ReportBlock,
+    StoredReport,
+    utc_now,
+)
 
 ReportDocument = Callable[..., dict[str, Any]]
 
@@ -362,10 +370,11 @@ def test_bad_input_found_by_the_core_becomes_an_error_report(
         report = session.scalars(select(StoredReport)).one()
         assert report.reason == "invalid input: point 0: x=2 is outside the test's range"
         assert report.document["expression"] == "x**2"
-        # The core's report format (StoredReport.to_dict) with the check's policy, and no entries.
+        # The core's report format (Report.to_dict) with the check's policy, and no entries.
         assert report.document["fail_on"] == ["fail", "nonfinite"]
         assert report.document["passed"] is False
-        assert report.document["counts"] == {} and report.entries == []
+        assert report.document["counts"] == {} and "entries" not in report.document
+        assert session.scalar(select(func.count()).select_from(ReportBlock)) == 0
     assert finished.passed is False
 
 

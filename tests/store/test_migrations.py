@@ -3,20 +3,23 @@ work, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import JSON, column, func, inspect, select, table, text
 
 from verifier.store import migrate
 from verifier.store.engine import make_engine
+from verifier.store.entries import decode
 from verifier.store.models import Base, Check, CheckFunction, Job, StoredReport
 
-SERVICE_TABLES = {"jobs", "checks", "check_functions", "reports", "api_keys"}
+SERVICE_TABLES = {"jobs", "checks", "check_functions", "reports", "report_blocks", "api_keys"}
 VERSIONS = Path(__file__).resolve().parents[2] / "migrations" / "versions"
 # The newest file in migrations/versions (each is named NNNN_*.py, numbered in order).
 HEAD_REVISION = max(path.name[:4] for path in VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
@@ -69,6 +72,37 @@ def _row_counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
+REPORTS_AT_0001 = table(
+    "reports",
+    *(column(name, StoredReport.__table__.c[name].type) for name in (
+        "check_id", "job_id", "verdict", "dtype", "device", "versions", "timings", "document",
+        "created_at",
+    )),
+    column("entries", JSON),
+)  # fmt: skip
+"""The reports table as revision 0001 made it (its entries a JSON list in the row)."""
+OLD_ENTRIES = [
+    {"kind": "gradient", "wrt": ["x"], "node": None, "point": 0, "autograd": 0.5403023058681398,
+     "reference": 0.5403023058681398, "abs_error": 0.0, "verdict": "pass"},
+    {"kind": "hessian", "wrt": ["x", "x"], "point": 0, "autograd": "nan", "reference": None,
+     "verdict": "domain", "detail": "an old entry"},
+]  # fmt: skip
+"""Entries in the report format of revision 0001 (before ratio, condition and blame)."""
+
+
+def _stored_entries(url: str) -> list[Any]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if migrate.current(url) >= "0006":
+                blocks = connection.execute(text("SELECT data FROM report_blocks ORDER BY number"))
+                return [entry for (data,) in blocks for entry in decode(data)]
+            (entries,) = connection.execute(text("SELECT entries FROM reports")).one()
+            return list(json.loads(entries) if isinstance(entries, str) else entries)
+    finally:
+        engine.dispose()
+
+
 def _write_a_finished_job_at_0001(url: str) -> None:
     """One job with one check, its function and its report, in revision 0001's columns."""
     job_id, check_id, now = uuid.uuid4(), uuid.uuid4(), datetime(2026, 11, 26, tzinfo=UTC)
@@ -92,9 +126,9 @@ def _write_a_finished_job_at_0001(url: str) -> None:
                 CheckFunction.__table__.insert().values(check_id=check_id, function="sin")
             )
             connection.execute(
-                StoredReport.__table__.insert().values(
+                REPORTS_AT_0001.insert().values(
                     check_id=check_id, job_id=job_id, verdict="pass", dtype="float64",
-                    device="cpu", versions={}, timings={}, entries=[], document={},
+                    device="cpu", versions={}, timings={}, entries=OLD_ENTRIES, document={},
                     created_at=now,
                 )
             )  # fmt: skip
@@ -108,12 +142,13 @@ def _rows_survive_every_step(url: str) -> None:
     one_of_each = dict.fromkeys(ROW_TABLES, 1)
     # Each revision up, then each down again: a step that copies a table (SQLite's batch
     # mode) must not take the rows that reference it along.
-    for revision in ("0002", "0003", HEAD_REVISION, "0003", "0002", "0001"):
+    for revision in ("0002", "0003", "0005", HEAD_REVISION, "0005", "0003", "0002", "0001"):
         if revision > (migrate.current(url) or ""):
             migrate.upgrade(url, revision)
         else:
             migrate.downgrade(url, revision)
         assert _row_counts(url) == one_of_each, revision
+        assert _stored_entries(url) == OLD_ENTRIES, revision
 
 
 def test_rows_survive_every_migration_step_on_sqlite(tmp_path: Path) -> None:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from verifier.cli.toolkit import JsonOption, errors, fail, print_json
 from verifier.core.ops import OPERATIONS
 from verifier.core.survey import (
     DEFAULT_SURVEY_POINTS,
@@ -28,8 +28,6 @@ from verifier.core.survey import (
     run_survey,
     to_json,
 )
-
-EXIT_BAD_INPUT = 2
 
 
 def survey(
@@ -48,16 +46,21 @@ def survey(
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Survey torch's derivative accuracy, operation by operation and dtype by dtype."""
-    console = Console(stderr=True)
+    console = errors
     dtypes = list(dtype or SURVEY_DTYPES)
     unknown = sorted(set(dtypes) - set(SURVEY_DTYPES))
+    if unknown:
+        fail(f"unknown dtype {', '.join(unknown)}; choose from {', '.join(SURVEY_DTYPES)}")
+    names = {op.name for op in OPERATIONS}
+    missing = sorted(set(operation or []) - names)
+    if missing:
+        fail(f"unknown operation {', '.join(missing)}; see docs/functions.md for the names")
+    if points < 1 or workers < 1:
+        fail("--points and --workers must be at least 1")
     chosen = [op for op in OPERATIONS if not operation or op.name in operation]
-    if unknown or not chosen or points < 1 or workers < 1:
-        problem = f"unknown dtype(s) {unknown}" if unknown else "no operation or points chosen"
-        console.print(f"error: {problem}")
-        raise typer.Exit(EXIT_BAD_INPUT)
     started = time.perf_counter()
     findings: list[Finding] = []
     with Progress(
@@ -88,9 +91,10 @@ def survey(
         "workers": workers,
     }
     output.write_text(markdown(findings, meta), encoding="utf-8")
-    output.with_suffix(".json").write_text(
-        json.dumps(to_json(findings, meta), indent=1) + "\n", encoding="utf-8"
-    )
+    document = to_json(findings, meta)
+    output.with_suffix(".json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    if as_json:
+        print_json(document)
     failing = sum(1 for f in findings if f.counts.get("fail"))
     console.print(
         f"{len(findings)} rows, {failing} with failures, in {seconds:.0f} s: {output} and "

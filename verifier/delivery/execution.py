@@ -23,12 +23,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from verifier.config import DEFAULT_CLAIM_LEASE_S
 from verifier.core.report import Report as CoreReport
 from verifier.core.verdict import Verdict
-from verifier.config import DEFAULT_CLAIM_LEASE_S
 from verifier.errors import InputError
 from verifier.store import claims, repository
-from verifier.store.models import Check, StoredReport, utc_now
+from verifier.store.entries import blocks_of
+from verifier.store.models import Check, ReportBlock, StoredReport, utc_now
 from verifier.store.outcome import check_fail_on, report_number
 
 logger = logging.getLogger(__name__)
@@ -161,7 +162,8 @@ def run_core(check: Check, core: CoreCheck) -> dict[str, Any]:
 
 
 def report_row(check: Check, document: Mapping[str, Any]) -> StoredReport:
-    """The database row of a report document: queryable columns plus the JSON itself."""
+    """The database row of a report document: queryable columns, the document without its
+    entries, and the entries in blocks (verifier/store/entries.py)."""
     worst = document.get("worst") or {}
     versions = dict(document.get("versions") or {})
     timings = dict(document.get("timings") or {})
@@ -181,8 +183,17 @@ def report_row(check: Check, document: Mapping[str, Any]) -> StoredReport:
         total_seconds=report_number(timings.get("total")),
         versions=versions,
         timings=timings,
-        entries=list(document.get("entries") or []),
         document=rest,
+        blocks=[
+            ReportBlock(
+                number=block.number,
+                first_entry=block.first,
+                entries=block.entries,
+                failing=block.failing,
+                data=block.data,
+            )
+            for block in blocks_of(list(document.get("entries") or []))
+        ],
     )
 
 

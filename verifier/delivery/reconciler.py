@@ -18,6 +18,7 @@ import logging
 import threading
 from datetime import timedelta
 
+from prometheus_client import Counter
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import Settings
@@ -29,6 +30,14 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 STOP_TIMEOUT_S = 10.0
+
+REPUBLISHED = Counter(
+    "derivcheck_reconciler_republished_checks",
+    "Checks the reconciler of this process published again (never sent, lost, or left by a "
+    "dead worker)",
+    registry=None,
+)
+"""Exported by the API's ``/metrics`` (verifier/api/metrics.py); registered nowhere else."""
 
 
 def reconcile_once(session: Session, sender: Sender, settings: Settings) -> int:
@@ -46,7 +55,24 @@ def reconcile_once(session: Session, sender: Sender, settings: Settings) -> int:
         logger.warning("finished %d jobs whose last writer stopped answering", finished)
     cutoff = now - timedelta(seconds=settings.requeue_after_s)
     checks = list(claims.unfinished_checks(session, cutoff, BATCH_SIZE))
-    return send_checks(session, sender, checks) if checks else 0
+    sent = send_checks(session, sender, checks) if checks else 0
+    REPUBLISHED.inc(sent)
+    if released or finished or checks:
+        logger.info(
+            "reconciled: released %d claims, finished %d jobs, re-published %d of %d checks",
+            released,
+            finished,
+            sent,
+            len(checks),
+            extra={
+                "event": "reconcile",
+                "released": released,
+                "finished": finished,
+                "republished": sent,
+                "check_ids": [str(check.id) for check in checks[:20]],
+            },
+        )
+    return sent
 
 
 class Reconciler:

@@ -40,7 +40,7 @@ from verifier.store.repository import ReportedCheck, ReportFilters
 
 def _outcome(report: StoredReport, check: Check) -> Outcome:
     return read_outcome(
-        report.verdict, report.document, report.entries, fail_on=check.fail_on, strict=check.strict
+        report.verdict, report.document, None, fail_on=check.fail_on, strict=check.strict
     )
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -251,8 +252,26 @@ class StoredReport(Base):
     total_seconds: Mapped[float | None] = mapped_column(Float)
     versions: Mapped[dict[str, Any]] = mapped_column(JSON)
     timings: Mapped[dict[str, Any]] = mapped_column(JSON)
-    entries: Mapped[list[Any]] = mapped_column(JSON)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
 
     check: Mapped[Check] = relationship(back_populates="report")
+    blocks: Mapped[list[ReportBlock]] = relationship(
+        cascade="all, delete-orphan", order_by="ReportBlock.number", lazy="raise"
+    )
+
+
+class ReportBlock(Base):
+    """Up to ``BLOCK_ENTRIES`` entries of a report, as columns (verifier/store/entries.py):
+    no stored value grows with a report's size."""
+
+    __tablename__ = "report_blocks"
+
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_entry: Mapped[int] = mapped_column(Integer)
+    entries: Mapped[int] = mapped_column(Integer)
+    failing: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

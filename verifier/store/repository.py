@@ -12,27 +12,24 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    JSON,
     ColumnElement,
-    Integer,
     Row,
     Select,
     Text,
     and_,
     cast,
-    column,
     exists,
     func,
     inspect,
     or_,
     select,
-    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from verifier.core.verdict import Verdict, worst
+from verifier.store import entries as entry_codec
 from verifier.store.models import (
     ApiKey,
     Check,
@@ -40,6 +37,7 @@ from verifier.store.models import (
     CheckStatus,
     Job,
     JobStatus,
+    ReportBlock,
     StoredReport,
     utc_now,
 )
@@ -48,6 +46,8 @@ from verifier.store.outcome import read_outcome
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
 MAX_SQL_INTEGER = 2**31 - 1
+BLOCKS_PER_FETCH = 4
+"""Entry blocks fetched from the database at a time while reading a report's entries."""
 """The largest value an Integer column or parameter holds (32 bits on PostgreSQL): the
 bound of report ids, check positions and entry indexes that a query may be given."""
 
@@ -107,7 +107,8 @@ def checks_of_job(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
 
 
 def insert_report(session: Session, report: StoredReport) -> bool:
-    """Insert ``report`` unless its check already has one; True when this call added it."""
+    """Insert ``report`` and its entry blocks unless its check already has a report; True when
+    this call added it."""
     values = {
         attribute.key: getattr(report, attribute.key)
         for attribute in inspect(StoredReport).column_attrs
@@ -116,10 +117,28 @@ def insert_report(session: Session, report: StoredReport) -> bool:
     values.setdefault("created_at", report.created_at or utc_now())
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(
-        insert(StoredReport).values(**values).on_conflict_do_nothing(index_elements=["check_id"])
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    report_id = session.execute(
+        insert(StoredReport)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["check_id"])
+        .returning(StoredReport.id)
+    ).scalar_one_or_none()
+    if report_id is None:
+        return False
+    rows = [
+        {
+            "report_id": report_id,
+            "number": block.number,
+            "first_entry": block.first_entry,
+            "entries": block.entries,
+            "failing": block.failing,
+            "data": block.data,
+        }
+        for block in report.blocks
+    ]
+    if rows:
+        session.execute(insert(ReportBlock), rows)
+    return True
 
 
 def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -> bool:
@@ -270,7 +289,6 @@ def _listed(row: Row[Any], counts: dict[str, int] | None) -> tuple[StoredReport,
         worst_ulp_error=row.worst_ulp_error,
         created_at=row.created_at,
         document=document,
-        entries=None,
     )
     check = Check(
         id=row.check_id,
@@ -283,48 +301,23 @@ def _listed(row: Row[Any], counts: dict[str, int] | None) -> tuple[StoredReport,
     return report, check
 
 
-def _entry_elements(session: Session) -> TableValued:
-    """The elements of ``reports.entries`` as rows of (``index`` from 0, ``value``), in the
-    dialect's JSON table function; a query joins it to ``reports`` (it reads that row's column)."""
-    if session.get_bind().dialect.name == "postgresql":
-        elements = func.json_array_elements(StoredReport.entries).table_valued(
-            column("value", JSON), with_ordinality="ordinality", name="entry"
-        )
-        return TableValued(elements, elements.c.ordinality - 1, elements.c.value)
-    elements = func.json_each(StoredReport.entries).table_valued(
-        column("key", Integer), column("value", JSON), name="entry"
-    )
-    return TableValued(elements, elements.c.key, elements.c.value)
-
-
-@dataclass(frozen=True)
-class TableValued:
-    """A JSON table function and its index and value columns."""
-
-    source: Any
-    index: ColumnElement[int]
-    value: ColumnElement[Any]
-
-
 def count_entries_by_verdict(
     session: Session, report_ids: Sequence[int]
 ) -> dict[int, dict[str, int]]:
-    """Each report's entries per verdict, counted by the database (its entries never reach
-    this process); a report without entries is absent."""
+    """Each report's entries per verdict, counted block by block (one block in memory at a
+    time); a report without entries is absent."""
     counts: dict[int, dict[str, int]] = {}
     if not report_ids:
         return counts
-    elements = _entry_elements(session)
-    verdict = elements.value["verdict"].as_string()
     query = (
-        select(StoredReport.id, verdict, func.count())
-        .select_from(StoredReport)
-        .join(elements.source, true())
-        .where(StoredReport.id.in_(report_ids))
-        .group_by(StoredReport.id, verdict)
+        select(ReportBlock.report_id, ReportBlock.data)
+        .where(ReportBlock.report_id.in_(report_ids))
+        .execution_options(yield_per=BLOCKS_PER_FETCH)
     )
-    for report_id, name, count in session.execute(query):
-        counts.setdefault(report_id, {})[str(name)] = int(count)
+    for report_id, data in session.execute(query):
+        found = counts.setdefault(report_id, {})
+        for verdict in entry_codec.verdicts(data):
+            found[verdict] = found.get(verdict, 0) + 1
     return counts
 
 
@@ -338,27 +331,45 @@ def report_entries(
 ) -> list[tuple[int, int, dict[str, Any]]]:
     """Up to ``limit`` entries of these reports as (check position, entry index, entry), in
     that order, from ``after`` = (position, index) on; ``failing``: only entries whose verdict
-    is not ``pass``. The database cuts the slice out of the stored lists, so reports of any
-    size cost this process only the entries returned."""
-    if not report_ids:
-        return []
+    is not ``pass``. Blocks are fetched and decoded a few at a time, from the first that holds
+    ``after``, skipping blocks without failing entries when only those are asked for, so
+    reports of any size cost this process about the entries returned."""
+    found: list[tuple[int, int, dict[str, Any]]] = []
+    if not report_ids or limit <= 0:
+        return found
     position, index = after
-    elements = _entry_elements(session)
     query = (
-        select(Check.position, elements.index, elements.value)
-        .select_from(StoredReport)
+        select(Check.position, ReportBlock.first_entry, ReportBlock.data)
+        .select_from(ReportBlock)
+        .join(StoredReport, StoredReport.id == ReportBlock.report_id)
         .join(Check, Check.id == StoredReport.check_id)
-        .join(elements.source, true())
         .where(
-            StoredReport.id.in_(report_ids),
-            or_(Check.position > position, elements.index >= index),
+            ReportBlock.report_id.in_(report_ids),
+            or_(
+                Check.position > position,
+                ReportBlock.first_entry + ReportBlock.entries > index,
+            ),
         )
+        .order_by(Check.position, ReportBlock.number)
+        .execution_options(yield_per=BLOCKS_PER_FETCH)
     )
     if failing:
-        verdict = func.coalesce(elements.value["verdict"].as_string(), "")
-        query = query.where(verdict != str(Verdict.PASS))
-    query = query.order_by(Check.position, elements.index).limit(limit)
-    return [(int(at), int(number), value) for at, number, value in session.execute(query)]
+        query = query.where(ReportBlock.failing > 0)
+    result = session.execute(query)
+    try:
+        for at, first, data in result:
+            for offset, entry in enumerate(entry_codec.decode(data)):
+                number = first + offset
+                if at == position and number < index:
+                    continue
+                if failing and entry.get("verdict") == Verdict.PASS:
+                    continue
+                found.append((int(at), number, entry))
+                if len(found) == limit:
+                    return found
+    finally:
+        result.close()
+    return found
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,141 @@
+"""Report entries in blocks (verifier/store/entries.py): exact round trips, a bound on every
+stored value whatever the report's size, and pages read across blocks on both databases.
+
+Sources: [pg] PostgreSQL's limit of 1 GB for one field value ("Appendix K. PostgreSQL
+Limits"); [limits] the parser's MAX_EXPRESSION_CHARS (2000) bounds every text an entry holds
+(its node, its blame, and a detail that quotes at most the expression); the expected pages are
+slices of the very list that was stored.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from verifier import check
+from verifier.config import Settings
+from verifier.core.parse import MAX_EXPRESSION_CHARS
+from verifier.delivery.execution import report_row
+from verifier.service import jobs
+from verifier.service.schemas import JobIn
+from verifier.store import migrate, repository
+from verifier.store.engine import make_engine, make_session_factory
+from verifier.store.entries import BLOCK_ENTRIES, blocks_of, decode, encode
+
+POSTGRES_VALUE_LIMIT = 1024**3  # [pg]
+
+
+def _as_stored(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [entry for block in blocks_of(entries) for entry in decode(block.data)]
+
+
+def test_a_real_report_comes_back_exactly() -> None:
+    report = check(
+        "sin(x)*exp(y) + x*y*z**2 + log(1 + z**2)",
+        samples=700,
+        dtype="float32",
+        domain={"x": (-3, 3), "y": (-3, 3), "z": (-3, 3)},
+        nodes=True,
+    )
+    entries = json.loads(json.dumps(report.to_dict()["entries"]))
+    assert len(entries) > 2 * BLOCK_ENTRIES  # several blocks, the last one partial
+    assert json.dumps(_as_stored(entries)) == json.dumps(entries)
+
+
+def test_entries_of_any_shape_come_back_as_they_were() -> None:
+    odd: list[dict[str, Any]] = [
+        {},
+        {"kind": "gradient", "point": 1.5, "verdict": "pass", "future": [1, {"a": None}]},
+        {"wrt": "x", "ratio": 3, "autograd": "inf", "abs_error": float("inf"), "point": True},
+        {"wrt": ["x", "y"], "node": "sin(x)", "reference": -0.0, "rel_error": "nan"},
+        {"point": 2**70, "detail": 5, "blame": ["n"], "correct_bits": None, "condition": 1e-310},
+    ]
+    back = decode(encode(odd))
+    assert [json.dumps(e, sort_keys=True) for e in back] == [
+        json.dumps(e, sort_keys=True) for e in odd
+    ]
+    assert str(back[3]["reference"]) == "-0.0"
+
+
+def test_no_stored_value_approaches_the_database_limit() -> None:
+    # The worst legal block: every entry's texts as long as an expression may be, and all
+    # different, from random letters that do not compress.
+    rng = random.Random(7)
+
+    def text() -> str:
+        return "".join(rng.choices(string.ascii_letters, k=MAX_EXPRESSION_CHARS))
+
+    worst = [
+        {"kind": "node", "wrt": None, "node": text(), "point": n, "autograd": rng.random(),
+         "verdict": "fail", "detail": text(), "blame": text(), "phase": "first backward"}
+        for n in range(BLOCK_ENTRIES)
+    ]  # fmt: skip
+    (block,) = blocks_of(worst)
+    assert block.entries == BLOCK_ENTRIES and block.failing == BLOCK_ENTRIES
+    assert len(block.data) < 32 * 1024**2  # megabytes, against a limit of a gigabyte
+    assert len(block.data) < POSTGRES_VALUE_LIMIT / 30
+    assert decode(block.data) == worst
+
+
+ENTRIES = 3 * BLOCK_ENTRIES + 123
+
+
+def _synthetic() -> list[dict[str, Any]]:
+    return [
+        {"kind": "gradient", "wrt": ["x"], "node": None, "point": n, "autograd": n / 7,
+         "verdict": "fail" if n % 7 == 3 else "pass", "detail": None}
+        for n in range(ENTRIES)
+    ]  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stored(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Session, int]]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'blocks.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            job = jobs.submit_job(
+                session,
+                JobIn.model_validate({"checks": [{"expression": "x", "points": [{"x": 1}]}]}),
+                Settings(database_url=url),
+            )
+            document = {"verdict": "fail", "dtype": "float64", "entries": _synthetic()}
+            assert repository.insert_report(session, report_row(job.checks[0], document))
+            session.commit()
+            report_id = repository.reported_checks(session, job.id, from_position=0, limit=1)[
+                0
+            ].report_id
+            assert report_id is not None
+            yield session, report_id
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("start", [0, 1, BLOCK_ENTRIES - 1, BLOCK_ENTRIES, 2 * BLOCK_ENTRIES + 5])
+@pytest.mark.parametrize("failing", [False, True])
+def test_pages_across_blocks_are_slices_of_what_was_stored(
+    stored: tuple[Session, int], start: int, failing: bool
+) -> None:
+    session, report_id = stored
+    expected = [
+        (0, n, entry)
+        for n, entry in enumerate(_synthetic())
+        if n >= start and not (failing and entry["verdict"] == "pass")
+    ][:3000]
+    found = repository.report_entries(
+        session, [report_id], after=(0, start), limit=3000, failing=failing
+    )
+    assert found == expected
+    counts = repository.count_entries_by_verdict(session, [report_id])
+    failures = sum(1 for n in range(ENTRIES) if n % 7 == 3)
+    assert counts == {report_id: {"pass": ENTRIES - failures, "fail": failures}}
