@@ -175,6 +175,29 @@ class Settings(BaseSettings):
         description="characters of stored report documents one page of a job's report loads",
     )
 
+    # Watching the fleet: see docs/metrics.md and verifier/delivery/logs.py.
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: lines for a terminal; json: one JSON object a line, with job and "
+        "check ids, for a log collector",
+    )
+    metrics: bool = Field(default=True, description="serve GET /metrics from the API")
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="port where a worker host serves its metrics (one slot serves all the "
+        "host's slots); 0: workers keep no metrics",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="interface of the workers' metrics port"
+    )
+    worker_metrics_dir: Path | None = Field(
+        default=None,
+        description="folder where a host's worker processes keep their metrics "
+        "(prometheus_client's multiprocess mode); empty: data_dir/worker-metrics",
+    )
+
     @property
     def reference_timeout_s(self) -> float:
         """The references' budget within a check's hard limit (``REFERENCE_SHARE_OF_LIMIT``)."""

@@ -9,21 +9,35 @@ Torch releases the GIL inside its kernels, so threads do overlap on the numeric 
 But a check past its hard time limit ends its process, and threads' checks with it: so
 ``derivcheck worker --concurrency N`` (supervised, the default) runs N solo processes instead,
 one check each (verifier/cli/processes.py, ``Slots``).
+
+Events: on a Redis broker a worker sends task events and heartbeats, so ``celery --app
+workers.app:app inspect ping`` and Flower (docs/metrics.md) see the fleet. On the embedded
+SQLite broker both stay off: kombu's SQLAlchemy transport has no fanout exchange, so remote
+control (``inspect``, ``ping``) and Flower's worker list cannot work there at all, and every
+event and heartbeat would be a row in the same SQLite file the checks' messages wait in,
+contending for its lock and piling up with no consumer to take them. Gossip and mingle stay
+off everywhere: a worker neither needs its peers' state nor should wait for them at start.
+
+``app`` (``workers.app:app``) is the worker app for the environment's settings, made when the
+Celery command line first asks for it.
 """
 
 from __future__ import annotations
 
+import logging
 import resource
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import Settings
 from verifier.delivery.celery import make_celery
 from verifier.delivery.execution import CoreCheck, LeaseRenewer
+from verifier.delivery.logs import json_handler
 from verifier.store.engine import make_engine, make_session_factory
+from workers import metrics
 from workers.tasks import core_check, register_tasks
 
 
@@ -66,8 +80,42 @@ def create_celery(settings: Settings, core: CoreCheck = core_check) -> WorkerApp
     """The worker app for ``settings``, with the check task registered (running ``core``)."""
     app = make_celery(settings, WorkerApp)
     app.settings = settings
+    app.conf.worker_send_task_events = sends_events(settings)
     register_tasks(app, core)
+    signals.worker_init.connect(_on_worker_init, weak=False, dispatch_uid="derivcheck-init")
+    if settings.log_format == "json":
+        signals.setup_logging.connect(
+            _json_logging, weak=False, dispatch_uid="derivcheck-json-logs"
+        )
     return app
+
+
+def sends_events(settings: Settings) -> bool:
+    """Whether workers send task events and heartbeats: on Redis, not on the embedded broker
+    (see the module docstring)."""
+    return not settings.uses_embedded_broker
+
+
+def _json_logging(loglevel: Any = None, **_: Any) -> None:
+    """Celery's ``setup_logging``: with a receiver, Celery leaves logging to it."""
+    root = logging.getLogger()
+    root.handlers = [json_handler()]
+    level = loglevel if loglevel is not None else logging.INFO
+    root.setLevel(logging.getLevelName(level) if isinstance(level, str) else level)
+
+
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    """At a worker's start: serve the host's metrics if ``worker_metrics_port`` is set."""
+    app = getattr(sender, "app", None)
+    if isinstance(app, WorkerApp):
+        metrics.serve(app.settings)
+
+
+def __getattr__(name: str) -> Any:
+    # ``celery --app workers.app:app ...`` (inspect, flower): the app for the environment.
+    if name == "app":
+        return create_celery(Settings())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def limit_memory(settings: Settings) -> None:
@@ -107,8 +155,9 @@ def worker_arguments(
         f"--loglevel={loglevel}",
         "--without-gossip",
         "--without-mingle",
-        "--without-heartbeat",
     ]
+    if not sends_events(settings):
+        arguments.append("--without-heartbeat")
     if hostname is not None:
         arguments.append(f"--hostname={hostname}")
     return [str(argument) for argument in arguments]

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from celery.utils.time import get_exponential_backoff_interval
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from verifier.delivery.celery import RUN_CHECK_TASK
 from verifier.delivery.execution import ClaimPolicy, CoreCheck, execute_check
+from verifier.delivery.logs import log_context
+from verifier.store import page_queries
+from workers import metrics
 from workers.watchdog import hard_time_limit
 
 if TYPE_CHECKING:
@@ -33,10 +37,38 @@ RETRY_BACKOFF_MAX_S = 60
 def core_check(expression: str, **options: Any) -> Mapping[str, Any]:
     """The core's report for one check, as a dict (imports torch on first use)."""
     from verifier.core.check import check
+    from verifier.core.sandbox import thread_sandbox
 
+    sandbox = thread_sandbox().pid
     report = check(expression, **options)
     result: Mapping[str, Any] = report.to_dict()
+    if sandbox is not None and thread_sandbox().pid != sandbox:
+        # The check ended its sandbox process (a timeout or a crash): the next starts anew.
+        found = metrics.current()
+        if found is not None:
+            found.sandbox_restarts.inc()
     return result
+
+
+class Observed:
+    """The core of one task run, remembering the report it returned; the core is called
+    only once this execution holds the check's claim, so its call marks the claim."""
+
+    def __init__(self, core: CoreCheck, check_id: str):
+        self.core = core
+        self.check_id = check_id
+        self.document: Mapping[str, Any] | None = None
+
+    def __call__(self, expression: str, **options: Any) -> Mapping[str, Any]:
+        logger.info(
+            "check %s claimed: %s in %s",
+            self.check_id,
+            expression[:200],
+            options.get("dtype"),
+            extra={"event": "check_claimed", "dtype": options.get("dtype")},
+        )
+        self.document = self.core(expression, **options)
+        return self.document
 
 
 def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
@@ -49,39 +81,91 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
         ``takes_over`` is set on a retry: the token of the execution that failed on a
         database error, whose claim this one takes back at once.
         """
-        settings = app.settings
-        policy = ClaimPolicy(max_attempts=settings.max_attempts)
-        # A token per execution: a redelivered message (its worker died, or the broker's
-        # visibility timeout ran out while the check still runs) waits for the claim's lease.
-        claim_token = str(uuid.uuid4())
-        with hard_time_limit(settings.check_time_limit_s, f"check {check_id}"):
-            # Budgets within the hard limit: a slow check ends as a clean `error: ... timeout`.
-            budgeted = functools.partial(
-                core,
-                symbolic_timeout_s=settings.symbolic_timeout_s,
-                reference_timeout_s=settings.reference_timeout_s,
+        with log_context(check_id=check_id, job_id=_job_of(app, check_id)):
+            return _run(task, app, core, check_id, takes_over)
+
+
+def _job_of(app: WorkerApp, check_id: str) -> str | None:
+    """The check's job id for the log lines; None if the database cannot tell now."""
+    try:
+        with app.sessions() as session:
+            job_id = page_queries.job_of_check(session, uuid.UUID(check_id))
+    except (SQLAlchemyError, ValueError):
+        return None  # the task itself meets the same error and handles it
+    return str(job_id) if job_id is not None else None
+
+
+def _run(
+    task: Any, app: WorkerApp, core: CoreCheck, check_id: str, takes_over: str | None
+) -> str | None:
+    settings = app.settings
+    policy = ClaimPolicy(max_attempts=settings.max_attempts)
+    # A token per execution: a redelivered message (its worker died, or the broker's
+    # visibility timeout ran out while the check still runs) waits for the claim's lease.
+    claim_token = str(uuid.uuid4())
+    started = time.perf_counter()
+    observed = Observed(core, check_id)
+    with hard_time_limit(settings.check_time_limit_s, f"check {check_id}"):
+        # Budgets within the hard limit: a slow check ends as a clean `error: ... timeout`.
+        budgeted = functools.partial(
+            observed,
+            symbolic_timeout_s=settings.symbolic_timeout_s,
+            reference_timeout_s=settings.reference_timeout_s,
+        )
+        try:
+            verdict = execute_check(
+                app.sessions,
+                uuid.UUID(check_id),
+                budgeted,
+                policy,
+                claim_token=claim_token,
+                takes_over=takes_over,
+                renewer=app.renewer,
             )
-            try:
-                verdict = execute_check(
-                    app.sessions,
-                    uuid.UUID(check_id),
-                    budgeted,
-                    policy,
-                    claim_token=claim_token,
-                    takes_over=takes_over,
-                    renewer=app.renewer,
-                )
-            except OperationalError as error:
-                # A database that is briefly away: try again later rather than lose the check.
-                countdown = get_exponential_backoff_interval(
-                    RETRY_BACKOFF_S, task.request.retries, RETRY_BACKOFF_MAX_S, full_jitter=True
-                )
-                logger.warning("check %s: database error, retrying in %s s", check_id, countdown)
-                raise task.retry(
-                    exc=error,
-                    countdown=countdown,
-                    args=[check_id],
-                    kwargs={"takes_over": claim_token},
-                ) from error
-        logger.info("check %s: %s", check_id, verdict)
-        return verdict
+        except OperationalError as error:
+            found = metrics.current()
+            if found is not None:
+                found.task_failures.inc()
+            # A database that is briefly away: try again later rather than lose the check.
+            countdown = get_exponential_backoff_interval(
+                RETRY_BACKOFF_S, task.request.retries, RETRY_BACKOFF_MAX_S, full_jitter=True
+            )
+            logger.warning(
+                "check %s: database error, retrying in %s s",
+                check_id,
+                countdown,
+                extra={"event": "check_retry", "countdown_s": countdown},
+            )
+            raise task.retry(
+                exc=error,
+                countdown=countdown,
+                args=[check_id],
+                kwargs={"takes_over": claim_token},
+            ) from error
+    seconds = time.perf_counter() - started
+    document = observed.document
+    found = metrics.current()
+    if found is not None:
+        found.observe(verdict, document, seconds)
+    if verdict is None:
+        logger.info(
+            "check %s: not run here (another execution holds it, or it is gone)",
+            check_id,
+            extra={"event": "check_skipped"},
+        )
+        return None
+    logger.info(
+        "check %s: %s in %.3f s",
+        check_id,
+        verdict,
+        seconds,
+        extra={
+            "event": "check_finished",
+            "verdict": verdict,
+            "duration_s": round(seconds, 6),
+            "dtype": (document or {}).get("dtype"),
+            "device": (document or {}).get("device"),
+            "reason": (document or {}).get("reason"),
+        },
+    )
+    return verdict

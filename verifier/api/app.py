@@ -22,11 +22,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from verifier.api.limits import BodySizeLimitMiddleware
+from verifier.api.metrics import AcceptedJobLog, make_registry
 from verifier.api.ratelimit import make_rate_limiter
-from verifier.api.routes import health, jobs, reports
+from verifier.api.routes import health, jobs, metrics, reports, ui
 from verifier.config import Settings
 from verifier.core.guard import ParserPool
 from verifier.delivery.celery import CelerySender, make_celery
+from verifier.delivery.logs import use_json_logs
 from verifier.delivery.reconciler import Reconciler
 from verifier.delivery.sender import Sender
 from verifier.errors import (
@@ -78,6 +80,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.log_format == "json":
+            use_json_logs()  # after the server configured its loggers, so theirs too
         parser.start()
         reconciler = None
         if settings.requeue_interval_s > 0:
@@ -101,10 +105,15 @@ def create_app(
     app.state.keys_required = settings.api_keys != "off" if keys_required is None else keys_required
     app.state.rate_limiter = rate_limiter
     app.state.parser = parser
+    app.state.metrics = make_registry(app.state.sessions, (settings.cpu_queue, settings.gpu_queue))
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AcceptedJobLog)
     app.include_router(jobs.router)
     app.include_router(reports.router)
     app.include_router(health.router)
+    app.include_router(ui.router)
+    if settings.metrics:
+        app.include_router(metrics.router)
     _add_error_handlers(app)
     return app
 

@@ -28,6 +28,7 @@ from fastapi import Depends, Request
 
 from verifier.api.auth import Caller, client_address, identify, presented_key
 from verifier.api.deps import SessionDep
+from verifier.api.metrics import count_refusal
 from verifier.config import Settings
 from verifier.errors import RateLimitedError, UnauthorizedError
 
@@ -181,6 +182,12 @@ def limited_caller(
 def _take(limiter: Limiter, bucket: str) -> None:
     wait = limiter.wait_s(bucket)
     if wait > 0:
+        count_refusal(bucket)
+        logger.info(
+            "rate limit: refused a request of %s",
+            bucket.split(":", 1)[0],
+            extra={"event": "rate_limited", "retry_after_s": wait},
+        )
         raise RateLimitedError(max(1, math.ceil(wait)))
 
 

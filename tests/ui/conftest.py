@@ -1,0 +1,151 @@
+"""A live API with real reports, and a headless Chromium to look at its pages.
+
+The site is made once per module: a migrated database, two API keys (alice and bob), jobs
+submitted over HTTP, and every check run by the real core through the worker's execution
+code (the in-memory sender stands in for the broker, which is not what these tests are
+about). The browser is Debian's ``chromium``: missing, the tests skip here and fail in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from chromium_driver import Chromium, find_chromium
+
+from verifier.api import create_app
+from verifier.config import Settings
+from verifier.delivery.execution import execute_check
+from verifier.delivery.sender import InMemorySender
+from verifier.store import keys, migrate
+from verifier.store.engine import make_engine, make_session_factory
+from workers.tasks import core_check
+
+IN_CI = os.environ.get("CI") == "true"
+SERVER_START_TIMEOUT_S = 10.0
+HOSTILE_LABEL = '<script>alert("label")</script><b>bold</b> & <img src=x onerror=alert(1)>'
+
+FLOAT32_CHECK = {
+    # tanh's gradient in float32 fails at large |x| (docs/survey-torch-2.13-cpu.md: tanh(x)
+    # in float32, first backward); y makes the plots two, and its Hessian element 0.
+    "expression": "tanh(x)*y",
+    "dtype": "float32",
+    "samples": 200,
+    "domain": {"x": [-10, 10], "y": [0.5, 2]},
+    "seed": 3,
+}
+SEED_CHECK = {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]}
+SQUARE_CHECK = {"expression": "x**2", "points": [{"x": 1}, {"x": 2}, {"x": 3}]}
+SINE_CHECK = {"expression": "sin(x)", "points": [{"x": 0.5}, {"x": 1.5}]}
+BOB_CHECK = {"expression": "exp(x)", "points": [{"x": 1}]}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Site:
+    """The live API and what was submitted to it."""
+
+    url: str
+    alice: str
+    bob: str
+    jobs: dict[str, str] = field(default_factory=dict)
+    """name -> job id, as POST /jobs answered"""
+
+
+def _submit(http: httpx.Client, key: str, body: dict[str, Any]) -> str:
+    answer = http.post("/jobs", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 202, answer.text
+    job_id: str = answer.json()["id"]
+    return job_id
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A live API (keys required) with finished jobs of alice and bob."""
+    folder = tmp_path_factory.mktemp("ui")
+    url = f"sqlite:///{folder / 'ui.sqlite3'}"
+    migrate.upgrade(url)
+    settings = Settings(
+        data_dir=folder / "data",
+        database_url=url,
+        requeue_interval_s=0,
+        api_keys="required",
+        parse_processes=0,
+        rate_limit_per_minute=6000,
+        rate_limit_burst=1000,
+    )
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    with sessions() as session:
+        _, alice = keys.create_key(session, "alice")
+        _, bob = keys.create_key(session, "bob")
+        session.commit()
+    sender = InMemorySender()
+    app = create_app(settings, sender)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
+        time.sleep(0.01)
+    base = f"http://127.0.0.1:{server.config.port}"
+    found = Site(url=base, alice=alice, bob=bob)
+    try:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            found.jobs["float32"] = _submit(
+                http, alice, {"label": HOSTILE_LABEL, "checks": [FLOAT32_CHECK, SEED_CHECK]}
+            )
+            found.jobs["sine"] = _submit(
+                http, alice, {"label": "sine sweep", "checks": [SINE_CHECK, SQUARE_CHECK]}
+            )
+            found.jobs["bob"] = _submit(http, bob, {"label": "bob's job", "checks": [BOB_CHECK]})
+        for check_id in sender.check_ids:
+            assert execute_check(sessions, check_id, core_check) is not None
+        yield found
+    finally:
+        server.should_exit = True
+        thread.join(timeout=SERVER_START_TIMEOUT_S)
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    """A headless Chromium with one page."""
+    executable = find_chromium()
+    if executable is None:
+        message = "chromium is not installed (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(f"{message}; CI=true requires it", pytrace=False)
+        pytest.skip(message)
+    chromium = Chromium(executable, tmp_path_factory.mktemp("profile"))
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where screenshots go: docs/screenshots with DERIVCHECK_SCREENSHOTS=1 (to refresh the
+    README's), else this test's folder."""
+    if os.environ.get("DERIVCHECK_SCREENSHOTS") == "1":
+        return Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    return tmp_path

@@ -1,0 +1,298 @@
+"""Charts of the report pages as SVG drawn on the server: no script, no library, no CDN.
+
+Each function returns one ``<svg>`` element as ``Markup``; every text in it that came from a
+user (variable names, function names, group keys) is escaped here. Marks carry
+``class="mark verdict-<name>"`` and ``data-*`` attributes so that a browser test can read what
+was drawn. Colours are ``VERDICT_COLOURS``, one per verdict of verifier/core/verdict.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from markupsafe import Markup, escape
+
+from verifier.core.verdict import VERDICT_ORDER
+from verifier.service.pages import HistogramBin, PlotPoint
+
+VERDICT_COLOURS: dict[str, str] = {
+    "pass": "#2f9e44",
+    "domain": "#868e96",
+    "undefined": "#15aabf",
+    "ill-conditioned": "#f59f00",
+    "range": "#ae3ec9",
+    "unverified": "#4263eb",
+    "nonfinite": "#e8590c",
+    "fail": "#e03131",
+    "error": "#862e2e",
+}
+"""The colour of each verdict on every chart (tests/ui checks that each verdict has one)."""
+PENDING_COLOUR = "#ced4da"
+MAX_DRAWN_MARKS = 4000
+"""Marks one scatter plot draws at most: every non-passing entry first, then passes evenly
+spread; the caption says how many were left out."""
+
+WIDTH = 600
+HEIGHT = 300
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 44
+
+
+def colour(verdict: str) -> str:
+    """The colour of ``verdict`` (pending and unknown names: grey)."""
+    return VERDICT_COLOURS.get(verdict, PENDING_COLOUR)
+
+
+def _number(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _label(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _svg(body: list[str], title: str, width: int = WIDTH, height: int = HEIGHT) -> Markup:
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+        f"<title>{escape(title)}</title>"
+    )
+    return Markup(head + "".join(body) + "</svg>")
+
+
+def verdict_bars(counts: dict[str, int], title: str) -> Markup:
+    """Horizontal bars: the number of each verdict (and ``pending``) in ``counts``."""
+    rows = [(name, count) for name, count in counts.items() if count > 0]
+    height = TOP + 26 * max(1, len(rows)) + 12
+    body: list[str] = []
+    most = max((count for _, count in rows), default=1)
+    span = WIDTH - 140 - RIGHT - 60
+    for number, (name, count) in enumerate(rows):
+        y = TOP + 26 * number
+        length = max(2.0, span * count / most)
+        body.append(
+            f'<text x="132" y="{y + 15}" text-anchor="end" class="axis">{escape(name)}</text>'
+            f'<rect class="mark verdict-{escape(name)}" data-verdict="{escape(name)}" '
+            f'data-count="{count}" x="140" y="{y + 3}" width="{_number(length)}" height="18" '
+            f'fill="{colour(name)}"/>'
+            f'<text x="{_number(146 + length)}" y="{y + 16}" class="value">{count}</text>'
+        )
+    if not rows:
+        body.append(f'<text x="140" y="{TOP + 15}" class="axis">no checks</text>')
+    return _svg(body, title, height=height)
+
+
+def stacked_bars(groups: Sequence[tuple[str, dict[str, int]]], title: str) -> Markup:
+    """One horizontal bar per group (a function, a dtype), split by verdict."""
+    height = TOP + 24 * max(1, len(groups)) + 40
+    body: list[str] = []
+    most = max((sum(counts.values()) for _, counts in groups), default=1) or 1
+    span = WIDTH - 150 - RIGHT - 50
+    for number, (key, counts) in enumerate(groups):
+        y = TOP + 24 * number
+        body.append(
+            f'<text x="142" y="{y + 14}" text-anchor="end" class="axis">{escape(key)}</text>'
+        )
+        x = 150.0
+        known = [str(verdict) for verdict in VERDICT_ORDER]
+        for name in [*known, *(other for other in counts if other not in known)]:
+            count = counts.get(name, 0)
+            if count <= 0:
+                continue
+            length = span * count / most
+            body.append(
+                f'<rect class="mark verdict-{escape(name)}" data-group="{escape(key)}" '
+                f'data-verdict="{escape(name)}" data-count="{count}" x="{_number(x)}" '
+                f'y="{y + 3}" width="{_number(max(1.0, length))}" height="16" '
+                f'fill="{colour(name)}"/>'
+            )
+            x += length
+        body.append(
+            f'<text x="{_number(x + 6)}" y="{y + 15}" class="value">{sum(counts.values())}</text>'
+        )
+    body.append(_legend(TOP + 24 * max(1, len(groups)) + 10))
+    return _svg(body, title, height=height)
+
+
+def _legend(y: float) -> str:
+    parts = []
+    x = LEFT
+    for verdict in VERDICT_ORDER:
+        name = str(verdict)
+        parts.append(
+            f'<rect x="{x}" y="{_number(y)}" width="10" height="10" fill="{colour(name)}"/>'
+            f'<text x="{x + 14}" y="{_number(y + 9)}" class="legend">{name}</text>'
+        )
+        x += 14 + 7 * len(name) + 12
+    return "".join(parts)
+
+
+def _decades(low: float, high: float) -> tuple[int, int]:
+    bottom = math.floor(math.log10(low))
+    top = math.ceil(math.log10(high))
+    return bottom, max(top, bottom + 1)
+
+
+def _thin(points: Sequence[PlotPoint]) -> list[PlotPoint]:
+    if len(points) <= MAX_DRAWN_MARKS:
+        return list(points)
+    failing = [point for point in points if point.verdict != "pass"][:MAX_DRAWN_MARKS]
+    passing = [point for point in points if point.verdict == "pass"]
+    room = MAX_DRAWN_MARKS - len(failing)
+    if room <= 0 or not passing:
+        return failing
+    step = len(passing) / room
+    return failing + [passing[int(number * step)] for number in range(room)]
+
+
+def error_scatter(
+    points: Sequence[PlotPoint], variable: str, title: str, allowed_ulps: float | None
+) -> Markup:
+    """Error in ulps (log scale) against ``variable``'s value, one mark per entry coloured by
+    its verdict; a dashed line at the tolerance in ulps (``allowed_ulps``); non-finite errors
+    on a band at the top."""
+    drawn = [point for point in points if point.ulps is not None]
+    marks = _thin(drawn)
+    finite = [point.ulps for point in drawn if point.ulps is not None and math.isfinite(point.ulps)]
+    levels = [*finite, *([allowed_ulps] if allowed_ulps else [])] or [1.0]
+    bottom, top = _decades(min(levels), max(levels))
+    xs = [point.x for point in drawn] or [0.0]
+    x_low, x_high = min(xs), max(xs)
+    if x_high == x_low:
+        pad = abs(x_low) * 0.1 or 1.0
+        x_low, x_high = x_low - pad, x_high + pad
+    plot_w = WIDTH - LEFT - RIGHT
+    plot_h = HEIGHT - TOP - BOTTOM
+    band = 14.0  # the band of non-finite errors above the plot
+
+    def sx(x: float) -> float:
+        return LEFT + (x - x_low) / (x_high - x_low) * plot_w
+
+    def sy(ulps: float) -> float:
+        if not math.isfinite(ulps):
+            return TOP - band / 2 + band
+        return TOP + band + (top - math.log10(ulps)) / (top - bottom) * (plot_h - band)
+
+    body = [
+        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>',
+        f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle" class="axis">'
+        f"{escape(variable)}</text>",
+        f'<text x="14" y="{TOP + plot_h / 2}" text-anchor="middle" class="axis" '
+        f'transform="rotate(-90 14 {TOP + plot_h / 2})">error (ulps)</text>',
+    ]
+    step = max(1, math.ceil((top - bottom) / 8))
+    for decade in range(bottom, top + 1, step):
+        y = sy(10.0**decade)
+        body.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{_number(y)}" y2="{_number(y)}" '
+            f'class="grid"/><text x="{LEFT - 4}" y="{_number(y + 4)}" text-anchor="end" '
+            f'class="tick">1e{decade}</text>'
+        )
+    for number in range(5):
+        x = x_low + (x_high - x_low) * number / 4
+        body.append(
+            f'<text x="{_number(sx(x))}" y="{TOP + plot_h + 16}" text-anchor="middle" '
+            f'class="tick">{_label(x)}</text>'
+        )
+    if any(point.ulps is not None and not math.isfinite(point.ulps) for point in drawn):
+        body.append(
+            f'<text x="{LEFT - 4}" y="{TOP + band / 2 + 8}" text-anchor="end" '
+            'class="tick">inf</text>'
+        )
+    if allowed_ulps:
+        y = sy(allowed_ulps)
+        body.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{_number(y)}" y2="{_number(y)}" '
+            f'class="allowed" data-ulps="{allowed_ulps:g}"/>'
+            f'<text x="{LEFT + plot_w - 4}" y="{_number(y - 4)}" text-anchor="end" '
+            f'class="tick">tolerance {allowed_ulps:g} ulps</text>'
+        )
+    for point in sorted(marks, key=lambda p: p.verdict == "pass", reverse=True):
+        assert point.ulps is not None
+        body.append(
+            f'<circle class="mark verdict-{escape(point.verdict)}" '
+            f'data-verdict="{escape(point.verdict)}" data-x="{point.x!r}" '
+            f'data-ulps="{point.ulps!r}" cx="{_number(sx(point.x))}" '
+            f'cy="{_number(sy(point.ulps))}" r="2.6" fill="{colour(point.verdict)}"/>'
+        )
+    caption = f"{len(marks)} entries drawn"
+    if len(marks) < len(drawn):
+        caption += f" of {len(drawn)} (every non-passing one first)"
+    body.append(f'<text x="{LEFT}" y="{TOP - 8}" class="legend">{escape(caption)}</text>')
+    return _svg(body, title)
+
+
+def error_histogram(bins: Sequence[HistogramBin], title: str) -> Markup:
+    """Entries per decade of error in ulps, each bar split by verdict."""
+    plot_w = WIDTH - LEFT - RIGHT
+    plot_h = HEIGHT - TOP - BOTTOM
+    body = [f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>']
+    most = max((sum(b.counts.values()) for b in bins), default=1) or 1
+    width = plot_w / max(1, len(bins))
+    for number, bin_ in enumerate(bins):
+        x = LEFT + number * width
+        y = float(TOP + plot_h)
+        for name, count in bin_.counts.items():
+            height = plot_h * count / most
+            y -= height
+            body.append(
+                f'<rect class="mark verdict-{escape(name)}" data-verdict="{escape(name)}" '
+                f'data-count="{count}" data-low="{bin_.low:g}" x="{_number(x + 2)}" '
+                f'y="{_number(y)}" width="{_number(max(1.0, width - 4))}" '
+                f'height="{_number(height)}" fill="{colour(name)}"/>'
+            )
+        label = "inf" if not math.isfinite(bin_.low) else f"1e{int(bin_.low)}"
+        body.append(
+            f'<text x="{_number(x + width / 2)}" y="{TOP + plot_h + 16}" text-anchor="middle" '
+            f'class="tick">{label}</text>'
+        )
+    body.append(
+        f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle" class="axis">'
+        "error (ulps), by decade</text>"
+        f'<text x="{LEFT - 4}" y="{TOP + 10}" text-anchor="end" class="tick">{most}</text>'
+        f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end" class="tick">0</text>'
+    )
+    if not bins:
+        body.append(f'<text x="{LEFT + 10}" y="{TOP + 20}" class="axis">no errors to draw</text>')
+    return _svg(body, title)
+
+
+def hessian_matrix(
+    variables: Sequence[str], cells: dict[tuple[str, str], tuple[float | None, str]], title: str
+) -> Markup:
+    """The worst error in ulps of each Hessian element over the points: one square per
+    (row, column) variable, filled with its worst entry's verdict colour."""
+    size = 76
+    left, top = 90, 40
+    width = max(WIDTH // 2, left + size * len(variables) + 20)
+    height = top + size * len(variables) + 20
+    body: list[str] = []
+    for column, name in enumerate(variables):
+        body.append(
+            f'<text x="{left + column * size + size / 2}" y="{top - 8}" text-anchor="middle" '
+            f'class="axis">{escape(name)}</text>'
+        )
+    for row, first in enumerate(variables):
+        body.append(
+            f'<text x="{left - 8}" y="{top + row * size + size / 2 + 4}" text-anchor="end" '
+            f'class="axis">{escape(first)}</text>'
+        )
+        for column, second in enumerate(variables):
+            cell = cells.get((first, second))
+            x, y = left + column * size, top + row * size
+            if cell is None:
+                body.append(
+                    f'<rect x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" class="empty"/>'
+                )
+                continue
+            ulps, verdict = cell
+            text = "n/a" if ulps is None else "inf" if not math.isfinite(ulps) else _label(ulps)
+            body.append(
+                f'<rect class="mark verdict-{escape(verdict)}" data-verdict="{escape(verdict)}" '
+                f'data-row="{escape(first)}" data-column="{escape(second)}" '
+                f'data-ulps="{"" if ulps is None else repr(ulps)}" x="{x}" y="{y}" '
+                f'width="{size - 2}" height="{size - 2}" fill="{colour(verdict)}"/>'
+                f'<text x="{x + size / 2 - 1}" y="{y + size / 2 + 4}" text-anchor="middle" '
+                f'class="cell">{text}</text>'
+            )
+    return _svg(body, title, width=width, height=height)
