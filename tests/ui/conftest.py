@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,15 @@ import httpx
 import pytest
 import uvicorn
 from chromium_driver import Chromium, find_chromium
+from ui_site import (
+    BOB_CHECK,
+    FLOAT32_CHECK,
+    HOSTILE_LABEL,
+    SEED_CHECK,
+    SINE_CHECK,
+    SQUARE_CHECK,
+    Site,
+)
 
 from verifier.api import create_app
 from verifier.config import Settings
@@ -32,21 +40,6 @@ from workers.tasks import core_check
 
 IN_CI = os.environ.get("CI") == "true"
 SERVER_START_TIMEOUT_S = 10.0
-HOSTILE_LABEL = '<script>alert("label")</script><b>bold</b> & <img src=x onerror=alert(1)>'
-
-FLOAT32_CHECK = {
-    # tanh's gradient in float32 fails at large |x| (docs/survey-torch-2.13-cpu.md: tanh(x)
-    # in float32, first backward); y makes the plots two, and its Hessian element 0.
-    "expression": "tanh(x)*y",
-    "dtype": "float32",
-    "samples": 200,
-    "domain": {"x": [-10, 10], "y": [0.5, 2]},
-    "seed": 3,
-}
-SEED_CHECK = {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]}
-SQUARE_CHECK = {"expression": "x**2", "points": [{"x": 1}, {"x": 2}, {"x": 3}]}
-SINE_CHECK = {"expression": "sin(x)", "points": [{"x": 0.5}, {"x": 1.5}]}
-BOB_CHECK = {"expression": "exp(x)", "points": [{"x": 1}]}
 
 
 def _free_port() -> int:
@@ -54,17 +47,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@dataclass
-class Site:
-    """The live API and what was submitted to it."""
-
-    url: str
-    alice: str
-    bob: str
-    jobs: dict[str, str] = field(default_factory=dict)
-    """name -> job id, as POST /jobs answered"""
 
 
 def _submit(http: httpx.Client, key: str, body: dict[str, Any]) -> str:
