@@ -1,0 +1,222 @@
+"""Watching a real fleet: PostgreSQL, a Redis broker, ``derivcheck serve`` and a supervised
+``derivcheck worker``, with JSON logs and worker metrics on.
+
+One job of two checks runs end to end; then the API's ``/metrics`` and the worker host's
+metrics are scraped and parsed with prometheus_client's own parser, ``celery inspect ping``
+and Flower's API are asked about the worker, and the log lines are read as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from verifier.cli.processes import ChildProcess, free_port, service_command, wait_until_healthy
+from verifier.store import keys, migrate
+from verifier.store.engine import make_engine, make_session_factory
+
+STARTUP_TIMEOUT_S = 90.0
+JOB_TIMEOUT_S = 120.0
+FLOWER_TIMEOUT_S = 60.0
+CHECKS = [
+    # tanh's float32 gradient fails at large |x| (docs/survey-torch-2.13-cpu.md).
+    {"expression": "tanh(x)", "dtype": "float32", "samples": 40, "domain": {"x": [8, 10]}},
+    # The seed example: 6x + 2y and 2x + 2y at (2, 1) are exact in float64.
+    {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]},
+]
+
+
+@dataclass
+class Fleet:
+    url: str
+    key: str
+    env: dict[str, str]
+    worker_metrics_url: str
+    logs: Path
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Fleet]:
+    migrate.upgrade(postgres_url)
+    engine = make_engine(postgres_url)
+    with make_session_factory(engine)() as session:
+        _, key = keys.create_key(session, "operator")
+        session.commit()
+    engine.dispose()
+    worker_port = free_port()
+    env = {
+        **os.environ,
+        "VERIFIER_DATA_DIR": str(tmp_path / "data"),
+        "VERIFIER_DATABASE_URL": postgres_url,
+        "VERIFIER_BROKER_URL": redis_url,
+        "VERIFIER_REQUEUE_INTERVAL_S": "0",
+        "VERIFIER_LOG_FORMAT": "json",
+        "VERIFIER_WORKER_METRICS_PORT": str(worker_port),
+        "PYTHONUNBUFFERED": "1",
+    }
+    port = free_port()
+    logs = tmp_path / "logs"
+    children = [
+        ChildProcess(
+            "API",
+            service_command("serve", "--port", str(port), "--log-level", "info"),
+            env=env,
+            log_path=logs / "api.log",
+        ),
+        ChildProcess(
+            "worker",
+            service_command("worker", "--queues", "cpu", "--concurrency", "1"),
+            env=env,
+            log_path=logs / "worker.log",
+        ),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, children, STARTUP_TIMEOUT_S)
+        yield Fleet(url, key, env, f"http://127.0.0.1:{worker_port}/metrics", logs)
+    except BaseException:
+        for child in children:
+            print(f"--- {child.name} log ---\n{child.log_tail()}")
+        raise
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition: (name, sorted labels) -> value."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def celery_command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "--app", "workers.app:app", *arguments]
+
+
+def wait_for_job(fleet: Fleet, job_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    with httpx.Client(base_url=fleet.url, timeout=30) as http:
+        while time.monotonic() < deadline:
+            job: dict[str, object] = http.get(
+                f"/jobs/{job_id}", headers={"Authorization": f"Bearer {fleet.key}"}
+            ).json()
+            if job["status"] in ("done", "error"):
+                return job
+            time.sleep(0.5)
+    pytest.fail(f"job {job_id} did not finish within {JOB_TIMEOUT_S} s")
+
+
+def test_metrics_ping_flower_and_json_logs_of_a_redis_fleet(fleet: Fleet) -> None:
+    with httpx.Client(base_url=fleet.url, timeout=30) as http:
+        before = samples(http.get("/metrics").text)
+        answer = http.post(
+            "/jobs",
+            json={"checks": CHECKS},
+            headers={"Authorization": f"Bearer {fleet.key}"},
+        )
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["id"]
+        job = wait_for_job(fleet, job_id)
+        assert job["verdict"] == "fail"
+        scraped = http.get("/metrics")
+    assert scraped.headers["content-type"].startswith("text/plain")
+    after = samples(scraped.text)
+
+    # A fresh database: the counts are this test's job alone.
+    assert before[("derivcheck_jobs_submitted_total", ())] == 0
+    assert after[("derivcheck_jobs_submitted_total", ())] == 1
+    assert after[("derivcheck_checks_submitted_total", (("dtype", "float32"),))] == 1
+    assert after[("derivcheck_checks_submitted_total", (("dtype", "float64"),))] == 1
+    assert after[("derivcheck_checks_finished_total", (("verdict", "fail"),))] == 1
+    assert after[("derivcheck_checks_finished_total", (("verdict", "pass"),))] == 1
+    assert after[("derivcheck_queue_depth", (("queue", "cpu"),))] == 0
+    assert after[("derivcheck_queue_depth", (("queue", "gpu"),))] == 0
+    for dtype in ("float32", "float64"):
+        labels = (("device", "cpu"), ("dtype", dtype))
+        assert after[("derivcheck_check_duration_seconds_count", labels)] == 1
+        assert after[("derivcheck_check_duration_seconds_sum", labels)] > 0
+        assert after[("derivcheck_check_duration_seconds_bucket", (*labels, ("le", "+Inf")))] == 1
+    assert after[("derivcheck_metrics_database_up", ())] == 1
+
+    worker = samples(httpx.get(fleet.worker_metrics_url, timeout=10).text)
+    ran = "derivcheck_worker_checks_total"
+    assert worker[(ran, (("device", "cpu"), ("dtype", "float32"), ("verdict", "fail")))] == 1
+    assert worker[(ran, (("device", "cpu"), ("dtype", "float64"), ("verdict", "pass")))] == 1
+    durations = "derivcheck_worker_check_duration_seconds_count"
+    assert worker[(durations, (("device", "cpu"), ("dtype", "float32")))] == 1
+
+    ping = subprocess.run(
+        celery_command("inspect", "ping", "--timeout", "5"),
+        env=fleet.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert "pong" in ping.stdout
+
+    flower_port = free_port()
+    flower = subprocess.Popen(
+        celery_command("flower", f"--port={flower_port}", "--address=127.0.0.1"),
+        env={**fleet.env, "FLOWER_UNAUTHENTICATED_API": "true"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        online = _flower_sees_a_worker(f"http://127.0.0.1:{flower_port}")
+    finally:
+        flower.terminate()
+        flower.wait(timeout=30)
+    assert online
+
+    api_events = _events(fleet.logs / "api.log")
+    accepted = [line for line in api_events if line["event"] == "job_accepted"]
+    assert [line["job_id"] for line in accepted] == [job_id]
+    worker_events = _events(fleet.logs / "worker.log")
+    finished = [line for line in worker_events if line["event"] == "check_finished"]
+    assert sorted(line["verdict"] for line in finished) == ["fail", "pass"]
+    assert {line["job_id"] for line in finished} == {job_id}
+    assert all(line["duration_s"] > 0 and line["check_id"] for line in finished)
+    claimed = [line for line in worker_events if line["event"] == "check_claimed"]
+    assert {line["check_id"] for line in claimed} == {line["check_id"] for line in finished}
+
+
+def _flower_sees_a_worker(url: str) -> bool:
+    """Whether Flower lists a worker as online (from its heartbeats) within the timeout."""
+    deadline = time.monotonic() + FLOWER_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            status = httpx.get(f"{url}/api/workers", params={"status": "true"}, timeout=10)
+        except httpx.TransportError:
+            time.sleep(0.5)
+            continue
+        if status.status_code == 200 and any(status.json().values()):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _events(path: Path) -> list[dict[str, object]]:
+    """The JSON lines of a log (a supervisor's own lines and tracebacks are not JSON)."""
+    found = []
+    for line in path.read_text().splitlines():
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict) and "event" in parsed:
+            found.append(parsed)
+    return found
