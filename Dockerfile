@@ -15,8 +15,9 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY verifier ./verifier
 COPY workers ./workers
 COPY migrations ./migrations
-# Editable, so that the migrations folder next to the package is found from any folder.
-RUN pip install -e .
+# Editable, so that the migrations folder next to the package is found from any folder;
+# with Flower, which the compose file's monitor profile runs from this image.
+RUN pip install -e ".[flower]"
 
 RUN useradd --create-home --uid 1000 derivcheck && mkdir -p /data && chown derivcheck /data
 USER derivcheck
