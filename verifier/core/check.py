@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 
 import flint
+import numpy as np
 import sympy
 import torch
 
@@ -27,7 +29,8 @@ from verifier.core.autograd import (
     resolve_device,
     run_autograd,
 )
-from verifier.core.compare import Judgement, judge
+from verifier.core.columns import EntryColumns, point_major
+from verifier.core.compare import Judged, Judgement, judge, judge_table
 from verifier.core.conditioning import Conditioning, conditioning
 from verifier.core.diagnosis import diagnose
 from verifier.core.dtypes import DType, get_dtype
@@ -35,7 +38,15 @@ from verifier.core.evaluator import UnsupportedError
 from verifier.core.literals import Literals, bind_literals
 from verifier.core.parse import ParsedExpression, parse_expression, require_variables
 from verifier.core.points import PointInput, round_points, sample_points
-from verifier.core.reference import METHOD_ARB, OK, ReferenceValue, compute_truth
+from verifier.core.reference import (
+    METHOD_ARB,
+    METHODS,
+    OK,
+    STATUSES,
+    ReferenceTable,
+    ReferenceValue,
+    compute_truth,
+)
 from verifier.core.report import Entry, Report
 from verifier.core.sandbox import (
     DEFAULT_SYMBOLIC_TIMEOUT_S,
@@ -50,6 +61,10 @@ from verifier.errors import OptionError, PointError
 
 DEFAULT_REFERENCE_TIMEOUT_S = 60.0
 REFERENCE_SECONDS_PER_VALUE = 0.005
+CHECK_INTRA_OP_THREADS = 1
+"""torch's intra-op threads while a check runs: the tensors of a check are small enough that
+one thread is as fast on a quiet machine, and several stall when the cores are busy
+(docs/performance.md has the measurements)."""
 
 
 def check(
@@ -109,7 +124,8 @@ def check(
         ("reference", _reference_budget(plan, reference_timeout_s)),
     ]
     try:
-        sides = _run_sides(plan, hessian, nodes, budgets, timings)
+        with _intra_op_threads(CHECK_INTRA_OP_THREADS):
+            sides = _run_sides(plan, hessian, nodes, budgets, timings)
     except SandboxTimeout as timeout:
         report.reason = f"{timeout.stage} timeout"
         return _finish(report, started, parsed_at, timings)
@@ -118,9 +134,28 @@ def check(
         return _finish(report, started, parsed_at, timings)
     except (RuntimeError, NotImplementedError) as error:
         report.reason = f"torch could not run this check: {str(error).splitlines()[0]}"
+        if hessian and "derivative for" in str(error) and "not implemented" in str(error):
+            report.reason += (
+                "; torch has no second derivative of this operation, so no Hessian: "
+                "check with hessian=False (--no-hessian) to verify the gradient"
+            )
         return _finish(report, started, parsed_at, timings)
-    _compare(report, plan, sides, hessian=hessian)
+    with _intra_op_threads(CHECK_INTRA_OP_THREADS):
+        _compare(report, plan, sides, hessian=hessian)
     return _finish(report, started, parsed_at, timings)
+
+
+@contextmanager
+def _intra_op_threads(count: int) -> Iterator[None]:
+    """torch runs with ``count`` intra-op threads inside, as many as before afterwards."""
+    before = torch.get_num_threads()
+    if before != count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if before != count:
+            torch.set_num_threads(before)
 
 
 @dataclass
@@ -143,7 +178,7 @@ class _Plan:
 class _Sides:
     """What the two sides computed: references (sandbox) and autograd with its analysis."""
 
-    references: list[list[ReferenceValue]]
+    references: ReferenceTable
     autograd: AutogradResult
     analysis: Conditioning
 
@@ -260,57 +295,101 @@ def _run_sides(
 
 
 def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> None:
-    """Judge every entry, diagnose those outside the tolerance, and fill ``report``."""
-    fmt, keys, autograd = plan.fmt, plan.keys, sides.autograd
+    """Judge every entry, diagnose those outside the tolerance, and fill ``report``.
+
+    The entries that pass are judged all at once and kept as columns; the others are judged
+    and diagnosed one at a time (:mod:`verifier.core.columns`).
+    """
+    fmt, keys, autograd, table = plan.fmt, plan.keys, sides.autograd, sides.references
     labels = {node_key(node): str(node) for node in plan.node_list}
-    judgements = [
-        [
-            judge(autograd.values[key][index], reference, plan.tolerance, fmt)
-            for key, reference in zip(keys, row, strict=True)
-        ]
-        for index, row in enumerate(sides.references)
-    ]
+    values = point_major([autograd.values[key] for key in keys])
+    judged = judge_table(values, table, plan.tolerance, fmt)
+    width = len(keys)
+    judgements: dict[int, Judgement] = {}
+    for flat in np.flatnonzero(~judged.passed.ravel()).tolist():
+        point, column = divmod(flat, width)
+        reference = table.value(point, column)
+        judgements[flat] = judge(float(values[point, column]), reference, plan.tolerance, fmt)
+    outside = sorted({flat // width for flat, j in judgements.items() if j.verdict is None})
     findings = _audit(
-        plan.parsed, plan.points, judgements, fmt, plan.tolerance, report.notes, hessian=hessian
+        plan.parsed, plan.points, outside, fmt, plan.tolerance, report.notes, hessian=hessian
     )
     for overflowed in plan.literals.overflowed:
         detail = f"the literal {overflowed} is beyond {fmt.name}'s range: its tensor is infinite"
         event = Finding(overflowed, FORWARD, OVERFLOW, math.inf, detail)
         for found in findings.values():
             found.insert(0, event)
-    for index, row in enumerate(sides.references):
-        for key, reference, judgement in zip(keys, row, judgements[index], strict=True):
-            report.entries.append(
-                _entry(
-                    key,
-                    index,
-                    autograd.values[key][index],
-                    reference,
-                    judgement,
-                    findings.get(index, []),
-                    sides.analysis,
-                    fmt,
-                    labels,
-                )
-            )
-    report.verdict = worst(entry.verdict for entry in report.entries).value
-    report.reference_method = _method(row for rows in sides.references for row in rows)
+    explicit: dict[int, Entry] = {}
+    for flat, judgement in judgements.items():
+        point, column = divmod(flat, width)
+        explicit[flat] = _entry(
+            keys[column],
+            point,
+            float(values[point, column]),
+            table.value(point, column),
+            judgement,
+            findings.get(point, []),
+            sides.analysis,
+            fmt,
+            labels,
+        )
+    columns = _columns(keys, labels, values, table, judged, sides.analysis, fmt, explicit)
+    report.set_columns(columns)
+    report.verdict = worst(columns.counts()).value
+    ok = table.status == STATUSES.index(OK)
+    methods = sorted({METHODS[m] for m in np.unique(table.method[ok]).tolist()})
+    report.reference_method = "; ".join(methods) if methods else METHOD_ARB
     if autograd.seed_idiom is not None:
         report.notes.append(SEED_IDIOM_NOTE.format(result=autograd.seed_idiom))
+
+
+def _columns(
+    keys: Sequence[Key],
+    labels: dict[str, str],
+    values: np.ndarray,
+    table: ReferenceTable,
+    judged: Judged,
+    analysis: Conditioning,
+    fmt: DType,
+    explicit: dict[int, Entry],
+) -> EntryColumns:
+    """The entries as columns: the passing ones as numbers, the others as ``explicit``."""
+    weight = point_major([analysis.weight[key] for key in keys])
+    high = table.high
+    with np.errstate(invalid="ignore", divide="ignore"):
+        condition = np.where(high != 0, weight / np.abs(high), np.where(weight > 0, np.inf, 0.0))
+    return EntryColumns(
+        labels=[
+            (kind, None if node is not None else wrt, None if node is None else labels[node])
+            for kind, wrt, node in keys
+        ],
+        dtype=fmt,
+        autograd=values,
+        columnar=judged.passed,
+        reference=high,
+        radius=table.radius,
+        abs_error=judged.abs_error,
+        rel_error=judged.rel_error,
+        ulp_error=judged.ulp_error,
+        exact_zero=judged.exact_zero,
+        tolerance=judged.allowed,
+        ratio=judged.ratio,
+        condition=condition,
+        explicit=explicit,
+    )
 
 
 def _audit(
     parsed: ParsedExpression,
     points: list[dict[str, float]],
-    judgements: list[list[Judgement]],
+    outside: list[int],
     fmt: DType,
     tolerance: Tolerance,
     notes: list[str],
     *,
     hessian: bool,
 ) -> dict[int, list[Finding]]:
-    """The local audit at the points where some entry is outside the tolerance."""
-    outside = [i for i, row in enumerate(judgements) if any(j.verdict is None for j in row)]
+    """The local audit at the points ``outside`` (where some entry is outside the tolerance)."""
     if not outside:
         return {}
     try:
@@ -369,11 +448,6 @@ def _entry(
         blame=blame,
         phase=phase,
     )
-
-
-def _method(values: Iterable[ReferenceValue]) -> str:
-    methods = sorted({value.method for value in values if value.status == OK})
-    return "; ".join(methods) if methods else METHOD_ARB
 
 
 def _finish(report: Report, started: float, parsed_at: float, timings: dict[str, float]) -> Report:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from verifier.core.dtypes import DType
-from verifier.core.reference import DOMAIN, UNDEFINED, ReferenceValue
+from verifier.core.reference import DOMAIN, OK, STATUSES, UNDEFINED, ReferenceTable, ReferenceValue
 from verifier.core.tolerance import Tolerance
 from verifier.core.verdict import Verdict
 
@@ -111,3 +114,53 @@ def _uncertified(autograd: float, reference: ReferenceValue, tolerance: Toleranc
     else:
         detail = "the exact value could not be bounded (the certified ball is unbounded)"
     return Judgement(Verdict.UNVERIFIED, None, detail=detail)
+
+
+Floats = np.ndarray[Any, np.dtype[np.float64]]
+Mask = np.ndarray[Any, np.dtype[np.bool_]]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """:func:`judge` over a whole ``[point, key]`` table at once, for the entries it settles.
+
+    ``passed`` marks the entries that pass with a certified reference in range and a finite
+    autograd value: their numbers below are exactly what :func:`judge` gives (the same IEEE
+    operations, element by element). Every other entry is for :func:`judge`, one at a time.
+    """
+
+    passed: Mask
+    abs_error: Floats
+    rel_error: Floats
+    ulp_error: Floats
+    exact_zero: Mask
+    allowed: Floats
+    ratio: Floats
+
+
+def judge_table(
+    autograd: Floats, references: ReferenceTable, tolerance: Tolerance, dtype: DType
+) -> Judged:
+    """Judge every entry of ``autograd`` (``[point, key]``) against ``references`` at once."""
+    high, low = references.high, references.low
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        exact = high + low
+        magnitude = np.abs(exact)
+        settled = (
+            (references.status == STATUSES.index(OK))
+            & references.certified
+            & ~(magnitude > dtype.max_finite)
+            & np.isfinite(autograd)
+        )
+        allowed = tolerance.atol + tolerance.rtol * magnitude
+        abs_error = np.abs((autograd - high) - low)
+        exact_zero = exact == 0
+        rel_error = np.where(
+            exact_zero, np.where(abs_error == 0, 0.0, np.inf), abs_error / magnitude
+        )
+        normal = (magnitude >= dtype.smallest_normal) & np.isfinite(magnitude)
+        exponent = np.where(normal, np.frexp(magnitude)[1] - 1, dtype.min_exponent)
+        ulp_error = abs_error / np.ldexp(1.0, exponent - dtype.mantissa_bits + 1)
+        ratio = np.where(allowed > 0, abs_error / allowed, np.where(abs_error == 0, 0.0, np.inf))
+        passed = settled & (ratio <= 1)
+    return Judged(passed, abs_error, rel_error, ulp_error, exact_zero, allowed, ratio)

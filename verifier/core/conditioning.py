@@ -129,7 +129,7 @@ def conditioning(
         translation, inputs, variables, [perturbations[n] for n in sites], keys, scale
     )
     locals_ = {
-        node: local_derivatives(node, values, kids)
+        node: local_derivatives(node, values, kids, second=any(k[0] == HESSIAN for k in keys))
         for node in order
         if (kids := differentiable_children(node)) and not isinstance(node, sympy.Symbol)
     }

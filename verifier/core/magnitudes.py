@@ -38,21 +38,35 @@ Locals = Mapping[sympy.Basic, tuple[list[torch.Tensor], list[list[torch.Tensor]]
 
 
 def local_derivatives(
-    node: sympy.Basic, values: Mapping[sympy.Basic, torch.Tensor], kids: Sequence[sympy.Basic]
+    node: sympy.Basic,
+    values: Mapping[sympy.Basic, torch.Tensor],
+    kids: Sequence[sympy.Basic],
+    *,
+    second: bool = True,
 ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
-    """|first| and |second| derivatives of ``node`` by its children ``kids`` (float64)."""
+    """|first| and |second| derivatives of ``node`` by its children ``kids`` (float64).
+
+    Without ``second`` (no Hessian entry needs them) the second derivatives are zeros and
+    torch is not asked for them; where torch has no derivative of the node's backward
+    (``hardsigmoid``), they are infinite: nothing bounds what rounding does there.
+    """
     leaves = {c: values[c].detach().clone().requires_grad_(True) for c in kids}
     args = [leaves.get(c, values[c]) for c in children(node)]
     out = apply(node, args)
     leaf_list = [leaves[c] for c in kids]
-    firsts = grad_or_none(out.sum(), leaf_list, create_graph=True) if out.requires_grad else []
+    firsts = grad_or_none(out.sum(), leaf_list, create_graph=second) if out.requires_grad else []
     firsts = firsts or [None] * len(kids)
-    seconds = [
-        grad_or_none(g.sum(), leaf_list, create_graph=False)
-        if g is not None and g.requires_grad
-        else [None] * len(kids)
-        for g in firsts
-    ]
+    unknown = torch.full(out.shape, torch.inf, dtype=torch.float64)
+    seconds: list[list[torch.Tensor | None]] = []
+    for g in firsts:
+        row: list[torch.Tensor | None] = [None] * len(kids)
+        if second and g is not None and g.requires_grad:
+            try:
+                row = grad_or_none(g.sum(), leaf_list, create_graph=False)
+            except RuntimeError:
+                # torch has no derivative of this backward: unbounded, not an error.
+                row = [unknown] * len(kids)
+        seconds.append(row)
     return [_abs(g, out) for g in firsts], [[_abs(g, out) for g in row] for row in seconds]
 
 

@@ -27,6 +27,13 @@ to first order) takes both sides.
 
 Literals are bound to their dtype values (:mod:`verifier.core.literals`): the placeholders are
 inputs of the program like the variables, and they do not move.
+
+For float32, float16 and bfloat16, whose precision target float64 can reach, a program without
+jumps is first run for all points at once in float64 with a rigorous error bound
+(:mod:`verifier.core.bounded`); every point where each value is finite and its bound meets the
+same target is settled there (``METHOD_BOUNDED``), and only the others are evaluated in arb.
+``docs/performance.md`` says exactly what that certifies. The references cross back from the
+sandbox as columns (:class:`ReferenceTable`), not one object per value.
 """
 
 from __future__ import annotations
@@ -36,10 +43,13 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import flint
+import numpy as np
 import sympy
 
+from verifier.core.bounded import bounded_run, supports
 from verifier.core.dtypes import DTYPES, DType
 from verifier.core.evaluator import NeedPrecision, Program, Run
 from verifier.core.functions import sinc
@@ -61,6 +71,13 @@ DOMAIN = "domain"
 
 METHOD_ARB = "arb ball arithmetic (certified radius)"
 METHOD_LIMIT = "limit (SymPy), then arb ball arithmetic"
+METHOD_BOUNDED = "float64 with a rigorous error bound (certified radius)"
+BOUNDED_MAX_TARGET_BITS = 40
+"""The bounded float64 evaluation is tried only where the precision target (the dtype's
+significand plus REFERENCE_MARGIN_BITS) is at most this many bits: not for float64."""
+
+STATUSES = (OK, UNDEFINED, DOMAIN)
+METHODS = (METHOD_ARB, METHOD_LIMIT, METHOD_BOUNDED)
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,71 @@ class ReferenceValue:
     detail: str | None = None
 
 
+@dataclass
+class ReferenceTable:
+    """The references of a check as columns indexed ``[point, target]``.
+
+    ``status`` and ``method`` index :data:`STATUSES` and :data:`METHODS`; ``high``, ``low``
+    and ``radius`` are NaN where the status is not ``ok``; ``details`` holds the words of the
+    values that have them. :meth:`value` gives one :class:`ReferenceValue` back.
+    """
+
+    status: np.ndarray[Any, np.dtype[np.int8]]
+    high: np.ndarray[Any, np.dtype[np.float64]]
+    low: np.ndarray[Any, np.dtype[np.float64]]
+    radius: np.ndarray[Any, np.dtype[np.float64]]
+    certified: np.ndarray[Any, np.dtype[np.bool_]]
+    method: np.ndarray[Any, np.dtype[np.int8]]
+    details: dict[tuple[int, int], str]
+
+    @classmethod
+    def empty(cls, points: int, targets: int) -> ReferenceTable:
+        """A table of ``points`` x ``targets`` values still to fill."""
+        shape = (points, targets)
+        return cls(
+            status=np.zeros(shape, dtype=np.int8),
+            high=np.full(shape, np.nan),
+            low=np.zeros(shape),
+            radius=np.full(shape, np.nan),
+            certified=np.ones(shape, dtype=bool),
+            method=np.zeros(shape, dtype=np.int8),
+            details={},
+        )
+
+    def put(self, point: int, row: Sequence[ReferenceValue]) -> None:
+        """Store the values of one point."""
+        for target, value in enumerate(row):
+            self.status[point, target] = STATUSES.index(value.status)
+            if value.high is not None:
+                self.high[point, target] = value.high
+            self.low[point, target] = value.low
+            if value.radius is not None:
+                self.radius[point, target] = value.radius
+            self.certified[point, target] = value.certified
+            self.method[point, target] = METHODS.index(value.method)
+            if value.detail is not None:
+                self.details[point, target] = value.detail
+
+    def value(self, point: int, target: int) -> ReferenceValue:
+        """The value of ``target`` at ``point``."""
+        status = STATUSES[self.status[point, target]]
+        ok = status == OK
+        return ReferenceValue(
+            status,
+            float(self.high[point, target]) if ok else None,
+            float(self.low[point, target]),
+            float(self.radius[point, target]) if ok else None,
+            bool(self.certified[point, target]),
+            METHODS[self.method[point, target]],
+            self.details.get((point, target)),
+        )
+
+    def rows(self) -> list[list[ReferenceValue]]:
+        """Every value, ``[point][target]``."""
+        points, targets = self.status.shape
+        return [[self.value(p, t) for t in range(targets)] for p in range(points)]
+
+
 def compute_truth(
     text: str,
     hessian: bool,
@@ -94,11 +176,11 @@ def compute_truth(
     dtype_name: str,
     *,
     progress: Callable[[str], None],
-) -> tuple[list[Key], list[list[ReferenceValue]], dict[str, float]]:
+) -> tuple[list[Key], ReferenceTable, dict[str, float]]:
     """The symbolic side of a check, as run in the sandbox: derive, then evaluate.
 
     Calls ``progress("symbolic")`` once the derivatives are known. Returns the entry keys,
-    the references indexed ``[point][entry]`` and the seconds each stage took.
+    the references (a table indexed ``[point, entry]``) and the seconds each stage took.
     """
     started = time.perf_counter()
     parsed = parse_expression(text)
@@ -107,7 +189,7 @@ def compute_truth(
     progress("symbolic")
     derived = time.perf_counter()
     literals = bind_literals(parsed.expr, dtype)
-    values = reference_values(
+    values = reference_table(
         literals.expr,
         targets,
         parsed.variables,
@@ -130,7 +212,23 @@ def reference_values(
     constants: Mapping[str, float] | None = None,
     shown: Mapping[str, sympy.Basic] | None = None,
 ) -> list[list[ReferenceValue]]:
-    """Certified references, indexed ``[point][target]``.
+    """Certified references, indexed ``[point][target]`` (see :func:`reference_table`)."""
+    return reference_table(
+        f, targets, variables, points, dtype, constants=constants, shown=shown
+    ).rows()
+
+
+def reference_table(
+    f: sympy.Expr,
+    targets: Sequence[Target],
+    variables: Sequence[str],
+    points: Sequence[Mapping[str, float]],
+    dtype: DType,
+    *,
+    constants: Mapping[str, float] | None = None,
+    shown: Mapping[str, sympy.Basic] | None = None,
+) -> ReferenceTable:
+    """Certified references as a table indexed ``[point, target]``.
 
     Args:
         f: the expression.
@@ -148,7 +246,41 @@ def reference_values(
         exprs.append(target.expr)
     program = Program(exprs, [*variables, *constants])
     evaluation = _Evaluation(program, f, targets, variables, dtype, constants, shown or {})
-    return [evaluation.at({**point, **constants}) for point in points]
+    table = ReferenceTable.empty(len(points), len(targets))
+    for index in _bounded(evaluation, points, constants, table):
+        table.put(index, evaluation.at({**points[index], **constants}))
+    return table
+
+
+def _bounded(
+    evaluation: _Evaluation,
+    points: Sequence[Mapping[str, float]],
+    constants: Mapping[str, float],
+    table: ReferenceTable,
+) -> list[int]:
+    """Settle what the bounded float64 evaluation certifies; the points left for arb."""
+    program, dtype = evaluation.program, evaluation.dtype
+    everything = list(range(len(points)))
+    target_bits = dtype.mantissa_bits + REFERENCE_MARGIN_BITS
+    if not points or target_bits > BOUNDED_MAX_TARGET_BITS or not supports(program):
+        return everything
+    inputs = {
+        name: np.array([point[name] for point in points], dtype=np.float64)
+        for name in evaluation.variables
+    }
+    inputs.update((name, np.array([value], dtype=np.float64)) for name, value in constants.items())
+    run = bounded_run(program, inputs)
+    indices = [index for _, index in evaluation.layout]
+    high = np.stack([run.value[i] for i in indices], axis=1)
+    radius = np.stack([run.bound[i] for i in indices], axis=1)
+    scale = np.maximum(np.abs(high), dtype.smallest_normal)
+    with np.errstate(invalid="ignore", over="ignore"):
+        met = radius <= scale * 2.0**-target_bits
+    settled = ~run.unsettled & met.all(axis=1)
+    table.high[settled] = high[settled]
+    table.radius[settled] = radius[settled]
+    table.method[settled] = METHODS.index(METHOD_BOUNDED)
+    return [int(index) for index in np.flatnonzero(~settled)]
 
 
 class _Evaluation:

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from verifier.core.verdict import DEFAULT_FAIL_ON, Verdict, ordered_counts, passes, rank
+
+if TYPE_CHECKING:
+    from verifier.core.columns import EntryColumns
 
 
 def json_number(value: float | None) -> float | str | None:
@@ -79,6 +83,30 @@ class Entry:
         }
 
 
+class _Entries:
+    """The ``entries`` field of a :class:`Report`: a list of entries, which a report made by
+    ``check()`` builds from its columns (:mod:`verifier.core.columns`) on first use."""
+
+    @overload
+    def __get__(self, report: None, owner: type | None = None) -> tuple[()]: ...
+
+    @overload
+    def __get__(self, report: Report, owner: type | None = None) -> list[Entry]: ...
+
+    def __get__(self, report: Report | None, owner: type | None = None) -> Any:
+        if report is None:
+            return ()  # the field's default, as dataclasses ask a descriptor for it
+        columns = report.__dict__.get("_columns")
+        if columns is not None:
+            report.__dict__["_entries"] = columns.entries()
+            report.__dict__["_columns"] = None
+        return report.__dict__["_entries"]
+
+    def __set__(self, report: Report, entries: Sequence[Entry]) -> None:
+        report.__dict__["_entries"] = list(entries)
+        report.__dict__["_columns"] = None
+
+
 @dataclass
 class Report:
     """The result of one check.
@@ -93,7 +121,7 @@ class Report:
     device: str
     verdict: str
     points: list[dict[str, float]] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
+    entries: _Entries = _Entries()
     reason: str | None = None
     fail_on: list[str] = field(default_factory=lambda: sorted(DEFAULT_FAIL_ON))
     reference_method: str | None = None
@@ -104,6 +132,21 @@ class Report:
     versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
+    def set_columns(self, columns: EntryColumns) -> None:
+        """Hold the entries as ``columns``; ``entries`` builds the list when first read."""
+        self.__dict__["_entries"] = []
+        self.__dict__["_columns"] = columns
+
+    def _held(self) -> EntryColumns | None:
+        columns: EntryColumns | None = self.__dict__.get("_columns")
+        return columns
+
+    def _not_passing(self) -> list[Entry]:
+        columns = self._held()
+        if columns is not None:
+            return columns.not_passing()
+        return [e for e in self.entries if e.verdict != Verdict.PASS]
+
     @property
     def passed(self) -> bool:
         """Whether no entry has a verdict of ``fail_on`` (and the check ran)."""
@@ -112,6 +155,9 @@ class Report:
     @property
     def counts(self) -> dict[str, int]:
         """Entries per verdict, in verdict order (verdicts with no entry left out)."""
+        columns = self._held()
+        if columns is not None:
+            return ordered_counts(columns.counts())
         return ordered_counts(Counter(entry.verdict for entry in self.entries))
 
     @property
@@ -119,8 +165,8 @@ class Report:
         """The nodes non-passing entries point at, with verdict, phase and entry count."""
         found = Counter(
             (entry.verdict, entry.blame, entry.phase)
-            for entry in self.entries
-            if entry.blame is not None and entry.verdict != Verdict.PASS
+            for entry in self._not_passing()
+            if entry.blame is not None
         )
         ordered = sorted(found.items(), key=lambda item: (-rank(item[0][0]), -item[1]))
         return [
@@ -150,7 +196,7 @@ class Report:
     def worst_errors(self) -> dict[str, float | None]:
         """The largest ratio, abs, rel and ulp error over the entries that did not pass."""
         result: dict[str, float | None] = {}
-        failing = [e for e in self.entries if e.verdict != Verdict.PASS]
+        failing = self._not_passing()
         for name in ("ratio", "abs_error", "rel_error", "ulp_error"):
             values = [getattr(e, name) for e in failing if getattr(e, name) is not None]
             result[name] = max(values) if values else None
@@ -175,10 +221,16 @@ class Report:
             "literals": [
                 {**literal, "rounded": json_number(literal["rounded"])} for literal in self.literals
             ],
-            "entries": [entry.to_dict() for entry in self.entries],
+            "entries": self._entry_dicts(),
             "functions": list(self.functions),
             "notes": list(self.notes),
             "worst": {k: json_number(v) for k, v in self.worst_errors.items()},
             "versions": dict(self.versions),
             "timings": dict(self.timings),
         }
+
+    def _entry_dicts(self) -> list[dict[str, Any]]:
+        columns = self._held()
+        if columns is not None:
+            return list(columns.dicts())
+        return [entry.to_dict() for entry in self.entries]

@@ -1,0 +1,168 @@
+"""A check's entries as columns: numpy arrays indexed ``[point, key]``, one object per entry
+only when asked for.
+
+Most entries of a large check pass. Those are kept only as numbers in arrays; every other
+entry (any verdict but ``pass``, or a pass that was judged one value at a time, such as a
+pass against an uncertified bound) is kept as its :class:`~verifier.core.report.Entry`.
+:meth:`EntryColumns.entry` builds the same ``Entry`` the one-at-a-time path builds, and
+:meth:`EntryColumns.dicts` the same dictionaries as ``Entry.to_dict``, in point-major order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from verifier.core.compare import correct_bits
+from verifier.core.dtypes import DType
+from verifier.core.verdict import Verdict
+
+if TYPE_CHECKING:
+    from verifier.core.report import Entry
+
+Floats = np.ndarray[Any, np.dtype[np.float64]]
+Mask = np.ndarray[Any, np.dtype[np.bool_]]
+
+_PASS = Verdict.PASS.value
+
+
+@dataclass
+class EntryColumns:
+    """Entries of one check, ``points`` x ``len(labels)``, flat index ``point * keys + key``.
+
+    Attributes:
+        labels: per key, ``(kind, wrt or None, node label or None)`` as entries show them.
+        dtype: the check's dtype (for the correct bits of a passing entry).
+        autograd: autograd's values.
+        columnar: which entries are kept only as the numbers below (all passed).
+        reference, radius, abs_error, rel_error, ulp_error, tolerance, ratio, condition: the
+            numbers of the columnar entries (``ulp_error`` is NaN where the exact value is 0,
+            for which the entry shows null).
+        explicit: the other entries, by flat index.
+    """
+
+    labels: list[tuple[str, tuple[str, ...] | None, str | None]]
+    dtype: DType
+    autograd: Floats
+    columnar: Mask
+    reference: Floats
+    radius: Floats
+    abs_error: Floats
+    rel_error: Floats
+    ulp_error: Floats
+    exact_zero: Mask
+    tolerance: Floats
+    ratio: Floats
+    condition: Floats
+    explicit: dict[int, Entry]
+
+    def __len__(self) -> int:
+        return int(self.autograd.size)
+
+    def counts(self) -> Counter[str]:
+        """Entries per verdict."""
+        found = Counter(entry.verdict for entry in self.explicit.values())
+        columnar = int(self.columnar.sum())
+        if columnar:
+            found[_PASS] += columnar
+        return found
+
+    def not_passing(self) -> list[Entry]:
+        """The entries whose verdict is not ``pass``, in order."""
+        return [
+            self.explicit[i] for i in sorted(self.explicit) if self.explicit[i].verdict != _PASS
+        ]
+
+    def entry(self, index: int) -> Entry:
+        """The entry at flat ``index``."""
+        from verifier.core.report import Entry
+
+        found = self.explicit.get(index)
+        if found is not None:
+            return found
+        keys = len(self.labels)
+        point, key = divmod(index, keys)
+        kind, wrt, node = self.labels[key]
+        rel = float(self.rel_error[point, key])
+        return Entry(
+            kind=kind,
+            wrt=wrt,
+            node=node,
+            point=point,
+            autograd=float(self.autograd[point, key]),
+            reference=float(self.reference[point, key]),
+            reference_radius=float(self.radius[point, key]),
+            abs_error=float(self.abs_error[point, key]),
+            rel_error=rel,
+            ulp_error=None if self.exact_zero[point, key] else float(self.ulp_error[point, key]),
+            tolerance=float(self.tolerance[point, key]),
+            verdict=_PASS,
+            ratio=float(self.ratio[point, key]),
+            condition=float(self.condition[point, key]),
+            correct_bits=correct_bits(rel, self.dtype),
+        )
+
+    def entries(self) -> list[Entry]:
+        """Every entry, in order."""
+        return [self.entry(index) for index in range(len(self))]
+
+    def dicts(self) -> Iterator[dict[str, Any]]:
+        """Every entry in the report format (as ``Entry.to_dict``), in order."""
+        from verifier.core.report import json_number
+
+        keys = len(self.labels)
+        shown = [
+            (kind, None if wrt is None else list(wrt), node) for kind, wrt, node in self.labels
+        ]
+        flat = self.columnar.ravel()
+        columns = [
+            column.ravel().tolist()
+            for column in (
+                self.autograd,
+                self.reference,
+                self.radius,
+                self.abs_error,
+                self.rel_error,
+                self.ulp_error,
+                self.tolerance,
+                self.ratio,
+                self.condition,
+            )
+        ]
+        zero = self.exact_zero.ravel().tolist()
+        mantissa = self.dtype
+        for index, row in enumerate(zip(*columns, strict=True)):
+            if not flat[index]:
+                yield self.explicit[index].to_dict()
+                continue
+            value, reference, radius, abs_error, rel, ulp, allowed, ratio, condition = row
+            kind, wrt, node = shown[index % keys]
+            yield {
+                "kind": kind,
+                "wrt": None if wrt is None else list(wrt),
+                "node": node,
+                "point": index // keys,
+                "autograd": json_number(value),
+                "reference": json_number(reference),
+                "reference_radius": json_number(radius),
+                "abs_error": json_number(abs_error),
+                "rel_error": json_number(rel),
+                "ulp_error": None if zero[index] else json_number(ulp),
+                "tolerance": json_number(allowed),
+                "ratio": json_number(ratio),
+                "condition": json_number(condition),
+                "correct_bits": json_number(correct_bits(rel, mantissa)),
+                "verdict": _PASS,
+                "detail": None,
+                "blame": None,
+                "phase": None,
+            }
+
+
+def point_major(values: Sequence[Sequence[float]]) -> Floats:
+    """Per-key lists of per-point values as one ``[point, key]`` array."""
+    return np.array(values, dtype=np.float64).reshape(len(values), -1).T.copy()
