@@ -7,8 +7,8 @@ import uuid
 import httpx
 from sqlalchemy.orm import Session
 
-from verifier.delivery.execution import report_row
-from verifier.store import repository
+from verifier.delivery.execution import passes, report_row
+from verifier.store import claims, repository
 from verifier.store.models import utc_now
 
 SEED_CHECK = {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]}
@@ -161,12 +161,14 @@ def test_a_job_passes_when_every_check_passes_its_own_fail_on(
     job_id = client.post("/jobs", json={"checks": checks}).json()["id"]
     job = repository.get_job(session, uuid.UUID(job_id))
     assert job is not None
-    for check in job.checks:
-        document = make_report_document(check.expression, "undefined")  # type: ignore[operator]
-        repository.insert_report(session, report_row(check, document))
+    first, second = job.checks
+    document = make_report_document(first.expression, "undefined")  # type: ignore[operator]
+    row = report_row(first, document)
+    assert claims.record_report(session, row, utc_now(), passed=passes(first, row))
     session.commit()
     assert client.get(f"/jobs/{job_id}").json()["passed"] is None  # not finished yet
-    assert repository.finish_job_if_complete(session, job.id, utc_now())
+    row = report_row(second, document)
+    assert claims.record_report(session, row, utc_now(), passed=passes(second, row))
     session.commit()
     session.expire_all()  # a worker finishes the job in a session of its own
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import Settings
@@ -399,14 +399,38 @@ def test_a_missing_check_is_skipped(sessions: sessionmaker[Session]) -> None:
     assert execute_check(sessions, uuid.uuid4(), never) is None
 
 
-def test_a_job_whose_last_writer_died_is_finished_by_redelivery_or_reconciler(
+def test_the_report_that_completes_a_job_finishes_it_in_its_own_transaction(
     sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
 ) -> None:
     job = _submit(sessions, settings, "x**2")
     check_id = job.checks[0].id
     core = StubCore(make_report_document, {"x**2": "pass"})
-    assert execute_check(sessions, check_id, core) == "pass"
-    # Stands for a worker killed between the report's commit and the job's.
+    statements: list[str] = []
+    commits: list[object] = []
+    engine = sessions.kw["bind"]
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    def committed(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", committed)
+    try:
+        assert execute_check(sessions, check_id, core) == "pass"
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", committed)
+    assert len(commits) == 2  # the claim, then the report with its count
+    finished = _job(sessions, job.id)
+    assert (finished.status, finished.verdict, finished.passed) == (JobStatus.DONE, "pass", True)
+    assert finished.reported == 1
+    # Finishing the job read none of its reports back: the job's row carries the count.
+    assert [sql for sql in statements if "reports.job_id" in sql.partition("WHERE")[2]] == []
+
+    # A job counted but left unfinished (as migration 0007 may leave one) is finished by the
+    # reconciler, from its counts; a redelivered message changes nothing.
     with sessions() as session:
         session.execute(
             update(Job).where(Job.id == job.id).values(status=JobStatus.RUNNING, verdict=None)
@@ -417,10 +441,7 @@ def test_a_job_whose_last_writer_died_is_finished_by_redelivery_or_reconciler(
         assert reconcile_once(session, nothing, settings) == 0
         assert nothing.sent == []  # nothing re-published
     assert _job(sessions, job.id).status is JobStatus.DONE
-
-    with sessions() as session:
-        session.execute(update(Job).where(Job.id == job.id).values(status=JobStatus.RUNNING))
-        session.commit()
     assert execute_check(sessions, check_id, core) == "pass"  # a redelivered message
-    assert _job(sessions, job.id).status is JobStatus.DONE
+    again = _job(sessions, job.id)
+    assert (again.status, again.verdict, again.reported) == (JobStatus.DONE, "pass", 1)
     assert len(core.calls) == 1

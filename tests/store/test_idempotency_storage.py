@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import column, func, select, table
 from sqlalchemy.exc import IntegrityError
 
 from verifier.config import Settings
@@ -88,6 +88,9 @@ def test_one_key_of_two_owners_makes_two_jobs_and_a_retry_of_each_finds_its_own(
         engine.dispose()
 
 
+JOB_COLUMNS_AT_0003 = ("id", "status", "check_count", "created_at")
+
+
 def test_migration_0004_keeps_every_job_and_check_both_ways(database_url: str) -> None:
     migrate.upgrade(database_url, "0003")
     job_id, check_id = uuid.uuid4(), uuid.uuid4()
@@ -96,10 +99,12 @@ def test_migration_0004_keeps_every_job_and_check_both_ways(database_url: str) -
     try:
         with engine.begin() as connection:
             # Revision 0003's columns only.
+            old_jobs = table(
+                "jobs",
+                *(column(name, Job.__table__.c[name].type) for name in JOB_COLUMNS_AT_0003),
+            )
             connection.execute(
-                Job.__table__.insert().values(
-                    id=job_id, status="queued", check_count=1, created_at=now
-                )
+                old_jobs.insert().values(id=job_id, status="queued", check_count=1, created_at=now)
             )
             connection.execute(
                 Check.__table__.insert().values(
@@ -124,6 +129,7 @@ def test_migration_0004_keeps_every_job_and_check_both_ways(database_url: str) -
         finally:
             engine.dispose()
         assert (job_ids, checks) == ([job_id], [job_id]), revision
+    migrate.upgrade(database_url)  # the models are the newest revision's
     engine = make_engine(database_url)
     try:
         with make_session_factory(engine)() as session:

@@ -103,14 +103,21 @@ def _stored_entries(url: str) -> list[Any]:
         engine.dispose()
 
 
+JOB_COLUMNS_AT_0001 = ("id", "status", "verdict", "check_count", "created_at")
+
+
 def _write_a_finished_job_at_0001(url: str) -> None:
     """One job with one check, its function and its report, in revision 0001's columns."""
     job_id, check_id, now = uuid.uuid4(), uuid.uuid4(), datetime(2026, 11, 26, tzinfo=UTC)
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
+            old_jobs = table(
+                "jobs",
+                *(column(name, Job.__table__.c[name].type) for name in JOB_COLUMNS_AT_0001),
+            )
             connection.execute(
-                Job.__table__.insert().values(
+                old_jobs.insert().values(
                     id=job_id, status="done", verdict="pass", check_count=1, created_at=now
                 )
             )

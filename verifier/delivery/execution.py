@@ -30,7 +30,7 @@ from verifier.errors import InputError
 from verifier.store import claims, repository
 from verifier.store.entries import blocks_of
 from verifier.store.models import Check, ReportBlock, StoredReport, utc_now
-from verifier.store.outcome import check_fail_on, report_number
+from verifier.store.outcome import check_fail_on, read_outcome, report_number
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +197,14 @@ def report_row(check: Check, document: Mapping[str, Any]) -> StoredReport:
     )
 
 
+def passes(check: Check, row: StoredReport) -> bool:
+    """Whether the report ``row`` passes its check's fail-on policy."""
+    outcome = read_outcome(
+        row.verdict, row.document, None, fail_on=check.fail_on, strict=check.strict
+    )
+    return outcome.passed
+
+
 def execute_check(
     sessions: sessionmaker[Session],
     check_id: uuid.UUID,
@@ -236,25 +244,16 @@ def execute_check(
         if check is None:
             logger.warning("check %s does not exist (its job was deleted?)", check_id)
             return None
-        job_id = check.job_id
         if attempt is None:
             if check.report is None:
                 logger.info("check %s is held by another execution; leaving it", check_id)
                 return None
-            # Already reported; finishing its job again is harmless, and needed when the
-            # writer of the report died before it could finish the job.
+            # Already reported (a redelivered message); the report's writer counted it in its
+            # job in the same transaction.
             logger.info("check %s already has a report; not running it again", check_id)
-            verdict: str | None = check.report.verdict
-        else:
-            with renewer.holding(check_id, claim_token):
-                verdict = _run_owned(session, check, core, policy, attempt, claim_token)
-            if verdict is None:
-                return None
-    with sessions() as session:
-        if repository.finish_job_if_complete(session, job_id, utc_now()):
-            logger.info("job %s is finished", job_id)
-        session.commit()
-    return verdict
+            return check.report.verdict
+        with renewer.holding(check_id, claim_token):
+            return _run_owned(session, check, core, policy, attempt, claim_token)
 
 
 def _run_owned(
@@ -273,7 +272,7 @@ def _run_owned(
     else:
         document = run_core(check, core)
     row = report_row(check, document)
-    if not claims.finish_check(session, row, claim_token, utc_now()):
+    if not claims.finish_check(session, row, claim_token, utc_now(), passed=passes(check, row)):
         logger.warning("check %s: claim lost while running; its result is dropped", check_id)
         session.rollback()
         return None

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import Settings
 from verifier.delivery.sender import Sender, send_checks
-from verifier.store import claims, repository
+from verifier.store import claims
 from verifier.store.models import utc_now
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def reconcile_once(session: Session, sender: Sender, settings: Settings) -> int:
         logger.warning("released %d checks whose worker stopped answering", released)
     finished = 0
     for job_id in claims.jobs_with_every_report(session, BATCH_SIZE):
-        finished += repository.finish_job_if_complete(session, job_id, now)
+        finished += claims.finish_job_if_complete(session, job_id, now)
     session.commit()
     if finished:
         logger.warning("finished %d jobs whose last writer stopped answering", finished)

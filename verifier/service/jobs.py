@@ -222,8 +222,7 @@ def job_status(session: Session, job_id: uuid.UUID, api_key_id: uuid.UUID | None
     job = repository.get_job(session, job_id, api_key_id)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
-    done = repository.count_reports_of_job(session, job_id)
-    return _job_out(job, done)
+    return _job_out(job, job.reported)
 
 
 def _job_out(job: Job, done: int) -> JobOut:

@@ -9,9 +9,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import case, exists, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
+from verifier.core.verdict import VERDICT_ORDER, Verdict, rank
 from verifier.store.models import Check, CheckStatus, Job, JobStatus, StoredReport
 from verifier.store.repository import insert_report
 
@@ -78,11 +79,15 @@ def renew_claim(
     return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def finish_check(session: Session, report: StoredReport, claim_token: str, now: datetime) -> bool:
-    """Mark the check done and add its report, if ``claim_token`` still holds it; True if it did.
+def finish_check(
+    session: Session, report: StoredReport, claim_token: str, now: datetime, *, passed: bool
+) -> bool:
+    """Mark the check done, add its report and count it in its job, if ``claim_token`` still
+    holds the check; True if it did. ``passed``: whether the report passes its check's policy.
 
-    The report insert ignores a duplicate (one report per check), and both happen in the
-    caller's transaction, so a writer that lost its claim changes nothing.
+    The report insert ignores a duplicate (one report per check), and all of it happens in the
+    caller's transaction, so a writer that lost its claim changes nothing, and the job's count
+    cannot miss a report: the report that completes the job finishes it (``count_report``).
     """
     owned = session.execute(
         update(Check)
@@ -95,8 +100,65 @@ def finish_check(session: Session, report: StoredReport, claim_token: str, now: 
     )
     if owned.rowcount != 1:  # type: ignore[attr-defined]
         return False
-    insert_report(session, report)
+    record_report(session, report, now, passed=passed)
     return True
+
+
+def record_report(session: Session, report: StoredReport, now: datetime, *, passed: bool) -> bool:
+    """Insert ``report`` and count it in its job (finishing the job if it was the last); a
+    second report of the same check changes nothing. True if this call added it."""
+    if not insert_report(session, report):
+        return False
+    count_report(session, report.job_id, report.verdict, passed, now)
+    return True
+
+
+def count_report(
+    session: Session, job_id: uuid.UUID, verdict: str, passed: bool, now: datetime
+) -> bool:
+    """Count one more report of the job (its verdict and whether it passed) and finish the job
+    when it was the last; True if it finished the job. Reads the job's row, never its reports."""
+    held = case(_VERDICT_RANKS, value=Job.worst_verdict, else_=-1)
+    counted = session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            reported=Job.reported + 1,
+            worst_verdict=case((held < rank(verdict), verdict), else_=Job.worst_verdict),
+            all_passed=func.coalesce(Job.all_passed, true()) if passed else false(),
+        )
+        .returning(Job.reported, Job.check_count)
+    ).one_or_none()
+    if counted is None or counted.reported < counted.check_count:
+        return False
+    return finish_job_if_complete(session, job_id, now)
+
+
+def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -> bool:
+    """Give an unfinished job whose every check is counted its verdict, whether it passed and
+    its final status; True if this call finished it. Reads one row; finishing twice does
+    nothing."""
+    finished = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.reported >= Job.check_count,
+            Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+        )
+        .values(
+            status=case(
+                (Job.worst_verdict == str(Verdict.ERROR), JobStatus.ERROR), else_=JobStatus.DONE
+            ),
+            verdict=Job.worst_verdict,
+            passed=Job.all_passed,
+            started_at=func.coalesce(Job.started_at, now),
+            finished_at=now,
+        )
+    )
+    return bool(finished.rowcount)  # type: ignore[attr-defined]
+
+
+_VERDICT_RANKS = {str(verdict): place for place, verdict in enumerate(VERDICT_ORDER)}
 
 
 def release_expired_claims(session: Session, now: datetime, limit: int) -> int:
@@ -122,15 +184,10 @@ def release_expired_claims(session: Session, now: datetime, limit: int) -> int:
 
 
 def jobs_with_every_report(session: Session, limit: int) -> Sequence[uuid.UUID]:
-    """Jobs not yet finished although each of their checks has a report."""
-    reported = (
-        select(func.count())
-        .select_from(StoredReport)
-        .where(StoredReport.job_id == Job.id)
-        .scalar_subquery()
-    )
+    """Jobs not yet finished although each of their checks is counted (none is left so by a
+    writer; a job counted before its last migration may be)."""
     query = select(Job.id).where(
-        Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]), reported >= Job.check_count
+        Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]), Job.reported >= Job.check_count
     )
     return session.scalars(query.limit(limit)).all()
 

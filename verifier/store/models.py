@@ -159,6 +159,11 @@ class Job(Base):
     verdict: Mapped[str | None] = mapped_column(String(VERDICT_CHARS))
     passed: Mapped[bool | None] = mapped_column(Boolean)
     check_count: Mapped[int] = mapped_column(Integer)
+    # Counted as each report is written, in its transaction: a job finishes without reading
+    # its reports again (verifier/store/claims.py, finish_check).
+    reported: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    worst_verdict: Mapped[str | None] = mapped_column(String(VERDICT_CHARS))
+    all_passed: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, selectinload
 
-from verifier.core.verdict import Verdict, worst
+from verifier.core.verdict import Verdict
 from verifier.store import entries as entry_codec
 from verifier.store.models import (
     ApiKey,
@@ -36,12 +36,10 @@ from verifier.store.models import (
     CheckFunction,
     CheckStatus,
     Job,
-    JobStatus,
     ReportBlock,
     StoredReport,
     utc_now,
 )
-from verifier.store.outcome import read_outcome
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
@@ -80,12 +78,6 @@ def get_job(session: Session, job_id: uuid.UUID, api_key_id: uuid.UUID | None = 
     if job is None or (api_key_id is not None and job.api_key_id != api_key_id):
         return None
     return job
-
-
-def count_reports_of_job(session: Session, job_id: uuid.UUID) -> int:
-    """How many of the job's checks have a report."""
-    query = select(func.count()).select_from(StoredReport).where(StoredReport.job_id == job_id)
-    return session.scalar(query) or 0
 
 
 def get_check(session: Session, check_id: uuid.UUID) -> Check | None:
@@ -138,44 +130,6 @@ def insert_report(session: Session, report: StoredReport) -> bool:
     ]
     if rows:
         session.execute(insert(ReportBlock), rows)
-    return True
-
-
-def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -> bool:
-    """Set the job's verdict, whether it passed, and its final status when every check has a
-    report; True if finished.
-
-    Runs in its own transaction after the report's commit, so whichever worker commits the
-    last report sees all of them; finishing twice writes the same values.
-    """
-    job = session.get(Job, job_id)
-    if job is None:
-        return False
-    rows = session.execute(
-        select(StoredReport.verdict, StoredReport.document, Check.fail_on, Check.strict)
-        .join(Check, Check.id == StoredReport.check_id)
-        .where(StoredReport.job_id == job_id)
-    ).all()
-    if len(rows) < job.check_count:
-        return False
-    verdicts = [verdict for verdict, *_ in rows]
-    passed = all(
-        read_outcome(verdict, document, None, fail_on=fail_on, strict=strict).passed
-        for verdict, document, fail_on, strict in rows
-    )
-    verdict = worst(verdicts)
-    status = JobStatus.ERROR if verdict is Verdict.ERROR else JobStatus.DONE
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(
-            status=status,
-            verdict=str(verdict),
-            passed=passed,
-            started_at=func.coalesce(Job.started_at, now),
-            finished_at=func.coalesce(Job.finished_at, now),
-        )
-    )
     return True
 
 
