@@ -183,14 +183,20 @@ def postgres_database() -> Iterator[str]:
 
 @contextmanager
 def running_fleet(
-    workdir: Path, database_url: str, broker_url: str, workers: int = WORKERS
+    workdir: Path,
+    database_url: str,
+    broker_url: str,
+    workers: int = WORKERS,
+    overrides: dict[str, str] | None = None,
 ) -> Iterator[Fleet]:
-    """Migrate, start ``derivcheck serve`` and ``workers`` workers; stop them all at the end."""
+    """Migrate, start ``derivcheck serve`` and ``workers`` workers (``overrides``: settings
+    over FLEET_ENV's); stop them all at the end."""
     migrate.upgrade(database_url)
     port = free_port()
     env = {
         **os.environ,
         **FLEET_ENV,
+        **(overrides or {}),
         "VERIFIER_DATA_DIR": str(workdir / "data"),
         "VERIFIER_DATABASE_URL": database_url,
         "VERIFIER_BROKER_URL": broker_url,

@@ -24,11 +24,15 @@ def reconcile(
     from celery import Celery
 
     from verifier.delivery.celery import CelerySender, make_celery
+    from verifier.delivery.logs import use_json_logs
     from verifier.delivery.reconciler import Reconciler
     from verifier.store.engine import make_engine, make_session_factory
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings()
+    if settings.log_format == "json":
+        use_json_logs()
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if interval is not None:
         settings = settings.model_copy(update={"requeue_interval_s": interval})
     engine = make_engine(settings.database_url)

@@ -1,0 +1,32 @@
+"""The service throughput benchmark (benchmarks/service.py) runs end to end at a tiny size and
+prints its W2 and W3 rows; its numbers are measurements, so only their presence and the
+absence of errors are checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "service.py"
+TINY_RUN_TIMEOUT_S = 600
+
+
+def test_a_tiny_run_prints_every_row(tmp_path: Path) -> None:
+    markdown = tmp_path / "throughput.md"
+    arguments = ["--feynman-equations", "3", "--feynman-points", "5", "--small-checks", "12"]
+    arguments += ["--clients", "3", "--seconds", "3", "--markdown", str(markdown)]
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=TINY_RUN_TIMEOUT_S,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    table = markdown.read_text()
+    assert "W2: 3 Feynman equations x 5 points" in table
+    assert "W3: 12 small checks, one job" in table
+    assert "W3: 12 small checks, one-check jobs" in table
+    assert ", 0 5xx" in table
