@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from verifier import check
+from verifier.core.points import MAX_POINTS_PER_CHECK
 
 W1 = "sin(x)*exp(y) + x*y*z**2 + log(1 + z**2)"
 SEED = 11
@@ -134,6 +135,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         _measure_memory(args.memory_child)
         return
     console = Console(width=120)
+    torch.set_num_threads(1)  # as check() runs torch: the floor under the same conditions
+    for asked in (args.points, args.memory_points):
+        if asked > MAX_POINTS_PER_CHECK:
+            console.print(f"{asked:,} points: above the {MAX_POINTS_PER_CHECK:,} a check takes")
+    args.points = min(args.points, MAX_POINTS_PER_CHECK)
+    args.memory_points = min(args.memory_points, MAX_POINTS_PER_CHECK)
     names = ["x", "y", "z"]
     points = draw_points(names, args.points)
     check(W1, at=points[:10], dtype="float32")  # sandbox started, expression derived
@@ -173,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for column in ("points", "floor s", "derivcheck s", "derivcheck us/point", "x floor"):
         growth.add_column(column, justify="right")
     for count in [int(c) for c in args.growth.split(",")]:
+        if count > MAX_POINTS_PER_CHECK:
+            growth.add_row(f"{count:,}", "", "", f"above {MAX_POINTS_PER_CHECK:,} per check", "")
+            continue
         chosen = draw_points(names, count, seed=SEED + count)
         floor_s = best(lambda chosen=chosen: floor_run(chosen, names), args.repeat)
         check_s = best(lambda chosen=chosen: check(W1, at=chosen, dtype="float32"), args.repeat)
