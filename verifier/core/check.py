@@ -45,7 +45,7 @@ from verifier.core.reference import (
     STATUSES,
     ReferenceTable,
     ReferenceValue,
-    compute_truth,
+    compute_table,
 )
 from verifier.core.report import Entry, Report
 from verifier.core.sandbox import (
@@ -284,7 +284,7 @@ def _run_sides(
         return result, analysis
 
     (truth_keys, references, truth_timings), (autograd, analysis) = thread_sandbox().call(
-        compute_truth,
+        compute_table,
         (plan.expression, hessian, nodes, plan.points, plan.fmt.name),
         budgets,
         autograd_side,

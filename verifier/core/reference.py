@@ -176,6 +176,22 @@ def compute_truth(
     dtype_name: str,
     *,
     progress: Callable[[str], None],
+) -> tuple[list[Key], list[list[ReferenceValue]], dict[str, float]]:
+    """:func:`compute_table`, its references as objects indexed ``[point][entry]``."""
+    keys, table, timings = compute_table(
+        text, hessian, nodes, points, dtype_name, progress=progress
+    )
+    return keys, table.rows(), timings
+
+
+def compute_table(
+    text: str,
+    hessian: bool,
+    nodes: bool,
+    points: Sequence[Mapping[str, float]],
+    dtype_name: str,
+    *,
+    progress: Callable[[str], None],
 ) -> tuple[list[Key], ReferenceTable, dict[str, float]]:
     """The symbolic side of a check, as run in the sandbox: derive, then evaluate.
 
