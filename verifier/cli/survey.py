@@ -28,6 +28,7 @@ from verifier.core.survey import (
     run_survey,
     to_json,
 )
+from verifier.core.verdict import Verdict
 
 
 def survey(
@@ -95,7 +96,7 @@ def survey(
     output.with_suffix(".json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     if as_json:
         print_json(document)
-    failing = sum(1 for f in findings if f.counts.get("fail"))
+    failing = sum(1 for f in findings if f.counts.get(Verdict.FAIL))
     console.print(
         f"{len(findings)} rows, {failing} with failures, in {seconds:.0f} s: {output} and "
         f"{output.with_suffix('.json')}"

@@ -36,38 +36,48 @@ class VerdictInfo:
 
     meaning: str
     style: str
+    colour: str
+    """The verdict's colour on the report pages' charts (CSS hex)."""
 
 
 VERDICTS: dict[Verdict, VerdictInfo] = {
-    Verdict.PASS: VerdictInfo("within the dtype's tolerance of the exact value", "green"),
+    Verdict.PASS: VerdictInfo(
+        "within the dtype's tolerance of the exact value", "green", "#2f9e44"
+    ),
     Verdict.DOMAIN: VerdictInfo(
-        "the expression itself is undefined or not real at the point", "dim"
+        "the expression itself is undefined or not real at the point", "dim", "#868e96"
     ),
     Verdict.UNDEFINED: VerdictInfo(
-        "the derivative does not exist at the point (kink, jump, branch cut, pole)", "cyan"
+        "the derivative does not exist at the point (kink, jump, branch cut, pole)",
+        "cyan",
+        "#15aabf",
     ),
     Verdict.ILL_CONDITIONED: VerdictInfo(
         "outside the tolerance, explained by the rounding of the expression as written in this "
         "dtype, every operation being accurate",
         "yellow",
+        "#f59f00",
     ),
     Verdict.RANGE: VerdictInfo(
         "an intermediate overflowed or underflowed, or the exact value is outside the dtype's "
         "range",
         "magenta",
+        "#ae3ec9",
     ),
     Verdict.UNVERIFIED: VerdictInfo(
-        "the exact value could not be certified; only a bound is known", "blue"
+        "the exact value could not be certified; only a bound is known", "blue", "#4263eb"
     ),
     Verdict.NONFINITE: VerdictInfo(
         "autograd gave nan or inf where the exact value is finite and no range event explains it",
         "bold red",
+        "#e8590c",
     ),
     Verdict.FAIL: VerdictInfo(
         "wrong beyond what rounding explains: a locally inaccurate operation or derivative rule",
         "bold red",
+        "#e03131",
     ),
-    Verdict.ERROR: VerdictInfo("the check could not run; the reason says why", "red"),
+    Verdict.ERROR: VerdictInfo("the check could not run; the reason says why", "red", "#862e2e"),
 }
 """Every verdict, best first: a check's verdict is the worst of its entries."""
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from verifier.core.verdict import Verdict
+
 FORMAT = 1
 BLOCK_ENTRIES = 4096
 """Entries per block: a block of the largest legal strings stays a few megabytes."""
@@ -67,7 +69,7 @@ def blocks_of(entries: Sequence[Mapping[str, Any]]) -> list[Block]:
     blocks: list[Block] = []
     for number, first in enumerate(range(0, len(entries), BLOCK_ENTRIES)):
         part = entries[first : first + BLOCK_ENTRIES]
-        failing = sum(1 for entry in part if entry.get("verdict") != "pass")
+        failing = sum(1 for entry in part if entry.get("verdict") != Verdict.PASS)
         blocks.append(Block(number, first, len(part), failing, encode(part)))
     return blocks
 

@@ -13,21 +13,11 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from verifier.core.verdict import VERDICT_ORDER
+from verifier.core.verdict import VERDICT_ORDER, VERDICTS, Verdict
 from verifier.service.pages import HistogramBin, PlotPoint
 
-VERDICT_COLOURS: dict[str, str] = {
-    "pass": "#2f9e44",
-    "domain": "#868e96",
-    "undefined": "#15aabf",
-    "ill-conditioned": "#f59f00",
-    "range": "#ae3ec9",
-    "unverified": "#4263eb",
-    "nonfinite": "#e8590c",
-    "fail": "#e03131",
-    "error": "#862e2e",
-}
-"""The colour of each verdict on every chart (tests/ui checks that each verdict has one)."""
+VERDICT_COLOURS: dict[str, str] = {str(verdict): info.colour for verdict, info in VERDICTS.items()}
+"""The colour of each verdict on every chart, from the verdict table."""
 PENDING_COLOUR = "#ced4da"
 MAX_DRAWN_MARKS = 4000
 """Marks one scatter plot draws at most: every non-passing entry first, then passes evenly
@@ -136,8 +126,8 @@ def _decades(low: float, high: float) -> tuple[int, int]:
 def _thin(points: Sequence[PlotPoint]) -> list[PlotPoint]:
     if len(points) <= MAX_DRAWN_MARKS:
         return list(points)
-    failing = [point for point in points if point.verdict != "pass"][:MAX_DRAWN_MARKS]
-    passing = [point for point in points if point.verdict == "pass"]
+    failing = [point for point in points if point.verdict != Verdict.PASS][:MAX_DRAWN_MARKS]
+    passing = [point for point in points if point.verdict == Verdict.PASS]
     room = MAX_DRAWN_MARKS - len(failing)
     if room <= 0 or not passing:
         return failing
@@ -207,7 +197,7 @@ def error_scatter(
             f'<text x="{LEFT + plot_w - 4}" y="{_number(y - 4)}" text-anchor="end" '
             f'class="tick">tolerance {allowed_ulps:g} ulps</text>'
         )
-    for point in sorted(marks, key=lambda p: p.verdict == "pass", reverse=True):
+    for point in sorted(marks, key=lambda p: p.verdict == Verdict.PASS, reverse=True):
         assert point.ulps is not None
         body.append(
             f'<circle class="mark verdict-{escape(point.verdict)}" '
