@@ -106,7 +106,8 @@ def _wait_for_job(http: httpx.Client, job_id: str) -> dict[str, Any]:
 
 
 def _sandboxes_of(data_dir: str) -> list[int]:
-    """The symbolic processes of the service whose data folder is ``data_dir`` (from /proc)."""
+    """The symbolic processes of the workers whose data folder is ``data_dir`` (from /proc);
+    the API's parser processes run the same module and are left out."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -119,8 +120,19 @@ def _sandboxes_of(data_dir: str) -> list[int]:
         if b"verifier.core.sandbox" in command and (
             f"VERIFIER_DATA_DIR={data_dir}".encode() in environment
         ):
-            found.append(int(entry.name))
+            parent = _parent_command(int(entry.name))
+            if b"worker" in parent:
+                found.append(int(entry.name))
     return found
+
+
+def _parent_command(pid: int) -> bytes:
+    """The command line of ``pid``'s parent (empty if either is gone)."""
+    try:
+        parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        return Path(f"/proc/{parent}/cmdline").read_bytes()
+    except (OSError, IndexError):
+        return b""
 
 
 def _cpu_seconds(pid: int) -> float:
