@@ -118,6 +118,13 @@ def create_app(
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one of several API processes (``derivcheck serve --processes N``): its
+    settings from the environment, where ``serve`` has already decided whether keys are
+    required."""
+    return create_app(Settings())
+
+
 def _json_safe(value: Any) -> Any:
     """``value`` with NaN and infinities as text (JSON has no such numbers) and bytes decoded
     with replacement characters (a body that is not UTF-8 is echoed as the error's input)."""

@@ -18,6 +18,14 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes on the one port (rate limits are shared through the broker's "
+            "Redis; on the embedded broker each process keeps its own)",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API server (API keys: see verifier/api/auth.py)."""
     import uvicorn
@@ -38,10 +46,24 @@ def serve(
             "can use this API (local default; set VERIFIER_API_KEYS=required to change it)",
             highlight=False,
         )
-    app = create_app(settings, keys_required=required)
     # Forwarded headers are believed only from VERIFIER_TRUSTED_PROXIES (verifier/api/auth.py),
     # never by uvicorn on its own.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+    if processes == 1:
+        app = create_app(settings, keys_required=required)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+        return
+    # Each process builds its app from the environment; the keys decision made here goes
+    # with it, so every process answers the same.
+    os.environ["VERIFIER_API_KEYS"] = "required" if required else "off"
+    uvicorn.run(
+        "verifier.api.app:app_from_environment",
+        factory=True,
+        workers=processes,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=False,
+    )
 
 
 @friendly
