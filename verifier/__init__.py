@@ -1,7 +1,9 @@
 """derivcheck: checks PyTorch autograd's derivatives against exact mathematics.
 
-``from verifier import check`` runs one check inline. The import is lazy so that the service's
-API process, which imports this package, never loads torch.
+``from verifier import check`` runs one check inline; ``check_function`` checks a torch
+function against an exact spec, and ``register_function`` adds a function to expressions.
+The imports are lazy so that the service's API process, which imports this package, never
+loads torch.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from verifier.core.check import check as check
+    from verifier.core.function_check import check_function as check_function
+    from verifier.core.registry import register_function as register_function
 
-__all__ = ["check"]
+__all__ = ["check", "check_function", "register_function"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +23,12 @@ def __getattr__(name: str) -> Any:
         from verifier.core.check import check
 
         return check
+    if name == "check_function":
+        from verifier.core.function_check import check_function
+
+        return check_function
+    if name == "register_function":
+        from verifier.core.registry import register_function
+
+        return register_function
     raise AttributeError(f"module 'verifier' has no attribute {name!r}")

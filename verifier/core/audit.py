@@ -28,6 +28,7 @@ from verifier.core.functions import PARAMETER_POSITIONS
 from verifier.core.magnitudes import grad_or_none
 from verifier.core.parse import make_symbol
 from verifier.core.reference import DOMAIN, UNDEFINED, ReferenceValue, reference_values
+from verifier.core.registry import CustomFunction
 from verifier.core.symbolic import Target
 from verifier.core.tolerance import Tolerance
 from verifier.core.translate import (
@@ -172,10 +173,17 @@ def _torch_derivatives(
     leaf_list = [leaves[c] for c in kids]
     zero = torch.zeros(count, dtype=out.dtype)
     firsts = _grads(out, leaf_list, create_graph=hessian)
-    seconds = [
-        _grads(g, leaf_list, create_graph=False) if hessian else [zero] * len(kids) for g in firsts
-    ]
+    seconds = [_seconds(g, leaf_list) if hessian else [zero] * len(kids) for g in firsts]
     return [g.expand(count) for g in firsts], [[g.expand(count) for g in r] for r in seconds]
+
+
+def _seconds(first: torch.Tensor, leaves: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The derivatives of one first derivative; nan where its double backward raises (a
+    user's backward marked once-differentiable: the entries say so themselves)."""
+    try:
+        return _grads(first, leaves, create_graph=False)
+    except RuntimeError:
+        return [torch.full_like(leaf, math.nan) for leaf in leaves]
 
 
 def _grads(
@@ -224,10 +232,16 @@ def _judge_local(
     if basic:
         return None
     kind = INACCURATE if math.isfinite(observed) else NONFINITE
-    detail = (
-        f"torch's {node} gave {observed:.9g} for {what}, exactly {reference.high:.9g} "
-        f"at the {dtype.name} input it received"
-    )
+    if isinstance(node, CustomFunction):  # a user's function: enough digits to see a bias
+        detail = (
+            f"the custom function {node} gave {observed:.17g} for {what}, exactly "
+            f"{reference.high:.17g} at the {dtype.name} input it received"
+        )
+    else:
+        detail = (
+            f"torch's {node} gave {observed:.9g} for {what}, exactly {reference.high:.9g} "
+            f"at the {dtype.name} input it received"
+        )
     return Finding(node, phase, kind, error / allowed, detail)
 
 

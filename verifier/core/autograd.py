@@ -10,13 +10,13 @@ every mixed partial are computed separately.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy
 import torch
 
 from verifier.core.dtypes import DEVICES
-from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, Key, node_key
+from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
 from verifier.core.translate import Translation
 from verifier.errors import OptionError
 
@@ -36,11 +36,23 @@ class AutogradResult:
         values: per target key, one float per point.
         device: the device it ran on.
         seed_idiom: what ``z.backward(); x.grad.grad`` returned (as text), if it was run.
+        second_backward: per variable whose Hessian row autograd could not differentiate
+            (asked for with ``black_box``): why, in words. A gradient with no graph gives a
+            row of zeros; one whose double backward raised gives a row of nan.
     """
 
     values: dict[Key, list[float]]
     device: str
     seed_idiom: str | None
+    second_backward: dict[str, str] = field(default_factory=dict)
+
+
+NO_GRAPH = (
+    "the gradient d/d{name} that autograd returned has no graph (its backward ran on "
+    "detached tensors or under no_grad, so it is not differentiable): autograd's second "
+    "derivatives are 0 here"
+)
+DOUBLE_BACKWARD_RAISED = "torch raised on the second backward through d/d{name}: {message}"
 
 
 def resolve_device(device: str) -> torch.device:
@@ -63,6 +75,8 @@ def run_autograd(
     *,
     hessian: bool,
     nodes: Sequence[sympy.Expr],
+    values: bool = False,
+    black_box: bool = False,
 ) -> AutogradResult:
     """Evaluate the gradient, optionally the Hessian and node gradients, at every point.
 
@@ -74,6 +88,10 @@ def run_autograd(
         device: where to run.
         hessian: compute all n*n second derivatives.
         nodes: the nodes whose gradients to compute (each must be a node of ``expr``).
+        values: also return the expression's value (key ``value``).
+        black_box: the expression calls a user's function, whose backward may not be
+            differentiable: a gradient with no graph and a double backward that raises are
+            kept per row (``second_backward``) rather than passed off as zeros or raised.
 
     Returns:
         Values keyed like :func:`verifier.core.symbolic.entry_keys`.
@@ -88,24 +106,45 @@ def run_autograd(
     translation = Translation(expr, inputs, dtype_name, device)
     leaves = [inputs[name] for name in variables]
     total = translation.output.sum()
-    values: dict[Key, list[float]] = {}
+    found: dict[Key, list[float]] = {}
+    if values:
+        found[(VALUE, (), None)] = _floats(translation.output, len(points))
     if nodes:
         tensors = [translation.tensors[node] for node in nodes]
         grads = _grad(total, tensors, create_graph=False)
         for node, grad in zip(nodes, grads, strict=True):
-            values[(NODE, (), node_key(node))] = _floats(grad, len(points))
+            found[(NODE, (), node_key(node))] = _floats(grad, len(points))
 
-    first = _grad(total, leaves, create_graph=hessian)
+    seed = None
+    if black_box and hessian and total.requires_grad:
+        # An incoming gradient that itself requires grad, as inside any larger graph: a
+        # backward marked once-differentiable then raises on the double backward, as it
+        # would in the user's own second-order code, instead of returning a bare tensor.
+        seed = torch.ones_like(translation.output).requires_grad_(True)
+        first = _seeded_grad(translation.output, leaves, seed)
+    else:
+        first = _grad(total, leaves, create_graph=hessian)
     for name, grad in zip(variables, first, strict=True):
-        values[(GRADIENT, (name,), None)] = _floats(grad, len(points))
+        found[(GRADIENT, (name,), None)] = _floats(grad, len(points))
     seed_idiom = None
+    problems: dict[str, str] = {}
     if hessian:
         for name_i, grad_i in zip(variables, first, strict=True):
-            row = _grad(grad_i.sum(), leaves, create_graph=False)
+            problem = None
+            if seed is not None:
+                problem = _double_backward_problem(name_i, grad_i, leaves, seed)
+            if problem is not None:
+                problems[name_i] = problem
+            if problem is not None and problem.startswith(DOUBLE_BACKWARD_RAISED[:20]):
+                row = [torch.full_like(leaf, float("nan")) for leaf in leaves]
+            else:
+                row = _grad(grad_i.sum(), leaves, create_graph=False)
             for name_j, second in zip(variables, row, strict=True):
-                values[(HESSIAN, (name_i, name_j), None)] = _floats(second, len(points))
+                found[(HESSIAN, (name_i, name_j), None)] = _floats(second, len(points))
         seed_idiom = _seed_idiom(expr, variables, points[:1], dtype_name, device)
-    return AutogradResult(values=values, device=str(device), seed_idiom=seed_idiom)
+    return AutogradResult(
+        values=found, device=str(device), seed_idiom=seed_idiom, second_backward=problems
+    )
 
 
 def _grad(
@@ -117,6 +156,46 @@ def _grad(
         output, list(wrt), create_graph=create_graph, retain_graph=True, allow_unused=True
     )
     return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, wrt, strict=True)]
+
+
+def _seeded_grad(
+    output: torch.Tensor, wrt: Sequence[torch.Tensor], seed: torch.Tensor
+) -> list[torch.Tensor]:
+    grads = torch.autograd.grad(
+        output,
+        list(wrt),
+        grad_outputs=seed,
+        create_graph=True,
+        retain_graph=True,
+        allow_unused=True,
+    )
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, wrt, strict=True)]
+
+
+def _double_backward_problem(
+    name: str, gradient: torch.Tensor, leaves: Sequence[torch.Tensor], seed: torch.Tensor
+) -> str | None:
+    """Why autograd cannot differentiate ``gradient`` (d/d``name``) again, or None.
+
+    A backward marked once-differentiable hangs an error node on its result, reached only when
+    the whole graph behind the gradient is walked (``backward()``): that walk raises torch's own
+    message. A backward run on detached tensors leaves no path back to the inputs at all.
+    """
+    if gradient.requires_grad:
+        try:
+            torch.autograd.backward(gradient.sum(), retain_graph=True)
+        except RuntimeError as error:
+            message = str(error).splitlines()[0]
+            return DOUBLE_BACKWARD_RAISED.format(name=name, message=message)
+        finally:
+            for leaf in [*leaves, seed]:
+                leaf.grad = None
+        grads = torch.autograd.grad(
+            gradient.sum(), list(leaves), retain_graph=True, allow_unused=True
+        )
+        if any(g is not None for g in grads):
+            return None
+    return NO_GRAPH.format(name=name)
 
 
 def _floats(tensor: torch.Tensor, count: int) -> list[float]:

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 
 import flint
@@ -22,7 +22,8 @@ import numpy as np
 import sympy
 import torch
 
-from verifier.core.audit import FORWARD, OVERFLOW, Finding, audit
+from verifier.core import registry
+from verifier.core.audit import FORWARD, OVERFLOW, SECOND_BACKWARD, Finding, audit
 from verifier.core.autograd import (
     SEED_IDIOM_NOTE,
     AutogradResult,
@@ -54,8 +55,9 @@ from verifier.core.sandbox import (
     SandboxTimeout,
     thread_sandbox,
 )
-from verifier.core.symbolic import Key, distinct_nodes, entry_keys, node_key
+from verifier.core.symbolic import HESSIAN, VALUE, Key, distinct_nodes, entry_keys, node_key
 from verifier.core.tolerance import Tolerance, make_tolerance
+from verifier.core.translate import CustomFunctionError
 from verifier.core.verdict import Verdict, fail_on_set, worst
 from verifier.errors import OptionError, PointError
 
@@ -113,27 +115,52 @@ def check(
         InputError: the expression, a point or an option is invalid (nothing ran).
     """
     started = time.perf_counter()
-    plan = _plan(expression, at, dtype, device, samples, domain, seed, rtol, atol, strict, fail_on)
-    plan.keys = entry_keys(plan.parsed, hessian=hessian, nodes=nodes)
+    plan = plan_check(
+        expression, at, dtype, device, samples, domain, seed, rtol, atol, strict, fail_on
+    )
+    return run_check(plan, started, hessian, nodes, symbolic_timeout_s, reference_timeout_s)
+
+
+def run_check(
+    plan: _Plan,
+    started: float,
+    hessian: bool,
+    nodes: bool,
+    symbolic_timeout_s: float,
+    reference_timeout_s: float | None,
+    *,
+    values: bool = False,
+) -> Report:
+    """Phases two to four of a check: both sides, then the comparison."""
+    plan.keys = entry_keys(plan.parsed, hessian=hessian, nodes=nodes, values=values)
     plan.node_list = distinct_nodes(plan.parsed.expr) if nodes else []
     parsed_at = time.perf_counter()
     report = _empty_report(plan)
     timings: dict[str, float] = {}
+    missing = registry.missing_implementations(plan.parsed.functions)
+    if missing:
+        report.reason = next(iter(missing.values()))
+        return _finish(report, started, parsed_at, timings)
     budgets = [
         ("symbolic", symbolic_timeout_s),
         ("reference", _reference_budget(plan, reference_timeout_s)),
     ]
     try:
         with _intra_op_threads(CHECK_INTRA_OP_THREADS):
-            sides = _run_sides(plan, hessian, nodes, budgets, timings)
+            sides = _run_sides(plan, hessian, nodes, values, budgets, timings)
     except SandboxTimeout as timeout:
         report.reason = f"{timeout.stage} timeout"
         return _finish(report, started, parsed_at, timings)
     except SandboxCrash as crash:
         report.reason = str(crash)
         return _finish(report, started, parsed_at, timings)
+    except CustomFunctionError as error:
+        report.reason = str(error)
+        return _finish(report, started, parsed_at, timings)
     except (RuntimeError, NotImplementedError) as error:
         report.reason = f"torch could not run this check: {str(error).splitlines()[0]}"
+        if plan.black_box:
+            report.reason += " (in the backward of a custom function or of the function checked)"
         if hessian and "derivative for" in str(error) and "not implemented" in str(error):
             report.reason += (
                 "; torch has no second derivative of this operation, so no Hessian: "
@@ -173,6 +200,11 @@ class _Plan:
     keys: list[Key] = field(default_factory=list)
     node_list: list[sympy.Expr] = field(default_factory=list)
 
+    @property
+    def black_box(self) -> bool:
+        """Whether the expression calls a user's function (registered, plugin, or checked)."""
+        return bool(self.parsed.expr.atoms(registry.CustomFunction))
+
 
 @dataclass(frozen=True)
 class _Sides:
@@ -183,7 +215,7 @@ class _Sides:
     analysis: Conditioning
 
 
-def _plan(
+def plan_check(
     expression: str,
     at: PointInput | Sequence[PointInput] | None,
     dtype: str,
@@ -256,6 +288,7 @@ def _run_sides(
     plan: _Plan,
     hessian: bool,
     nodes: bool,
+    values: bool,
     budgets: list[tuple[str, float]],
     timings: dict[str, float],
 ) -> _Sides:
@@ -271,6 +304,8 @@ def _run_sides(
             plan.device,
             hessian=hessian,
             nodes=plan.node_list,
+            values=values,
+            black_box=plan.black_box,
         )
         timings["autograd"] = time.perf_counter() - begin
         analysis = conditioning(
@@ -285,7 +320,15 @@ def _run_sides(
 
     (truth_keys, references, truth_timings), (autograd, analysis) = thread_sandbox().call(
         compute_table,
-        (plan.expression, hessian, nodes, plan.points, plan.fmt.name),
+        (
+            plan.expression,
+            hessian,
+            nodes,
+            plan.points,
+            plan.fmt.name,
+            values,
+            registry.registered_here(),
+        ),
         budgets,
         autograd_side,
     )
@@ -333,6 +376,8 @@ def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> No
             fmt,
             labels,
         )
+    if plan.black_box:
+        _black_box_details(plan, keys, width, explicit, autograd.second_backward)
     columns = _columns(keys, labels, values, table, judged, sides.analysis, fmt, explicit)
     report.set_columns(columns)
     report.verdict = worst(columns.counts()).value
@@ -341,6 +386,54 @@ def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> No
     report.reference_method = "; ".join(methods) if methods else METHOD_ARB
     if autograd.seed_idiom is not None:
         report.notes.append(SEED_IDIOM_NOTE.format(result=autograd.seed_idiom))
+
+
+_OVERRIDDEN = {Verdict.FAIL.value, Verdict.NONFINITE.value, Verdict.ILL_CONDITIONED.value}
+"""Verdicts a known defect of a user's backward replaces: what it explains is its fault."""
+
+
+def _black_box_details(
+    plan: _Plan,
+    keys: Sequence[Key],
+    width: int,
+    explicit: dict[int, Entry],
+    second_backward: Mapping[str, str],
+) -> None:
+    """Say what a user's function did wrong where it explains a non-passing entry.
+
+    A Hessian row whose gradient had no graph (compared as zeros) or whose double backward
+    raised (compared as nan) fails with that reason; derivatives at a point where the
+    function's own value is wrong say so.
+    """
+    custom = sorted(map(str, plan.parsed.expr.atoms(registry.CustomFunction)))
+    blame = custom[0] if len(custom) == 1 else None
+    wrong_value = {
+        flat // width
+        for flat, entry in explicit.items()
+        if entry.kind == VALUE and entry.verdict in _OVERRIDDEN
+    }
+    for flat, entry in list(explicit.items()):
+        if entry.verdict not in _OVERRIDDEN:
+            continue
+        _, wrt, _ = keys[flat % width]
+        problem = second_backward.get(wrt[0]) if entry.kind == HESSIAN else None
+        if problem is not None:
+            exact = (
+                "" if entry.reference is None else f"; the exact value is {entry.reference:.17g}"
+            )
+            explicit[flat] = replace(
+                entry,
+                verdict=Verdict.FAIL.value,
+                detail=f"{problem}{exact}",
+                blame=blame if blame is not None else entry.blame,
+                phase=SECOND_BACKWARD,
+            )
+        elif entry.kind != VALUE and flat // width in wrong_value:
+            explicit[flat] = replace(
+                entry,
+                detail=f"{entry.detail}; the function's own value is wrong at this point too "
+                "(its value entry), so its derivatives are of another function",
+            )
 
 
 def _columns(
@@ -360,7 +453,11 @@ def _columns(
         condition = np.where(high != 0, weight / np.abs(high), np.where(weight > 0, np.inf, 0.0))
     return EntryColumns(
         labels=[
-            (kind, None if node is not None else wrt, None if node is None else labels[node])
+            (
+                kind,
+                None if node is not None or kind == VALUE else wrt,
+                None if node is None else labels[node],
+            )
             for kind, wrt, node in keys
         ],
         dtype=fmt,
@@ -430,7 +527,7 @@ def _entry(
         condition = analysis.factor(key, index, judgement.reference)
     return Entry(
         kind=kind,
-        wrt=None if node is not None else wrt,
+        wrt=None if node is not None or kind == VALUE else wrt,
         node=None if node is None else labels[node],
         point=index,
         autograd=value,

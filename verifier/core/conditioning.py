@@ -35,7 +35,7 @@ from verifier.core.magnitudes import (
     local_derivatives,
     path_sums,
 )
-from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, Key, node_key
+from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
 from verifier.core.translate import Translation, children, differentiable_children, program_order
 
 BOUND_SAFETY = 4.0
@@ -194,16 +194,22 @@ def _forward_weights(
     names = {name: i for i, name in enumerate(variables)}
     for key in keys:
         kind, wrt, node = key
-        if kind == GRADIENT:
+        entry: torch.Tensor | None
+        if kind == VALUE:
+            entry = translation.output
+        elif kind == GRADIENT:
             entry = first[names[wrt[0]]]
         elif kind == HESSIAN:
             if wrt[0] not in rows:
                 g = first[names[wrt[0]]]
-                rows[wrt[0]] = (
-                    grad_or_none(g.sum(), leaves, create_graph=True)
-                    if g is not None and g.requires_grad
-                    else [None] * len(leaves)
-                )
+                rows[wrt[0]] = [None] * len(leaves)
+                if g is not None and g.requires_grad:
+                    try:
+                        rows[wrt[0]] = grad_or_none(g.sum(), leaves, create_graph=True)
+                    except RuntimeError:
+                        # A user's backward marked once-differentiable: nothing bounds it.
+                        result[key] = torch.full_like(empty, torch.inf)
+                        continue
             entry = rows[wrt[0]][names[wrt[1]]]
         else:
             assert kind == NODE and node is not None

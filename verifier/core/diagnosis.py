@@ -38,7 +38,7 @@ from verifier.core.audit import (
 from verifier.core.compare import Judgement
 from verifier.core.conditioning import Conditioning
 from verifier.core.dtypes import DType
-from verifier.core.symbolic import HESSIAN, NODE, Key
+from verifier.core.symbolic import HESSIAN, NODE, VALUE, Key
 from verifier.core.verdict import Verdict
 
 
@@ -118,6 +118,9 @@ def _conditioned(
             Verdict.ILL_CONDITIONED, lost, FORWARD, f"{head}: the digits are lost at {lost}"
         )
     kind, wrt, _ = key
+    if kind == VALUE:
+        detail = f"{head}: the forward value's roundings add up"
+        return Diagnosis(Verdict.ILL_CONDITIONED, None, FORWARD, detail)
     phase = SECOND_BACKWARD if kind == HESSIAN else FIRST_BACKWARD
     where = wrt[-1] if wrt else "this node"
     detail = f"{head}: the terms of the chain rule summed for {where} cancel in the {phase}"
@@ -143,6 +146,8 @@ def _relevant(finding: Finding, key: Key) -> bool:
     kind, wrt, _ = key
     if finding.phase == SECOND_BACKWARD and kind != HESSIAN:
         return False
+    if kind == VALUE:
+        return finding.phase == FORWARD
     if kind == NODE or not finding.node.free_symbols:
         return True
     names = {symbol.name for symbol in finding.node.free_symbols}

@@ -16,7 +16,7 @@ import sympy
 import torch
 
 from verifier.core.parse import make_symbol
-from verifier.core.symbolic import GRADIENT, HESSIAN, Key, node_key
+from verifier.core.symbolic import GRADIENT, HESSIAN, VALUE, Key, node_key
 from verifier.core.translate import apply, children, differentiable_children
 
 
@@ -129,6 +129,8 @@ def path_sums(
             result[key] = grad[expr][:, names[wrt[0]]]
         elif kind == HESSIAN:
             result[key] = hess[expr][:, names[wrt[0]], names[wrt[1]]]
+        elif kind == VALUE:  # no backward: only the forward roundings weigh
+            result[key] = torch.zeros(count, dtype=torch.float64)
         else:
             assert node is not None
             zero = torch.zeros(count, dtype=torch.float64)

@@ -26,6 +26,7 @@ from fractions import Fraction
 
 import sympy
 
+from verifier.core import registry
 from verifier.core.functions import ALIASES, CONSTANTS, FUNCTIONS, FunctionSpec
 from verifier.core.points import MAX_DECIMAL_EXPONENT, decimal_in_range, parse_decimal
 from verifier.errors import (
@@ -342,6 +343,11 @@ class _Builder:
         _check_name(name, node)
         if name in CONSTANTS:
             return CONSTANTS[name]
+        if registry.lookup(name) is not None:
+            raise ForbiddenSyntaxError(
+                f"{name!r} is a custom function, not a variable: call it, {name}(...)",
+                position=_position(node),
+            )
         if name not in self.variables:
             if len(self.variables) >= MAX_VARIABLES:
                 raise LimitError(
@@ -361,6 +367,8 @@ class _Builder:
         _check_name(written, node.func)
         name = ALIASES.get(written, written)
         spec = FUNCTIONS.get(name)
+        if spec is None and (custom := registry.lookup(name)) is not None:
+            return self._custom(node, written, custom)
         if spec is None:
             raise UnknownFunctionError(
                 f"unknown function {written!r}", position=_position(node), token=written
@@ -395,6 +403,25 @@ class _Builder:
             self._check_exponent(node.args[1])
         assert spec.sympy_class is not None
         return spec.sympy_class(*args, evaluate=False)
+
+    def _custom(
+        self, node: ast.Call, written: str, custom: type[registry.CustomFunction]
+    ) -> sympy.Expr:
+        """A call of a custom function (verifier/core/registry.py)."""
+        if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise ForbiddenSyntaxError(
+                f"only plain arguments are allowed in {written}()", position=_position(node)
+            )
+        expected = len(custom.declaration.args)
+        if len(node.args) != expected:
+            raise ArityError(
+                f"{written}() takes {expected} argument(s), got {len(node.args)}",
+                position=_position(node),
+                token=written,
+            )
+        self.functions.add(written)
+        args = [self.build(arg) for arg in node.args]
+        return custom(*args, evaluate=False)
 
     def _parameterised(self, node: ast.Call, written: str, spec: FunctionSpec) -> sympy.Expr:
         """A call with literal parameters, each checked against its rule (docs/functions.md)."""

@@ -55,6 +55,7 @@ from verifier.core.evaluator import NeedPrecision, Program, Run
 from verifier.core.functions import sinc
 from verifier.core.literals import bind_literals
 from verifier.core.parse import make_symbol, parse_expression
+from verifier.core.registry import Declaration, install
 from verifier.core.special import expand_definitions
 from verifier.core.symbolic import Key, Target, derive
 
@@ -190,22 +191,27 @@ def compute_table(
     nodes: bool,
     points: Sequence[Mapping[str, float]],
     dtype_name: str,
+    values: bool = False,
+    functions: Sequence[Declaration] = (),
     *,
     progress: Callable[[str], None],
 ) -> tuple[list[Key], ReferenceTable, dict[str, float]]:
     """The symbolic side of a check, as run in the sandbox: derive, then evaluate.
 
+    ``values`` adds the expression's own value as the first entry; ``functions`` are the
+    custom functions registered in the calling process (a sandbox child is told them).
     Calls ``progress("symbolic")`` once the derivatives are known. Returns the entry keys,
     the references (a table indexed ``[point, entry]``) and the seconds each stage took.
     """
     started = time.perf_counter()
+    install(functions)
     parsed = parse_expression(text)
     dtype = DTYPES[dtype_name]
-    targets = derive(parsed, dtype_name, hessian=hessian, nodes=nodes)
+    targets = derive(parsed, dtype_name, hessian=hessian, nodes=nodes, values=values)
     progress("symbolic")
     derived = time.perf_counter()
     literals = bind_literals(parsed.expr, dtype)
-    values = reference_table(
+    table = reference_table(
         literals.expr,
         targets,
         parsed.variables,
@@ -215,7 +221,7 @@ def compute_table(
         shown={str(p): literal for literal, p in literals.forward.items()},
     )
     timings = {"symbolic": derived - started, "reference": time.perf_counter() - derived}
-    return [target.key for target in targets], values, timings
+    return [target.key for target in targets], table, timings
 
 
 def reference_values(

@@ -23,6 +23,7 @@ from verifier.core.dtypes import DTYPES
 from verifier.core.literals import bind_literals
 from verifier.core.parse import ParsedExpression, parse_expression
 
+VALUE = "value"
 GRADIENT = "gradient"
 HESSIAN = "hessian"
 NODE = "node"
@@ -42,10 +43,13 @@ def node_key(node: sympy.Basic) -> str:
     return sympy.srepr(node)
 
 
-def entry_keys(parsed: ParsedExpression, *, hessian: bool, nodes: bool) -> list[Key]:
+def entry_keys(
+    parsed: ParsedExpression, *, hessian: bool, nodes: bool, values: bool = False
+) -> list[Key]:
     """The keys of every entry a check compares, in the order of :func:`derive`."""
     names = parsed.variables
-    keys: list[Key] = [(GRADIENT, (name,), None) for name in names]
+    keys: list[Key] = [(VALUE, (), None)] if values else []
+    keys.extend((GRADIENT, (name,), None) for name in names)
     if hessian:
         keys.extend((HESSIAN, (a, b), None) for a in names for b in names)
     if nodes:
@@ -58,7 +62,7 @@ class Target:
     """One exact derivative to compare with autograd.
 
     Attributes:
-        kind: ``gradient``, ``hessian`` or ``node``.
+        kind: ``value``, ``gradient``, ``hessian`` or ``node``.
         wrt: variable names differentiated by, in order; empty for a node gradient.
         node: the subexpression as written, for a node gradient.
         expr: the exact derivative, in the expression's variables.
@@ -104,7 +108,7 @@ def _preorder(expr: sympy.Basic) -> Iterator[sympy.Basic]:
 
 
 def derive(
-    parsed: ParsedExpression, dtype_name: str, *, hessian: bool, nodes: bool
+    parsed: ParsedExpression, dtype_name: str, *, hessian: bool, nodes: bool, values: bool = False
 ) -> tuple[Target, ...]:
     """Every exact derivative a check compares, in the order entries are reported.
 
@@ -117,25 +121,31 @@ def derive(
         dtype_name: the check's dtype, which decides which literals are inexact.
         hessian: include all n*n second derivatives d2f/dvi dvj (i, j in variable order).
         nodes: include d(output)/d(node) for every distinct non-leaf node.
+        values: include the expression's own value first (``check_function``: the value of
+            the function under check is compared too).
 
     Returns:
-        Gradient targets, then Hessian targets row by row, then node targets.
+        The value target (if asked), gradient targets, then Hessian targets row by row, then
+        node targets.
     """
-    return _derive_cached(parsed.text, dtype_name, hessian, nodes)
+    return _derive_cached(parsed.text, dtype_name, hessian, nodes, values)
 
 
 @lru_cache(maxsize=256)
-def _derive_cached(text: str, dtype_name: str, hessian: bool, nodes: bool) -> tuple[Target, ...]:
+def _derive_cached(
+    text: str, dtype_name: str, hessian: bool, nodes: bool, values: bool = False
+) -> tuple[Target, ...]:
     parsed = parse_expression(text)
     literals = bind_literals(parsed.expr, DTYPES[dtype_name])
     f = literals.expr
     symbols = parsed.symbols
     names = parsed.variables
     first = [_clean(sympy.diff(f, symbol)) for symbol in symbols]
-    targets = [
+    targets = [Target(VALUE, (), None, f, ())] if values else []
+    targets.extend(
         Target(GRADIENT, (name,), None, derivative, (f,))
         for name, derivative in zip(names, first, strict=True)
-    ]
+    )
     if hessian:
         for name_i, derivative_i in zip(names, first, strict=True):
             for name_j, symbol_j in zip(names, symbols, strict=True):
@@ -146,6 +156,11 @@ def _derive_cached(text: str, dtype_name: str, hessian: bool, nodes: bool) -> tu
             gradient = _node_gradient(f, literals.bind(node))
             targets.append(Target(NODE, (), node, gradient, (f,)))
     return tuple(targets)
+
+
+def forget_derivatives() -> None:
+    """Drop the cached derivatives (the custom functions changed: a text may mean otherwise)."""
+    _derive_cached.cache_clear()
 
 
 def _node_gradient(f: sympy.Expr, node: sympy.Expr) -> sympy.Expr:

@@ -19,6 +19,7 @@ import sympy
 import torch
 import torch.nn.functional as F  # noqa: N812  (torch's own spelling)
 
+from verifier.core import registry
 from verifier.core import special as sp
 from verifier.core.dtypes import DTYPES
 from verifier.core.functions import sinc
@@ -212,10 +213,60 @@ def apply(expr: sympy.Basic, args: Sequence[Tensor]) -> Tensor:
     relation = _RELATIONS.get(type(expr))
     if relation is not None:
         return relation(args[0], args[1])
+    if isinstance(expr, registry.CustomFunction):
+        return call_custom(type(expr).__name__, registry.implementation, args)
     function = FUNCTIONS.get(type(expr))
     if function is None:
         raise NotImplementedError(f"no torch translation for {type(expr).__name__}")
     return function(*args)
+
+
+class CustomFunctionError(RuntimeError):
+    """A custom function (or the function under check) raised or returned something wrong;
+    the message names it."""
+
+
+def call_custom(
+    name: str, implementation: Callable[[str], Callable[..., object]], args: Sequence[Tensor]
+) -> Tensor:
+    """Call a user's torch function with one tensor per argument, all of one shape (one value
+    per point), and check that it returned a tensor of that shape and dtype."""
+    try:
+        impl = implementation(name)
+    except LookupError as error:
+        raise CustomFunctionError(str(error)) from None
+    tensors = torch.broadcast_tensors(*args)
+    shape, dtype = tensors[0].shape, tensors[0].dtype
+    label = f"function {name!r} ({_callable_name(impl)})"
+    try:
+        result = impl(*tensors)
+    except Exception as error:  # noqa: BLE001  (the user's code: reported with its name)
+        first = str(error).splitlines()[0] if str(error) else ""
+        batch = " (it is called with one tensor per argument holding every point)" * (
+            len(shape) > 0
+        )
+        raise CustomFunctionError(
+            f"{label} raised {type(error).__name__}: {first}{batch}"
+        ) from None
+    if not isinstance(result, Tensor):
+        raise CustomFunctionError(f"{label} returned {type(result).__name__}, not a tensor")
+    if result.shape != shape:
+        raise CustomFunctionError(
+            f"{label} returned shape {tuple(result.shape)} for inputs of shape {tuple(shape)}: "
+            "it must return one value per point"
+        )
+    if result.dtype != dtype:
+        raise CustomFunctionError(
+            f"{label} returned {str(result.dtype).removeprefix('torch.')} for "
+            f"{str(dtype).removeprefix('torch.')} inputs"
+        )
+    return result
+
+
+def _callable_name(impl: object) -> str:
+    module = getattr(impl, "__module__", None)
+    name = getattr(impl, "__qualname__", None) or type(impl).__qualname__
+    return f"{module}.{name}" if module else str(name)
 
 
 def _power(expr: sympy.Basic, args: Sequence[Tensor]) -> Tensor:

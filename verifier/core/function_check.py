@@ -1,0 +1,146 @@
+"""``check_function()``: a user's torch function against an exact specification.
+
+The function is a black box: for the length of the check it is a custom function
+(:mod:`verifier.core.registry`) whose implementation is ``fn`` and whose definition is the
+spec, and the check is that of the expression ``name(x, y, ...)`` with one more kind of entry,
+``value`` (the function's own value against the spec's). Everything else is what
+:func:`verifier.core.check.check` does: the same points, tolerances, certified references and
+verdicts. ``docs/custom-functions.md`` says what the tolerance is measured against and why.
+
+>>> import torch
+>>> def softplus(x):
+...     return torch.nn.functional.softplus(x)
+>>> report = check_function(softplus, "log(1 + exp(x))", at={"x": 0.5})
+>>> report.verdict, [e.kind for e in report.entries]
+('pass', ['value', 'gradient', 'hessian'])
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from verifier.core import registry
+from verifier.core.check import plan_check, run_check
+from verifier.core.parse import parse_expression, require_variables
+from verifier.core.points import PointInput
+from verifier.core.report import Report
+from verifier.core.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
+from verifier.errors import OptionError
+
+BLACK_BOX_NOTE = (
+    "{name} is checked as a black box against its spec {spec}. Each entry's tolerance is "
+    "atol + rtol x |exact value|: the function receives its inputs exactly, as one torch "
+    "operation does, so its value and derivatives are held to the accuracy of one operation "
+    "at exact inputs; what the spec would lose to rounding if computed as written is no "
+    "excuse (a black box's inside cannot be seen)."
+)
+
+_names = itertools.count(1)
+_names_lock = threading.Lock()
+
+
+def check_function(
+    fn: Callable[..., Any],
+    spec: str,
+    at: PointInput | Sequence[PointInput] | None = None,
+    *,
+    variables: Sequence[str] | None = None,
+    dtype: str = "float64",
+    device: str = "auto",
+    hessian: bool = True,
+    samples: int | None = None,
+    domain: Mapping[str, tuple[float, float]] | None = None,
+    seed: int = 0,
+    rtol: float | None = None,
+    atol: float | None = None,
+    strict: bool = False,
+    fail_on: Iterable[str] | None = None,
+    symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S,
+    reference_timeout_s: float | None = None,
+) -> Report:
+    """Check ``fn``'s value, gradient and Hessian against the exact ones of ``spec``.
+
+    Args:
+        fn: a torch callable taking one tensor per variable, positionally, in the order of
+            ``variables``; each tensor holds every point (a batch), and ``fn`` returns one
+            value per point, in the inputs' dtype.
+        spec: the exact definition in the syntax of :func:`verifier.check`, e.g.
+            ``"log(1 + exp(x))"``.
+        at, dtype, device, hessian, samples, domain, seed, rtol, atol, strict, fail_on,
+        symbolic_timeout_s, reference_timeout_s: as for :func:`verifier.check`.
+        variables: the names of ``fn``'s arguments, in order; may be omitted when ``spec``
+            has one variable.
+
+    Returns:
+        The report: entries of kind ``value``, ``gradient`` and ``hessian``; a function
+        that raises or returns something other than one value per point ends as verdict
+        ``error`` with a reason that names it.
+
+    Raises:
+        InputError: the spec, a point or an option is invalid (nothing ran).
+    """
+    started = time.perf_counter()
+    if not callable(fn):
+        raise OptionError(f"fn must be callable, not {type(fn).__name__}")
+    parsed = require_variables(parse_expression(spec))
+    names = _variables(parsed.variables, variables)
+    name = _register(fn, spec, names)
+    try:
+        expression = f"{name}({', '.join(names)})"
+        plan = plan_check(
+            expression, at, dtype, device, samples, domain, seed, rtol, atol, strict, fail_on
+        )
+        report = run_check(
+            plan,
+            started,
+            hessian,
+            False,
+            symbolic_timeout_s,
+            reference_timeout_s,
+            values=True,
+        )
+    finally:
+        registry.forget(name)
+    report.functions = sorted(parsed.functions)
+    report.notes.insert(0, BLACK_BOX_NOTE.format(name=expression, spec=spec))
+    return report
+
+
+def _variables(in_spec: Sequence[str], given: Sequence[str] | None) -> tuple[str, ...]:
+    if given is None:
+        if len(in_spec) != 1:
+            raise OptionError(
+                f"the spec has the variables {', '.join(in_spec)}: give variables=[...] in the "
+                "order fn takes them"
+            )
+        return tuple(in_spec)
+    if isinstance(given, str):
+        raise OptionError("variables is a sequence of names, e.g. ['x', 'y']")
+    names = tuple(given)
+    unknown = [v for v in in_spec if v not in names]
+    if unknown:
+        raise OptionError(
+            f"the spec uses {unknown[0]!r}, which is not among variables ({', '.join(names)})"
+        )
+    return names
+
+
+def _register(fn: Callable[..., Any], spec: str, names: tuple[str, ...]) -> str:
+    """Register ``fn`` under its own name where it is free, else a numbered one."""
+    own = getattr(fn, "__name__", "") or ""
+    candidates = [own] if own.isidentifier() and not own.startswith("_") else []
+    with _names_lock:
+        numbered = (f"fn{next(_names)}" for _ in range(1000))
+        for candidate in itertools.chain(candidates, numbered):
+            if candidate in names:
+                continue
+            try:
+                registry.register_function(candidate, fn, spec, names)
+            except OptionError:
+                continue
+            return candidate
+    raise OptionError("no free name to check the function under")  # pragma: no cover
