@@ -33,12 +33,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import Settings
+from verifier.core import registry
 from verifier.delivery.celery import make_celery
 from verifier.delivery.execution import CoreCheck, LeaseRenewer
 from verifier.delivery.logs import json_handler
 from verifier.store.engine import make_engine, make_session_factory
 from workers import metrics
 from workers.tasks import core_check, register_tasks
+
+logger = logging.getLogger(__name__)
 
 
 class WorkerApp(Celery):
@@ -105,10 +108,27 @@ def _json_logging(loglevel: Any = None, **_: Any) -> None:
 
 
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
-    """At a worker's start: serve the host's metrics if ``worker_metrics_port`` is set."""
+    """At a worker's start: load the plugins' functions, serve the host's metrics if
+    ``worker_metrics_port`` is set."""
+    load_plugins()
     app = getattr(sender, "app", None)
     if isinstance(app, WorkerApp):
         metrics.serve(app.settings)
+
+
+def load_plugins() -> dict[str, str]:
+    """Import every plugin function's torch implementation (docs/custom-functions.md) and log
+    those that could not be used; returns them (name -> why). A broken plugin does not stop
+    the worker: only the checks that call its functions end as ``error``, with the reason."""
+    for problem in registry.plugin_problems():
+        logger.error("plugin %s could not be declared: %s", problem.entry_point, problem.reason)
+    problems = registry.load_implementations()
+    for name, reason in problems.items():
+        logger.error("plugin function %s is unavailable in this worker: %s", name, reason)
+    loaded = [d.name for d in registry.declarations() if d.name not in problems]
+    if loaded:
+        logger.info("plugin functions loaded: %s", ", ".join(loaded))
+    return problems
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from verifier.cli import check, jobs, server, survey
+from verifier.cli import check, functions, jobs, server, survey
 from verifier.cli.keys import keys_app
 from verifier.cli.reconcile import reconcile
 
@@ -25,6 +25,7 @@ def create_cli() -> typer.Typer:
     app.callback()(_root)
     app.command("check")(check.check)
     app.command("survey")(survey.survey)
+    app.command("functions")(functions.functions)
     app.command("serve")(server.serve)
     app.command("worker")(server.worker)
     app.command("reconcile")(reconcile)
