@@ -2,7 +2,7 @@
 against the inline core measured in the same run. Prints the tables (and writes Markdown).
 
     .venv/bin/python benchmarks/service.py [--workers 2] [--feynman-points 100]
-        [--small-checks 1000] [--clients 50] [--seconds 30] [--markdown docs/throughput.md]
+        [--small-checks 1000] [--clients 50] [--seconds 30] [--markdown throughput.md]
 
 Everything runs on loopback like benchmarks/reliability.py: a throwaway PostgreSQL database,
 Redis db 14 (emptied first), the real ``derivcheck serve`` and ``--workers`` real
