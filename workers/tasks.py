@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from celery.utils.time import get_exponential_backoff_interval
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 
 from verifier.delivery.celery import RUN_CHECK_TASK
 from verifier.delivery.execution import ClaimPolicy, CoreCheck, execute_check
 from verifier.delivery.logs import log_context
-from verifier.store import page_queries
 from workers import metrics
 from workers.watchdog import hard_time_limit
 
@@ -81,18 +80,9 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
         ``takes_over`` is set on a retry: the token of the execution that failed on a
         database error, whose claim this one takes back at once.
         """
-        with log_context(check_id=check_id, job_id=_job_of(app, check_id)):
+        # The job's id joins the context once the check is read (execute_check binds it).
+        with log_context(check_id=check_id):
             return _run(task, app, core, check_id, takes_over)
-
-
-def _job_of(app: WorkerApp, check_id: str) -> str | None:
-    """The check's job id for the log lines; None if the database cannot tell now."""
-    try:
-        with app.sessions() as session:
-            job_id = page_queries.job_of_check(session, uuid.UUID(check_id))
-    except (SQLAlchemyError, ValueError):
-        return None  # the task itself meets the same error and handles it
-    return str(job_id) if job_id is not None else None
 
 
 def _run(

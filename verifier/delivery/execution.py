@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from verifier.config import DEFAULT_CLAIM_LEASE_S
 from verifier.core.report import Report as CoreReport
 from verifier.core.verdict import Verdict
+from verifier.delivery.logs import bind
 from verifier.errors import InputError
-from verifier.store import claims, repository
+from verifier.store import claims
 from verifier.store.entries import blocks_of
 from verifier.store.models import Check, ReportBlock, StoredReport, utc_now
 from verifier.store.outcome import check_fail_on, read_outcome, report_number
@@ -238,12 +239,13 @@ def execute_check(
             now + timedelta(seconds=renewer.lease_s),
             takes_over,
         )
-        check = repository.get_check(session, check_id)
+        check = session.get(Check, check_id)  # its report is read only if it has one already
         # End the transaction before the core runs: on SQLite an open one holds the write lock.
         session.commit()
         if check is None:
             logger.warning("check %s does not exist (its job was deleted?)", check_id)
             return None
+        bind(job_id=str(check.job_id))  # every later log line of this check names its job
         if attempt is None:
             if check.report is None:
                 logger.info("check %s is held by another execution; leaving it", check_id)

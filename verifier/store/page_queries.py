@@ -350,8 +350,3 @@ def check_durations(session: Session, bounds_s: Sequence[float]) -> list[Duratio
             )
         )
     return found
-
-
-def job_of_check(session: Session, check_id: uuid.UUID) -> uuid.UUID | None:
-    """The job of the check ``check_id`` (for a worker's log lines), or None."""
-    return session.scalar(select(Check.job_id).where(Check.id == check_id))
