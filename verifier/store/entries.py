@@ -109,9 +109,18 @@ def encode(entries: Sequence[Mapping[str, Any]]) -> bytes:
     texts = np.zeros((len(TEXT_FIELDS) + 2, count), dtype="<i4")  # + wrt, + kept aside
     for row, name in enumerate(TEXT_FIELDS):
         texts[row] = [text(value) for value in columns[name]]
-    texts[len(TEXT_FIELDS)] = [
-        _NO_TEXT if value is None else text(json.dumps(value)) for value in columns["wrt"]
-    ]
+    listed: dict[tuple[str, ...], int] = {}  # each distinct wrt list encoded once
+
+    def wrt(value: list[str] | None) -> int:
+        if value is None:
+            return _NO_TEXT
+        key = tuple(value)
+        found = listed.get(key)
+        if found is None:
+            found = listed[key] = text(json.dumps(value))
+        return found
+
+    texts[len(TEXT_FIELDS)] = [wrt(value) for value in columns["wrt"]]
     texts[len(TEXT_FIELDS) + 1] = [text(json.dumps(kept)) if kept else _NO_TEXT for kept in aside]
     points = np.array([value or 0 for value in columns["point"]], dtype="<i8")
     table = json.dumps(list(strings)).encode()
