@@ -188,9 +188,10 @@ def running_fleet(
     broker_url: str,
     workers: int = WORKERS,
     overrides: dict[str, str] | None = None,
+    api_processes: int = 1,
 ) -> Iterator[Fleet]:
-    """Migrate, start ``derivcheck serve`` and ``workers`` workers (``overrides``: settings
-    over FLEET_ENV's); stop them all at the end."""
+    """Migrate, start ``derivcheck serve`` (``api_processes`` of them on one port) and
+    ``workers`` workers (``overrides``: settings over FLEET_ENV's); stop them all at the end."""
     migrate.upgrade(database_url)
     port = free_port()
     env = {
@@ -205,7 +206,15 @@ def running_fleet(
     logs = workdir / "logs"
     api = ChildProcess(
         "API",
-        service_command("serve", "--port", str(port), "--log-level", "warning"),
+        service_command(
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--processes",
+            str(api_processes),
+        ),
         env=env,
         log_path=logs / "api.log",
     )

@@ -1,8 +1,9 @@
 """Service throughput: W2 (the AI Feynman job) and W3 (many small checks, POST latency), each
 against the inline core measured in the same run. Prints the tables (and writes Markdown).
 
-    .venv/bin/python benchmarks/service.py [--workers 2] [--feynman-points 100]
-        [--small-checks 1000] [--clients 50] [--seconds 30] [--markdown throughput.md]
+    .venv/bin/python benchmarks/service.py [--workers 2] [--api-processes 1]
+        [--feynman-points 100] [--small-checks 1000] [--clients 50] [--seconds 30]
+        [--markdown throughput.md]
 
 Everything runs on loopback like benchmarks/reliability.py: a throwaway PostgreSQL database,
 Redis db 14 (emptied first), the real ``derivcheck serve`` and ``--workers`` real
@@ -123,6 +124,7 @@ def service_seconds(url: str, key: str, jobs: list[list[dict[str, Any]]]) -> flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--api-processes", type=int, default=1)
     parser.add_argument("--feynman-points", type=int, default=100)
     parser.add_argument("--feynman-equations", type=int, default=0, help="0: all")
     parser.add_argument("--small-checks", type=int, default=1000)
@@ -146,7 +148,12 @@ def main() -> None:
     _empty_redis(REDIS_URL)
     with tempfile.TemporaryDirectory() as tmp, postgres_database() as database_url:
         with running_fleet(
-            Path(tmp), database_url, REDIS_URL, workers=args.workers, overrides=SERVICE_ENV
+            Path(tmp),
+            database_url,
+            REDIS_URL,
+            workers=args.workers,
+            overrides=SERVICE_ENV,
+            api_processes=args.api_processes,
         ) as fleet:
             (key,) = make_keys(database_url, 1)
             console.print("service: the Feynman job ...")
@@ -188,7 +195,8 @@ def main() -> None:
             f"p99 {'<' if p99 < 50 else '>='} 50 ms",
         )
     )
-    table = Table(title=f"service throughput ({args.workers} workers, PostgreSQL + Redis)")
+    title = f"{args.workers} workers, {args.api_processes} API processes, PostgreSQL + Redis"
+    table = Table(title=f"service throughput ({title})")
     for name in ("workload", "service", "baseline", "ratio"):
         table.add_column(name)
     for row in rows:
