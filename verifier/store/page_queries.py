@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from verifier.store.models import Check, CheckFunction, CheckStatus, Job, StoredReport
+from verifier.store.repository import device_matches
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,6 @@ class ListedJob:
     finished_at: datetime | None
 
 
-def _device_matches(column: Any, device: str) -> ColumnElement[bool]:
-    # "cuda" also matches the indexed devices a worker reports ("cuda:0").
-    pattern = device.replace("%", r"\%").replace("_", r"\_") + ":%"
-    return or_(column == device, column.like(pattern, escape="\\"))
-
-
 def _job_conditions(filters: JobFilters) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if filters.api_key_id is not None:
@@ -83,8 +78,8 @@ def _job_conditions(filters: JobFilters) -> list[ColumnElement[bool]]:
         )
         checks.append(
             or_(
-                _device_matches(Check.device, filters.device),
-                _device_matches(ran_on, filters.device),
+                device_matches(Check.device, filters.device),
+                device_matches(ran_on, filters.device),
             )
         )
     if filters.function is not None:

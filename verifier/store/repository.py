@@ -151,14 +151,7 @@ def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
     if filters.dtype is not None:
         conditions.append(StoredReport.dtype == filters.dtype)
     if filters.device is not None:
-        # "cuda" also matches the indexed devices a worker reports ("cuda:0").
-        pattern = filters.device.replace("%", r"\%").replace("_", r"\_") + ":%"
-        conditions.append(
-            or_(
-                StoredReport.device == filters.device,
-                StoredReport.device.like(pattern, escape="\\"),
-            )
-        )
+        conditions.append(device_matches(StoredReport.device, filters.device))
     if filters.job is not None:
         conditions.append(StoredReport.job_id == filters.job)
     if filters.since is not None:
@@ -170,6 +163,13 @@ def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
             StoredReport.job_id.in_(select(Job.id).where(Job.api_key_id == filters.api_key_id))
         )
     return conditions
+
+
+def device_matches(column: Any, device: str) -> ColumnElement[bool]:
+    """``column`` names ``device``; "cuda" also matches the indexed devices a worker reports
+    ("cuda:0")."""
+    pattern = device.replace("%", r"\%").replace("_", r"\_") + ":%"
+    return or_(column == device, column.like(pattern, escape="\\"))
 
 
 def _filtered(query: SelectT, filters: ReportFilters) -> SelectT:
