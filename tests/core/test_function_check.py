@@ -123,16 +123,16 @@ def test_a_backward_through_torch_sigmoid_loses_the_hessian_for_large_x() -> Non
 
 
 def test_value_gradient_and_hessian_are_compared_with_the_exact_ones() -> None:
-    def stable_softplus(x: torch.Tensor) -> torch.Tensor:
+    def my_stable_softplus(x: torch.Tensor) -> torch.Tensor:
         return F.softplus(x)
 
-    report = check_function(stable_softplus, SOFTPLUS, at={"x": 0.5})
+    report = check_function(my_stable_softplus, SOFTPLUS, at={"x": 0.5})
     value, gradient, hessian = report.entries
     assert (value.kind, value.wrt, gradient.wrt, hessian.wrt) == ("value", None, ("x",), ("x", "x"))
     assert value.reference == float(mpmath.log(1 + mpmath.exp(mpmath.mpf(0.5))))
     assert gradient.reference == float(sigmoid(0.5))
     assert hessian.reference == float(sigmoid(0.5) * (1 - sigmoid(0.5)))
-    assert report.expression == "stable_softplus(x)"
+    assert report.expression == "my_stable_softplus(x)"
     # F.softplus's own name is a built-in function: it is checked under a numbered name.
     assert check_function(F.softplus, SOFTPLUS, at={"x": 0.5}).expression.startswith("fn")
     assert "black box" in report.notes[0] and "rtol x |exact value|" in report.notes[0]

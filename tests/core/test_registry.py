@@ -103,6 +103,16 @@ def test_names_of_built_ins_and_bad_names_are_refused(name: str, words: str) -> 
         register_function(name, torch.sin, "sin(x)")
 
 
+def test_a_plugins_function_cannot_be_taken_over_by_registering_its_name() -> None:
+    registry.declare("pluginlike", "x**2", origin="plugin example (test)")
+    try:
+        with pytest.raises(OptionError, match="already declared"):
+            register_function("pluginlike", lambda x: x * x, "x**2")
+        assert registry.missing_implementations(["pluginlike"])  # still none of the user's
+    finally:
+        del registry._declarations["pluginlike"], registry._classes["pluginlike"]
+
+
 def test_a_second_definition_under_one_name_is_refused(functions: list[str]) -> None:
     register_function("twice", lambda x: 2 * x, "2*x")
     functions.append("twice")

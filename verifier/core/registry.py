@@ -133,7 +133,12 @@ def register_function(
         raise OptionError(f"register_function({name!r}): impl must be callable")
     declaration = Declaration(name, tuple(args), definition)
     with _lock:
+        _ensure_plugins()
         known = _declarations.get(name)
+        if known is not None and known.origin != REGISTERED:
+            raise OptionError(
+                f"custom function {name!r}: the name is already declared ({known.origin})"
+            )
         if known is None or (known.args, known.definition) != (declaration.args, definition):
             _add(declaration)
         _implementations[name] = impl
