@@ -26,6 +26,9 @@ from verifier.errors import ExpressionError, LimitError
 
 DEFAULT_PARSE_TIMEOUT_S = 2.0
 """Wall time one expression may take to parse in the pool (legal ones take milliseconds)."""
+PARSER_START_TIMEOUT_S = 120.0
+"""Wall time a new parser process may take to import what parsing needs (SymPy, plugins'
+declarations) before its first expression; it is not charged to any expression."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class ParserPool:
         self.processes = processes
         self.timeout_s = timeout_s
         self._all = [Sandbox() for _ in range(processes)]
+        self._ready: set[int] = set()  # the children that have imported the parser
         self._free: queue.Queue[Sandbox] = queue.Queue()
         for sandbox in self._all:
             self._free.put(sandbox)
@@ -101,6 +105,11 @@ class ParserPool:
             self._free.put(sandbox)
 
     def _parse_in(self, sandbox: Sandbox, texts: list[str]) -> list[Parsed]:
+        try:
+            self._make_ready(sandbox)
+        except (SandboxTimeout, SandboxCrash) as failure:
+            down = LimitError(f"no parser process could start: {failure}", limit="parser")
+            return [down for _ in texts]
         budgets = [(str(index), self.timeout_s) for index in range(len(texts))]
         try:
             results, _ = sandbox.call(check_expressions, (texts,), budgets, lambda: None)
@@ -125,6 +134,16 @@ class ParserPool:
             return [error for _ in texts]
         parsed: list[Parsed] = results
         return parsed
+
+    def _make_ready(self, sandbox: Sandbox) -> None:
+        """Have ``sandbox``'s child (a new one, if it was replaced) import the parser first,
+        within PARSER_START_TIMEOUT_S, so that no expression's bound pays for the import."""
+        if sandbox.pid is not None and sandbox.pid in self._ready:
+            return
+        budget = [("start", PARSER_START_TIMEOUT_S)]
+        sandbox.call(check_expressions, ([],), budget, lambda: None)
+        if sandbox.pid is not None:
+            self._ready.add(sandbox.pid)
 
     def close(self) -> None:
         """Stop every child."""
