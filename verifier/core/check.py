@@ -157,6 +157,14 @@ def run_check(
     except CustomFunctionError as error:
         report.reason = str(error)
         return _finish(report, started, parsed_at, timings)
+    except torch.OutOfMemoryError as error:
+        # What this check held is released, so the next check on this device starts clean.
+        if plan.device.type == "cuda":
+            torch.cuda.empty_cache()
+        report.reason = (
+            f"resource limit: out of memory on {plan.device}: {str(error).splitlines()[0]}"
+        )
+        return _finish(report, started, parsed_at, timings)
     except (RuntimeError, NotImplementedError) as error:
         report.reason = f"torch could not run this check: {str(error).splitlines()[0]}"
         if plan.black_box:
