@@ -16,8 +16,11 @@ STARTUP_TIMEOUT_S = 90.0
 
 
 @contextmanager
-def running_service(tmp_path: Path, env_overrides: dict[str, str]) -> Iterator[str]:
-    """Migrate, start the API server and one worker; yield the API's URL; stop both."""
+def running_service(
+    tmp_path: Path, env_overrides: dict[str, str], queues: str = "cpu"
+) -> Iterator[str]:
+    """Migrate, start the API server and one worker on ``queues``; yield the API's URL; stop
+    both."""
     port = free_port()
     env = {
         **os.environ,
@@ -43,7 +46,7 @@ def running_service(tmp_path: Path, env_overrides: dict[str, str]) -> Iterator[s
         ),
         ChildProcess(
             "worker",
-            service_command("worker", "--queues", "cpu", "--concurrency", "1"),
+            service_command("worker", "--queues", queues, "--concurrency", "1"),
             env=env,
             log_path=logs / "worker.log",
         ),
