@@ -26,9 +26,9 @@ import random
 import resource
 import subprocess
 import sys
-import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -36,6 +36,9 @@ from rich.table import Table
 
 from verifier import check
 from verifier.core.points import MAX_POINTS_PER_CHECK
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core import best  # noqa: E402  (the core benchmark, a sibling script)
 
 W1 = "sin(x)*exp(y) + x*y*z**2 + log(1 + z**2)"
 SEED = 11
@@ -54,16 +57,6 @@ def draw_points(names: Sequence[str], count: int, seed: int = SEED) -> list[dict
     """``count`` points uniform in [-1, 1] per variable, as Python floats."""
     generator = random.Random(seed)
     return [{name: generator.uniform(-1, 1) for name in names} for _ in range(count)]
-
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    """The fastest of ``repeat`` runs, in seconds."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def floor_run(points: Sequence[dict[str, float]], names: Sequence[str]) -> list[list[float]]:

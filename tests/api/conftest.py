@@ -6,52 +6,17 @@ end-to-end tests use real brokers).
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
+from servers import ServerThread
 from sqlalchemy.orm import Session
 
 from verifier.api import create_app
 from verifier.api.deps import get_session
 from verifier.config import Settings
 from verifier.delivery.sender import InMemorySender
-
-SERVER_START_TIMEOUT_S = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class ServerThread:
-    """A uvicorn server for ``app`` in a background thread."""
-
-    def __init__(self, app: object):
-        self.port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test API server did not start")
-            time.sleep(0.01)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=SERVER_START_TIMEOUT_S)
 
 
 @pytest.fixture

@@ -20,12 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from servers import running_service
 
-from verifier.cli.processes import ChildProcess, free_port, service_command, wait_until_healthy
+from verifier.cli.processes import free_port
 from verifier.store import keys, migrate
 from verifier.store.engine import make_engine, make_session_factory
 
-STARTUP_TIMEOUT_S = 90.0
 JOB_TIMEOUT_S = 120.0
 FLOWER_TIMEOUT_S = 60.0
 CHECKS = [
@@ -54,43 +54,20 @@ def fleet(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Fleet]:
         session.commit()
     engine.dispose()
     worker_port = free_port()
-    env = {
-        **os.environ,
-        "VERIFIER_DATA_DIR": str(tmp_path / "data"),
+    overrides = {
         "VERIFIER_DATABASE_URL": postgres_url,
         "VERIFIER_BROKER_URL": redis_url,
-        "VERIFIER_REQUEUE_INTERVAL_S": "0",
         "VERIFIER_LOG_FORMAT": "json",
         "VERIFIER_WORKER_METRICS_PORT": str(worker_port),
-        "PYTHONUNBUFFERED": "1",
     }
-    port = free_port()
-    logs = tmp_path / "logs"
-    children = [
-        ChildProcess(
-            "API",
-            service_command("serve", "--port", str(port), "--log-level", "info"),
-            env=env,
-            log_path=logs / "api.log",
-        ),
-        ChildProcess(
-            "worker",
-            service_command("worker", "--queues", "cpu", "--concurrency", "1"),
-            env=env,
-            log_path=logs / "worker.log",
-        ),
-    ]
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, children, STARTUP_TIMEOUT_S)
-        yield Fleet(url, key, env, f"http://127.0.0.1:{worker_port}/metrics", logs)
-    except BaseException:
-        for child in children:
-            print(f"--- {child.name} log ---\n{child.log_tail()}")
-        raise
-    finally:
-        for child in reversed(children):
-            child.stop()
+    with running_service(tmp_path, overrides, api_log_level="info") as url:
+        yield Fleet(
+            url,
+            key,
+            {**os.environ, **overrides},
+            f"http://127.0.0.1:{worker_port}/metrics",
+            tmp_path / "logs",
+        )
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -9,17 +9,14 @@ about). The browser is Debian's ``chromium``: missing, the tests skip here and f
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from chromium_driver import Chromium, find_chromium
+from servers import ServerThread
 from ui_site import (
     BOB_CHECK,
     FLOAT32_CHECK,
@@ -39,14 +36,6 @@ from verifier.store.engine import make_engine, make_session_factory
 from workers.tasks import core_check
 
 IN_CI = os.environ.get("CI") == "true"
-SERVER_START_TIMEOUT_S = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _submit(http: httpx.Client, key: str, body: dict[str, Any]) -> str:
@@ -79,19 +68,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         session.commit()
     sender = InMemorySender()
     app = create_app(settings, sender)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the API did not start"
-        time.sleep(0.01)
-    base = f"http://127.0.0.1:{server.config.port}"
-    found = Site(url=base, alice=alice, bob=bob)
     try:
-        with httpx.Client(base_url=base, timeout=60) as http:
+        with ServerThread(app) as base, httpx.Client(base_url=base, timeout=60) as http:
+            found = Site(url=base, alice=alice, bob=bob)
             found.jobs["float32"] = _submit(
                 http, alice, {"label": HOSTILE_LABEL, "checks": [FLOAT32_CHECK, SEED_CHECK]}
             )
@@ -99,12 +78,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 http, alice, {"label": "sine sweep", "checks": [SINE_CHECK, SQUARE_CHECK]}
             )
             found.jobs["bob"] = _submit(http, bob, {"label": "bob's job", "checks": [BOB_CHECK]})
-        for check_id in sender.check_ids:
-            assert execute_check(sessions, check_id, core_check) is not None
-        yield found
+            for check_id in sender.check_ids:
+                assert execute_check(sessions, check_id, core_check) is not None
+            yield found
     finally:
-        server.should_exit = True
-        thread.join(timeout=SERVER_START_TIMEOUT_S)
         engine.dispose()
 
 

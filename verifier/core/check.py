@@ -460,14 +460,7 @@ def _columns(
     with np.errstate(invalid="ignore", divide="ignore"):
         condition = np.where(high != 0, weight / np.abs(high), np.where(weight > 0, np.inf, 0.0))
     return EntryColumns(
-        labels=[
-            (
-                kind,
-                None if node is not None or kind == VALUE else wrt,
-                None if node is None else labels[node],
-            )
-            for kind, wrt, node in keys
-        ],
+        labels=[_shown(key, labels) for key in keys],
         dtype=fmt,
         autograd=values,
         columnar=judged.passed,
@@ -513,6 +506,17 @@ def _audit(
     return dict(zip(outside, found, strict=True))
 
 
+def _shown(key: Key, labels: dict[str, str]) -> tuple[str, tuple[str, ...] | None, str | None]:
+    """An entry's kind, ``wrt`` and node as a report shows them: ``wrt`` only for gradient
+    and Hessian entries, the node by its label."""
+    kind, wrt, node = key
+    return (
+        kind,
+        None if node is not None or kind == VALUE else wrt,
+        None if node is None else labels[node],
+    )
+
+
 def _entry(
     key: Key,
     index: int,
@@ -524,7 +528,7 @@ def _entry(
     fmt: DType,
     labels: dict[str, str],
 ) -> Entry:
-    kind, wrt, node = key
+    kind, wrt, node = _shown(key, labels)
     verdict, detail, blame, phase = judgement.verdict, judgement.detail, None, None
     if verdict is None:
         diagnosis = diagnose(key, index, value, judgement, findings, analysis, fmt)
@@ -535,8 +539,8 @@ def _entry(
         condition = analysis.factor(key, index, judgement.reference)
     return Entry(
         kind=kind,
-        wrt=None if node is not None or kind == VALUE else wrt,
-        node=None if node is None else labels[node],
+        wrt=wrt,
+        node=node,
         point=index,
         autograd=value,
         reference=judgement.reference,

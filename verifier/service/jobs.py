@@ -222,17 +222,17 @@ def job_status(session: Session, job_id: uuid.UUID, api_key_id: uuid.UUID | None
     job = repository.get_job(session, job_id, api_key_id)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
-    return _job_out(job, job.reported)
+    return _job_out(job)
 
 
-def _job_out(job: Job, done: int) -> JobOut:
+def _job_out(job: Job) -> JobOut:
     return JobOut(
         id=job.id,
         label=job.label,
         status=job.status,
         verdict=job.verdict,
         passed=job.passed,
-        progress=Progress(done=done, total=job.check_count),
+        progress=Progress(done=job.reported, total=job.check_count),
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
