@@ -27,12 +27,13 @@ from verifier.core.audit import FORWARD, OVERFLOW, SECOND_BACKWARD, Finding, aud
 from verifier.core.autograd import (
     SEED_IDIOM_NOTE,
     AutogradResult,
-    resolve_device,
     run_autograd,
 )
 from verifier.core.columns import EntryColumns, point_major
 from verifier.core.compare import Judged, Judgement, judge, judge_table
 from verifier.core.conditioning import Conditioning, conditioning
+from verifier.core.devices import CompareDevices, device_pair
+from verifier.core.devices import summary as device_summary
 from verifier.core.diagnosis import diagnose
 from verifier.core.dtypes import DType, get_dtype
 from verifier.core.evaluator import UnsupportedError
@@ -86,6 +87,7 @@ def check(
     fail_on: Iterable[str] | None = None,
     symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S,
     reference_timeout_s: float | None = None,
+    compare_devices: CompareDevices = False,
 ) -> Report:
     """Check autograd's derivatives of ``expression`` against the exact ones.
 
@@ -107,6 +109,9 @@ def check(
         reference_timeout_s: the most the certified references may take (a worker passes what
             its hard time limit leaves, so a check ends as ``error: reference timeout``
             before the limit ends its process); by default it grows with the values.
+        compare_devices: also run autograd on a second device and judge it against the same
+            references: ``True`` compares CUDA (the report's device) with the CPU, a pair of
+            names such as ``["cuda", "cpu"]`` those two (:mod:`verifier.core.devices`).
 
     Returns:
         The report; ``report.verdict`` is the worst entry verdict.
@@ -116,7 +121,18 @@ def check(
     """
     started = time.perf_counter()
     plan = plan_check(
-        expression, at, dtype, device, samples, domain, seed, rtol, atol, strict, fail_on
+        expression,
+        at,
+        dtype,
+        device,
+        samples,
+        domain,
+        seed,
+        rtol,
+        atol,
+        strict,
+        fail_on,
+        compare_devices,
     )
     return run_check(plan, started, hessian, nodes, symbolic_timeout_s, reference_timeout_s)
 
@@ -159,10 +175,14 @@ def run_check(
         return _finish(report, started, parsed_at, timings)
     except torch.OutOfMemoryError as error:
         # What this check held is released, so the next check on this device starts clean.
-        if plan.device.type == "cuda":
+        devices = (
+            [plan.device] if plan.compared_device is None else [plan.device, plan.compared_device]
+        )
+        if any(device.type == "cuda" for device in devices):
             torch.cuda.empty_cache()
         report.reason = (
-            f"resource limit: out of memory on {plan.device}: {str(error).splitlines()[0]}"
+            f"resource limit: out of memory on {' or '.join(map(str, devices))}: "
+            f"{str(error).splitlines()[0]}"
         )
         return _finish(report, started, parsed_at, timings)
     except (RuntimeError, NotImplementedError) as error:
@@ -205,6 +225,7 @@ class _Plan:
     device: torch.device
     points: list[dict[str, float]]
     literals: Literals
+    compared_device: torch.device | None = None
     keys: list[Key] = field(default_factory=list)
     node_list: list[sympy.Expr] = field(default_factory=list)
 
@@ -221,6 +242,7 @@ class _Sides:
     references: ReferenceTable
     autograd: AutogradResult
     analysis: Conditioning
+    compared: AutogradResult | None = None
 
 
 def plan_check(
@@ -235,6 +257,7 @@ def plan_check(
     atol: float | None,
     strict: bool,
     fail_on: Iterable[str] | None,
+    compare_devices: CompareDevices = False,
 ) -> _Plan:
     """Parse and validate everything; InputError before anything runs."""
     parsed = require_variables(parse_expression(expression))
@@ -244,7 +267,7 @@ def plan_check(
         failing = fail_on_set(fail_on, strict=strict)
     except ValueError as error:
         raise OptionError(f"fail_on: {error}") from None
-    torch_device = resolve_device(device)
+    torch_device, compared_device = device_pair(device, compare_devices)
     raw: list[PointInput] = []
     if at is not None:
         raw.extend([at] if isinstance(at, Mapping) else list(at))
@@ -264,6 +287,7 @@ def plan_check(
         device=torch_device,
         points=points,
         literals=bind_literals(parsed.expr, fmt),
+        compared_device=compared_device,
     )
 
 
@@ -302,19 +326,23 @@ def _run_sides(
 ) -> _Sides:
     """The references in the sandbox process while autograd runs here, at the same time."""
 
-    def autograd_side() -> tuple[AutogradResult, Conditioning]:
-        begin = time.perf_counter()
-        result = run_autograd(
+    def on(device: torch.device) -> AutogradResult:
+        return run_autograd(
             plan.parsed.expr,
             plan.parsed.variables,
             plan.points,
             plan.fmt.name,
-            plan.device,
+            device,
             hessian=hessian,
             nodes=plan.node_list,
             values=values,
             black_box=plan.black_box,
         )
+
+    def autograd_side() -> tuple[AutogradResult, AutogradResult | None, Conditioning]:
+        begin = time.perf_counter()
+        result = on(plan.device)
+        compared = None if plan.compared_device is None else on(plan.compared_device)
         timings["autograd"] = time.perf_counter() - begin
         analysis = conditioning(
             plan.parsed.expr,
@@ -324,9 +352,9 @@ def _run_sides(
             plan.fmt,
             plan.tolerance.rtol,
         )
-        return result, analysis
+        return result, compared, analysis
 
-    (truth_keys, references, truth_timings), (autograd, analysis) = thread_sandbox().call(
+    (truth_keys, references, truth_timings), (autograd, compared, analysis) = thread_sandbox().call(
         compute_table,
         (
             plan.expression,
@@ -342,16 +370,37 @@ def _run_sides(
     )
     assert truth_keys == plan.keys, "the symbolic and autograd sides disagree on the entries"
     timings.update(truth_timings)
-    return _Sides(references, autograd, analysis)
+    return _Sides(references, autograd, analysis, compared)
 
 
 def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> None:
-    """Judge every entry, diagnose those outside the tolerance, and fill ``report``.
+    """Judge every entry, diagnose those outside the tolerance, and fill ``report``; with a
+    compared device, judge its values against the same references too."""
+    columns = _judged(plan, sides, sides.autograd, report.notes, hessian=hessian)
+    if sides.compared is not None and plan.compared_device is not None:
+        compared = _judged(plan, sides, sides.compared, [], hessian=hessian)
+        columns.compared = compared
+        columns.compared_device = str(plan.compared_device)
+        report.compared = device_summary(
+            columns, compared, str(plan.compared_device), sorted(plan.failing)
+        )
+    report.set_columns(columns)
+    report.verdict = worst(columns.counts()).value
+    table = sides.references
+    ok = table.status == STATUSES.index(OK)
+    methods = sorted({METHODS[m] for m in np.unique(table.method[ok]).tolist()})
+    report.reference_method = "; ".join(methods) if methods else METHOD_ARB
+    if sides.autograd.seed_idiom is not None:
+        report.notes.append(SEED_IDIOM_NOTE.format(result=sides.autograd.seed_idiom))
 
-    The entries that pass are judged all at once and kept as columns; the others are judged
-    and diagnosed one at a time (:mod:`verifier.core.columns`).
+
+def _judged(
+    plan: _Plan, sides: _Sides, autograd: AutogradResult, notes: list[str], *, hessian: bool
+) -> EntryColumns:
+    """One device's values judged entry by entry: the entries that pass all at once and kept
+    as columns, the others judged and diagnosed one at a time (:mod:`verifier.core.columns`).
     """
-    fmt, keys, autograd, table = plan.fmt, plan.keys, sides.autograd, sides.references
+    fmt, keys, table = plan.fmt, plan.keys, sides.references
     labels = {node_key(node): str(node) for node in plan.node_list}
     values = point_major([autograd.values[key] for key in keys])
     judged = judge_table(values, table, plan.tolerance, fmt)
@@ -363,7 +412,7 @@ def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> No
         judgements[flat] = judge(float(values[point, column]), reference, plan.tolerance, fmt)
     outside = sorted({flat // width for flat, j in judgements.items() if j.verdict is None})
     findings = _audit(
-        plan.parsed, plan.points, outside, fmt, plan.tolerance, report.notes, hessian=hessian
+        plan.parsed, plan.points, outside, fmt, plan.tolerance, notes, hessian=hessian
     )
     for overflowed in plan.literals.overflowed:
         detail = f"the literal {overflowed} is beyond {fmt.name}'s range: its tensor is infinite"
@@ -386,14 +435,7 @@ def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> No
         )
     if plan.black_box:
         _black_box_details(plan, keys, width, explicit, autograd.second_backward)
-    columns = _columns(keys, labels, values, table, judged, sides.analysis, fmt, explicit)
-    report.set_columns(columns)
-    report.verdict = worst(columns.counts()).value
-    ok = table.status == STATUSES.index(OK)
-    methods = sorted({METHODS[m] for m in np.unique(table.method[ok]).tolist()})
-    report.reference_method = "; ".join(methods) if methods else METHOD_ARB
-    if autograd.seed_idiom is not None:
-        report.notes.append(SEED_IDIOM_NOTE.format(result=autograd.seed_idiom))
+    return _columns(keys, labels, values, table, judged, sides.analysis, fmt, explicit)
 
 
 _OVERRIDDEN = {Verdict.FAIL.value, Verdict.NONFINITE.value, Verdict.ILL_CONDITIONED.value}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +43,9 @@ class EntryColumns:
             numbers of the columnar entries (``ulp_error`` is NaN where the exact value is 0,
             for which the entry shows null).
         explicit: the other entries, by flat index.
+        compared: the same entries judged on a second device (``compare_devices``), and
+            ``compared_device`` its name: each entry then shows that device's value, verdict
+            and detail and the difference (:mod:`verifier.core.devices`).
     """
 
     labels: list[tuple[str, tuple[str, ...] | None, str | None]]
@@ -59,6 +62,8 @@ class EntryColumns:
     ratio: Floats
     condition: Floats
     explicit: dict[int, Entry]
+    compared: EntryColumns | None = None
+    compared_device: str | None = None
 
     def __len__(self) -> int:
         return int(self.autograd.size)
@@ -71,6 +76,11 @@ class EntryColumns:
             found[_PASS] += columnar
         return found
 
+    def verdict_at(self, index: int) -> str:
+        """The verdict of the entry at flat ``index``."""
+        found = self.explicit.get(index)
+        return _PASS if found is None else found.verdict
+
     def not_passing(self) -> list[Entry]:
         """The entries whose verdict is not ``pass``, in order."""
         return [
@@ -79,11 +89,16 @@ class EntryColumns:
 
     def entry(self, index: int) -> Entry:
         """The entry at flat ``index``."""
+        found = self.explicit.get(index)
+        if found is None:
+            found = self._columnar_entry(index)
+        if self.compared is None:
+            return found
+        return replace(found, **self._compared_fields(index))
+
+    def _columnar_entry(self, index: int) -> Entry:
         from verifier.core.report import Entry
 
-        found = self.explicit.get(index)
-        if found is not None:
-            return found
         keys = len(self.labels)
         point, key = divmod(index, keys)
         kind, wrt, node = self.labels[key]
@@ -105,6 +120,20 @@ class EntryColumns:
             condition=float(self.condition[point, key]),
             correct_bits=correct_bits(rel, self.dtype),
         )
+
+    def _compared_fields(self, index: int) -> dict[str, Any]:
+        """What the second device computed for the entry at flat ``index``."""
+        assert self.compared is not None
+        point, key = divmod(index, len(self.labels))
+        other = self.compared.explicit.get(index)
+        mine = float(self.autograd[point, key])
+        theirs = float(self.compared.autograd[point, key])
+        return {
+            "compared_autograd": theirs,
+            "compared_verdict": _PASS if other is None else other.verdict,
+            "compared_detail": None if other is None else other.detail,
+            "device_difference": 0.0 if mine == theirs else mine - theirs,
+        }
 
     def entries(self) -> list[Entry]:
         """Every entry, in order."""
@@ -136,8 +165,8 @@ class EntryColumns:
         zero = self.exact_zero.ravel().tolist()
         mantissa = self.dtype
         for index, row in enumerate(zip(*columns, strict=True)):
-            if not flat[index]:
-                yield self.explicit[index].to_dict()
+            if not flat[index] or self.compared is not None:
+                yield self.entry(index).to_dict()
                 continue
             value, reference, radius, abs_error, rel, ulp, allowed, ratio, condition = row
             kind, wrt, node = shown[index % keys]

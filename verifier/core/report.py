@@ -37,7 +37,9 @@ class Entry:
     factor of the computation as written (how much the rounding of its operations is
     amplified, relative to the exact value); ``blame`` the node a non-passing verdict points
     at (the operation that is inaccurate, overflowed, or where the digits are lost) and
-    ``phase`` where (``forward``, ``first backward`` or ``second backward``).
+    ``phase`` where (``forward``, ``first backward`` or ``second backward``). In a check
+    compared across devices (:mod:`verifier.core.devices`) the ``compared_*`` fields are what
+    the second device computed and ``device_difference`` is ``autograd - compared_autograd``.
     """
 
     kind: str
@@ -58,10 +60,15 @@ class Entry:
     correct_bits: float | None = None
     blame: str | None = None
     phase: str | None = None
+    compared_autograd: float | None = None
+    compared_verdict: str | None = None
+    compared_detail: str | None = None
+    device_difference: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The entry in the report format."""
-        return {
+        """The entry in the report format (the ``compared_*`` keys and ``device_difference``
+        only in a check compared across devices)."""
+        shown = {
             "kind": self.kind,
             "wrt": list(self.wrt) if self.wrt is not None else None,
             "node": self.node,
@@ -81,6 +88,12 @@ class Entry:
             "blame": self.blame,
             "phase": self.phase,
         }
+        if self.compared_verdict is not None:
+            shown["compared_autograd"] = json_number(self.compared_autograd)
+            shown["compared_verdict"] = self.compared_verdict
+            shown["compared_detail"] = self.compared_detail
+            shown["device_difference"] = json_number(self.device_difference)
+        return shown
 
 
 class _Entries:
@@ -131,6 +144,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    compared: dict[str, Any] | None = None
 
     def set_columns(self, columns: EntryColumns) -> None:
         """Hold the entries as ``columns``; ``entries`` builds the list when first read."""
@@ -149,7 +163,10 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        """Whether no entry has a verdict of ``fail_on`` (and the check ran)."""
+        """Whether no entry has a verdict of ``fail_on`` (and the check ran), on the compared
+        device too when there is one."""
+        if self.compared is not None and not self.compared["passed"]:
+            return False
         return passes(self.verdict, self.counts, self.fail_on)
 
     @property
@@ -203,8 +220,9 @@ class Report:
         return result
 
     def to_dict(self) -> dict[str, Any]:
-        """The report format (``docs/report-format.md``)."""
-        return {
+        """The report format (``docs/report-format.md``); ``compared`` only in a check compared
+        across devices."""
+        shown = {
             "expression": self.expression,
             "variables": list(self.variables),
             "dtype": self.dtype,
@@ -228,6 +246,9 @@ class Report:
             "versions": dict(self.versions),
             "timings": dict(self.timings),
         }
+        if self.compared is not None:
+            shown["compared"] = dict(self.compared)
+        return shown
 
     def _entry_dicts(self) -> list[dict[str, Any]]:
         columns = self._held()
