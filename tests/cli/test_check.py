@@ -197,3 +197,77 @@ def test_exit_code_follows_the_reports_fail_on() -> None:
     assert exit_code(_report([], verdict="error", reason="symbolic timeout")) == 2
     failed = _shown(_report(undefined, fail_on=["undefined"]))
     assert "failed: 1 undefined (fails on: undefined)" in failed
+
+
+def test_compare_devices_adds_the_second_device_to_the_json_and_the_tables() -> None:
+    # CI has no GPU: the CPU against itself runs both sides for real and must agree exactly.
+    result = run(
+        "3*x**2 + 2*x*y + y**2",
+        "--at",
+        "x=2,y=1",
+        "--device",
+        "cpu",
+        "--compare-devices",
+        "cpu,cpu",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["compared"]["device"] == "cpu" and report["compared"]["differing"] == 0
+    # d/dx of the seed example at (2, 1) is 6*2 + 2*1 = 14, by hand.
+    first = report["entries"][0]
+    assert (first["autograd"], first["compared_autograd"], first["device_difference"]) == (
+        14.0,
+        14.0,
+        0.0,
+    )
+    text = run(
+        "3*x**2 + 2*x*y + y**2",
+        "--at",
+        "x=2,y=1",
+        "--device",
+        "cpu",
+        "--compare-devices",
+        "cpu, cpu",
+    ).stdout
+    assert "on cpu: verdict=pass  entries: 6 pass; 0 of 6 values differ" in text
+
+
+def test_a_table_lists_the_entries_where_the_devices_differ() -> None:
+    differ = _entry(
+        0,
+        "pass",
+        compared_autograd=2.5,
+        compared_verdict="fail",
+        compared_detail="off",
+        device_difference=-0.5,
+    )
+    same = _entry(
+        0, "pass", wrt=("y",), compared_autograd=2.0, compared_verdict="pass", device_difference=0.0
+    )
+    compared = {
+        "device": "cuda",
+        "verdict": "fail",
+        "counts": {"pass": 1, "fail": 1},
+        "passed": False,
+        "differing": 1,
+        "max_abs_difference": 0.5,
+        "verdicts_differ": 1,
+    }
+    report = _report([differ, same], device="cpu", compared=compared)
+    text = _shown(report)
+    assert "on cuda: verdict=fail  entries: 1 pass, 1 fail; 1 of 2 values differ from cpu" in text
+    (row,) = [line for line in text.splitlines() if "2.5" in line]
+    assert row.split() == ["d/dx", "0", "2", "pass", "2.5", "fail", "-0.5"]
+    assert "d/dy" not in text.split("differ, largest first")[1]
+    assert exit_code(report) == 1  # the compared device failed: the check did not pass
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [("cpu", "give two devices"), ("cpu,tpu", "unknown device 'tpu'")],
+)
+def test_a_bad_device_pair_is_one_line_and_exit_two(pair: str, message: str) -> None:
+    result = run("x", "--at", "x=1", "--compare-devices", pair)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

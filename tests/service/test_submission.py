@@ -267,3 +267,46 @@ def test_what_the_worker_accepts_submission_accepts(
 ) -> None:
     job = jobs.submit_job(session, _job(check), settings)
     assert job.check_count == 1
+
+
+def test_compare_devices_is_stored_as_two_names_and_routed_to_the_device_it_needs(
+    session: Session, settings: Settings
+) -> None:
+    point = {"points": [{"x": 2}]}
+    job = jobs.submit_job(
+        session,
+        _job(
+            {"expression": "x**2", **point, "compare_devices": True},
+            {"expression": "x**2", **point, "device": "cpu", "compare_devices": ["cpu", "cuda"]},
+            {"expression": "x**2", **point, "compare_devices": ["cpu", "cpu"]},
+            {"expression": "x**2", **point, "compare_devices": False},
+        ),
+        settings,
+    )
+    checks = session.scalars(select(Check).where(Check.job_id == job.id).order_by(Check.position))
+    stored = [(check.compare_devices, check.queue) for check in checks]
+    gpu, cpu = settings.gpu_queue, settings.cpu_queue
+    assert stored == [
+        (["cuda", "cpu"], gpu),  # true: CUDA (the report's device) against the CPU
+        (["cpu", "cuda"], gpu),  # any CUDA device needs a GPU worker
+        (["cpu", "cpu"], cpu),
+        (None, cpu),
+    ]
+
+
+def test_a_bad_device_pair_is_refused_at_its_check(session: Session, settings: Settings) -> None:
+    with pytest.raises(JobRejectedError) as error:
+        jobs.submit_job(
+            session,
+            _job(
+                {"expression": "x", "points": [{"x": 1}]},
+                {"expression": "x", "points": [{"x": 1}], "compare_devices": ["cuda", "tpu"]},
+                {"expression": "x", "points": [{"x": 1}], "device": "cpu", "compare_devices": True},
+            ),
+            settings,
+        )
+    first, second = _problems(error)
+    assert first["loc"] == ["body", "checks", 1, "compare_devices"]
+    assert "unknown device 'tpu'" in str(first["msg"])
+    assert second["loc"] == ["body", "checks", 2, "compare_devices"]
+    assert "device 'cpu' and compare_devices ['cuda', 'cpu'] disagree" in str(second["msg"])

@@ -66,6 +66,14 @@ def check(
     ] = None,
     strict: Annotated[bool, typer.Option("--strict", help=STRICT_HELP)] = False,
     fail_on: Annotated[str | None, typer.Option("--fail-on", help=FAIL_ON_HELP)] = None,
+    compare_devices: Annotated[
+        str | None,
+        typer.Option(
+            "--compare-devices",
+            help="Also run autograd on a second device and judge both against the same "
+            "references: two devices, the report's first, e.g. cuda,cpu.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check autograd's gradient, Hessian and node gradients of EXPR at points."""
@@ -97,6 +105,7 @@ def check(
                 atol=atol,
                 strict=strict,
                 fail_on=failing,
+                compare_devices=_device_pair(compare_devices),
             )
     except VerifierError as error:
         fail(str(error))
@@ -107,6 +116,13 @@ def check(
     if report.verdict == Verdict.ERROR:
         errors.print(f"[red]error:[/red] the check could not run: {escape(str(report.reason))}")
     raise typer.Exit(exit_code(report))
+
+
+def _device_pair(text: str | None) -> list[str] | None:
+    """``--compare-devices cuda,cpu`` as the list of names ``check()`` takes."""
+    if text is None:
+        return None
+    return [name.strip() for name in text.split(",")]
 
 
 def exit_code(report: Report) -> int:
@@ -146,12 +162,56 @@ def render(report: Report, console: Console) -> None:
                 title=f"entries not passing, worst first ({len(bad)} in all)",
             )
     console.print(f"entries: {counts_text(report.counts)}")
+    if report.compared is not None:
+        _compared(report, console)
     if report.blamed:
         console.print(blamed_table(report.blamed, title="blamed operations"))
     console.print(_tolerance_line(report))
     for note in report.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")
     console.print(_result_line(report))
+
+
+def _compared(report: Report, console: Console) -> None:
+    """The compared device's verdict and counts, and the entries where the devices differ."""
+    compared = report.compared or {}
+    other = compared["device"]
+    console.print(
+        f"on {escape(other)}: verdict={styled(compared['verdict'])}  entries: "
+        f"{counts_text(compared['counts'])}; {compared['differing']} of {len(report.entries)} "
+        f"values differ from {escape(report.device)} (largest |difference| "
+        f"{_number(compared['max_abs_difference'], '.3g')}), verdicts differ on "
+        f"{compared['verdicts_differ']}"
+    )
+    differing = [
+        e for e in report.entries if e.device_difference != 0 or e.compared_verdict != e.verdict
+    ]
+    if not differing:
+        return
+    differing.sort(key=_difference, reverse=True)
+    table = Table(
+        title=f"entries where {escape(report.device)} and {escape(other)} differ, largest first",
+        box=box.SIMPLE_HEAD,
+    )
+    for name in ("entry", "point", report.device, "verdict", other, "verdict ", "difference"):
+        table.add_column(escape(name))
+    for entry in differing[:WORST_ENTRIES_SHOWN]:
+        table.add_row(
+            _label(entry),
+            str(entry.point),
+            _number(entry.autograd),
+            styled(entry.verdict),
+            _number(entry.compared_autograd),
+            styled(entry.compared_verdict),
+            _number(entry.device_difference, ".3g"),
+        )
+    console.print(table)
+
+
+def _difference(entry: Entry) -> float:
+    """Sort key: the size of the devices' difference, NaN (one device's value NaN) largest."""
+    found = abs(entry.device_difference or 0.0)
+    return math.inf if math.isnan(found) else found
 
 
 def _result_line(report: Report) -> str:

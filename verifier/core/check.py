@@ -27,12 +27,13 @@ from verifier.core.audit import FORWARD, OVERFLOW, SECOND_BACKWARD, Finding, aud
 from verifier.core.autograd import (
     SEED_IDIOM_NOTE,
     AutogradResult,
+    resolve_device,
     run_autograd,
 )
 from verifier.core.columns import EntryColumns, point_major
 from verifier.core.compare import Judged, Judgement, judge, judge_table
 from verifier.core.conditioning import Conditioning, conditioning
-from verifier.core.devices import CompareDevices, device_pair
+from verifier.core.devices import CompareDevices, compared_names
 from verifier.core.devices import summary as device_summary
 from verifier.core.diagnosis import diagnose
 from verifier.core.dtypes import DType, get_dtype
@@ -267,7 +268,7 @@ def plan_check(
         failing = fail_on_set(fail_on, strict=strict)
     except ValueError as error:
         raise OptionError(f"fail_on: {error}") from None
-    torch_device, compared_device = device_pair(device, compare_devices)
+    torch_device, compared_device = _device_pair(device, compare_devices)
     raw: list[PointInput] = []
     if at is not None:
         raw.extend([at] if isinstance(at, Mapping) else list(at))
@@ -289,6 +290,20 @@ def plan_check(
         literals=bind_literals(parsed.expr, fmt),
         compared_device=compared_device,
     )
+
+
+def _device_pair(
+    device: str, compare_devices: CompareDevices
+) -> tuple[torch.device, torch.device | None]:
+    """The report's device and the compared one (None without a comparison), resolved here:
+    a CUDA device on a machine without CUDA raises OptionError."""
+    names = compared_names(compare_devices, device)
+    if names is None:
+        return resolve_device(device), None
+    try:
+        return resolve_device(names[0]), resolve_device(names[1])
+    except OptionError as error:
+        raise OptionError(f"compare_devices: {error}") from None
 
 
 def _empty_report(plan: _Plan) -> Report:

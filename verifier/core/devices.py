@@ -6,6 +6,9 @@ the same certified references. The report is the first device's (its entries, ve
 counts); every entry adds the second device's value, verdict and detail and the difference
 between the two values, and the report's ``compared`` section sums the second device up
 (``docs/report-format.md``).
+
+No torch here: the API validates ``compare_devices`` with :func:`compared_names`; the
+devices are resolved where the check runs (``verifier.core.check``).
 """
 
 from __future__ import annotations
@@ -14,9 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
-from verifier.core.autograd import resolve_device
 from verifier.core.columns import EntryColumns
 from verifier.core.dtypes import DEVICES
 from verifier.core.report import json_number
@@ -61,20 +62,6 @@ def compared_names(compare_devices: CompareDevices, device: str = "auto") -> lis
             "the first of compare_devices (or give device auto)"
         )
     return names
-
-
-def device_pair(
-    device: str, compare_devices: CompareDevices
-) -> tuple[torch.device, torch.device | None]:
-    """The report's device and the compared one (None without a comparison), resolved here:
-    a CUDA device on a machine without CUDA raises OptionError."""
-    names = compared_names(compare_devices, device)
-    if names is None:
-        return resolve_device(device), None
-    try:
-        return resolve_device(names[0]), resolve_device(names[1])
-    except OptionError as error:
-        raise OptionError(f"compare_devices: {error}") from None
 
 
 def differences(first: EntryColumns, second: EntryColumns) -> np.ndarray[Any, Any]:

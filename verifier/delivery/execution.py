@@ -129,6 +129,7 @@ def core_arguments(check: Check) -> dict[str, Any]:
         "atol": check.atol,
         "strict": check.strict,
         "fail_on": check.fail_on,
+        "compare_devices": check.compare_devices,
     }
 
 
@@ -166,6 +167,7 @@ def report_row(check: Check, document: Mapping[str, Any]) -> StoredReport:
     """The database row of a report document: queryable columns, the document without its
     entries, and the entries in blocks (verifier/store/entries.py)."""
     worst = document.get("worst") or {}
+    compared = document.get("compared") or {}
     versions = dict(document.get("versions") or {})
     timings = dict(document.get("timings") or {})
     rest = {key: value for key, value in document.items() if key != "entries"}
@@ -176,6 +178,8 @@ def report_row(check: Check, document: Mapping[str, Any]) -> StoredReport:
         reason=document.get("reason"),
         dtype=str(document.get("dtype") or check.dtype),
         device=str(document.get("device") or check.device),
+        compared_device=compared.get("device"),
+        compared_verdict=compared.get("verdict"),
         worst_abs_error=report_number(worst.get("abs_error")),
         worst_rel_error=report_number(worst.get("rel_error")),
         worst_ulp_error=report_number(worst.get("ulp_error")),

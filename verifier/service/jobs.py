@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from verifier.config import Settings
+from verifier.core.devices import compared_names
 from verifier.core.guard import check_expressions
 from verifier.errors import JobRejectedError, NotFoundError
 from verifier.service.admission import admit
@@ -58,9 +59,12 @@ NO_API_KEY = "-"
 SHOWN_KEY_CHARS = 60
 
 
-def queue_for(device: str, settings: Settings) -> str:
-    """The queue of a check: ``cuda`` checks need a GPU worker, the rest go to ``cpu``."""
-    return settings.gpu_queue if device == "cuda" else settings.cpu_queue
+def queue_for(device: str, settings: Settings, compared: Sequence[str] | None = None) -> str:
+    """The queue of a check: a check on ``cuda`` (or comparing a CUDA device) needs a GPU
+    worker, the rest go to ``cpu``."""
+    devices = [device, *(compared or [])]
+    needs_gpu = any(name.startswith("cuda") for name in devices)
+    return settings.gpu_queue if needs_gpu else settings.cpu_queue
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,7 @@ def _new_job(
         api_key_id=api_key_id,
     )
     for position, (check, expression) in enumerate(zip(request.checks, parsed, strict=True)):
+        compared = compared_names(check.compare_devices, check.device)
         job.checks.append(
             Check(
                 position=position,
@@ -210,7 +215,8 @@ def _new_job(
                 atol=check.atol,
                 strict=check.strict,
                 fail_on=check_fail_on(check.fail_on, strict=check.strict),
-                queue=queue_for(check.device, settings),
+                compare_devices=compared,
+                queue=queue_for(check.device, settings, compared),
                 functions=[CheckFunction(function=name) for name in sorted(expression.functions)],
             )
         )

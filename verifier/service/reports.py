@@ -102,6 +102,8 @@ def _report_item(report: StoredReport, check: Check, functions: list[str]) -> Re
         blamed=[Blamed.model_validate(row) for row in outcome.blamed],
         dtype=report.dtype,
         device=report.device,
+        compared_device=report.compared_device,
+        compared_verdict=report.compared_verdict,
         functions=functions,
         worst=Worst(
             ratio=report_number(worst.get("ratio")),

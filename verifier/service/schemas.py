@@ -69,6 +69,12 @@ class CheckIn(BaseModel):
         description="verdicts that make the check fail (default: fail and nonfinite); decides "
         "'passed', never a verdict",
     )
+    compare_devices: bool | list[str] | None = Field(
+        default=None,
+        description="also run autograd on a second device, both judged against the same exact "
+        "values: true compares cuda (the report's device) with cpu, or give the two devices, "
+        'the report\'s first, e.g. ["cuda", "cpu"]; a check naming cuda runs on a GPU worker',
+    )
 
 
 class JobIn(BaseModel):
@@ -184,6 +190,12 @@ class ReportItem(BaseModel):
     blamed: list[Blamed]
     dtype: str
     device: str
+    compared_device: str | None = Field(
+        default=None, description="the second device of a check compared across devices"
+    )
+    compared_verdict: str | None = Field(
+        default=None, description="the second device's verdict (null without a comparison)"
+    )
     functions: list[str]
     worst: Worst
     created_at: datetime

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from verifier.config import Settings
+from verifier.core.devices import compared_names
 from verifier.core.dtypes import DType, get_dtype
 from verifier.core.guard import CheckedExpression, Parsed, check_expressions
 from verifier.core.points import (
@@ -84,6 +85,10 @@ def _check_options(
             make_tolerance(dtype, **tolerance)
         except InputError as error:
             problems.append(_problem([*where, field], f"check {index}: {error}", "option"))
+    try:
+        compared_names(check.compare_devices, check.device)
+    except InputError as error:
+        problems.append(_problem([*where, "compare_devices"], f"check {index}: {error}", "option"))
     problems.extend(_check_sampling(check, expression, where, index, settings))
     points = check.points or []
     if not points and check.samples is None:

@@ -183,6 +183,8 @@ class Check(Base):
     ``fail_on`` is the check's policy resolved once at submission: the verdict names
     (verifier/core/verdict.py) that make it fail, ``strict`` and the default set included;
     NULL for checks stored before it existed, whose policy is the one ``strict`` names.
+    ``compare_devices`` names the two devices a check compares (verifier/core/devices.py),
+    NULL for a check on one device.
     """
 
     __tablename__ = "checks"
@@ -205,6 +207,7 @@ class Check(Base):
     atol: Mapped[float | None] = mapped_column(Float)
     strict: Mapped[bool] = mapped_column(Boolean, default=False)
     fail_on: Mapped[list[Any] | None] = mapped_column(JSON)
+    compare_devices: Mapped[list[Any] | None] = mapped_column(JSON)
     queue: Mapped[str] = mapped_column(String(64))
     status: Mapped[CheckStatus] = mapped_column(
         _status_type(CheckStatus, "check_status"), default=CheckStatus.QUEUED, index=True
@@ -236,7 +239,11 @@ class CheckFunction(Base):
 
 
 class StoredReport(Base):
-    """The stored result of one check, in the core's report format plus queryable columns."""
+    """The stored result of one check, in the core's report format plus queryable columns.
+
+    ``compared_device`` and ``compared_verdict`` are the second device's name and verdict in a
+    check compared across devices (the document's ``compared`` section), NULL otherwise.
+    """
 
     __tablename__ = "reports"
 
@@ -249,6 +256,8 @@ class StoredReport(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     dtype: Mapped[str] = mapped_column(String(16), index=True)
     device: Mapped[str] = mapped_column(String(32), index=True)
+    compared_device: Mapped[str | None] = mapped_column(String(32), index=True)
+    compared_verdict: Mapped[str | None] = mapped_column(String(VERDICT_CHARS))
     worst_abs_error: Mapped[float | None] = mapped_column(Float)
     worst_rel_error: Mapped[float | None] = mapped_column(Float)
     worst_ulp_error: Mapped[float | None] = mapped_column(Float)

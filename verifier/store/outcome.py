@@ -69,9 +69,15 @@ def read_outcome(
     policy = check_fail_on(fail_on, strict=strict)
     counts = entry_counts(verdict, document, entries)
     blamed = document.get("blamed")
+    passed = check_passed(verdict, counts, policy)
+    compared = document.get("compared")
+    if isinstance(compared, Mapping):  # a check compared across devices: both must pass
+        passed = passed and check_passed(
+            str(compared.get("verdict")), entry_counts("", compared), policy
+        )
     return Outcome(
         fail_on=policy,
-        passed=check_passed(verdict, counts, policy),
+        passed=passed,
         counts=counts,
         blamed=[dict(row) for row in blamed] if isinstance(blamed, list) else [],
     )

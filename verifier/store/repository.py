@@ -6,6 +6,7 @@ The SQL of delivery (claims, leases, what the reconciler looks for) is in ``clai
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -150,8 +151,13 @@ def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
         )
     if filters.dtype is not None:
         conditions.append(StoredReport.dtype == filters.dtype)
-    if filters.device is not None:
-        conditions.append(device_matches(StoredReport.device, filters.device))
+    if filters.device is not None:  # the report's device, or the one it was compared with
+        conditions.append(
+            or_(
+                device_matches(StoredReport.device, filters.device),
+                device_matches(StoredReport.compared_device, filters.device),
+            )
+        )
     if filters.job is not None:
         conditions.append(StoredReport.job_id == filters.job)
     if filters.since is not None:
@@ -208,11 +214,14 @@ LISTED_REPORT_COLUMNS = (
     StoredReport.reason,
     StoredReport.dtype,
     StoredReport.device,
+    StoredReport.compared_device,
+    StoredReport.compared_verdict,
     StoredReport.worst_abs_error,
     StoredReport.worst_rel_error,
     StoredReport.worst_ulp_error,
     StoredReport.created_at,
     StoredReport.document["counts"].label("counts"),
+    StoredReport.document["compared"].label("compared"),
     StoredReport.document["blamed"].label("blamed"),
     StoredReport.document[("worst", "ratio")].label("ratio"),
 )
@@ -230,6 +239,8 @@ def _listed(row: Row[Any], counts: dict[str, int] | None) -> tuple[StoredReport,
         document["blamed"] = row.blamed
     if row.ratio is not None:
         document["worst"] = {"ratio": row.ratio}
+    if row.compared is not None:
+        document["compared"] = row.compared
     report = StoredReport(
         id=row.id,
         check_id=row.check_id,
@@ -238,6 +249,8 @@ def _listed(row: Row[Any], counts: dict[str, int] | None) -> tuple[StoredReport,
         reason=row.reason,
         dtype=row.dtype,
         device=row.device,
+        compared_device=row.compared_device,
+        compared_verdict=row.compared_verdict,
         worst_abs_error=row.worst_abs_error,
         worst_rel_error=row.worst_rel_error,
         worst_ulp_error=row.worst_ulp_error,
@@ -395,7 +408,11 @@ def functions_of_checks(
 def count_verdicts(
     session: Session, filters: ReportFilters, group_by: str | None
 ) -> list[tuple[str | None, str, int]]:
-    """Rows of (group key, verdict, count) for reports matching ``filters``."""
+    """Rows of (group key, verdict, count) for reports matching ``filters``.
+
+    Grouped by device, a report compared across two devices counts once for each, with that
+    device's verdict; every other grouping counts reports once, by the report's own verdict.
+    """
     keys: dict[str, Any] = {
         "function": CheckFunction.function,
         "dtype": StoredReport.dtype,
@@ -403,24 +420,46 @@ def count_verdicts(
         "verdict": StoredReport.verdict,
     }
     key = keys.get(group_by) if group_by is not None else None
-    columns = (
-        [StoredReport.verdict, func.count()]
-        if key is None
-        else [key, StoredReport.verdict, func.count()]
-    )
+    rows = _counted(session, filters, group_by, key, StoredReport.verdict)
+    if group_by == "device":
+        compared = _counted(
+            session,
+            filters,
+            group_by,
+            StoredReport.compared_device,
+            StoredReport.compared_verdict,
+            StoredReport.compared_device.is_not(None),
+        )
+        totals: Counter[tuple[str | None, str]] = Counter()
+        for group, verdict, count in [*rows, *compared]:
+            totals[group, verdict] += count
+        rows = [(group, verdict, count) for (group, verdict), count in sorted(totals.items())]
+    return rows
+
+
+def _counted(
+    session: Session,
+    filters: ReportFilters,
+    group_by: str | None,
+    key: Any,
+    verdict: Any,
+    *extra: ColumnElement[bool],
+) -> list[tuple[str | None, str, int]]:
+    """(group key, verdict, count) rows of the reports matching ``filters`` and ``extra``."""
+    columns = [verdict, func.count()] if key is None else [key, verdict, func.count()]
     query = (
         select(*columns).select_from(StoredReport).join(Check, Check.id == StoredReport.check_id)
     )
     if group_by == "function":
         query = query.outerjoin(CheckFunction, CheckFunction.check_id == StoredReport.check_id)
-    conditions = _conditions(filters)
+    conditions = [*_conditions(filters), *extra]
     if conditions:
         query = query.where(and_(*conditions))
-    grouping = [StoredReport.verdict] if key is None else [key, StoredReport.verdict]
-    rows = session.execute(query.group_by(*grouping).order_by(*grouping)).all()
+    grouping = [verdict] if key is None else [key, verdict]
+    found = session.execute(query.group_by(*grouping).order_by(*grouping)).all()
     if key is None:
-        return [(None, verdict, count) for verdict, count in rows]
-    return [(group, verdict, count) for group, verdict, count in rows]
+        return [(None, str(v), int(count)) for v, count in found]
+    return [(group, str(v), int(count)) for group, v, count in found]
 
 
 def add_api_key(session: Session, key: ApiKey) -> None:
