@@ -212,11 +212,22 @@ class Slots:
     their last runs (0 when all stopped cleanly); :meth:`stop` stops them all.
     """
 
-    def __init__(self, name: str, commands: list[list[str]], *, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        commands: list[list[str]],
+        *,
+        env: dict[str, str] | None = None,
+        envs: list[dict[str, str] | None] | None = None,
+    ):
+        """``env`` is every slot's environment, or ``envs`` one per slot (None: this one's)."""
         count = len(commands)
+        each = envs if envs is not None else [env] * count
         self.supervisors = [
             Supervisor(
-                name if count == 1 else f"{name} (slot {index + 1} of {count})", command, env=env
+                name if count == 1 else f"{name} (slot {index + 1} of {count})",
+                command,
+                env=each[index],
             )
             for index, command in enumerate(commands)
         ]

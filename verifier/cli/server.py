@@ -75,8 +75,9 @@ def worker(
         int,
         typer.Option(
             min=1,
-            help="checks run at once: supervised, one process per check; with --no-supervise, "
-            "threads of one process",
+            help="checks run at once: supervised, one process per check (on the gpu queue at "
+            "most one per GPU, each slot seeing its own); with --no-supervise, threads of one "
+            "process",
         ),
     ] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
@@ -96,7 +97,9 @@ def worker(
     settings = load_settings()
     names = [name.strip() for name in (queues or settings.cpu_queue).split(",") if name.strip()]
     if supervise:
-        _supervise_worker(names, concurrency, loglevel)
+        gpus = visible_gpus() if settings.gpu_queue in names else []
+        envs = slot_environments(gpus, concurrency)
+        _supervise_worker(names, concurrency, loglevel, envs)
         return
     from workers.app import create_celery, limit_memory, worker_arguments
 
@@ -116,9 +119,47 @@ def worker(
         app.dispose()
 
 
-def _supervise_worker(queues: list[str], concurrency: int, loglevel: str) -> NoReturn:
+def visible_gpus() -> list[str]:
+    """The CUDA devices this machine shows a worker: ``CUDA_VISIBLE_DEVICES`` when set, else
+    as many as torch counts, asked in a child process so that this one (which starts the
+    slots) never initialises CUDA."""
+    shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if shown is not None:
+        return [name.strip() for name in shown.split(",") if name.strip()]
+    import subprocess
+    import sys
+
+    counted = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    count = int(counted.stdout.strip()) if counted.stdout.strip().isdigit() else 0
+    return [str(index) for index in range(count)]
+
+
+def slot_environments(gpus: list[str], concurrency: int) -> list[dict[str, str] | None]:
+    """Each slot's environment: on a machine with GPUs serving the ``gpu`` queue, slot ``i``
+    sees GPU ``i`` alone (one check at a time per GPU), and more slots than GPUs is an error;
+    otherwise every slot inherits this environment."""
+    if not gpus:
+        return [None] * concurrency
+    if concurrency > len(gpus):
+        raise CliError(
+            f"--concurrency {concurrency} on the gpu queue, but this machine shows "
+            f"{len(gpus)} GPU(s) ({', '.join(gpus)}): a GPU runs one check at a time"
+        )
+    return [{**os.environ, "CUDA_VISIBLE_DEVICES": gpu} for gpu in gpus[:concurrency]]
+
+
+def _supervise_worker(
+    queues: list[str], concurrency: int, loglevel: str, envs: list[dict[str, str] | None]
+) -> NoReturn:
     """Run ``concurrency`` slots of ``worker --no-supervise``, one check at a time each, under
-    supervisors until SIGTERM or SIGINT; exit with the slots' last status."""
+    supervisors until SIGTERM or SIGINT (slot ``i`` in ``envs[i]``); exit with the slots'
+    last status."""
     import logging
     import signal
 
@@ -143,7 +184,7 @@ def _supervise_worker(queues: list[str], concurrency: int, loglevel: str) -> NoR
         )
         for slot in range(1, concurrency + 1)
     ]
-    slots = Slots("worker", commands)
+    slots = Slots("worker", commands, envs=envs)
     # Ctrl-C reaches the workers too (one process group); SIGTERM asks them for a warm stop.
     signal.signal(signal.SIGTERM, slots.stop)
     signal.signal(signal.SIGINT, slots.stop)
