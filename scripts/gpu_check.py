@@ -3,7 +3,8 @@
 Runs, and prints as a table at the end: the tests marked ``gpu`` (the seed example on CUDA in
 all four dtypes, CPU and CUDA against one reference, a provoked out-of-memory, a real worker
 on the ``gpu`` queue running a submitted job); the demo suite on CUDA in all four dtypes
-against the same suite on CPU; the AI Feynman corpus in float32 and float64 on both devices;
+against the same suite on CPU; the AI Feynman corpus in float32 and float64 with
+``compare_devices`` (CUDA and CPU judged in one report against one reference);
 W1 (one check, 3 variables, 10,000 points, gradient + Hessian, float32) on CUDA and on CPU.
 Every verdict that differs between the devices is listed in ``gpu-check.log``. Without CUDA it
 says so, runs what it can (the ``gpu`` tests then skip), and exits 0.
@@ -84,10 +85,41 @@ def demo_suite(dtype: str) -> str:
 
 
 def feynman(dtype: str) -> str:
+    """The corpus with ``compare_devices``: values and verdicts that differ between CUDA and
+    the CPU, and the largest difference."""
+    from verifier import check
     from verifier.cli.inputs import read_checks
 
     specs = read_checks(FEYNMAN, file_format="csv", samples=FEYNMAN_POINTS, dtype=None, seed=0)
-    return differences(specs, dtype, "feynman")
+    entries = differing = verdicts = errors = 0
+    largest = 0.0
+    with LOG.open("a") as log:
+        for spec in specs:
+            options = {k: v for k, v in spec.items() if k not in ("expression", "points", "dtype")}
+            report = check(
+                spec["expression"], spec.get("points"), dtype=dtype, compare_devices=True, **options
+            )
+            if report.verdict == "error" or report.compared is None:
+                errors += 1
+                log.write(f"feynman {dtype} {spec['expression']}: error {report.reason}\n")
+                continue
+            entries += len(report.entries)
+            differing += report.compared["differing"]
+            verdicts += report.compared["verdicts_differ"]
+            found = report.compared["max_abs_difference"]
+            largest = max(largest, float(found) if isinstance(found, str) else found)
+            for entry in report.entries:
+                if entry.compared_verdict != entry.verdict:
+                    log.write(
+                        f"feynman {dtype} {spec['expression']} {entry.kind} {entry.wrt} point "
+                        f"{entry.point}: cuda {entry.verdict} {entry.autograd!r}, cpu "
+                        f"{entry.compared_verdict} {entry.compared_autograd!r}, exact "
+                        f"{entry.reference!r}\n"
+                    )
+    return (
+        f"{entries} entries, {differing} values differ (largest {largest:.3g}), "
+        f"{verdicts} verdicts differ, {errors} error reports"
+    )
 
 
 def w1() -> str:
@@ -117,7 +149,10 @@ def main() -> int:
         for dtype in DTYPES:
             step(f"demo suite, {dtype}, cpu vs cuda", lambda dtype=dtype: demo_suite(dtype))
         for dtype in ("float32", "float64"):
-            step(f"Feynman x {FEYNMAN_POINTS} points, {dtype}", lambda dtype=dtype: feynman(dtype))
+            step(
+                f"Feynman x {FEYNMAN_POINTS} points, {dtype}, compare_devices",
+                lambda dtype=dtype: feynman(dtype),
+            )
         step("W1, 10,000 points, float32", w1)
     width = max(len(name) for name, _, _ in rows)
     print("\n" + "step".ljust(width) + "  seconds  result")

@@ -57,3 +57,23 @@ def test_an_out_of_memory_on_cuda_ends_the_check_and_not_the_next() -> None:
     )
     report = check("sin(x)*y", at={"x": 0.5, "y": 2}, device="cuda")
     assert report.verdict == "pass"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_compare_devices_judges_cuda_and_cpu_in_one_report(dtype: str) -> None:
+    expression = "sin(x)*exp(y) + x*y*z**2 + log(1 + z**2)"
+    options = {"samples": 200, "dtype": dtype, "seed": 3, "nodes": True}
+    report = check(expression, compare_devices=True, **options)
+    on_cpu = check(expression, device="cpu", **options)
+    assert report.device.startswith("cuda") and report.compared is not None
+    assert report.compared["device"] == "cpu"
+    # The compared side is the CPU's own check: the same values and verdicts entry by entry.
+    for entry, cpu in zip(report.entries, on_cpu.entries, strict=True):
+        assert entry.reference == cpu.reference
+        assert entry.compared_autograd == cpu.autograd
+        assert entry.compared_verdict == cpu.verdict
+        assert entry.device_difference == (
+            0.0 if entry.autograd == cpu.autograd else entry.autograd - cpu.autograd
+        )
+    assert report.compared["counts"] == on_cpu.counts
+    print(f"{dtype}: {report.compared}")
