@@ -122,3 +122,13 @@ def test_the_survey_finds_tanhs_known_cancellation_at_10() -> None:
     [finding] = run_survey([tanh], ["float64"], points=1, workers=1)
     assert finding.counts.get("fail", 0) >= 1
     assert finding.worst_ratio is not None and math.isfinite(finding.worst_ratio)
+
+
+def test_a_survey_row_says_its_device_and_the_table_shows_it() -> None:
+    [tanh] = [op for op in OPERATIONS if op.name == "tanh"]
+    [finding] = run_survey([tanh], ["float64"], points=1, workers=1, devices=["cpu"])
+    assert finding.device == "cpu"
+    table = markdown([finding], {"command": "test", "device": "cpu"})
+    assert "| operation | dtype | device | pass |" in table
+    assert f"| `{tanh.expression}` | float64 | cpu | " in table
+    assert f"- `{tanh.expression}` in float64 on cpu: " in table  # its failure, listed first

@@ -45,6 +45,10 @@ def survey(
         list[str] | None,
         typer.Option("--op", help="An operation's row name (repeat); default all."),
     ] = None,
+    device: Annotated[
+        list[str] | None,
+        typer.Option("--device", help="cpu, cuda or cuda:N (repeat for several); default cpu."),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
     as_json: JsonOption = False,
@@ -59,6 +63,12 @@ def survey(
     missing = sorted(set(operation or []) - names)
     if missing:
         fail(f"unknown operation {', '.join(missing)}; see docs/functions.md for the names")
+    devices = list(dict.fromkeys(device or ["cpu"]))
+    strange = [name for name in devices if name != "cpu" and not _is_cuda(name)]
+    if strange:
+        fail(f"unknown device {', '.join(strange)}; choose cpu, cuda or cuda:N")
+    if any(_is_cuda(name) for name in devices) and not _cuda_here():
+        fail("--device cuda: CUDA is not available here")
     if points < 1 or workers < 1:
         fail("--points and --workers must be at least 1")
     chosen = [op for op in OPERATIONS if not operation or op.name in operation]
@@ -71,22 +81,30 @@ def survey(
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("survey", total=len(chosen) * len(dtypes))
+        task = progress.add_task("survey", total=len(chosen) * len(dtypes) * len(devices))
 
         def advance(finding: Finding) -> None:
-            progress.update(task, advance=1, description=f"{finding.operation} {finding.dtype}")
+            shown = f"{finding.operation} {finding.dtype} {finding.device}"
+            progress.update(task, advance=1, description=shown)
 
         findings = run_survey(
-            chosen, dtypes, points=points, seed=seed, workers=workers, progress=advance
+            chosen,
+            dtypes,
+            points=points,
+            seed=seed,
+            workers=workers,
+            progress=advance,
+            devices=devices,
         )
     seconds = time.perf_counter() - started
     import torch  # already loaded by the survey's checks
 
+    where = " and ".join("CPU" if name == "cpu" else name.upper() for name in devices)
     meta = {
-        "title": f"torch {torch.__version__} on {platform.machine()} CPU",
+        "title": f"torch {torch.__version__} on {platform.machine()} {where}",
         "command": "derivcheck survey " + shlex.join(sys.argv[2:]),
         "torch": torch.__version__,
-        "device": "cpu",
+        "device": ", ".join(devices),
         "points": points,
         "seconds": round(seconds, 1),
         "workers": workers,
@@ -101,3 +119,22 @@ def survey(
         f"{len(findings)} rows, {failing} with failures, in {seconds:.0f} s: {output} and "
         f"{output.with_suffix('.json')}"
     )
+
+
+def _is_cuda(name: str) -> bool:
+    return name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())
+
+
+def _cuda_here() -> bool:
+    """Whether CUDA is available, asked in a child process: this one starts the survey's
+    workers and must not initialise CUDA itself."""
+    import subprocess
+
+    asked = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return asked.stdout.strip() == "True"

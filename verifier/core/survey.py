@@ -1,10 +1,12 @@
 """The survey: every covered torch operation checked over sampled points, per dtype.
 
-For each operation of :data:`verifier.core.ops.OPERATIONS` and each dtype, points are drawn
+For each operation of :data:`verifier.core.ops.OPERATIONS`, each dtype and each device (the CPU
+by default), points are drawn
 from the operation's domain (half uniform, half log-uniform in magnitude so that tiny and huge
 arguments are reached, plus its special points) and checked with :func:`verifier.core.check`
-(gradient and Hessian). Each (operation, dtype) gives one :class:`Finding`: the verdict counts,
-the worst error/allowed with its point and entry, and the operations blamed for failures.
+(gradient and Hessian). Each (operation, dtype, device) gives one :class:`Finding`: the verdict
+counts, the worst error/allowed with its point and entry, and the operations blamed for
+failures.
 ``docs/survey-torch-2.13-cpu.md`` is a table written by :func:`markdown`.
 
 >>> points = sample_points({"x": (0.0, 1.0)}, 4, seed=0)
@@ -15,6 +17,7 @@ the worst error/allowed with its point and entry, and the operations blamed for 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import random
 import time
 from collections import Counter
@@ -35,10 +38,10 @@ TINY_MAGNITUDE = 1e-300
 
 @dataclass
 class Finding:
-    """One operation in one dtype.
+    """One operation in one dtype on one device.
 
     Attributes:
-        operation, expression, dtype: what was checked.
+        operation, expression, dtype, device: what was checked, and where.
         points: how many points.
         counts: verdict name to number of entries.
         worst_ratio: the largest error/allowed over the entries that have one.
@@ -64,6 +67,7 @@ class Finding:
     blamed: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
+    device: str = "cpu"
 
 
 def sample_points(
@@ -90,8 +94,11 @@ def _log_uniform(rng: random.Random, low: float, high: float) -> float:
     return min(max(value, low), high)
 
 
-def survey_operation(operation: Operation, dtype: str, count: int, *, seed: int = 0) -> Finding:
-    """Check one operation in one dtype at ``count`` sampled points and its special points."""
+def survey_operation(
+    operation: Operation, dtype: str, count: int, *, seed: int = 0, device: str = "cpu"
+) -> Finding:
+    """Check one operation in one dtype on ``device`` at ``count`` sampled points and its
+    special points (the same points on every device)."""
     from verifier.core.check import check  # torch is loaded only where a survey runs
 
     # A domain wider than the dtype's range is cut to it (float16 ends at 65504).
@@ -101,9 +108,11 @@ def survey_operation(operation: Operation, dtype: str, count: int, *, seed: int 
         for name, (low, high) in operation.domains.items()
     }
     points = list(operation.specials) + sample_points(domains, count, seed=seed)
-    finding = Finding(operation.name, operation.expression, dtype, len(points))
+    finding = Finding(operation.name, operation.expression, dtype, len(points), device=device)
     started = time.perf_counter()
-    report = check(operation.expression, at=points, dtype=dtype, hessian=operation.hessian)
+    report = check(
+        operation.expression, at=points, dtype=dtype, hessian=operation.hessian, device=device
+    )
     finding.seconds = time.perf_counter() - started
     if report.verdict == "error":
         finding.error = report.reason
@@ -138,12 +147,14 @@ def _verdict(entry: Entry) -> str:
     return str(getattr(entry.verdict, "value", entry.verdict))
 
 
-def _run(task: tuple[Operation, str, int, int]) -> Finding:
-    operation, dtype, count, seed = task
+def _run(task: tuple[Operation, str, int, int, str]) -> Finding:
+    operation, dtype, count, seed, device = task
     try:
-        return survey_operation(operation, dtype, count, seed=seed)
+        return survey_operation(operation, dtype, count, seed=seed, device=device)
     except Exception as error:  # noqa: BLE001  (one operation's crash is its row, not the survey's end)
-        return Finding(operation.name, operation.expression, dtype, count, error=repr(error))
+        return Finding(
+            operation.name, operation.expression, dtype, count, error=repr(error), device=device
+        )
 
 
 def run_survey(
@@ -154,9 +165,16 @@ def run_survey(
     seed: int = 0,
     workers: int = 1,
     progress: Callable[[Finding], None] | None = None,
+    devices: Sequence[str] = ("cpu",),
 ) -> list[Finding]:
-    """Survey ``operations`` in ``dtypes``; ``workers`` processes share the work."""
-    tasks = [(op, dtype, points, seed) for op in operations for dtype in dtypes]
+    """Survey ``operations`` in ``dtypes`` on ``devices``; ``workers`` processes share the
+    work (started fresh, not forked, when a device is CUDA: CUDA does not survive a fork)."""
+    tasks = [
+        (op, dtype, points, seed, device)
+        for op in operations
+        for dtype in dtypes
+        for device in devices
+    ]
     findings: list[Finding] = []
     if workers <= 1:
         results: Iterable[Finding] = map(_run, tasks)
@@ -165,7 +183,9 @@ def run_survey(
             if progress is not None:
                 progress(finding)
         return findings
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    cuda = any(device.startswith("cuda") for device in devices)
+    context = multiprocessing.get_context("spawn") if cuda else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for finding in pool.map(_run, tasks):
             findings.append(finding)
             if progress is not None:
@@ -194,21 +214,32 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
         lines.append("No operation failed.")
     for f in failing:
         lines.append(
-            f"- `{f.expression}` in {f.dtype}: {f.counts['fail']} failing entries; worst "
-            f"{_ratio(f.worst_ratio)} x allowed at {_point(f.worst_point)} ({f.worst_entry}: "
-            f"autograd {_number(f.worst_autograd)}, exact {_number(f.worst_reference)}); "
-            f"blamed: {_blamed(f.blamed)}"
+            f"- `{f.expression}` in {f.dtype} on {f.device}: {f.counts['fail']} failing "
+            f"entries; worst {_ratio(f.worst_ratio)} x allowed at {_point(f.worst_point)} "
+            f"({f.worst_entry}: autograd {_number(f.worst_autograd)}, exact "
+            f"{_number(f.worst_reference)}); blamed: {_blamed(f.blamed)}"
         )
-    header = ["operation", "dtype", *_VERDICT_COLUMNS, "worst err/allowed", "at", "entry", "blamed"]
+    header = [
+        "operation",
+        "dtype",
+        "device",
+        *_VERDICT_COLUMNS,
+        "worst err/allowed",
+        "at",
+        "entry",
+        "blamed",
+    ]
     lines += ["", "## All operations", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + " --- |" * len(header))
     for f in findings:
         if f.error is not None:
-            cells = [f"`{f.expression}`", f.dtype, f"error: {f.error}"] + [""] * (len(header) - 3)
+            cells = [f"`{f.expression}`", f.dtype, f.device, f"error: {f.error}"]
+            cells += [""] * (len(header) - len(cells))
         else:
             cells = [
                 f"`{f.expression}`",
                 f.dtype,
+                f.device,
                 *(str(f.counts.get(v, 0)) for v in _VERDICT_COLUMNS),
                 _ratio(f.worst_ratio),
                 _point(f.worst_point),
