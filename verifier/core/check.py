@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cache
 from importlib import metadata
 
 import flint
@@ -627,6 +628,13 @@ def _finish(report: Report, started: float, parsed_at: float, timings: dict[str,
 
 
 def _versions() -> dict[str, str]:
+    """The versions a report names (a copy: reading the package metadata takes a millisecond,
+    so it is read once per process)."""
+    return dict(_installed_versions())
+
+
+@cache
+def _installed_versions() -> dict[str, str]:
     try:
         own = metadata.version("derivcheck")
     except metadata.PackageNotFoundError:
