@@ -9,6 +9,7 @@ slices of the very list that was stored.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import string
@@ -55,6 +56,7 @@ def test_entries_of_any_shape_come_back_as_they_were() -> None:
         {"wrt": "x", "ratio": 3, "autograd": "inf", "abs_error": float("inf"), "point": True},
         {"wrt": ["x", "y"], "node": "sin(x)", "reference": -0.0, "rel_error": "nan"},
         {"point": 2**70, "detail": 5, "blame": ["n"], "correct_bits": None, "condition": 1e-310},
+        {"autograd": "nan", "reference": None, "abs_error": None, "tolerance": 0.0},
     ]
     back = decode(encode(odd))
     assert [json.dumps(e, sort_keys=True) for e in back] == [
@@ -81,6 +83,69 @@ def test_no_stored_value_approaches_the_database_limit() -> None:
     assert len(block.data) < 32 * 1024**2  # megabytes, against a limit of a gigabyte
     assert len(block.data) < POSTGRES_VALUE_LIMIT / 30
     assert decode(block.data) == worst
+
+
+FORMAT_1_BLOCK = base64.b64decode(
+    "AQMAAACVAAAAeJydjr1KA0EUhb/ExJ8HsLEatxDFDWhpEbOkiUTfIAmyZDfJQNiVnQWTyryE2IqPICJYCXa+gL21"
+    "TVoLHWc2LmHBysNw75lz7p0zHWeY+IEMo9RxhTMKlZJ+ZGkUB6Hth6Im+rHanezZ24WvlO1yPK714yiQqYyjMLBS"
+    "OgpFIIcyVcJPQjGOVSr8VBT3B3Fy6SfZfKfrTLpOb0ld0XWmVunBAG7gFu75xTVLGPcLXuA1V4Kiew4fsJ8r06zO"
+    "c3cLvmE7d9/hCZq5a7ZOQebuFdTgLuM78AYnGbEQ9hufJm42w6XlsgkP0FpknYkqHMznj+02nsUzHIGXvUm9fmxC"
+    "G42m51FEGUoFoVTWeqVSqWq9aojWa+sb2sA4WbF1cSz9j16M+ws/YiN8RQ=="
+)
+"""Three entries as format 1 (zlib, no predictions) wrote them: bytes made by the encoder of
+commit dcff723, kept so that every format ever written stays readable."""
+FORMAT_1_ENTRIES: list[dict[str, Any]] = [
+    {"kind": "gradient", "wrt": ["x"], "node": None, "point": 0, "autograd": 14.0,
+     "reference": 14.0, "reference_radius": 0.0, "abs_error": 0.0, "rel_error": 0.0,
+     "ulp_error": 0.0, "tolerance": 1.9984014443252818e-13, "ratio": 0.0, "condition": 1.0,
+     "correct_bits": 53.0, "verdict": "pass", "detail": None, "blame": None, "phase": None},
+    {"kind": "hessian", "wrt": ["x", "y"], "node": None, "point": 0, "autograd": 2.0,
+     "reference": 2.0, "reference_radius": 0.0, "abs_error": 0.0, "rel_error": 0.0,
+     "ulp_error": 0.0, "tolerance": 2.842170943040401e-14, "ratio": 0.0, "condition": 1.0,
+     "correct_bits": 53.0, "verdict": "pass", "detail": None, "blame": None, "phase": None},
+    {"kind": "node", "wrt": None, "node": "1 - cos(x)", "point": 1, "autograd": 46.3,
+     "reference": -8.33e-05, "reference_radius": 1e-30, "abs_error": 46.3000833,
+     "rel_error": "inf", "ulp_error": None, "tolerance": 6.4e-10, "ratio": 7.29e10,
+     "condition": 2.46e13, "correct_bits": 0.0, "verdict": "ill-conditioned",
+     "detail": "the digits are lost at 1 - cos(x)", "blame": "1 - cos(x)", "phase": "forward"},
+]  # fmt: skip
+
+
+def test_blocks_written_in_format_1_still_read() -> None:
+    assert FORMAT_1_BLOCK[0] == 1
+    assert decode(FORMAT_1_BLOCK) == FORMAT_1_ENTRIES
+    assert encode(FORMAT_1_ENTRIES)[0] == 2  # what is written now
+
+
+def _report_entries(dtype: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    report = check(
+        "sin(x)*exp(y) + x*y*z**2 + log(1 + z**2)",
+        samples=400,
+        dtype=dtype,
+        domain={"x": (-3, 3), "y": (-3, 3), "z": (-3, 3)},
+        nodes=True,
+    )
+    document = json.loads(json.dumps(report.to_dict()))
+    return document["entries"], document
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+def test_predicted_columns_come_back_exactly_with_any_hints(dtype: str) -> None:
+    entries, document = _report_entries(dtype)
+    wrong = {"rtol": 0.5, "atol": 3.0}
+    for tolerance, hint in ((document["tolerance"], dtype), (None, None), (wrong, "float16")):
+        stored = [e for b in blocks_of(entries, tolerance, hint) for e in decode(b.data)]
+        assert json.dumps(stored) == json.dumps(entries)
+
+
+def test_a_float32_report_takes_under_20_bytes_per_entry() -> None:
+    # The issue's target is about 16 bytes per compared number (format 1 took 32.9 on this
+    # report, the JSON 436); the predictions and LZMA2 bring it to about 17.
+    entries, document = _report_entries("float32")
+    blocks = blocks_of(entries, document["tolerance"], document["dtype"])
+    assert sum(len(block.data) for block in blocks) / len(entries) < 20
+    without = blocks_of(entries)
+    assert sum(len(b.data) for b in blocks) < sum(len(b.data) for b in without)
 
 
 ENTRIES = 3 * BLOCK_ENTRIES + 123
