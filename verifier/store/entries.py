@@ -45,10 +45,12 @@ BLOCK_ENTRIES = 4096
 """Entries per block: a block of the largest legal strings stays a few megabytes."""
 COMPRESSION_LEVEL = 6
 """zlib's level in format 1."""
-LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 1}]
+LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 1, "dict_size": 2**18}]
 """The compressor of format 2 on: raw LZMA2 at preset 1 stores a block in about 15 % fewer
 bytes than zlib (a float32 report: 16.9 bytes per entry instead of 19.7), at about twice
-zlib's time to compress and 1.3 us per entry to decompress."""
+zlib's time to compress and 1.3 us per entry to decompress. Its dictionary of 256 KiB
+compresses a full block as well as preset 1's 1 MiB, and a one-point report's block in 0.17
+ms instead of 1 ms (the time to set up the larger dictionary)."""
 
 NUMBER_FIELDS = (
     "autograd",
