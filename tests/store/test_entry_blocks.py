@@ -138,6 +138,39 @@ def test_predicted_columns_come_back_exactly_with_any_hints(dtype: str) -> None:
         assert json.dumps(stored) == json.dumps(entries)
 
 
+def test_a_report_compared_across_devices_comes_back_exactly_and_typed() -> None:
+    report = check(
+        "sin(x)*exp(y)",
+        samples=300,
+        dtype="float32",
+        nodes=True,
+        device="cpu",
+        compare_devices=["cpu", "cpu"],
+    )
+    entries = json.loads(json.dumps(report.to_dict()["entries"]))
+    # The second device differing: a value off, one NaN, one infinite, one key missing.
+    entries[0] = {**entries[0], "compared_autograd": 1.5, "device_difference": -0.25}
+    entries[1] = {
+        **entries[1],
+        "compared_autograd": "nan",
+        "compared_verdict": "nonfinite",
+        "compared_detail": "autograd returned nan",
+        "device_difference": "nan",
+    }
+    entries[2] = {**entries[2], "compared_autograd": "-inf", "device_difference": "inf"}
+    del entries[3]["compared_detail"]
+    blocks = blocks_of(entries, {"rtol": 1e-5, "atol": 0.0}, "float32")
+    assert json.dumps([e for b in blocks for e in decode(b.data)]) == json.dumps(entries)
+    # Typed columns, not JSON kept aside: the comparison costs a few bytes per entry.
+    plain = [
+        {k: v for k, v in e.items() if not k.startswith(("compared", "device"))} for e in entries
+    ]
+    extra = sum(len(b.data) for b in blocks) - sum(
+        len(b.data) for b in blocks_of(plain, {"rtol": 1e-5, "atol": 0.0}, "float32")
+    )
+    assert extra / len(entries) < 4
+
+
 def test_a_float32_report_takes_under_20_bytes_per_entry() -> None:
     # The target is about 16 bytes per compared number (format 1 took 32.9 on this
     # report, the JSON 436); the predictions and LZMA2 bring it to about 17.

@@ -20,6 +20,10 @@ IEEE 754 operations: where the prediction is right (nearly always) the residual 
 the leading bits of the reference cancel against autograd's; either way every value comes
 back exactly.
 
+A block of a check compared across devices (docs/report-format.md) has four more typed
+columns, ``COMPARED_KEYS`` (its layout is named in the header); ``compared_autograd`` is
+predicted by ``autograd`` and ``device_difference`` by their difference.
+
 The format of a block is its first byte, ``FORMAT``; a reader keeps decoding every format
 it ever wrote (format 1 has no predictions and no tolerance in its header).
 """
@@ -65,14 +69,26 @@ NUMBER_FIELDS = (
     "correct_bits",
 )
 TEXT_FIELDS = ("kind", "node", "verdict", "detail", "blame", "phase")
+COMPARED_KEYS = ("compared_autograd", "compared_verdict", "compared_detail", "device_difference")
+"""The keys a check compared across devices adds to each entry, in the report format's order."""
 
 _NUMBER, _NULL, _TEXT = 0, 1, 2
 _NO_TEXT = -1
 _NON_FINITE = frozenset({"nan", "inf", "-inf"})
 _HEADER = struct.Struct("<BII")  # format, entries, length of the JSON string table
-_HINTS = struct.Struct("<ddb")  # format 2 on: rtol, atol, dtype (index in DTYPES, -1: none)
-PREDICTED = ("reference", "tolerance", "abs_error", "rel_error", "ulp_error", "ratio")
-"""The number fields stored as residuals of a prediction, in the order they are decoded."""
+_HINTS = struct.Struct("<ddbB")  # format 2 on: rtol, atol, dtype (index, -1: none), layout
+PREDICTED = (
+    "reference",
+    "tolerance",
+    "abs_error",
+    "rel_error",
+    "ulp_error",
+    "ratio",
+    "compared_autograd",
+    "device_difference",
+)
+"""The number fields stored as residuals of a prediction, in the order they are decoded (a
+layout without a field skips it)."""
 
 
 @dataclass(frozen=True)
@@ -108,11 +124,13 @@ def encode(
 ) -> bytes:
     """One block's bytes for ``entries`` (``tolerance``, ``dtype``: see :func:`blocks_of`)."""
     count = len(entries)
+    compared = any("compared_verdict" in entry for entry in entries)
+    layout = _COMPARED if compared else _BASE
     strings: dict[str, int] = {}
     aside: list[dict[str, Any]] = [{} for _ in range(count)]
-    absent = np.zeros(count, dtype="<u4")  # bit i: _ENTRY_KEYS[i] is not in its column
+    absent = np.zeros(count, dtype="<u4")  # bit i: layout.keys[i] is not in its column
     columns: dict[str, list[Any]] = {}
-    for bit, key in enumerate(_ENTRY_KEYS):
+    for bit, key in enumerate(layout.keys):
         values = [entry.get(key, _MISSING) for entry in entries]
         if _all_fit(key, values):
             columns[key] = values
@@ -124,21 +142,22 @@ def encode(
                     aside[column][key] = value
                 values[column] = None
         columns[key] = values
+    known = frozenset(layout.keys)
     for column, entry in enumerate(entries):
-        if len(entry) > len(_ENTRY_KEYS) or not _KNOWN.issuperset(entry):
-            aside[column].update((k, v) for k, v in entry.items() if k not in _KNOWN)
+        if len(entry) > len(layout.keys) or not known.issuperset(entry):
+            aside[column].update((k, v) for k, v in entry.items() if k not in known)
 
     def text(value: str | None) -> int:
         return _NO_TEXT if value is None else strings.setdefault(value, len(strings))
 
-    numbers = np.zeros((len(NUMBER_FIELDS), count), dtype="<f8")
-    states = np.zeros((len(NUMBER_FIELDS), count), dtype=np.uint8)
-    for row, name in enumerate(NUMBER_FIELDS):
+    numbers = np.zeros((len(layout.numbers), count), dtype="<f8")
+    states = np.zeros((len(layout.numbers), count), dtype=np.uint8)
+    for row, name in enumerate(layout.numbers):
         values = columns[name]
         states[row] = [_STATE[type(value)] for value in values]
         numbers[row] = [0.0 if value is None else float(value) for value in values]
-    texts = np.zeros((len(TEXT_FIELDS) + 2, count), dtype="<i4")  # + wrt, + kept aside
-    for row, name in enumerate(TEXT_FIELDS):
+    texts = np.zeros((len(layout.texts) + 2, count), dtype="<i4")  # + wrt, + kept aside
+    for row, name in enumerate(layout.texts):
         texts[row] = [text(value) for value in columns[name]]
     listed: dict[tuple[str, ...], int] = {}  # each distinct wrt list encoded once
 
@@ -151,15 +170,20 @@ def encode(
             found = listed[key] = text(json.dumps(value))
         return found
 
-    texts[len(TEXT_FIELDS)] = [wrt(value) for value in columns["wrt"]]
-    texts[len(TEXT_FIELDS) + 1] = [text(json.dumps(kept)) if kept else _NO_TEXT for kept in aside]
+    texts[len(layout.texts)] = [wrt(value) for value in columns["wrt"]]
+    texts[len(layout.texts) + 1] = [text(json.dumps(kept)) if kept else _NO_TEXT for kept in aside]
     points = np.array([value or 0 for value in columns["point"]], dtype="<i8")
     table = json.dumps(list(strings)).encode()
-    hints = (_hint(tolerance, "rtol"), _hint(tolerance, "atol"), _DTYPE_CODES.get(dtype or "", -1))
+    hints = (
+        _hint(tolerance, "rtol"),
+        _hint(tolerance, "atol"),
+        _DTYPE_CODES.get(dtype or "", -1),
+        _LAYOUTS.index(layout),
+    )
     stored = numbers.view("<u8").copy()
-    for name in PREDICTED:
-        row = NUMBER_FIELDS.index(name)
-        stored[row] ^= _prediction(name, numbers, *hints).view("<u8")
+    for name in layout.predicted:
+        row = layout.numbers.index(name)
+        stored[row] ^= _prediction(name, layout, numbers, *hints[:3]).view("<u8")
     payload = b"".join(
         [
             table,
@@ -187,25 +211,28 @@ def decode(data: bytes) -> list[dict[str, Any]]:
         payload = lzma.decompress(packed, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
     strings: list[str | None] = [*json.loads(payload[:table_bytes]), None]  # [-1]: none
     at = table_bytes
+    layout = _BASE
     if version == 1:
-        numbers, at = _unshuffled(payload, at, "<f8", (len(NUMBER_FIELDS), count))
+        numbers, at = _unshuffled(payload, at, "<f8", (len(layout.numbers), count))
     else:
-        hints = _HINTS.unpack_from(payload, at)
-        stored, at = _unshuffled(payload, at + _HINTS.size, "<u8", (len(NUMBER_FIELDS), count))
+        rtol, atol, code, shape = _HINTS.unpack_from(payload, at)
+        layout = _LAYOUTS[shape]
+        rows = len(layout.numbers)
+        stored, at = _unshuffled(payload, at + _HINTS.size, "<u8", (rows, count))
         numbers = stored.copy().view("<f8")
-        for name in PREDICTED:
-            row = NUMBER_FIELDS.index(name)
-            predicted = _prediction(name, numbers, *hints).view("<u8")
+        for name in layout.predicted:
+            row = layout.numbers.index(name)
+            predicted = _prediction(name, layout, numbers, rtol, atol, code).view("<u8")
             numbers[row] = (stored[row] ^ predicted).view("<f8")
-    states = np.frombuffer(payload, np.uint8, len(NUMBER_FIELDS) * count, at).reshape(
-        len(NUMBER_FIELDS), count
+    states = np.frombuffer(payload, np.uint8, len(layout.numbers) * count, at).reshape(
+        len(layout.numbers), count
     )
     at += states.size
-    texts, at = _unshuffled(payload, at, "<i4", (len(TEXT_FIELDS) + 2, count))
+    texts, at = _unshuffled(payload, at, "<i4", (len(layout.texts) + 2, count))
     points, at = _unshuffled(payload, at, "<i8", (count,))
     missing, at = _unshuffled(payload, at, "<u4", (count,))
     columns: dict[str, list[Any]] = {}
-    for row, name in enumerate(NUMBER_FIELDS):
+    for row, name in enumerate(layout.numbers):
         values = numbers[row].tolist()
         if states[row].any():
             values = [
@@ -213,16 +240,19 @@ def decode(data: bytes) -> list[dict[str, Any]]:
                 for value, state in zip(values, states[row].tolist(), strict=True)
             ]
         columns[name] = values
-    for row, name in enumerate(TEXT_FIELDS):
+    for row, name in enumerate(layout.texts):
         columns[name] = [strings[index] for index in texts[row].tolist()]
     columns["wrt"] = [
         None if index == _NO_TEXT else json.loads(strings[index] or "null")
-        for index in texts[len(TEXT_FIELDS)].tolist()
+        for index in texts[len(layout.texts)].tolist()
     ]
     columns["point"] = points.tolist()
-    rows = zip(*(columns[key] for key in _ENTRY_KEYS), strict=True)
-    entries = [dict(zip(_ENTRY_KEYS, row, strict=True)) for row in rows]
-    aside = texts[len(TEXT_FIELDS) + 1]
+    keys = layout.keys
+    entries = [
+        dict(zip(keys, row, strict=True))
+        for row in zip(*(columns[key] for key in keys), strict=True)
+    ]
+    aside = texts[len(layout.texts) + 1]
     for column in np.flatnonzero(missing).tolist():
         lacks = int(missing[column])
         entries[column] = {
@@ -253,7 +283,30 @@ _ENTRY_KEYS = (
     "phase",
 )
 """The keys of an entry, in the report format's order (``Entry.to_dict``)."""
-_KNOWN = frozenset(_ENTRY_KEYS)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The columns of a block: its number and text fields and the entry keys, in order."""
+
+    numbers: tuple[str, ...]
+    texts: tuple[str, ...]
+    keys: tuple[str, ...]
+
+    @property
+    def predicted(self) -> tuple[str, ...]:
+        return tuple(name for name in PREDICTED if name in self.numbers)
+
+
+_BASE = _Layout(NUMBER_FIELDS, TEXT_FIELDS, _ENTRY_KEYS)
+_COMPARED = _Layout(
+    (*NUMBER_FIELDS, "compared_autograd", "device_difference"),
+    (*TEXT_FIELDS, "compared_verdict", "compared_detail"),
+    (*_ENTRY_KEYS, *COMPARED_KEYS),
+)
+"""The entries of a check compared across devices: four more typed columns."""
+_LAYOUTS = (_BASE, _COMPARED)
+_NUMBER_KEYS = frozenset(_COMPARED.numbers)
 
 
 _MISSING = object()
@@ -261,7 +314,7 @@ _MISSING = object()
 
 def _fits(key: str, value: Any) -> bool:
     """Whether ``value`` of ``key`` has the type its column stores."""
-    if key in NUMBER_FIELDS:
+    if key in _NUMBER_KEYS:
         return (
             value is None
             or isinstance(value, float)
@@ -279,7 +332,7 @@ def _fits(key: str, value: Any) -> bool:
 def _all_fit(key: str, values: list[Any]) -> bool:
     """Whether every value of a column fits it (the common case, checked by type sets)."""
     kinds = set(map(type, values))
-    if key in NUMBER_FIELDS:
+    if key in _NUMBER_KEYS:
         return kinds <= {float, type(None)} or (
             kinds <= {float, type(None), str}
             and all(value in _NON_FINITE for value in values if type(value) is str)
@@ -314,7 +367,7 @@ def _hint(tolerance: Mapping[str, Any] | None, name: str) -> float:
 
 
 def _prediction(
-    name: str, numbers: np.ndarray[Any, Any], rtol: float, atol: float, dtype: int
+    name: str, layout: _Layout, numbers: np.ndarray[Any, Any], rtol: float, atol: float, dtype: int
 ) -> np.ndarray[Any, Any]:
     """What ``name`` would be, from the number columns it follows from (format 2 on).
 
@@ -323,11 +376,13 @@ def _prediction(
     """
 
     def column(field: str) -> np.ndarray[Any, Any]:
-        return numbers[NUMBER_FIELDS.index(field)]
+        return numbers[layout.numbers.index(field)]
 
     with np.errstate(all="ignore"):
-        if name == "reference":
+        if name in ("reference", "compared_autograd"):
             found = column("autograd")
+        elif name == "device_difference":
+            found = column("autograd") - column("compared_autograd")
         elif name == "ulp_error":
             found = column("abs_error") / _ulps(column("reference"), dtype)
         elif name == "tolerance":
