@@ -49,6 +49,7 @@ def test_a_compared_check_is_stored_listed_and_counted_per_device(
         first, second = http.get(f"/jobs/{job['id']}/report").json()["checks"]
         listed = http.get("/reports", params={"device": "cpu", "job": job["id"]}).json()
         stats = http.get("/stats", params={"group_by": "device", "job": job["id"]}).json()
+        page = http.get(f"/ui/checks/{first['check']}").text
     assert first["compared"]["device"] == "cpu" and first["compared"]["differing"] == 0
     assert [e["autograd"] for e in first["entries"][:2]] == [14.0, 6.0]
     assert all(e["compared_autograd"] == e["autograd"] for e in first["entries"])
@@ -57,6 +58,10 @@ def test_a_compared_check_is_stored_listed_and_counted_per_device(
     items = {item["expression"]: item for item in listed["items"]}
     assert (items[SEED]["compared_device"], items[SEED]["compared_verdict"]) == ("cpu", "pass")
     assert items["x**2"]["compared_device"] is None
+    # The check's page says what the second device found, and its values beside the first's.
+    compared_row = page.split('<tr id="compared">')[1].split("</tr>")[0]
+    assert "cpu:" in compared_row and "0 values differ" in compared_row
+    assert "<th>on cpu" in page and "<th>difference</th>" in page
     # Grouped by device, the compared report counts once for each of its two devices.
     (cpu,) = stats["groups"]
     assert (cpu["key"], cpu["counts"], cpu["total"]) == ("cpu", {"pass": 3}, 3)

@@ -163,6 +163,12 @@ fail-on {{ (document.fail_on or []) | join(', ') }}){% endif %}</td></tr>
 <tr><th>dtype</th><td>{{ options.dtype }}</td></tr>
 <tr><th>device</th><td>asked {{ options.device }}{% if options.ran_on %}, ran on
 {{ options.ran_on }}{% endif %}</td></tr>
+{% if document.compared %}{% set compared = document.compared %}<tr id="compared">
+<th>compared with</th><td>{{ compared.device }}: {{ m.verdict(compared.verdict) }}
+({{ 'passed' if compared.passed else 'failed' }}), {{ m.counts(compared.counts or {}) }};
+{{ compared.differing }} values differ (largest |difference|
+{{ compared.max_abs_difference | num }}), verdicts differ on {{ compared.verdicts_differ }}
+</td></tr>{% endif %}
 <tr><th>tolerance</th><td>{% if document.tolerance %}rtol {{ document.tolerance.rtol | num }},
 atol {{ document.tolerance.atol | num }}{% if document.tolerance.ulps is defined %},
 {{ document.tolerance.ulps | num }} ulps{% endif %}{% else %}the dtype's default{% endif %}
@@ -202,7 +208,8 @@ Hessian element over the points</figcaption></figure>{% endif %}
 <p class="muted">{{ page.worst | length }} of {{ page.entries_total }} entries.</p>
 <table id="entries"><thead><tr><th>verdict</th><th>kind</th><th>of</th><th>point</th>
 <th>autograd</th><th>exact</th><th>ulps</th><th>error / allowed</th><th>correct bits</th>
-<th>blame</th><th>detail</th></tr></thead><tbody>
+<th>blame</th><th>detail</th>{% if document.compared %}<th>on {{ document.compared.device }}
+</th><th>verdict there</th><th>difference</th>{% endif %}</tr></thead><tbody>
 {% for entry in page.worst %}<tr class="entry" data-verdict="{{ entry.verdict }}">
 <td>{{ m.verdict(entry.verdict) }}</td><td>{{ entry.kind }}</td>
 <td>{% if entry.node %}<code>{{ entry.node }}</code>{% else %}{{ (entry.wrt or []) | join(', ')
@@ -211,7 +218,11 @@ Hessian element over the points</figcaption></figure>{% endif %}
 <td class="num">{{ entry.ulp_error | num }}</td><td class="num">{{ entry.ratio | num }}</td>
 <td class="num">{{ entry.correct_bits | num }}</td>
 <td>{% if entry.blame %}<code>{{ entry.blame }}</code> {{ entry.phase or '' }}{% endif %}</td>
-<td>{{ entry.detail or '' }}</td></tr>{% endfor %}</tbody></table>
+<td>{{ entry.detail or '' }}</td>{% if document.compared %}
+<td class="num">{{ entry.compared_autograd | num }}</td>
+<td>{{ m.verdict(entry.compared_verdict) if entry.compared_verdict else '' }}</td>
+<td class="num">{{ entry.device_difference | num }}</td>{% endif %}</tr>{% endfor %}
+</tbody></table>
 {% endif %}
 {% if document.notes %}<h2>Notes</h2><ul>{% for note in document.notes %}<li>{{ note }}</li>
 {% endfor %}</ul>{% endif %}
