@@ -201,16 +201,8 @@ def test_exit_code_follows_the_reports_fail_on() -> None:
 
 def test_compare_devices_adds_the_second_device_to_the_json_and_the_tables() -> None:
     # CI has no GPU: the CPU against itself runs both sides for real and must agree exactly.
-    result = run(
-        "3*x**2 + 2*x*y + y**2",
-        "--at",
-        "x=2,y=1",
-        "--device",
-        "cpu",
-        "--compare-devices",
-        "cpu,cpu",
-        "--json",
-    )
+    seed = ("3*x**2 + 2*x*y + y**2", "--at", "x=2,y=1", "--device", "cpu", "--compare-devices")
+    result = run(*seed, "cpu,cpu", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["compared"]["device"] == "cpu" and report["compared"]["differing"] == 0
@@ -221,15 +213,7 @@ def test_compare_devices_adds_the_second_device_to_the_json_and_the_tables() -> 
         14.0,
         0.0,
     )
-    text = run(
-        "3*x**2 + 2*x*y + y**2",
-        "--at",
-        "x=2,y=1",
-        "--device",
-        "cpu",
-        "--compare-devices",
-        "cpu, cpu",
-    ).stdout
+    text = run(*seed, "cpu, cpu").stdout
     assert "on cpu: verdict=pass  entries: 6 pass; 0 of 6 values differ" in text
 
 

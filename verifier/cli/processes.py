@@ -46,6 +46,19 @@ def free_port() -> int:
         return port
 
 
+def ask_torch(expression: str) -> str:
+    """What ``expression`` (about ``torch``) prints in a child interpreter, stripped ("" when
+    it fails): how a process that starts others asks about CUDA without initialising it."""
+    asked = subprocess.run(
+        [sys.executable, "-c", f"import torch; print({expression})"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return asked.stdout.strip()
+
+
 def service_command(*arguments: str) -> list[str]:
     """The command line that runs a service command of this CLI in a fresh interpreter."""
     return [sys.executable, "-m", "verifier", *arguments]

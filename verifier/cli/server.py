@@ -126,18 +126,10 @@ def visible_gpus() -> list[str]:
     shown = os.environ.get("CUDA_VISIBLE_DEVICES")
     if shown is not None:
         return [name.strip() for name in shown.split(",") if name.strip()]
-    import subprocess
-    import sys
+    from verifier.cli.processes import ask_torch
 
-    counted = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    count = int(counted.stdout.strip()) if counted.stdout.strip().isdigit() else 0
-    return [str(index) for index in range(count)]
+    counted = ask_torch("torch.cuda.device_count()")
+    return [str(index) for index in range(int(counted) if counted.isdigit() else 0)]
 
 
 def slot_environments(gpus: list[str], concurrency: int) -> list[dict[str, str] | None]:

@@ -128,13 +128,6 @@ def _is_cuda(name: str) -> bool:
 def _cuda_here() -> bool:
     """Whether CUDA is available, asked in a child process: this one starts the survey's
     workers and must not initialise CUDA itself."""
-    import subprocess
+    from verifier.cli.processes import ask_torch
 
-    asked = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return asked.stdout.strip() == "True"
+    return ask_torch("torch.cuda.is_available()") == "True"
