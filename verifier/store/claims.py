@@ -1,6 +1,9 @@
 """SQL of delivery: claiming a check, finishing it, and finding what nobody will run.
 
-The protocol these statements implement is explained in ``docs/delivery.md``.
+The protocol these statements implement is explained in ``docs/delivery.md``. The statements
+every check runs (claim, finish, count) are built once, on the tables, with bound parameters:
+building an ORM statement anew for each call cost a worker about 0.6 ms per statement, more
+than the database took to run it.
 """
 
 from __future__ import annotations
@@ -9,12 +12,58 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import case, exists, false, func, or_, select, true, update
+from sqlalchemy import (
+    Update,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from verifier.core.verdict import VERDICT_ORDER, Verdict, rank
-from verifier.store.models import Check, CheckStatus, Job, JobStatus, StoredReport
+from verifier.store.models import Base, Check, CheckStatus, Job, JobStatus, StoredReport
 from verifier.store.repository import insert_report
+
+_CHECKS = Base.metadata.tables[Check.__tablename__]
+_JOBS = Base.metadata.tables[Job.__tablename__]
+
+
+def _claim(takes_over: bool) -> Update:
+    checks = _CHECKS.c
+    free = [
+        checks.status == CheckStatus.QUEUED,
+        checks.lease_expires_at.is_(None),
+        checks.lease_expires_at < bindparam("now"),
+    ]
+    if takes_over:
+        free.append(checks.claim_token == bindparam("takes_over"))
+    return (
+        update(_CHECKS)
+        .where(checks.id == bindparam("check"), checks.status != CheckStatus.DONE, or_(*free))
+        .values(
+            status=CheckStatus.RUNNING,
+            attempts=checks.attempts + 1,
+            claim_token=bindparam("token"),
+            started_at=bindparam("now"),
+            lease_expires_at=bindparam("until"),
+        )
+        .returning(checks.attempts, checks.job_id)
+    )
+
+
+_CLAIM = _claim(takes_over=False)
+_TAKE_OVER = _claim(takes_over=True)
+_JOB_RUNNING = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job"), _JOBS.c.status == JobStatus.QUEUED)
+    .values(status=JobStatus.RUNNING, started_at=bindparam("now"))
+)
 
 
 def claim_check(
@@ -34,33 +83,14 @@ def claim_check(
     failed), whose claim is taken back at once instead of after its lease. Returns the attempt
     number, or None when the check is done, held under another's live lease, or missing.
     """
-    free = [
-        Check.status == CheckStatus.QUEUED,
-        Check.lease_expires_at.is_(None),
-        Check.lease_expires_at < now,
-    ]
+    values = {"check": check_id, "token": claim_token, "now": now, "until": lease_until}
     if takes_over is not None:
-        free.append(Check.claim_token == takes_over)
-    claimed = session.execute(
-        update(Check)
-        .where(Check.id == check_id, Check.status != CheckStatus.DONE, or_(*free))
-        .values(
-            status=CheckStatus.RUNNING,
-            attempts=Check.attempts + 1,
-            claim_token=claim_token,
-            started_at=now,
-            lease_expires_at=lease_until,
-        )
-        .returning(Check.attempts)
-    ).scalar_one_or_none()
-    if claimed is not None:
-        session.execute(
-            update(Job)
-            .where(Job.id == select(Check.job_id).where(Check.id == check_id).scalar_subquery())
-            .where(Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.RUNNING, started_at=now)
-        )
-    return claimed
+        values["takes_over"] = takes_over
+    claimed = session.execute(_CLAIM if takes_over is None else _TAKE_OVER, values).one_or_none()
+    if claimed is None:
+        return None
+    session.execute(_JOB_RUNNING, {"job": claimed.job_id, "now": now})
+    return int(claimed.attempts)
 
 
 def renew_claim(
@@ -89,19 +119,27 @@ def finish_check(
     caller's transaction, so a writer that lost its claim changes nothing, and the job's count
     cannot miss a report: the report that completes the job finishes it (``count_report``).
     """
-    owned = session.execute(
-        update(Check)
-        .where(
-            Check.id == report.check_id,
-            Check.claim_token == claim_token,
-            Check.status == CheckStatus.RUNNING,
-        )
-        .values(status=CheckStatus.DONE, finished_at=now, claim_token=None, lease_expires_at=None)
-    )
+    owned = session.execute(_FINISH, {"check": report.check_id, "token": claim_token, "now": now})
     if owned.rowcount != 1:  # type: ignore[attr-defined]
         return False
     record_report(session, report, now, passed=passed)
     return True
+
+
+_FINISH = (
+    update(_CHECKS)
+    .where(
+        _CHECKS.c.id == bindparam("check"),
+        _CHECKS.c.claim_token == bindparam("token"),
+        _CHECKS.c.status == CheckStatus.RUNNING,
+    )
+    .values(
+        status=CheckStatus.DONE,
+        finished_at=bindparam("now"),
+        claim_token=None,
+        lease_expires_at=None,
+    )
+)
 
 
 def record_report(session: Session, report: StoredReport, now: datetime, *, passed: bool) -> bool:
@@ -118,20 +156,32 @@ def count_report(
 ) -> bool:
     """Count one more report of the job (its verdict and whether it passed) and finish the job
     when it was the last; True if it finished the job. Reads the job's row, never its reports."""
-    held = case(_VERDICT_RANKS, value=Job.worst_verdict, else_=-1)
     counted = session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(
-            reported=Job.reported + 1,
-            worst_verdict=case((held < rank(verdict), verdict), else_=Job.worst_verdict),
-            all_passed=func.coalesce(Job.all_passed, true()) if passed else false(),
-        )
-        .returning(Job.reported, Job.check_count)
+        _COUNT,
+        {"job": job_id, "rank": rank(verdict), "counted": verdict, "counted_passed": passed},
     ).one_or_none()
     if counted is None or counted.reported < counted.check_count:
         return False
     return finish_job_if_complete(session, job_id, now)
+
+
+_VERDICT_RANKS = {str(verdict): place for place, verdict in enumerate(VERDICT_ORDER)}
+_HELD_RANK = case(_VERDICT_RANKS, value=_JOBS.c.worst_verdict, else_=-1)
+_COUNT = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("job"))
+    .values(
+        reported=_JOBS.c.reported + 1,
+        worst_verdict=case(
+            (_HELD_RANK < bindparam("rank"), bindparam("counted")), else_=_JOBS.c.worst_verdict
+        ),
+        all_passed=case(
+            (bindparam("counted_passed"), func.coalesce(_JOBS.c.all_passed, true())),
+            else_=false(),
+        ),
+    )
+    .returning(_JOBS.c.reported, _JOBS.c.check_count)
+)
 
 
 def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -> bool:
@@ -156,9 +206,6 @@ def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -
         )
     )
     return bool(finished.rowcount)  # type: ignore[attr-defined]
-
-
-_VERDICT_RANKS = {str(verdict): place for place, verdict in enumerate(VERDICT_ORDER)}
 
 
 def release_expired_claims(session: Session, now: datetime, limit: int) -> int:

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -21,18 +22,20 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    inspect,
+    insert,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.sql.dml import ReturningInsert
 
 from verifier.core.verdict import Verdict
 from verifier.store import entries as entry_codec
 from verifier.store.models import (
     ApiKey,
+    Base,
     Check,
     CheckFunction,
     CheckStatus,
@@ -103,19 +106,13 @@ def insert_report(session: Session, report: StoredReport) -> bool:
     """Insert ``report`` and its entry blocks unless its check already has a report; True when
     this call added it."""
     values = {
-        attribute.key: getattr(report, attribute.key)
-        for attribute in inspect(StoredReport).column_attrs
-        if getattr(report, attribute.key) is not None
+        column: getattr(report, column)
+        for column in _REPORT_COLUMNS
+        if getattr(report, column) is not None
     }
-    values.setdefault("created_at", report.created_at or utc_now())
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    report_id = session.execute(
-        insert(StoredReport)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["check_id"])
-        .returning(StoredReport.id)
-    ).scalar_one_or_none()
+    values.setdefault("created_at", utc_now())
+    insert_new = _report_insert(session.get_bind().dialect.name)
+    report_id = session.execute(insert_new, values).scalar_one_or_none()
     if report_id is None:
         return False
     rows = [
@@ -130,8 +127,24 @@ def insert_report(session: Session, report: StoredReport) -> bool:
         for block in report.blocks
     ]
     if rows:
-        session.execute(insert(ReportBlock), rows)
+        session.execute(_BLOCK_INSERT, rows)
     return True
+
+
+_REPORTS = Base.metadata.tables[StoredReport.__tablename__]
+_REPORT_COLUMNS = tuple(column.key for column in _REPORTS.columns)
+_BLOCK_INSERT = insert(Base.metadata.tables[ReportBlock.__tablename__])
+
+
+@cache
+def _report_insert(dialect: str) -> ReturningInsert[tuple[int]]:
+    """The insert of a report that does nothing when its check has one, built once per
+    dialect on the table (an ORM statement built for each report cost more than running it)."""
+    if dialect == "sqlite":
+        statement = sqlite.insert(_REPORTS).on_conflict_do_nothing(index_elements=["check_id"])
+        return statement.returning(_REPORTS.c.id)
+    upsert = postgresql.insert(_REPORTS).on_conflict_do_nothing(index_elements=["check_id"])
+    return upsert.returning(_REPORTS.c.id)
 
 
 def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
