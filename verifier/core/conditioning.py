@@ -24,12 +24,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import sympy
 import torch
 
 from verifier.core.dtypes import DType
 from verifier.core.magnitudes import (
+    Floats,
     grad_or_none,
     local_conditions,
     local_derivatives,
@@ -40,6 +43,8 @@ from verifier.core.translate import Translation, children, differentiable_childr
 
 BOUND_SAFETY = 4.0
 """The first-order bound is multiplied by this, for second-order terms and the ulps of |x|."""
+
+Indices = np.ndarray[Any, np.dtype[np.int64]]
 
 
 @dataclass(frozen=True)
@@ -57,12 +62,12 @@ class Conditioning:
             relative errors).
     """
 
-    bound: dict[Key, list[float]]
+    bound: dict[Key, Floats]
     weight: dict[Key, list[float]]
-    site: dict[Key, torch.Tensor]
+    site: dict[Key, Indices]
     sites: list[sympy.Basic]
     order: list[sympy.Basic]
-    local: dict[sympy.Basic, list[float]]
+    local: dict[sympy.Basic, Floats]
 
     def factor(self, key: Key, point: int, exact: float) -> float:
         """The condition factor of entry ``key`` at ``point``: weight over |exact value|."""
@@ -79,7 +84,10 @@ class Conditioning:
             return None
         site = self.sites[index]
         above = [node for node in self.order if node == site or node.has(site)]
-        return max(above, key=lambda node: self.local.get(node, [0.0] * (point + 1))[point])
+        return max(above, key=lambda node: self._local_at(node, point))
+
+    def _local_at(self, node: sympy.Basic, point: int) -> float:
+        return float(self.local[node][point]) if node in self.local else 0.0
 
 
 def conditioning(
@@ -135,20 +143,34 @@ def conditioning(
     }
     paths = path_sums(expr, order, locals_, variables, count, keys)
     depth = float(_depth(expr))
-    bound: dict[Key, list[float]] = {}
+    bound: dict[Key, Floats] = {}
     weight: dict[Key, list[float]] = {}
-    site: dict[Key, torch.Tensor] = {}
+    site: dict[Key, Indices] = {}
     for key in keys:
         weights = forward[key]  # sites x points
-        forward_total = weights.sum(0)
-        backward = paths[key] * 2 * depth * unit
-        total = (forward_total + backward) * BOUND_SAFETY
-        bound[key] = total.tolist()
-        weight[key] = (forward_total / unit + paths[key]).tolist()
-        best = weights.argmax(0) if sites else torch.zeros(count, dtype=torch.long)
-        site[key] = torch.where(forward_total >= backward, best, -1) if sites else best - 1
+        forward_total = weights.sum(0).numpy()
+        with np.errstate(over="ignore", invalid="ignore"):  # an infinite bound is no bound
+            backward = paths[key] * 2 * depth * unit
+            bound[key] = (forward_total + backward) * BOUND_SAFETY
+            weight[key] = (forward_total / unit + paths[key]).tolist()
+        site[key] = np.where(forward_total >= backward, _first_argmax(weights.numpy()), -1)
     local = local_conditions(locals_, values, count)
     return Conditioning(bound, weight, site, sites, order, local)
+
+
+def _first_argmax(weights: Floats) -> Indices:
+    """Per column of ``weights`` (sites x points), the first row holding its largest value,
+    as ``argmax`` along the rows gives it (row by row: a strided reduction is slow); -1 for
+    every point when there are no rows."""
+    if len(weights) == 0:
+        return np.full(weights.shape[1], -1, dtype=np.int64)
+    best = np.zeros(weights.shape[1], dtype=np.int64)
+    largest = weights[0]
+    for row in range(1, len(weights)):
+        larger = weights[row] > largest
+        best[larger] = row
+        largest = np.where(larger, weights[row], largest)
+    return best
 
 
 def _rounding(

@@ -6,18 +6,30 @@ Hessian entry, reverse accumulation for every node gradient. Each node's local c
 (how much it amplifies its inputs' relative errors) comes from the same local derivatives.
 Everything here runs in float64 on the values of a shadow program
 (:mod:`verifier.core.conditioning`).
+
+The accumulation is kept entry by entry (one array per variable, or pair of variables, with
+one value per point), and an entry that is zero at every point by construction (a node that
+does not depend on a variable, a local derivative that autograd returns as unused) is a
+:class:`Block` of ``None``: it is skipped rather than multiplied out. Skipping it gives the same
+numbers as the dense products: adding an exact zero changes nothing, and a product with an
+exact zero is computed only where the other factor is not finite (``0 * inf`` is nan).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from functools import reduce
+from typing import Any
 
+import numpy as np
 import sympy
 import torch
 
 from verifier.core.parse import make_symbol
 from verifier.core.symbolic import GRADIENT, HESSIAN, VALUE, Key, node_key
 from verifier.core.translate import apply, children, differentiable_children
+
+Floats = np.ndarray[Any, np.dtype[np.float64]]
 
 
 def grad_or_none(
@@ -33,7 +45,59 @@ def grad_or_none(
     )
 
 
-Locals = Mapping[sympy.Basic, tuple[list[torch.Tensor], list[list[torch.Tensor]]]]
+class Block:
+    """One value per point, or ``None``: zero at every point, kept without its array."""
+
+    __slots__ = ("values", "_finite")
+
+    def __init__(self, values: Floats | None) -> None:
+        self.values = values
+        self._finite: bool | None = None
+
+    @property
+    def finite(self) -> bool:
+        """Whether every value is finite (computed once)."""
+        if self._finite is None:
+            self._finite = self.values is None or bool(np.isfinite(self.values).all())
+        return self._finite
+
+    def dense(self, count: int) -> Floats:
+        """The values as an array of ``count`` points (zeros for an exact zero)."""
+        if self.values is None:
+            return np.zeros(count, dtype=np.float64)
+        return np.broadcast_to(self.values, (count,)).copy()
+
+
+ZERO = Block(None)
+
+
+def times(a: Block, b: Block) -> Block:
+    """``a * b`` point by point; an exact zero times finite values stays an exact zero."""
+    if a.values is not None and b.values is not None:
+        return Block(a.values * b.values)
+    other = b if a.values is None else a
+    if other.finite:
+        return ZERO
+    assert other.values is not None
+    with np.errstate(invalid="ignore"):  # the nan of 0 * inf is the point
+        return Block(other.values * 0.0)
+
+
+def plus(a: Block, b: Block) -> Block:
+    """``a + b`` point by point."""
+    if a.values is None:
+        return b
+    if b.values is None:
+        return a
+    return Block(a.values + b.values)
+
+
+def total(blocks: Iterable[Block]) -> Block:
+    """The sum of ``blocks``, added left to right from an exact zero."""
+    return reduce(plus, blocks, ZERO)
+
+
+Locals = Mapping[sympy.Basic, tuple[list[Block], list[list[Block]]]]
 """Per node: |first| derivatives by its differentiable children, and |second| ones."""
 
 
@@ -43,7 +107,7 @@ def local_derivatives(
     kids: Sequence[sympy.Basic],
     *,
     second: bool = True,
-) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+) -> tuple[list[Block], list[list[Block]]]:
     """|first| and |second| derivatives of ``node`` by its children ``kids`` (float64).
 
     Without ``second`` (no Hessian entry needs them) the second derivatives are zeros and
@@ -70,11 +134,11 @@ def local_derivatives(
     return [_abs(g, out) for g in firsts], [[_abs(g, out) for g in row] for row in seconds]
 
 
-def _abs(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+def _abs(grad: torch.Tensor | None, like: torch.Tensor) -> Block:
     if grad is None or grad._is_zerotensor():
-        return torch.zeros(like.shape, dtype=torch.float64)
+        return ZERO
     magnitude = grad.detach().abs().expand(like.shape).to(torch.float64)
-    return torch.nan_to_num(magnitude, nan=torch.inf)
+    return Block(torch.nan_to_num(magnitude, nan=torch.inf).numpy())
 
 
 def path_sums(
@@ -84,93 +148,123 @@ def path_sums(
     variables: Sequence[str],
     count: int,
     keys: Sequence[Key],
-) -> dict[Key, torch.Tensor]:
+) -> dict[Key, Floats]:
     """Per key, the sum of |terms| of its chain rule (forward-mode accumulation)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and nan are unbounded sums
+        return _path_sums(expr, order, locals_, variables, count, keys)
+
+
+def _path_sums(
+    expr: sympy.Expr,
+    order: list[sympy.Basic],
+    locals_: Locals,
+    variables: Sequence[str],
+    count: int,
+    keys: Sequence[Key],
+) -> dict[Key, Floats]:
     n = len(variables)
     index = {make_symbol(name): i for i, name in enumerate(variables)}
     want_hessian = any(k[0] == HESSIAN for k in keys)
-    grad: dict[sympy.Basic, torch.Tensor] = {}
-    hess: dict[sympy.Basic, torch.Tensor] = {}
-    firsts: dict[sympy.Basic, tuple[list[sympy.Basic], list[torch.Tensor]]] = {}
-    zero_g = torch.zeros(count, n, dtype=torch.float64)
-    zero_h = torch.zeros(count, n, n, dtype=torch.float64)
+    grad: dict[sympy.Basic, list[Block]] = {}
+    hess: dict[sympy.Basic, list[list[Block]]] = {}
+    firsts: dict[sympy.Basic, tuple[list[sympy.Basic], list[Block]]] = {}
+    ones = Block(np.ones(count, dtype=np.float64))
+    zero_h = [[ZERO] * n for _ in range(n)]
     for node in order:
         kids = [] if node in index else differentiable_children(node)
         if not kids:
-            g = zero_g.clone()
-            if node in index:
-                g[:, index[node]] = 1.0
-            grad[node], hess[node] = g, zero_h
-            continue
-        first, second = locals_[node]
-        firsts[node] = (kids, [d.expand(count) for d in first])
-        g = zero_g
-        for d, c in zip(first, kids, strict=True):
-            g = g + d.expand(count).unsqueeze(1) * grad[c]
-        grad[node] = g
-        if not want_hessian:
+            grad[node] = [ones if index.get(node) == i else ZERO for i in range(n)]
             hess[node] = zero_h
             continue
-        h = zero_h
-        for d, c in zip(first, kids, strict=True):
-            h = h + d.expand(count)[:, None, None] * hess[c]
-        for a, ca in enumerate(kids):
-            for b, cb in enumerate(kids):
-                weight = second[a][b].expand(count)[:, None, None]
-                h = h + weight * grad[ca].unsqueeze(2) * grad[cb].unsqueeze(1)
-        hess[node] = h
+        first, second = locals_[node]
+        firsts[node] = (kids, first)
+        grad[node] = [
+            total(times(d, grad[c][i]) for d, c in zip(first, kids, strict=True)) for i in range(n)
+        ]
+        hess[node] = _hessian(kids, first, second, grad, hess, n) if want_hessian else zero_h
     adjoint = _adjoints(order, firsts, count)
     names = {name: i for i, name in enumerate(variables)}
     by_key = {node_key(node): node for node in order}
-    result: dict[Key, torch.Tensor] = {}
+    result: dict[Key, Floats] = {}
     for key in keys:
         kind, wrt, node = key
         if kind == GRADIENT:
-            result[key] = grad[expr][:, names[wrt[0]]]
+            result[key] = grad[expr][names[wrt[0]]].dense(count)
         elif kind == HESSIAN:
-            result[key] = hess[expr][:, names[wrt[0]], names[wrt[1]]]
+            result[key] = hess[expr][names[wrt[0]]][names[wrt[1]]].dense(count)
         elif kind == VALUE:  # no backward: only the forward roundings weigh
-            result[key] = torch.zeros(count, dtype=torch.float64)
+            result[key] = np.zeros(count, dtype=np.float64)
         else:
             assert node is not None
-            zero = torch.zeros(count, dtype=torch.float64)
-            result[key] = adjoint.get(by_key[node], zero)
+            result[key] = adjoint.get(by_key[node], ZERO).dense(count)
     return result
+
+
+def _hessian(
+    kids: Sequence[sympy.Basic],
+    first: Sequence[Block],
+    second: Sequence[Sequence[Block]],
+    grad: Mapping[sympy.Basic, Sequence[Block]],
+    hess: Mapping[sympy.Basic, Sequence[Sequence[Block]]],
+    n: int,
+) -> list[list[Block]]:
+    """A node's sums of |terms| for its second derivatives: the children's, carried by
+    |first| derivatives, plus |second| derivatives times the children's gradients."""
+    pairs = [
+        (second[a][b], grad[ca], grad[cb])
+        for a, ca in enumerate(kids)
+        for b, cb in enumerate(kids)
+        # an exact zero times finite gradients adds nothing to any entry
+        if second[a][b].values is not None or not all(g.finite for g in (*grad[ca], *grad[cb]))
+    ]
+    return [
+        [
+            total(
+                [
+                    *(times(d, hess[c][i][j]) for d, c in zip(first, kids, strict=True)),
+                    *(times(times(w, ga[i]), gb[j]) for w, ga, gb in pairs),
+                ]
+            )
+            for j in range(n)
+        ]
+        for i in range(n)
+    ]
 
 
 def _adjoints(
     order: Sequence[sympy.Basic],
-    firsts: Mapping[sympy.Basic, tuple[list[sympy.Basic], list[torch.Tensor]]],
+    firsts: Mapping[sympy.Basic, tuple[list[sympy.Basic], list[Block]]],
     count: int,
-) -> dict[sympy.Basic, torch.Tensor]:
+) -> dict[sympy.Basic, Block]:
     """|d output / d node| by reverse accumulation of |local derivatives|."""
-    zero = torch.zeros(count, dtype=torch.float64)
-    adjoint = {order[-1]: torch.ones(count, dtype=torch.float64)}
+    adjoint = {order[-1]: Block(np.ones(count, dtype=np.float64))}
     for node in reversed(order):
         if node not in firsts or node not in adjoint:
             continue
         kids, first = firsts[node]
         for child, d in zip(kids, first, strict=True):
-            adjoint[child] = adjoint.get(child, zero) + adjoint[node] * d
+            adjoint[child] = plus(adjoint.get(child, ZERO), times(adjoint[node], d))
     return adjoint
 
 
 def local_conditions(
     locals_: Locals, values: Mapping[sympy.Basic, torch.Tensor], count: int
-) -> dict[sympy.Basic, list[float]]:
+) -> dict[sympy.Basic, Floats]:
     """Each node's local condition number: sum over children of |d node/d child| |child|
     over |node| (for a sum, the sum of |terms| over |sum|: its cancellation)."""
-    result: dict[sympy.Basic, list[float]] = {}
+    result: dict[sympy.Basic, Floats] = {}
     for node, (first, _) in locals_.items():
         kids = differentiable_children(node)
-        spread = sum(
-            (
-                d.expand(count) * values[c].abs().expand(count)
+        size = _magnitude(values[node], count)
+        with np.errstate(all="ignore"):  # inf and nan are unbounded amplifications
+            spread = total(
+                times(d, Block(_magnitude(values[c], count)))
                 for d, c in zip(first, kids, strict=True)
-            ),
-            torch.zeros(count, dtype=torch.float64),
-        )
-        size = values[node].abs().expand(count)
-        ratio = torch.where(size > 0, spread / size, torch.where(spread > 0, torch.inf, 0.0))
-        result[node] = ratio.tolist()
+            ).dense(count)
+            ratio = np.where(size > 0, spread / size, np.where(spread > 0, np.inf, 0.0))
+        result[node] = ratio
     return result
+
+
+def _magnitude(value: torch.Tensor, count: int) -> Floats:
+    return np.broadcast_to(value.detach().abs().to(torch.float64).numpy(), (count,))
