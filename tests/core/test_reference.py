@@ -11,7 +11,11 @@ import pytest
 from verifier import check
 from verifier.core.dtypes import DTYPES
 from verifier.core.parse import parse_expression
-from verifier.core.reference import MAX_REFERENCE_PRECISION_BITS, reference_values
+from verifier.core.reference import (
+    MAX_REFERENCE_PRECISION_BITS,
+    reference_table,
+    reference_values,
+)
 from verifier.core.symbolic import derive
 
 
@@ -73,3 +77,19 @@ def test_ulp_error_is_measured_against_the_exact_value() -> None:
 
 def test_maximum_precision_is_bounded() -> None:
     assert MAX_REFERENCE_PRECISION_BITS <= 8192
+
+
+def test_a_tables_rows_are_its_values_one_by_one() -> None:
+    # sqrt(x) at x = -1 is outside the domain, at 0 its derivative is infinite (undefined),
+    # at 4 both are ok: one row per status, and rows() must give what value() gives.
+    table = reference_table(
+        parse_expression("sqrt(x)").expr,
+        derive(parse_expression("sqrt(x)"), "float32", hessian=True, nodes=False),
+        ["x"],
+        [{"x": -1.0}, {"x": 0.0}, {"x": 4.0}],
+        DTYPES["float32"],
+    )
+    rows = table.rows()
+    statuses = {value.status for row in rows for value in row}
+    assert statuses == {"ok", "undefined", "domain"}
+    assert rows == [[table.value(p, t) for t in range(len(row))] for p, row in enumerate(rows)]

@@ -16,6 +16,7 @@ import sympy
 import torch
 
 from verifier.core.dtypes import DEVICES
+from verifier.core.points import variable_columns
 from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
 from verifier.core.translate import Translation
 from verifier.errors import OptionError
@@ -98,10 +99,8 @@ def run_autograd(
     """
     dtype = getattr(torch, dtype_name)
     inputs = {
-        name: torch.tensor(
-            [point[name] for point in points], dtype=dtype, device=device, requires_grad=True
-        )
-        for name in variables
+        name: torch.from_numpy(column).to(device=device, dtype=dtype).requires_grad_(True)
+        for name, column in variable_columns(points, variables).items()
     }
     translation = Translation(expr, inputs, dtype_name, device)
     leaves = [inputs[name] for name in variables]
@@ -201,7 +200,8 @@ def _double_backward_problem(
 def _floats(tensor: torch.Tensor, count: int) -> list[float]:
     if tensor._is_zerotensor():  # autograd's storage-free zeros (e.g. from sign's derivative)
         return [0.0] * count
-    return [float(v) for v in tensor.detach().to("cpu", torch.float64).expand(count).tolist()]
+    values: list[float] = tensor.detach().to("cpu", torch.float64).expand(count).tolist()
+    return values
 
 
 def _seed_idiom(

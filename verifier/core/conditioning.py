@@ -36,9 +36,11 @@ from verifier.core.magnitudes import (
     grad_or_none,
     local_conditions,
     local_derivatives,
+    nodes_by_key,
     path_sums,
 )
-from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
+from verifier.core.points import variable_columns
+from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key
 from verifier.core.translate import Translation, children, differentiable_children, program_order
 
 BOUND_SAFETY = 4.0
@@ -112,8 +114,8 @@ def conditioning(
     order = program_order(expr)
     count = len(points)
     inputs = {
-        name: torch.tensor([p[name] for p in points], dtype=torch.float64, requires_grad=True)
-        for name in variables
+        name: torch.from_numpy(column).requires_grad_(True)
+        for name, column in variable_columns(points, variables).items()
     }
     perturbations: dict[sympy.Basic, torch.Tensor] = {}
 
@@ -212,7 +214,7 @@ def _forward_weights(
         return {key: empty for key in keys}
     first = grad_or_none(total, leaves, create_graph=True)
     rows: dict[str, list[torch.Tensor | None]] = {}
-    by_key = {node_key(node): node for node in translation.tensors}
+    by_key = nodes_by_key(translation.tensors, keys)
     names = {name: i for i, name in enumerate(variables)}
     for key in keys:
         kind, wrt, node = key

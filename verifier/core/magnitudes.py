@@ -26,7 +26,7 @@ import sympy
 import torch
 
 from verifier.core.parse import make_symbol
-from verifier.core.symbolic import GRADIENT, HESSIAN, VALUE, Key, node_key
+from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
 from verifier.core.translate import apply, children, differentiable_children
 
 Floats = np.ndarray[Any, np.dtype[np.float64]]
@@ -43,6 +43,14 @@ def grad_or_none(
             output, list(wrt), retain_graph=True, create_graph=create_graph, allow_unused=True
         )
     )
+
+
+def nodes_by_key(nodes: Iterable[sympy.Basic], keys: Sequence[Key]) -> dict[str, sympy.Basic]:
+    """``nodes`` by their node keys, when ``keys`` ask for any node gradient (printing a node's
+    key costs more than the rest of a small analysis)."""
+    if not any(kind == NODE for kind, _, _ in keys):
+        return {}
+    return {node_key(node): node for node in nodes}
 
 
 class Block:
@@ -184,7 +192,7 @@ def _path_sums(
         hess[node] = _hessian(kids, first, second, grad, hess, n) if want_hessian else zero_h
     adjoint = _adjoints(order, firsts, count)
     names = {name: i for i, name in enumerate(variables)}
-    by_key = {node_key(node): node for node in order}
+    by_key = nodes_by_key(order, keys)
     result: dict[Key, Floats] = {}
     for key in keys:
         kind, wrt, node = key

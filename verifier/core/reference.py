@@ -55,6 +55,7 @@ from verifier.core.evaluator import NeedPrecision, Program, Run
 from verifier.core.functions import sinc
 from verifier.core.literals import bind_literals
 from verifier.core.parse import make_symbol, parse_expression
+from verifier.core.points import variable_columns
 from verifier.core.registry import Declaration, install
 from verifier.core.special import expand_definitions
 from verifier.core.symbolic import Key, Target, derive
@@ -151,22 +152,59 @@ class ReferenceTable:
 
     def value(self, point: int, target: int) -> ReferenceValue:
         """The value of ``target`` at ``point``."""
-        status = STATUSES[self.status[point, target]]
-        ok = status == OK
-        return ReferenceValue(
-            status,
-            float(self.high[point, target]) if ok else None,
+        return _reference_value(
+            int(self.status[point, target]),
+            float(self.high[point, target]),
             float(self.low[point, target]),
-            float(self.radius[point, target]) if ok else None,
+            float(self.radius[point, target]),
             bool(self.certified[point, target]),
-            METHODS[self.method[point, target]],
+            int(self.method[point, target]),
             self.details.get((point, target)),
         )
 
     def rows(self) -> list[list[ReferenceValue]]:
         """Every value, ``[point][target]``."""
+        status, high, low = self.status.tolist(), self.high.tolist(), self.low.tolist()
+        radius, certified = self.radius.tolist(), self.certified.tolist()
+        method = self.method.tolist()
         points, targets = self.status.shape
-        return [[self.value(p, t) for t in range(targets)] for p in range(points)]
+        return [
+            [
+                _reference_value(
+                    status[p][t],
+                    high[p][t],
+                    low[p][t],
+                    radius[p][t],
+                    certified[p][t],
+                    method[p][t],
+                    self.details.get((p, t)),
+                )
+                for t in range(targets)
+            ]
+            for p in range(points)
+        ]
+
+
+def _reference_value(
+    status: int,
+    high: float,
+    low: float,
+    radius: float,
+    certified: bool,
+    method: int,
+    detail: str | None,
+) -> ReferenceValue:
+    """One cell of a :class:`ReferenceTable` as a :class:`ReferenceValue`."""
+    ok = STATUSES[status] == OK
+    return ReferenceValue(
+        STATUSES[status],
+        high if ok else None,
+        low,
+        radius if ok else None,
+        certified,
+        METHODS[method],
+        detail,
+    )
 
 
 def compute_truth(
@@ -286,10 +324,7 @@ def _bounded(
     target_bits = dtype.mantissa_bits + REFERENCE_MARGIN_BITS
     if not points or target_bits > BOUNDED_MAX_TARGET_BITS or not supports(program):
         return everything
-    inputs = {
-        name: np.array([point[name] for point in points], dtype=np.float64)
-        for name in evaluation.variables
-    }
+    inputs = variable_columns(points, evaluation.variables)
     inputs.update((name, np.array([value], dtype=np.float64)) for name, value in constants.items())
     run = bounded_run(program, inputs)
     indices = [index for _, index in evaluation.layout]
