@@ -12,11 +12,10 @@ sent twice runs once (docs/delivery.md, point 2).
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
 import uuid
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeoutError
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,14 +26,16 @@ from sqlalchemy.pool import NullPool
 
 from verifier.config import Settings
 
+logger = logging.getLogger(__name__)
+
 AppT = TypeVar("AppT", bound=Celery)
 
 RUN_CHECK_TASK = "derivcheck.run_check"
 BROKER_CONNECT_TIMEOUT_S = 3.0
 EMBEDDED_BROKER_LOCK_TIMEOUT_S = 30.0
 MAX_WAITING_PUBLISHES = 8
-"""Publishes of one sender that may wait on the broker at once; past them, a send fails at
-once instead of starting another thread that would wait too."""
+"""Sends of one sender that may wait on the broker at once; past them, a send takes nothing
+at once instead of starting another thread that would wait too."""
 
 
 PUBLISH_RETRIES = 1
@@ -68,10 +69,6 @@ def redis_transport_options(settings: Settings) -> dict[str, Any]:
         "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout_s // 4)),
         "unacked_restore_throttle": 1,
     }
-
-
-class PublishTimeoutError(TimeoutError):
-    """The broker did not take a message within the publish timeout."""
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -151,36 +148,66 @@ class CelerySender:
             app.conf.broker_transport_options = options
         self._waiting = threading.BoundedSemaphore(MAX_WAITING_PUBLISHES)
 
-    def send_check(self, check_id: uuid.UUID, queue: str) -> None:
-        """Queue the check ``check_id`` on ``queue``; PublishTimeoutError if the broker did not
-        take it within the publish timeout (or the broker raised)."""
-        deadline = time.monotonic() + self.publish_timeout_s
+    def send(self, checks: Sequence[tuple[uuid.UUID, str]]) -> int:
+        """Queue each ``(check id, queue)`` in order through one producer; how many the broker
+        took. It stops at the first publish that raises, or that made no progress within the
+        publish timeout (a publish still in flight then may land too: a check delivered twice
+        is run once, docs/delivery.md)."""
+        checks = list(checks)
+        if not checks:
+            return 0
         if not self._waiting.acquire(timeout=self.publish_timeout_s):
-            raise PublishTimeoutError(
-                f"the broker took no message within {self.publish_timeout_s:g} s: "
-                f"{MAX_WAITING_PUBLISHES} earlier publishes are still waiting for it"
+            logger.warning(
+                "the broker took no message within %g s: %d earlier sends are still waiting "
+                "for it; %d checks will be re-sent",
+                self.publish_timeout_s,
+                MAX_WAITING_PUBLISHES,
+                len(checks),
             )
-        published: Future[None] = Future()
+            return 0
+        progress = threading.Condition()
+        stop = threading.Event()
+        state: dict[str, Any] = {"taken": 0, "done": False, "error": None}
 
         def publish() -> None:
             try:
-                self.app.send_task(RUN_CHECK_TASK, args=[str(check_id)], queue=queue)
+                with self.app.producer_or_acquire() as producer:
+                    for check_id, queue in checks:
+                        if stop.is_set():
+                            return
+                        self.app.send_task(
+                            RUN_CHECK_TASK, args=[str(check_id)], queue=queue, producer=producer
+                        )
+                        with progress:
+                            state["taken"] += 1
+                            progress.notify_all()
             except BaseException as error:  # handed to the caller, who may have stopped waiting
-                published.set_exception(error)
-            else:
-                published.set_result(None)
+                state["error"] = error
             finally:
+                with progress:
+                    state["done"] = True
+                    progress.notify_all()
                 self._waiting.release()
 
         # A daemon thread: one still waiting on a hung broker must not hold up process exit.
         threading.Thread(target=publish, name="derivcheck-publish", daemon=True).start()
-        try:
-            published.result(timeout=max(0.0, deadline - time.monotonic()))
-        except FutureTimeoutError:
-            raise PublishTimeoutError(
-                f"the broker did not take check {check_id} within the publish timeout of "
-                f"{self.publish_timeout_s:g} s"
-            ) from None
+        with progress:
+            while not state["done"]:
+                before = state["taken"]
+                progress.wait(timeout=self.publish_timeout_s)
+                if not state["done"] and state["taken"] == before:
+                    stop.set()
+                    break
+            taken = int(state["taken"])
+        if taken < len(checks):
+            reason = state["error"] or f"no publish within {self.publish_timeout_s:g} s"
+            logger.warning(
+                "the broker took %d of %d checks (%s); the rest will be re-sent",
+                taken,
+                len(checks),
+                reason,
+            )
+        return taken
 
     def ping(self) -> None:
         """Raise if the broker cannot be reached."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -23,8 +24,9 @@ logger = logging.getLogger(__name__)
 class Sender(Protocol):
     """Hands checks to workers through a broker."""
 
-    def send_check(self, check_id: uuid.UUID, queue: str) -> None:
-        """Queue the check ``check_id`` on ``queue``; raise if the broker did not take it."""
+    def send(self, checks: Sequence[tuple[uuid.UUID, str]]) -> int:
+        """Queue each ``(check id, queue)`` in order; how many the broker took (it stops at
+        the first it does not take, and says why in the log)."""
         ...
 
     def ping(self) -> None:
@@ -54,14 +56,21 @@ class InMemorySender:
         self.closed = False
         self._lock = threading.Lock()
 
-    def send_check(self, check_id: uuid.UUID, queue: str) -> None:
+    def send(self, checks: Sequence[tuple[uuid.UUID, str]]) -> int:
+        taken = 0
         with self._lock:
-            if self.refusals_left > 0:
-                self.refusals_left -= 1
-                raise ConnectionError("the in-memory broker refused this publish")
-            if self.down or (self.refuse_after is not None and len(self.sent) >= self.refuse_after):
-                raise ConnectionError("the in-memory broker is down")
-            self.sent.append((check_id, queue))
+            for check_id, queue in checks:
+                if self.refusals_left > 0:
+                    self.refusals_left -= 1
+                    logger.warning("the in-memory broker refused check %s", check_id)
+                    break
+                full = self.refuse_after is not None and len(self.sent) >= self.refuse_after
+                if self.down or full:
+                    logger.warning("the in-memory broker is down; check %s not taken", check_id)
+                    break
+                self.sent.append((check_id, queue))
+                taken += 1
+        return taken
 
     def ping(self) -> None:
         if self.down:
@@ -80,14 +89,8 @@ class InMemorySender:
 def send_checks(session: Session, sender: Sender, checks: list[Check]) -> int:
     """Send ``checks`` and record when; returns how many the broker took (the rest stay
     unsent, for the reconciler)."""
-    sent: list[Check] = []
-    for check in checks:
-        try:
-            sender.send_check(check.id, check.queue)
-        except Exception:  # any broker failure: the check stays unsent, to be re-sent
-            logger.warning("could not send check %s; it will be re-sent", check.id, exc_info=True)
-            break
-        sent.append(check)
+    taken = sender.send([(check.id, check.queue) for check in checks])
+    sent = checks[:taken]  # the rest stay unsent, for the reconciler
     claims.mark_enqueued(session, sent, utc_now())
     session.commit()
     return len(sent)

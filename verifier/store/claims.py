@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from verifier.core.verdict import VERDICT_ORDER, Verdict, rank
 from verifier.store.models import Base, Check, CheckStatus, Job, JobStatus, StoredReport
@@ -90,7 +91,17 @@ def claim_check(
     if claimed is None:
         return None
     session.execute(_JOB_RUNNING, {"job": claimed.job_id, "now": now})
+    _expire(session, Check, check_id)
+    _expire(session, Job, claimed.job_id)
     return int(claimed.attempts)
+
+
+def _expire(session: Session, model: type[Check] | type[Job], key: uuid.UUID) -> None:
+    """Expire the row ``key`` of ``model`` if this session holds it: the statements on the
+    tables change rows behind the session's back, and what it holds must be read again."""
+    held = session.identity_map.get(identity_key(model, key))
+    if held is not None:
+        session.expire(held)
 
 
 def renew_claim(
@@ -122,6 +133,7 @@ def finish_check(
     owned = session.execute(_FINISH, {"check": report.check_id, "token": claim_token, "now": now})
     if owned.rowcount != 1:  # type: ignore[attr-defined]
         return False
+    _expire(session, Check, report.check_id)
     record_report(session, report, now, passed=passed)
     return True
 
@@ -160,6 +172,7 @@ def count_report(
         _COUNT,
         {"job": job_id, "rank": rank(verdict), "counted": verdict, "counted_passed": passed},
     ).one_or_none()
+    _expire(session, Job, job_id)
     if counted is None or counted.reported < counted.check_count:
         return False
     return finish_job_if_complete(session, job_id, now)
