@@ -65,7 +65,7 @@ def _wrong_second_device(monkeypatch: pytest.MonkeyPatch, factor: float) -> None
         calls.append(result)
         if len(calls) % 2 == 0:
             values = {
-                key: [v * factor for v in found] if key[0] == "gradient" else found
+                key: found * factor if key[0] == "gradient" else found
                 for key, found in result.values.items()
             }
             result = replace(result, values=values)

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy
 import torch
 
+from verifier.core.columns import Floats
 from verifier.core.dtypes import DEVICES
 from verifier.core.points import variable_columns
 from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
@@ -34,7 +36,7 @@ class AutogradResult:
     """What autograd computed.
 
     Attributes:
-        values: per target key, one float per point.
+        values: per target key, one float64 per point (a numpy array).
         device: the device it ran on.
         seed_idiom: what ``z.backward(); x.grad.grad`` returned (as text), if it was run.
         second_backward: per variable whose Hessian row autograd could not differentiate
@@ -42,7 +44,7 @@ class AutogradResult:
             row of zeros; one whose double backward raised gives a row of nan.
     """
 
-    values: dict[Key, list[float]]
+    values: dict[Key, Floats]
     device: str
     seed_idiom: str | None
     second_backward: dict[str, str] = field(default_factory=dict)
@@ -105,7 +107,7 @@ def run_autograd(
     translation = Translation(expr, inputs, dtype_name, device)
     leaves = [inputs[name] for name in variables]
     total = translation.output.sum()
-    found: dict[Key, list[float]] = {}
+    found: dict[Key, Floats] = {}
     if values:
         found[(VALUE, (), None)] = _floats(translation.output, len(points))
     if nodes:
@@ -197,10 +199,10 @@ def _double_backward_problem(
     return NO_GRAPH.format(name=name)
 
 
-def _floats(tensor: torch.Tensor, count: int) -> list[float]:
+def _floats(tensor: torch.Tensor, count: int) -> Floats:
     if tensor._is_zerotensor():  # autograd's storage-free zeros (e.g. from sign's derivative)
-        return [0.0] * count
-    values: list[float] = tensor.detach().to("cpu", torch.float64).expand(count).tolist()
+        return np.zeros(count)
+    values: Floats = tensor.detach().to("cpu", torch.float64).expand(count).numpy().copy()
     return values
 
 

@@ -192,6 +192,8 @@ class EntryColumns:
             }
 
 
-def point_major(values: Sequence[Sequence[float]]) -> Floats:
-    """Per-key lists of per-point values as one ``[point, key]`` array."""
+def point_major(values: Sequence[Sequence[float]] | Sequence[Floats]) -> Floats:
+    """Per-key lists (or arrays) of per-point values as one ``[point, key]`` array."""
+    if values and all(isinstance(column, np.ndarray) for column in values):
+        return np.stack(values, axis=1).astype(np.float64, copy=False)
     return np.array(values, dtype=np.float64).reshape(len(values), -1).T.copy()

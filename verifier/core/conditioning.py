@@ -65,7 +65,7 @@ class Conditioning:
     """
 
     bound: dict[Key, Floats]
-    weight: dict[Key, list[float]]
+    weight: dict[Key, Floats]
     site: dict[Key, Indices]
     sites: list[sympy.Basic]
     order: list[sympy.Basic]
@@ -73,7 +73,7 @@ class Conditioning:
 
     def factor(self, key: Key, point: int, exact: float) -> float:
         """The condition factor of entry ``key`` at ``point``: weight over |exact value|."""
-        weight = self.weight[key][point]
+        weight = float(self.weight[key][point])
         if exact != 0:
             return weight / abs(exact)
         return math.inf if weight > 0 else 0.0
@@ -146,7 +146,7 @@ def conditioning(
     paths = path_sums(expr, order, locals_, variables, count, keys)
     depth = float(_depth(expr))
     bound: dict[Key, Floats] = {}
-    weight: dict[Key, list[float]] = {}
+    weight: dict[Key, Floats] = {}
     site: dict[Key, Indices] = {}
     for key in keys:
         weights = forward[key]  # sites x points
@@ -154,7 +154,7 @@ def conditioning(
         with np.errstate(over="ignore", invalid="ignore"):  # an infinite bound is no bound
             backward = paths[key] * 2 * depth * unit
             bound[key] = (forward_total + backward) * BOUND_SAFETY
-            weight[key] = (forward_total / unit + paths[key]).tolist()
+            weight[key] = forward_total / unit + paths[key]
         site[key] = np.where(forward_total >= backward, _first_argmax(weights.numpy()), -1)
     local = local_conditions(locals_, values, count)
     return Conditioning(bound, weight, site, sites, order, local)
