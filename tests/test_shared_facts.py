@@ -14,7 +14,7 @@ from verifier.config import DEFAULT_CLAIM_LEASE_S, MAX_PAGE_SIZE, Settings
 from verifier.core import check as core_check
 from verifier.core.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
 from verifier.core.dtypes import DEVICES, DTYPES, get_dtype
-from verifier.core.points import MAX_POINTS_PER_CHECK, round_value
+from verifier.core.points import MAX_POINTS_PER_CHECK, SERVICE_POINTS_PER_CHECK, round_value
 from verifier.core.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
 from verifier.delivery.sender import InMemorySender
 from verifier.errors import InputError, JobRejectedError
@@ -24,8 +24,8 @@ from verifier.service.submission import validate_job
 
 def test_settings_defaults_are_the_cores_constants() -> None:
     settings = Settings()
-    assert settings.max_points_per_check == MAX_POINTS_PER_CHECK
-    assert settings.max_samples_per_check == MAX_POINTS_PER_CHECK
+    assert settings.max_points_per_check == SERVICE_POINTS_PER_CHECK <= MAX_POINTS_PER_CHECK
+    assert settings.max_samples_per_check == SERVICE_POINTS_PER_CHECK
     assert settings.symbolic_timeout_s == DEFAULT_SYMBOLIC_TIMEOUT_S
     assert settings.max_check_cost_units == DEFAULT_MAX_CHECK_COST_UNITS
     assert settings.max_job_cost_units == DEFAULT_MAX_JOB_COST_UNITS
@@ -36,11 +36,16 @@ def test_settings_defaults_are_the_cores_constants() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", ["max_points_per_check", "max_samples_per_check", "max_page_size"]
+    ("field", "limit"),
+    [
+        ("max_points_per_check", MAX_POINTS_PER_CHECK),
+        ("max_samples_per_check", MAX_POINTS_PER_CHECK),
+        ("max_page_size", MAX_PAGE_SIZE),
+    ],
 )
-def test_settings_may_lower_a_core_limit_but_not_raise_it(field: str) -> None:
-    limit = Settings.model_fields[field].default
-    assert getattr(Settings(**{field: limit - 1}), field) == limit - 1
+def test_settings_may_not_go_past_a_core_limit(field: str, limit: int) -> None:
+    assert getattr(Settings(**{field: limit}), field) == limit
+    assert getattr(Settings(**{field: 1}), field) == 1
     with pytest.raises(ValidationError):
         Settings(**{field: limit + 1})
 

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verifier.core.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
 from verifier.core.guard import DEFAULT_PARSE_TIMEOUT_S
-from verifier.core.points import MAX_POINTS_PER_CHECK
+from verifier.core.points import MAX_POINTS_PER_CHECK, SERVICE_POINTS_PER_CHECK
 from verifier.core.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
 
 DEFAULT_DATA_DIR = Path(".derivcheck")
@@ -70,9 +70,13 @@ class Settings(BaseSettings):
 
     max_checks_per_job: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=2_000_000, ge=1024)
-    # The core refuses more than MAX_POINTS_PER_CHECK; these may only lower it.
-    max_points_per_check: int = Field(default=MAX_POINTS_PER_CHECK, ge=1, le=MAX_POINTS_PER_CHECK)
-    max_samples_per_check: int = Field(default=MAX_POINTS_PER_CHECK, ge=1, le=MAX_POINTS_PER_CHECK)
+    # The core refuses more than MAX_POINTS_PER_CHECK; these may be raised up to it.
+    max_points_per_check: int = Field(
+        default=SERVICE_POINTS_PER_CHECK, ge=1, le=MAX_POINTS_PER_CHECK
+    )
+    max_samples_per_check: int = Field(
+        default=SERVICE_POINTS_PER_CHECK, ge=1, le=MAX_POINTS_PER_CHECK
+    )
     max_page_size: int = Field(default=MAX_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     parse_processes: int = Field(
         default=2,

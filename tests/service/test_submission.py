@@ -1,11 +1,12 @@
 """Submitting a job: validation with locations, what is stored, and sending to the broker.
 
 Sources of the expected values: [points] the limits and the number syntax of
-``verifier/core/points.py`` (``MAX_POINTS_PER_CHECK``, ``MAX_NUMBER_CHARS``,
-``MAX_DECIMAL_EXPONENT``); [ieee] IEEE 754's largest finite numbers: binary32 about 3.4028e38,
-binary16 65504 (above 65520 a value rounds to infinity), bfloat16 about 3.3895e38;
-[tolerance] ``make_tolerance`` in ``verifier/core/tolerance.py`` refuses a tolerance of 1e300
-or more; [issue 9] "Accepted, then refused": what the worker refused after a 202.
+``verifier/core/points.py`` (``SERVICE_POINTS_PER_CHECK``, ``MAX_POINTS_PER_CHECK``,
+``MAX_NUMBER_CHARS``, ``MAX_DECIMAL_EXPONENT``); [ieee] IEEE 754's largest finite numbers:
+binary32 about 3.4028e38, binary16 65504 (above 65520 a value rounds to infinity), bfloat16
+about 3.3895e38; [tolerance] ``make_tolerance`` in ``verifier/core/tolerance.py`` refuses a
+tolerance of 1e300 or more; [issue 9] "Accepted, then refused": what the worker refused
+after a 202.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from verifier.config import Settings
-from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_POINTS_PER_CHECK
+from verifier.core.points import (
+    MAX_DECIMAL_EXPONENT,
+    MAX_POINTS_PER_CHECK,
+    SERVICE_POINTS_PER_CHECK,
+)
 from verifier.delivery.execution import run_core
 from verifier.delivery.reconciler import reconcile_once
 from verifier.delivery.sender import InMemorySender, send_checks
@@ -138,13 +143,6 @@ REFUSED_BY_THE_WORKER = [
         id="no variables",
     ),
     pytest.param(
-        # [points] one given point and MAX_POINTS_PER_CHECK samples: one point too many.
-        {"expression": "x", "points": [{"x": 1}], "samples": MAX_POINTS_PER_CHECK},
-        ["samples"],
-        f"{MAX_POINTS_PER_CHECK + 1} points, more than {MAX_POINTS_PER_CHECK} per check",
-        id="points plus samples",
-    ),
-    pytest.param(
         {"expression": "x", "points": [{"x": 1e39}], "dtype": "float32"},  # [ieee] > 3.4028e38
         ["points", 0, "x"],
         "overflows float32",
@@ -249,6 +247,36 @@ def test_what_the_worker_refuses_submission_refuses_first_naming_the_check_and_f
     assert words in str(problem["msg"])
 
 
+def test_points_and_samples_together_are_bounded_by_the_service_then_by_the_core(
+    session: Session, settings: Settings
+) -> None:
+    # [points] one given point and SERVICE_POINTS_PER_CHECK samples: one point too many for
+    # the service's default, counted as the worker counts them.
+    over = {"expression": "x", "points": [{"x": 1}], "samples": SERVICE_POINTS_PER_CHECK}
+    with pytest.raises(JobRejectedError) as error:
+        jobs.submit_job(session, _job(over), settings)
+    (problem,) = _problems(error)
+    assert problem["loc"] == ["body", "checks", 0, "samples"]
+    words = f"{SERVICE_POINTS_PER_CHECK + 1} points, more than {SERVICE_POINTS_PER_CHECK} per check"
+    assert words in str(problem["msg"])
+    # An operator may raise the limit up to the core's, which the worker enforces itself.
+    raised = settings.model_copy(
+        update={
+            "max_points_per_check": MAX_POINTS_PER_CHECK,
+            "max_samples_per_check": MAX_POINTS_PER_CHECK,
+        }
+    )
+    assert jobs.submit_job(session, _job(over), raised).check_count == 1
+    beyond = {**over, "samples": MAX_POINTS_PER_CHECK}
+    document = run_core(_stored(beyond), core_check)
+    words = f"{MAX_POINTS_PER_CHECK + 1} points, more than {MAX_POINTS_PER_CHECK} per check"
+    assert document["verdict"] == "error" and words in str(document["reason"])
+    with pytest.raises(JobRejectedError) as error:
+        jobs.submit_job(session, _job(beyond), raised)
+    (problem,) = _problems(error)
+    assert words in str(problem["msg"])
+
+
 @pytest.mark.parametrize(
     "check",
     [
@@ -258,8 +286,8 @@ def test_what_the_worker_refuses_submission_refuses_first_naming_the_check_and_f
         {"expression": "x", "samples": 3, "domain": {"x": [0.5, 0.5]}},
         # [ieee] 65504 is float16's largest finite number.
         {"expression": "x", "points": [{"x": 65504}], "dtype": "float16"},
-        # [points] MAX_POINTS_PER_CHECK in all, given and sampled.
-        {"expression": "x", "points": [{"x": 1}], "samples": MAX_POINTS_PER_CHECK - 1},
+        # [points] SERVICE_POINTS_PER_CHECK in all, given and sampled.
+        {"expression": "x", "points": [{"x": 1}], "samples": SERVICE_POINTS_PER_CHECK - 1},
     ],
 )
 def test_what_the_worker_accepts_submission_accepts(

@@ -28,8 +28,13 @@ import numpy as np
 from verifier.core.dtypes import DType, round_float, round_to_dtype
 from verifier.errors import OptionError, PointError
 
-MAX_POINTS_PER_CHECK = 10_000
-"""Points of one check, the given and the sampled together."""
+MAX_POINTS_PER_CHECK = 100_000
+"""Points of one check, the given and the sampled together: the core's bound (a check of
+100,000 points of three variables, Hessian and node gradients, stays well under 1 GB;
+docs/performance.md)."""
+SERVICE_POINTS_PER_CHECK = 10_000
+"""Points the service accepts in one check by default (``max_points_per_check``,
+``max_samples_per_check``); an operator may raise them up to :data:`MAX_POINTS_PER_CHECK`."""
 DEFAULT_DOMAIN = (-1.0, 1.0)
 
 DECIMAL_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -126,10 +131,12 @@ def to_fraction(value: object, *, where: str) -> Fraction:
     raise PointError(f"{where}: expected a number, got {type(value).__name__}")
 
 
-def check_point_count(count: int) -> None:
-    """Refuse more than :data:`MAX_POINTS_PER_CHECK` points, given and sampled together."""
-    if count > MAX_POINTS_PER_CHECK:
-        raise PointError(f"{count} points, more than {MAX_POINTS_PER_CHECK} per check")
+def check_point_count(count: int, limit: int = MAX_POINTS_PER_CHECK) -> None:
+    """Refuse more than ``limit`` points (at most :data:`MAX_POINTS_PER_CHECK`), given and
+    sampled together."""
+    limit = min(limit, MAX_POINTS_PER_CHECK)
+    if count > limit:
+        raise PointError(f"{count} points, more than {limit} per check")
 
 
 def round_points(

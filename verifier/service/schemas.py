@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from verifier.core.dtypes import DEVICES, DTYPES
-from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_NUMBER_CHARS, MAX_POINTS_PER_CHECK
+from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_NUMBER_CHARS, SERVICE_POINTS_PER_CHECK
 from verifier.core.verdict import Verdict, parse_verdict
 from verifier.store.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
 
@@ -51,8 +51,8 @@ class CheckIn(BaseModel):
     samples: int | None = Field(
         default=None,
         ge=1,
-        description="random points to add; given and sampled points together at most "
-        f"{MAX_POINTS_PER_CHECK}",
+        description="random points to add; given and sampled points together at most the "
+        f"service's max_points_per_check ({SERVICE_POINTS_PER_CHECK} by default)",
     )
     domain: dict[str, tuple[float, float]] | None = Field(
         default=None, description="variable -> [low, high] for sampled points"

@@ -112,7 +112,8 @@ def _check_options(
     samples = check.samples or 0
     try:
         if samples <= settings.max_samples_per_check:  # else refused above, for its own limit
-            check_point_count(len(points) + samples)  # the worker counts both together
+            # The worker counts both together.
+            check_point_count(len(points) + samples, settings.max_points_per_check)
     except InputError as error:
         field = "samples" if samples else "points"
         given = f"{len(points)} points and {samples} samples make " if samples else ""
