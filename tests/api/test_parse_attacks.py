@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from verifier.api import create_app
 from verifier.config import Settings
 from verifier.core.parse import MAX_EXPONENT_ABS
-from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_POINTS_PER_CHECK
+from verifier.core.points import MAX_DECIMAL_EXPONENT, SERVICE_POINTS_PER_CHECK
 from verifier.store.engine import make_engine, make_session_factory
 from verifier.store.models import Job
 
@@ -114,10 +114,10 @@ ACCEPTED_THEN_REFUSED = [
         id="no variables",
     ),
     pytest.param(
-        # [limits] 1 given point plus MAX_POINTS_PER_CHECK samples.
-        {"expression": "x", "points": [{"x": 1}], "samples": MAX_POINTS_PER_CHECK},
+        # [limits] 1 given point plus SERVICE_POINTS_PER_CHECK samples.
+        {"expression": "x", "points": [{"x": 1}], "samples": SERVICE_POINTS_PER_CHECK},
         ["samples"],
-        f"{MAX_POINTS_PER_CHECK + 1} points, more than {MAX_POINTS_PER_CHECK} per check",
+        f"{SERVICE_POINTS_PER_CHECK + 1} points, more than {SERVICE_POINTS_PER_CHECK} per check",
         None,
         id="points plus samples",
     ),
