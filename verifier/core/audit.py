@@ -19,7 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import sympy
 import torch
 
@@ -277,13 +279,28 @@ def _adjoint_events(
         passes.append(phases)
     for (phase, observed), (_, reference) in zip(passes[0], passes[1], strict=True):
         for node, seen, wide in zip(nodes, observed, reference, strict=True):
-            seen = seen.detach().expand(count).to(torch.float64)
-            wide = wide.detach().expand(count)
-            for p in range(count):
-                event = _adjoint_event(node, phase, float(seen[p]), float(wide[p]), dtype)
+            seen_values = seen.detach().expand(count).to(torch.float64).numpy()
+            wide_values = wide.detach().expand(count).numpy()
+            # Only the points where _adjoint_event can find something are asked.
+            for p in np.flatnonzero(_adjoint_candidates(seen_values, wide_values, dtype)):
+                event = _adjoint_event(
+                    node, phase, float(seen_values[p]), float(wide_values[p]), dtype
+                )
                 if event is not None:
                     found[p].append(event)
     return found
+
+
+def _adjoint_candidates(
+    seen: np.ndarray[Any, Any], wide: np.ndarray[Any, Any], dtype: DType
+) -> np.ndarray[Any, Any]:
+    """The points where :func:`_adjoint_event` may report an overflow or an underflow (its
+    conditions, for all points at once)."""
+    magnitude = np.abs(wide)
+    with np.errstate(invalid="ignore"):
+        overflow = (magnitude > dtype.max_finite) | (np.isinf(seen) & np.isfinite(wide))
+        underflow = (wide != 0) & (magnitude < dtype.smallest_normal)
+    return np.asarray(overflow | underflow)
 
 
 def _adjoint_event(
