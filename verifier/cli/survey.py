@@ -19,6 +19,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from verifier.cli.toolkit import JsonOption, errors, fail, print_json
+from verifier.core.devices import is_device
 from verifier.core.ops import OPERATIONS
 from verifier.core.survey import (
     DEFAULT_SURVEY_POINTS,
@@ -64,10 +65,10 @@ def survey(
     if missing:
         fail(f"unknown operation {', '.join(missing)}; see docs/functions.md for the names")
     devices = list(dict.fromkeys(device or ["cpu"]))
-    strange = [name for name in devices if name != "cpu" and not _is_cuda(name)]
+    strange = [name for name in devices if not is_device(name)]
     if strange:
         fail(f"unknown device {', '.join(strange)}; choose cpu, cuda or cuda:N")
-    if any(_is_cuda(name) for name in devices) and not _cuda_here():
+    if any(name != "cpu" for name in devices) and not _cuda_here():
         fail("--device cuda: CUDA is not available here")
     if points < 1 or workers < 1:
         fail("--points and --workers must be at least 1")
@@ -119,10 +120,6 @@ def survey(
         f"{len(findings)} rows, {failing} with failures, in {seconds:.0f} s: {output} and "
         f"{output.with_suffix('.json')}"
     )
-
-
-def _is_cuda(name: str) -> bool:
-    return name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())
 
 
 def _cuda_here() -> bool:

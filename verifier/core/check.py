@@ -177,13 +177,10 @@ def run_check(
         return _finish(report, started, parsed_at, timings)
     except torch.OutOfMemoryError as error:
         # What this check held is released, so the next check on this device starts clean.
-        devices = (
-            [plan.device] if plan.compared_device is None else [plan.device, plan.compared_device]
-        )
-        if any(device.type == "cuda" for device in devices):
+        if any(device.type == "cuda" for device in plan.devices):
             torch.cuda.empty_cache()
         report.reason = (
-            f"resource limit: out of memory on {' or '.join(map(str, devices))}: "
+            f"resource limit: out of memory on {' or '.join(map(str, plan.devices))}: "
             f"{str(error).splitlines()[0]}"
         )
         return _finish(report, started, parsed_at, timings)
@@ -230,6 +227,13 @@ class _Plan:
     compared_device: torch.device | None = None
     keys: list[Key] = field(default_factory=list)
     node_list: list[sympy.Expr] = field(default_factory=list)
+
+    @property
+    def devices(self) -> list[torch.device]:
+        """The devices autograd runs on: the report's, then the compared one if any."""
+        if self.compared_device is None:
+            return [self.device]
+        return [self.device, self.compared_device]
 
     @property
     def black_box(self) -> bool:
@@ -396,7 +400,6 @@ def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> No
     if sides.compared is not None and plan.compared_device is not None:
         compared = _judged(plan, sides, sides.compared, [], hessian=hessian)
         columns.compared = compared
-        columns.compared_device = str(plan.compared_device)
         report.compared = device_summary(
             columns, compared, str(plan.compared_device), sorted(plan.failing)
         )

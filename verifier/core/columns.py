@@ -43,9 +43,9 @@ class EntryColumns:
             numbers of the columnar entries (``ulp_error`` is NaN where the exact value is 0,
             for which the entry shows null).
         explicit: the other entries, by flat index.
-        compared: the same entries judged on a second device (``compare_devices``), and
-            ``compared_device`` its name: each entry then shows that device's value, verdict
-            and detail and the difference (:mod:`verifier.core.devices`).
+        compared: the same entries judged on a second device (``compare_devices``): each
+            entry then shows that device's value, verdict and detail and the difference
+            (:mod:`verifier.core.devices`).
     """
 
     labels: list[tuple[str, tuple[str, ...] | None, str | None]]
@@ -63,7 +63,6 @@ class EntryColumns:
     condition: Floats
     explicit: dict[int, Entry]
     compared: EntryColumns | None = None
-    compared_device: str | None = None
 
     def __len__(self) -> int:
         return int(self.autograd.size)

@@ -28,6 +28,13 @@ DEFAULT_PAIR = ("cuda", "cpu")
 """What ``compare_devices=True`` compares: the GPU under test, then the CPU."""
 
 CompareDevices = bool | Sequence[str] | None
+CONCRETE = tuple(name for name in DEVICES if name != "auto")
+"""The devices a check can name for itself (``auto`` picks one of them)."""
+
+
+def is_device(name: str) -> bool:
+    """Whether ``name`` is one device: ``cpu``, ``cuda`` or ``cuda:N``."""
+    return name in CONCRETE or (name[:5] == "cuda:" and name[5:].isdigit())
 
 
 def compared_names(compare_devices: CompareDevices, device: str = "auto") -> list[str] | None:
@@ -50,11 +57,10 @@ def compared_names(compare_devices: CompareDevices, device: str = "auto") -> lis
         names = [str(name) for name in compare_devices]
     if len(names) != 2:
         raise OptionError(f"compare_devices: give two devices (e.g. cuda, cpu), not {names}")
-    concrete = [name for name in DEVICES if name != "auto"]
     for name in names:
-        if name not in concrete and not name.startswith("cuda:"):
+        if not is_device(name):
             raise OptionError(
-                f"compare_devices: unknown device {name!r}: choose two of {', '.join(concrete)}"
+                f"compare_devices: unknown device {name!r}: choose two of {', '.join(CONCRETE)}"
             )
     if device not in ("auto", names[0]):
         raise OptionError(
