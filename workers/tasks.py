@@ -40,7 +40,8 @@ def core_check(expression: str, **options: Any) -> Mapping[str, Any]:
 
     sandbox = thread_sandbox().pid
     report = check(expression, **options)
-    result: Mapping[str, Any] = report.to_dict()
+    # The entries stay columns until the report is stored (report_row encodes them as such).
+    result: Mapping[str, Any] = report.document()
     if sandbox is not None and thread_sandbox().pid != sandbox:
         # The check ended its sandbox process (a timeout or a crash): the next starts anew.
         found = metrics.current()

@@ -171,6 +171,63 @@ def test_a_report_compared_across_devices_comes_back_exactly_and_typed() -> None
     assert extra / len(entries) < 4
 
 
+@pytest.mark.parametrize(
+    ("expression", "options"),
+    [
+        # W1 in float32 with node gradients: ill-conditioned entries among passing ones.
+        (
+            "sin(x)*exp(y) + x*y*z**2 + log(1 + z**2)",
+            {"samples": 1500, "dtype": "float32", "nodes": True,
+             "domain": {"x": (-3, 3), "y": (-3, 3), "z": (-3, 3)}},
+        ),
+        # Abs at 0 (undefined), log at -1 (domain), 1/x near 0 (overflow in float16), an
+        # exact zero Hessian element (ulp_error null).
+        ("Abs(x) + log(y) + 1/x", {"at": [{"x": 0, "y": -1}, {"x": 1e-6, "y": 2},
+                                          {"x": 2, "y": 3}], "dtype": "float16"}),
+    ],
+)  # fmt: skip
+def test_entries_held_as_columns_are_stored_as_their_dicts_would_be(
+    expression: str, options: dict[str, Any]
+) -> None:
+    report = check(expression, device="cpu", **options)
+    document = report.document()
+    entries = document["entries"]
+    assert not isinstance(entries, list)  # still columns
+    expected = report.to_dict()["entries"]
+    blocks = blocks_of(entries, document["tolerance"], document["dtype"])
+    assert [e for b in blocks for e in decode(b.data)] == json.loads(json.dumps(expected))
+    from_dicts = blocks_of(expected, document["tolerance"], document["dtype"])
+    assert [(b.entries, b.failing) for b in blocks] == [(b.entries, b.failing) for b in from_dicts]
+
+
+def test_a_compared_report_held_as_columns_is_stored_as_its_dicts_would_be(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from verifier.core import check as check_module
+
+    real = check_module.run_autograd
+    calls: list[object] = []
+
+    def run(*args: Any, **kwargs: Any) -> Any:  # the second device: every gradient negated
+        result = real(*args, **kwargs)
+        calls.append(result)
+        if len(calls) % 2 == 0:
+            values = {k: -v if k[0] == "gradient" else v for k, v in result.values.items()}
+            result = type(result)(values, result.device, result.seed_idiom)
+        return result
+
+    monkeypatch.setattr(check_module, "run_autograd", run)
+    report = check(
+        "sin(x)*exp(y)", samples=200, dtype="float32", device="cpu",
+        compare_devices=["cpu", "cpu"],
+    )  # fmt: skip
+    document = report.document()
+    expected = json.loads(json.dumps(report.to_dict()["entries"]))
+    assert any(e["compared_verdict"] == "fail" for e in expected)
+    blocks = blocks_of(document["entries"], document["tolerance"], document["dtype"])
+    assert [e for b in blocks for e in decode(b.data)] == expected
+
+
 def test_a_float32_report_takes_under_20_bytes_per_entry() -> None:
     # The target is about 16 bytes per compared number (format 1 took 32.9 on this
     # report, the JSON 436); the predictions and LZMA2 bring it to about 17.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -189,6 +189,33 @@ class EntryColumns:
                 "blame": None,
                 "phase": None,
             }
+
+
+class EntryDicts(Sequence[dict[str, Any]]):
+    """A report's entries in the report format, made from its columns as they are read; a
+    writer that stores entries reads :attr:`columns` instead (verifier/store/entries.py)."""
+
+    def __init__(self, columns: EntryColumns):
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self.columns.dicts()
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self.columns.entry(i).to_dict() for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self.columns.entry(index % len(self)).to_dict()
 
 
 def point_major(values: Sequence[Sequence[float]] | Sequence[Floats]) -> Floats:

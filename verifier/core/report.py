@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from verifier.core.columns import EntryDicts
 from verifier.core.verdict import DEFAULT_FAIL_ON, Verdict, ordered_counts, passes, rank
 
 if TYPE_CHECKING:
@@ -222,6 +223,9 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The report format (``docs/report-format.md``); ``compared`` only in a check compared
         across devices."""
+        return self._with_entries(self._entry_dicts())
+
+    def _with_entries(self, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
         shown = {
             "expression": self.expression,
             "variables": list(self.variables),
@@ -239,7 +243,7 @@ class Report:
             "literals": [
                 {**literal, "rounded": json_number(literal["rounded"])} for literal in self.literals
             ],
-            "entries": self._entry_dicts(),
+            "entries": entries,
             "functions": list(self.functions),
             "notes": list(self.notes),
             "worst": {k: json_number(v) for k, v in self.worst_errors.items()},
@@ -249,6 +253,13 @@ class Report:
         if self.compared is not None:
             shown["compared"] = dict(self.compared)
         return shown
+
+    def document(self) -> dict[str, Any]:
+        """The report format, with the entries of a report that holds them as columns left as
+        a sequence made on reading (:class:`~verifier.core.columns.EntryDicts`): for a writer
+        that stores them column by column instead of as one dictionary each."""
+        columns = self._held()
+        return self.to_dict() if columns is None else self._with_entries(EntryDicts(columns))
 
     def _entry_dicts(self) -> list[dict[str, Any]]:
         columns = self._held()

@@ -197,7 +197,9 @@ def report_row(check: Check, document: Mapping[str, Any]) -> StoredReport:
                 failing=block.failing,
                 data=block.data,
             )
-            for block in blocks_of(list(document.get("entries") or []), document.get("tolerance"))
+            for block in blocks_of(
+                document.get("entries") or [], document.get("tolerance"), document.get("dtype")
+            )
         ],
     )
 

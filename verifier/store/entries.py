@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from verifier.core.columns import EntryColumns, EntryDicts
+from verifier.core.compare import correct_bits
 from verifier.core.dtypes import DTYPES
 from verifier.core.verdict import Verdict
 
@@ -108,12 +110,24 @@ def blocks_of(
     dtype: str | None = None,
 ) -> list[Block]:
     """``entries`` cut into encoded blocks of at most ``BLOCK_ENTRIES``; the report's
-    ``tolerance`` (``rtol``, ``atol``) and ``dtype`` make the blocks smaller, never different."""
+    ``tolerance`` (``rtol``, ``atol``) and ``dtype`` make the blocks smaller, never different.
+
+    Entries a report still holds as columns (:class:`~verifier.core.columns.EntryDicts`) are
+    encoded from the columns, with no dictionary per entry; they decode to the same entries.
+    """
+    columns = entries.columns if isinstance(entries, EntryDicts) else None
     blocks: list[Block] = []
     for number, first in enumerate(range(0, len(entries), BLOCK_ENTRIES)):
-        part = entries[first : first + BLOCK_ENTRIES]
-        failing = sum(1 for entry in part if entry.get("verdict") != Verdict.PASS)
-        blocks.append(Block(number, first, len(part), failing, encode(part, tolerance, dtype)))
+        last = min(first + BLOCK_ENTRIES, len(entries))
+        if columns is not None:
+            block = _from_columns(columns, first, last)
+            failing = sum(1 for verdict in block.texts["verdict"] if verdict != Verdict.PASS)
+        else:
+            part = entries[first:last]
+            block = _from_dicts(part)
+            failing = sum(1 for entry in part if entry.get("verdict") != Verdict.PASS)
+        data = _pack(block, tolerance, dtype)
+        blocks.append(Block(number, first, last - first, failing, data))
     return blocks
 
 
@@ -123,12 +137,30 @@ def encode(
     dtype: str | None = None,
 ) -> bytes:
     """One block's bytes for ``entries`` (``tolerance``, ``dtype``: see :func:`blocks_of`)."""
+    return _pack(_from_dicts(entries), tolerance, dtype)
+
+
+@dataclass
+class _Block:
+    """One block's entries as columns, before they are packed."""
+
+    layout: _Layout
+    numbers: np.ndarray[Any, Any]  # [number field, entry], float64
+    states: np.ndarray[Any, Any]  # [number field, entry]: _NUMBER, _NULL or _TEXT
+    texts: dict[str, list[str | None]]
+    wrt: list[list[str] | None]
+    points: np.ndarray[Any, Any]
+    absent: np.ndarray[Any, Any]  # bit i: layout.keys[i] is not in the entry
+    aside: list[dict[str, Any]]  # what does not fit the columns, as JSON
+
+
+def _from_dicts(entries: Sequence[Mapping[str, Any]]) -> _Block:
+    """Entries in the report format as a block's columns."""
     count = len(entries)
     compared = any("compared_verdict" in entry for entry in entries)
     layout = _COMPARED if compared else _BASE
-    strings: dict[str, int] = {}
     aside: list[dict[str, Any]] = [{} for _ in range(count)]
-    absent = np.zeros(count, dtype="<u4")  # bit i: layout.keys[i] is not in its column
+    absent = np.zeros(count, dtype="<u4")
     columns: dict[str, list[Any]] = {}
     for bit, key in enumerate(layout.keys):
         values = [entry.get(key, _MISSING) for entry in entries]
@@ -146,19 +178,117 @@ def encode(
     for column, entry in enumerate(entries):
         if len(entry) > len(layout.keys) or not known.issuperset(entry):
             aside[column].update((k, v) for k, v in entry.items() if k not in known)
-
-    def text(value: str | None) -> int:
-        return _NO_TEXT if value is None else strings.setdefault(value, len(strings))
-
     numbers = np.zeros((len(layout.numbers), count), dtype="<f8")
     states = np.zeros((len(layout.numbers), count), dtype=np.uint8)
     for row, name in enumerate(layout.numbers):
         values = columns[name]
         states[row] = [_STATE[type(value)] for value in values]
         numbers[row] = [0.0 if value is None else float(value) for value in values]
+    return _Block(
+        layout=layout,
+        numbers=numbers,
+        states=states,
+        texts={name: columns[name] for name in layout.texts},
+        wrt=columns["wrt"],
+        points=np.array([value or 0 for value in columns["point"]], dtype="<i8"),
+        absent=absent,
+        aside=aside,
+    )
+
+
+def _from_columns(columns: EntryColumns, first: int, last: int) -> _Block:
+    """Entries ``first`` to ``last`` of a report's columns as a block, the same entries as
+    :meth:`EntryColumns.dicts` gives, built without them."""
+    layout = _BASE if columns.compared is None else _COMPARED
+    count = last - first
+    width = len(columns.labels)
+    keys = (np.arange(first, last) % width).tolist()
+
+    def flat(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return np.asarray(array, dtype=np.float64).ravel()[first:last]
+
+    rel = flat(columns.rel_error)
+    found = {
+        "autograd": flat(columns.autograd),
+        "reference": flat(columns.reference),
+        "reference_radius": flat(columns.radius),
+        "abs_error": flat(columns.abs_error),
+        "rel_error": rel,
+        "ulp_error": flat(columns.ulp_error),
+        "tolerance": flat(columns.tolerance),
+        "ratio": flat(columns.ratio),
+        "condition": flat(columns.condition),
+        "correct_bits": np.array([correct_bits(r, columns.dtype) for r in rel.tolist()]),
+    }
+    texts: dict[str, list[str | None]] = {
+        "kind": [columns.labels[key][0] for key in keys],
+        "node": [columns.labels[key][2] for key in keys],
+        "verdict": [Verdict.PASS.value] * count,
+        "detail": [None] * count,
+        "blame": [None] * count,
+        "phase": [None] * count,
+    }
+    if columns.compared is not None:
+        other = flat(columns.compared.autograd)
+        mine = found["autograd"]
+        with np.errstate(invalid="ignore"):
+            found["compared_autograd"] = other
+            found["device_difference"] = np.where(mine == other, 0.0, mine - other)
+        texts["compared_verdict"] = [Verdict.PASS.value] * count
+        texts["compared_detail"] = [None] * count
+        for index in _within(columns.compared.explicit, first, last):
+            entry = columns.compared.explicit[index]
+            texts["compared_verdict"][index - first] = entry.verdict
+            texts["compared_detail"][index - first] = entry.detail
+    numbers = np.stack([found[name] for name in layout.numbers])
+    with np.errstate(invalid="ignore"):
+        states = np.where(np.isfinite(numbers), _NUMBER, _TEXT).astype(np.uint8)
+    zero = np.asarray(columns.exact_zero).ravel()[first:last]
+    row = layout.numbers.index("ulp_error")
+    states[row][zero] = _NULL
+    numbers[row][zero] = 0.0
+    shown = [None if wrt is None else list(wrt) for _, wrt, _ in columns.labels]
+    block = _Block(
+        layout=layout,
+        numbers=numbers,
+        states=states,
+        texts=texts,
+        wrt=[shown[key] for key in keys],
+        points=(np.arange(first, last, dtype="<i8") // width),
+        absent=np.zeros(count, dtype="<u4"),
+        aside=[{} for _ in range(count)],
+    )
+    for index in _within(columns.explicit, first, last):
+        _put(block, index - first, columns.entry(index).to_dict())
+    return block
+
+
+def _within(indices: Mapping[int, Any], first: int, last: int) -> list[int]:
+    return sorted(index for index in indices if first <= index < last)
+
+
+def _put(block: _Block, column: int, entry: Mapping[str, Any]) -> None:
+    """Write one entry of the report format over column ``column`` of ``block``."""
+    for row, name in enumerate(block.layout.numbers):
+        value = entry.get(name)
+        block.states[row, column] = _STATE[type(value)]
+        block.numbers[row, column] = 0.0 if value is None else float(value)
+    for name in block.layout.texts:
+        block.texts[name][column] = entry.get(name)
+    block.wrt[column] = entry.get("wrt")
+
+
+def _pack(block: _Block, tolerance: Mapping[str, Any] | None, dtype: str | None) -> bytes:
+    """A block's bytes: its string table, hints, and columns, shuffled and compressed."""
+    layout, count = block.layout, len(block.points)
+    strings: dict[str, int] = {}
+
+    def text(value: str | None) -> int:
+        return _NO_TEXT if value is None else strings.setdefault(value, len(strings))
+
     texts = np.zeros((len(layout.texts) + 2, count), dtype="<i4")  # + wrt, + kept aside
     for row, name in enumerate(layout.texts):
-        texts[row] = [text(value) for value in columns[name]]
+        texts[row] = [text(value) for value in block.texts[name]]
     listed: dict[tuple[str, ...], int] = {}  # each distinct wrt list encoded once
 
     def wrt(value: list[str] | None) -> int:
@@ -170,9 +300,10 @@ def encode(
             found = listed[key] = text(json.dumps(value))
         return found
 
-    texts[len(layout.texts)] = [wrt(value) for value in columns["wrt"]]
-    texts[len(layout.texts) + 1] = [text(json.dumps(kept)) if kept else _NO_TEXT for kept in aside]
-    points = np.array([value or 0 for value in columns["point"]], dtype="<i8")
+    texts[len(layout.texts)] = [wrt(value) for value in block.wrt]
+    texts[len(layout.texts) + 1] = [
+        text(json.dumps(kept)) if kept else _NO_TEXT for kept in block.aside
+    ]
     table = json.dumps(list(strings)).encode()
     hints = (
         _hint(tolerance, "rtol"),
@@ -180,6 +311,7 @@ def encode(
         _DTYPE_CODES.get(dtype or "", -1),
         _LAYOUTS.index(layout),
     )
+    numbers = block.numbers
     stored = numbers.view("<u8").copy()
     for name in layout.predicted:
         row = layout.numbers.index(name)
@@ -189,10 +321,10 @@ def encode(
             table,
             _HINTS.pack(*hints),
             _shuffled(stored),
-            states.tobytes(),
+            block.states.tobytes(),
             _shuffled(texts),
-            _shuffled(points),
-            _shuffled(absent),
+            _shuffled(block.points),
+            _shuffled(block.absent),
         ]
     )
     packed = lzma.compress(payload, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)
