@@ -121,6 +121,14 @@ class Settings(BaseSettings):
         description="address-space limit of each worker process (0: none); a check past it "
         "ends as an error, the worker goes on",
     )
+    worker_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="how much lower than the API a worker's CPU priority is (Unix niceness, "
+        "added at start; its symbolic process inherits it): where workers and the API share "
+        "cores, checks take what the API leaves and submissions stay quick; 0 keeps it",
+    )
     worker_soft_shutdown_s: float = Field(
         default=660.0, gt=0, description="how long a stopping worker lets its checks finish"
     )

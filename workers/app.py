@@ -25,6 +25,7 @@ Celery command line first asks for it.
 from __future__ import annotations
 
 import logging
+import os
 import resource
 from typing import Any
 
@@ -151,6 +152,13 @@ def limit_memory(settings: Settings) -> None:
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def lower_priority(settings: Settings) -> None:
+    """Lower this worker process's CPU priority by ``worker_nice`` (its children, the
+    symbolic process among them, inherit it)."""
+    if settings.worker_nice > 0:
+        os.nice(settings.worker_nice)
 
 
 def pool_for(concurrency: int) -> str:

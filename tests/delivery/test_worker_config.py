@@ -88,3 +88,24 @@ def test_the_reference_budget_ends_a_check_before_its_hard_limit() -> None:
     settings = Settings(check_time_limit_s=600, symbolic_timeout_s=30)
     assert settings.reference_timeout_s == pytest.approx(427.5)
     assert settings.symbolic_timeout_s + settings.reference_timeout_s < settings.check_time_limit_s
+
+
+@pytest.mark.parametrize("nice", [0, 7])
+def test_a_worker_and_its_symbolic_process_run_at_the_lower_priority(nice: int) -> None:
+    code = (
+        "import os, sys\n"
+        "from verifier.config import Settings\n"
+        "from verifier.core.sandbox import thread_sandbox\n"
+        "from workers.app import lower_priority\n"
+        "before = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        f"lower_priority(Settings(worker_nice={nice}))\n"
+        "sandbox = thread_sandbox()\n"
+        "sandbox.start()\n"
+        "mine = os.getpriority(os.PRIO_PROCESS, 0)\n"
+        "child = os.getpriority(os.PRIO_PROCESS, sandbox.pid)\n"
+        "print(mine - before, child - before)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == [str(nice), str(nice)]

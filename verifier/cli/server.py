@@ -101,9 +101,10 @@ def worker(
         envs = slot_environments(gpus, concurrency)
         _supervise_worker(names, concurrency, loglevel, envs)
         return
-    from workers.app import create_celery, limit_memory, worker_arguments
+    from workers.app import create_celery, limit_memory, lower_priority, worker_arguments
 
     limit_memory(settings)
+    lower_priority(settings)
     app = create_celery(settings)
     try:
         app.worker_main(
