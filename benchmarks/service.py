@@ -126,7 +126,8 @@ def service_seconds(
 
         def submit(checks: list[dict[str, Any]]) -> str:
             answer = http.post("/jobs", json={"checks": checks})
-            answer.raise_for_status()
+            if answer.status_code != 202:
+                raise RuntimeError(f"POST /jobs answered {answer.status_code}: {answer.text[:500]}")
             return str(answer.json()["id"])
 
         with ThreadPoolExecutor(10) as pool:
