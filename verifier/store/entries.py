@@ -49,8 +49,6 @@ from verifier.core.verdict import Verdict
 FORMAT = 2
 BLOCK_ENTRIES = 4096
 """Entries per block: a block of the largest legal strings stays a few megabytes."""
-COMPRESSION_LEVEL = 6
-"""zlib's level in format 1."""
 LZMA_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 1, "dict_size": 2**18}]
 """The compressor of format 2 on: raw LZMA2 at preset 1 stores a block in about 15 % fewer
 bytes than zlib (a float32 report: 16.9 bytes per entry instead of 19.7), at about twice
