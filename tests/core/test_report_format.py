@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from verifier import check
 
 TOP_LEVEL = {
@@ -106,3 +108,20 @@ def test_error_report_keeps_the_format_with_a_reason() -> None:
     assert set(data) == TOP_LEVEL
     assert data["verdict"] == "error" and data["reason"] == "symbolic timeout"
     assert data["entries"] == []
+
+
+def test_a_document_keeps_its_entries_as_columns_that_read_as_the_report_format() -> None:
+    report = check("sin(x)*exp(y)", samples=40, dtype="float32", nodes=True)
+    shown = report.to_dict()
+    document = report.document()
+    entries = document["entries"]
+    assert not isinstance(entries, list)
+    assert {k: v for k, v in document.items() if k != "entries"} == {
+        k: v for k, v in shown.items() if k != "entries"
+    }
+    assert len(entries) == len(shown["entries"])
+    assert list(entries) == shown["entries"]
+    assert entries[0] == shown["entries"][0] and entries[-1] == shown["entries"][-1]
+    assert entries[3:7] == shown["entries"][3:7]
+    with pytest.raises(IndexError):
+        entries[len(entries)]
