@@ -333,7 +333,9 @@ def test_the_supervisor_backs_off_doubling_and_stops_on_request(
     with caplog.at_level("INFO", logger="verifier.cli.processes"):
         status = supervisor.run()
     timer.cancel()
-    assert status == 3
+    # The stop lands between two runs (the last run's status, 3) or while a child runs, which
+    # it stops with SIGTERM (128 + 15).
+    assert status in (3, 128 + signal.SIGTERM)
     restarts = [
         RESTART_LINE.search(record.getMessage())
         for record in caplog.records
