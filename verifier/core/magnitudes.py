@@ -149,6 +149,7 @@ def _abs(grad: torch.Tensor | None, like: torch.Tensor) -> Block:
     return Block(torch.nan_to_num(magnitude, nan=torch.inf).numpy())
 
 
+@np.errstate(over="ignore", invalid="ignore")  # inf and nan are unbounded sums
 def path_sums(
     expr: sympy.Expr,
     order: list[sympy.Basic],
@@ -158,18 +159,6 @@ def path_sums(
     keys: Sequence[Key],
 ) -> dict[Key, Floats]:
     """Per key, the sum of |terms| of its chain rule (forward-mode accumulation)."""
-    with np.errstate(over="ignore", invalid="ignore"):  # inf and nan are unbounded sums
-        return _path_sums(expr, order, locals_, variables, count, keys)
-
-
-def _path_sums(
-    expr: sympy.Expr,
-    order: list[sympy.Basic],
-    locals_: Locals,
-    variables: Sequence[str],
-    count: int,
-    keys: Sequence[Key],
-) -> dict[Key, Floats]:
     n = len(variables)
     index = {make_symbol(name): i for i, name in enumerate(variables)}
     want_hessian = any(k[0] == HESSIAN for k in keys)
