@@ -72,9 +72,8 @@ def read_outcome(
     passed = check_passed(verdict, counts, policy)
     compared = document.get("compared")
     if isinstance(compared, Mapping):  # a check compared across devices: both must pass
-        passed = passed and check_passed(
-            str(compared.get("verdict")), entry_counts("", compared), policy
-        )
+        other = str(compared.get("verdict"))
+        passed = passed and check_passed(other, entry_counts(other, compared), policy)
     return Outcome(
         fail_on=policy,
         passed=passed,

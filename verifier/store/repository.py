@@ -140,11 +140,9 @@ _BLOCK_INSERT = insert(Base.metadata.tables[ReportBlock.__tablename__])
 def _report_insert(dialect: str) -> ReturningInsert[tuple[int]]:
     """The insert of a report that does nothing when its check has one, built once per
     dialect on the table (an ORM statement built for each report cost more than running it)."""
-    if dialect == "sqlite":
-        statement = sqlite.insert(_REPORTS).on_conflict_do_nothing(index_elements=["check_id"])
-        return statement.returning(_REPORTS.c.id)
-    upsert = postgresql.insert(_REPORTS).on_conflict_do_nothing(index_elements=["check_id"])
-    return upsert.returning(_REPORTS.c.id)
+    make = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    statement = make(_REPORTS).on_conflict_do_nothing(index_elements=["check_id"])
+    return statement.returning(_REPORTS.c.id)
 
 
 def _conditions(filters: ReportFilters) -> list[ColumnElement[bool]]:
