@@ -127,7 +127,9 @@ def test_a_locked_broker_file_delays_the_checks_not_the_answer(tmp_path: Path) -
     with _api(tmp_path, "api", VERIFIER_REQUEUE_INTERVAL_S="1") as (url, _):
         with httpx.Client(base_url=url, timeout=30) as http:
             assert http.post("/jobs", json={"checks": [CHECK]}).status_code == 202
-            assert _messages(broker_file) == 1  # the broker file exists, with its tables
+            # The broker file exists, with its tables. The reconciler (every second) may publish
+            # the check again before the submission marks it sent: a check sent twice runs once.
+            assert _messages(broker_file) >= 1
             with _locked(broker_file):
                 started = time.monotonic()
                 accepted = http.post("/jobs", json={"checks": [CHECK]})
