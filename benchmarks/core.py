@@ -31,12 +31,13 @@ from rich.console import Console
 from rich.table import Table
 
 from verifier import check
-from verifier.core.dtypes import DTYPES
-from verifier.core.parse import ParsedExpression, parse_expression
-from verifier.core.points import sample_points
-from verifier.core.reference import reference_values
-from verifier.core.symbolic import derive
-from verifier.core.translate import Translation
+from verifier.core.exact.reference import reference_values
+from verifier.core.expression.parse import parse_expression
+from verifier.core.expression.symbolic import derive
+from verifier.core.expression.syntax import ParsedExpression
+from verifier.core.floats.dtypes import DTYPES
+from verifier.core.floats.points import sample_points
+from verifier.core.program.translate import Translation
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "feynman"
 EQUATIONS = ("I.6.2", "I.12.11", "I.29.16", "I.37.4", "II.6.15a", "III.4.33")

@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from verifier import check
-from verifier.core.points import MAX_POINTS_PER_CHECK
+from verifier.core.floats.points import MAX_POINTS_PER_CHECK
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from core import best  # noqa: E402  (the core benchmark, a sibling script)
@@ -103,7 +103,7 @@ def memory_child(points: int) -> dict[str, float]:
 
 
 def _measure_memory(points: int) -> None:
-    from verifier.core.sandbox import thread_sandbox
+    from verifier.core.exact.sandbox import thread_sandbox
 
     names = ["x", "y", "z"]
     chosen = draw_points(names, points)

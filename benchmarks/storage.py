@@ -4,7 +4,7 @@
 
 One check of W1's expression (``sin(x)*exp(y) + x*y*z**2 + log(1 + z**2)``, gradient, Hessian
 and node gradients, points sampled in [-3, 3] with seed 0) per dtype; its entries are stored
-as the service stores them (``verifier/store/entries.py``), against two baselines in the same
+as the service stores them (``verifier/store/blocks.py``), against two baselines in the same
 run: the entries as JSON (the report format), and the blocks without the report's tolerance
 and dtype (so the predictions of ``tolerance`` and ``ulp_error`` miss). The issue's target is
 about 16 bytes per compared number. Encoding is timed from the entries' dictionaries and, as
@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from verifier import check
-from verifier.store.entries import blocks_of, decode
+from verifier.store.blocks import blocks_of, decode
 
 W1 = "sin(x)*exp(y) + x*y*z**2 + log(1 + z**2)"
 DOMAIN = {"x": (-3.0, 3.0), "y": (-3.0, 3.0), "z": (-3.0, 3.0)}

@@ -45,7 +45,7 @@ MAX_TABLE_VARIABLES = 10
 DEFAULT_SEED = 2020
 DEFAULT_POINTS = 20
 DEFAULT_RANDOM_COUNT = 200
-# The verdicts of verifier/core/verdict.py, for code that predates that table.
+# The verdicts of verifier/core/judge/verdict.py, for code that predates that table.
 FALLBACK_VERDICTS = (
     "pass", "domain", "undefined", "ill-conditioned", "range", "unverified", "nonfinite",
     "fail", "error",
@@ -303,7 +303,7 @@ def run_task(run: Callable[..., Any], accepted: set[str], task: Task, tally: Tal
 def verdict_columns(tallies: list[Tally]) -> list[str]:
     """The core's verdict order, or the fixed list; verdicts seen outside it go last."""
     try:
-        from verifier.core.verdict import VERDICT_ORDER
+        from verifier.core.judge.verdict import VERDICT_ORDER
 
         columns = [str(verdict) for verdict in VERDICT_ORDER]
     except ImportError:  # code from before the verdict table

@@ -196,8 +196,8 @@ def report_document(
     """A minimal report, shaped by the core's own ``Report.to_dict()`` (docs/report-format.md):
     one gradient entry of ``verdict`` (none for ``error``), blaming ``blame`` in ``phase``;
     ``ratio`` defaults to 0.5 for a pass and 4 otherwise (a pass is at most 1)."""
-    from verifier.core.report import Entry, Report
-    from verifier.core.verdict import fail_on_set
+    from verifier.core.judge.report import Entry, Report
+    from verifier.core.judge.verdict import fail_on_set
 
     entry = Entry(
         kind="gradient",

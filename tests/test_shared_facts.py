@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from verifier.api import create_app
 from verifier.config import DEFAULT_CLAIM_LEASE_S, MAX_PAGE_SIZE, Settings
 from verifier.core import check as core_check
-from verifier.core.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
-from verifier.core.dtypes import DEVICES, DTYPES, get_dtype
-from verifier.core.points import MAX_POINTS_PER_CHECK, SERVICE_POINTS_PER_CHECK, round_value
-from verifier.core.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
+from verifier.core.exact.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
+from verifier.core.expression.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
+from verifier.core.floats.dtypes import DEVICES, DTYPES, get_dtype
+from verifier.core.floats.points import MAX_POINTS_PER_CHECK, SERVICE_POINTS_PER_CHECK, round_value
 from verifier.delivery.sender import InMemorySender
 from verifier.errors import InputError, JobRejectedError
 from verifier.service.schemas import CheckIn, Device, Dtype, JobIn

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from verifier.core.check import check as check
+    from verifier.core.expression.registry import register_function as register_function
     from verifier.core.function_check import check_function as check_function
-    from verifier.core.registry import register_function as register_function
 
 __all__ = ["check", "check_function", "register_function"]
 
@@ -28,7 +28,7 @@ def __getattr__(name: str) -> Any:
 
         return check_function
     if name == "register_function":
-        from verifier.core.registry import register_function
+        from verifier.core.expression.registry import register_function
 
         return register_function
     raise AttributeError(f"module 'verifier' has no attribute {name!r}")

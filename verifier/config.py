@@ -15,10 +15,10 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from verifier.core.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
+from verifier.core.exact.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
+from verifier.core.expression.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
+from verifier.core.floats.points import MAX_POINTS_PER_CHECK, SERVICE_POINTS_PER_CHECK
 from verifier.core.guard import DEFAULT_PARSE_TIMEOUT_S
-from verifier.core.points import MAX_POINTS_PER_CHECK, SERVICE_POINTS_PER_CHECK
-from verifier.core.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
 
 DEFAULT_DATA_DIR = Path(".derivcheck")
 DATABASE_FILE_NAME = "derivcheck.sqlite3"
@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     max_check_cost_units: int = Field(
         default=DEFAULT_MAX_CHECK_COST_UNITS,
         ge=1,
-        description="admission bound on one check's estimated cost (verifier/core/cost.py)",
+        description="admission bound on one check's estimated cost "
+        "(verifier/core/expression/cost.py)",
     )
     max_job_cost_units: int = Field(
         default=DEFAULT_MAX_JOB_COST_UNITS,

@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import Settings
-from verifier.core import registry
+from verifier.core.expression import registry
 from verifier.delivery.celery import make_celery
 from verifier.delivery.execution import CoreCheck, LeaseRenewer
 from verifier.delivery.logs import json_handler

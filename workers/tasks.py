@@ -36,7 +36,7 @@ RETRY_BACKOFF_MAX_S = 60
 def core_check(expression: str, **options: Any) -> Mapping[str, Any]:
     """The core's report for one check, as a dict (imports torch on first use)."""
     from verifier.core.check import check
-    from verifier.core.sandbox import thread_sandbox
+    from verifier.core.exact.sandbox import thread_sandbox
 
     sandbox = thread_sandbox().pid
     report = check(expression, **options)
@@ -75,7 +75,7 @@ def register_tasks(app: WorkerApp, core: CoreCheck = core_check) -> None:
     """Register the check task on ``app`` under its shared name, running ``core``."""
 
     @app.task(name=RUN_CHECK_TASK, bind=True, max_retries=DATABASE_RETRIES, ignore_result=True)
-    def run_check(task: Any, check_id: str, takes_over: str | None = None) -> str | None:
+    def check_task(task: Any, check_id: str, takes_over: str | None = None) -> str | None:
         """Run the stored check ``check_id`` and write its report.
 
         ``takes_over`` is set on a retry: the token of the execution that failed on a

@@ -5,7 +5,7 @@ Revises: 0002
 Create Date: 2026-11-30
 
 Written by hand from verifier/store/models.py. ``checks.fail_on`` is the list of verdict names that
-make a check fail (verifier/core/verdict.py); NULL for the checks made before this revision,
+make a check fail (verifier/core/judge/verdict.py); NULL for the checks made before this revision,
 whose policy is the one their ``strict`` flag names. ``jobs.passed`` says whether every check of
 a finished job passed its policy.
 

@@ -7,7 +7,7 @@ Create Date: 2026-11-30
 Written by hand from verifier/store/models.py. A report's entries were one JSON value, which
 grows with the check (303 MB for 1,121,000 entries) and would pass PostgreSQL's limit of 1 GB
 for a value at about 4,000 points of 32 variables. Each report's entries move, one report at
-a time, into blocks of at most ``BLOCK_ENTRIES`` encoded by verifier/store/entries.py (format
+a time, into blocks of at most ``BLOCK_ENTRIES`` encoded by verifier/store/blocks.py (format
 1, which every later reader keeps decoding); then ``reports.entries`` is dropped (SQLite copies
 the table, with foreign keys off as migrations/env.py arranges). Downgrading puts the entries
 back as JSON lists, exactly as they were.
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from verifier.store.entries import blocks_of, decode
+from verifier.store.blocks import blocks_of, decode
 
 revision: str = "0006"
 down_revision: str | None = "0005"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from verifier.core.verdict import worst
+from verifier.core.judge.verdict import worst
 from verifier.store.outcome import read_outcome
 
 revision: str = "0007"

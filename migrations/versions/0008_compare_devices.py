@@ -6,7 +6,7 @@ Revises: 0007
 Create Date: 2026-11-30
 
 Written by hand from verifier/store/models.py. A check with ``compare_devices`` runs autograd on
-two devices (verifier/core/devices.py); its report is the first device's, and the second
+two devices (verifier/core/judge/devices.py); its report is the first device's, and the second
 device's name and verdict are stored beside it so that reports filter and stats group by
 either device. Existing rows compared nothing: every new column is NULL for them.
 """

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from verifier.config import Settings
-from verifier.core.cost import DEFAULT_MAX_CHECK_COST_UNITS
+from verifier.core.expression.cost import DEFAULT_MAX_CHECK_COST_UNITS
 
 JOB_BOUND_UNITS = 15_000_000
 

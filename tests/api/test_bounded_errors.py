@@ -17,7 +17,7 @@ import pytest
 
 from verifier.api import create_app
 from verifier.config import MAX_ECHOED_INPUT_CHARS, MAX_VALIDATION_PROBLEMS, Settings
-from verifier.core.parse import MAX_VARIABLES
+from verifier.core.expression.syntax import MAX_VARIABLES
 
 ISSUE_BODY_BYTES = 400_000
 SMALL_ANSWER_BYTES = 64_000

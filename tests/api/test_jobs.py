@@ -123,7 +123,7 @@ def test_an_unknown_fail_on_verdict_gets_422_naming_it_and_the_choices(
     assert response.status_code == 422
     (problem,) = response.json()["detail"]
     assert problem["loc"] == ["body", "checks", 0, "fail_on", 1]
-    # parse_verdict's message (verifier/core/verdict.py), the choices in table order.
+    # parse_verdict's message (verifier/core/judge/verdict.py), the choices in table order.
     assert (
         "unknown verdict 'bad': choose from pass, domain, undefined, ill-conditioned, "
         in (problem["msg"])
@@ -142,7 +142,7 @@ def test_each_check_stores_its_fail_on_resolved_with_strict(
     job_id = client.post("/jobs", json={"checks": checks}).json()["id"]
     job = repository.get_job(session, uuid.UUID(job_id))
     assert job is not None
-    # verifier/core/verdict.py: the default is fail and nonfinite; --strict everything but
+    # verifier/core/judge/verdict.py: the default is fail and nonfinite; --strict everything but
     # pass, domain and error; fail_on with strict adds the two.
     strict = ["fail", "ill-conditioned", "nonfinite", "range", "undefined", "unverified"]
     assert [check.fail_on for check in job.checks] == [
@@ -157,7 +157,7 @@ def test_a_job_passes_when_every_check_passes_its_own_fail_on(
     client: httpx.Client, session: Session, make_report_document: object
 ) -> None:
     # The same undefined report fails the check that fails on undefined and passes the one
-    # on the default policy (fail, nonfinite: verifier/core/verdict.py).
+    # on the default policy (fail, nonfinite: verifier/core/judge/verdict.py).
     checks = [{**SEED_CHECK, "fail_on": ["undefined"]}, SEED_CHECK]
     job_id = client.post("/jobs", json={"checks": checks}).json()["id"]
     job = repository.get_job(session, uuid.UUID(job_id))

@@ -1,7 +1,7 @@
 """Reports stored before the verdict table still read right after ``db upgrade``.
 
 The rows are written at revision 0002 in the old report format: the ``Report.to_dict()`` of
-commit aec9b5e's parent (``git show aec9b5e^:verifier/core/report.py``): verdicts of the old
+commit aec9b5e's parent (``git show aec9b5e^:verifier/core/judge/report.py``): verdicts of the old
 set only, a top-level ``strict``, no ``counts``, ``blamed``, ``fail_on`` or ``passed``, entries
 without ``ratio`` or ``blame``. Then the database is upgraded and read through the API (over
 real HTTP), the CLI's tables and the CLI itself, on SQLite and on PostgreSQL.

@@ -5,8 +5,9 @@ Sources of the expected values: [issue 9] the attack session's findings (``1e-30
 held every request 31 s, ``1e-9999999999*x`` more than 110 s; the checks "accepted, then
 refused"; hex literals and division past the limits) and its "done when" (the API answers
 ``/health`` within 1 s while the giant literal is refused); [limits] the named constants of
-``verifier/core/parse.py`` and ``verifier/core/points.py``; [ieee] IEEE 754 binary32's largest
-finite number, about 3.4028e38; [tolerance] ``make_tolerance`` refuses 1e300 or more.
+``verifier/core/expression/parse.py`` and ``verifier/core/floats/points.py``; [ieee] IEEE 754
+binary32's largest finite number, about 3.4028e38; [tolerance] ``make_tolerance`` refuses 1e300 or
+more.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from sqlalchemy import func, select
 
 from verifier.api import create_app
 from verifier.config import Settings
-from verifier.core.parse import MAX_EXPONENT_ABS
-from verifier.core.points import MAX_DECIMAL_EXPONENT, SERVICE_POINTS_PER_CHECK
+from verifier.core.expression.syntax import MAX_EXPONENT_ABS
+from verifier.core.floats.points import MAX_DECIMAL_EXPONENT, SERVICE_POINTS_PER_CHECK
 from verifier.store.engine import make_engine, make_session_factory
 from verifier.store.models import Job
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from verifier.api import create_app
 from verifier.config import Settings
-from verifier.core.verdict import VERDICT_ORDER
+from verifier.core.judge.verdict import VERDICT_ORDER
 from verifier.delivery.execution import report_row
 from verifier.service import reports
 from verifier.store import migrate, repository

@@ -1,4 +1,4 @@
-"""One verdict table (verifier/core/verdict.py): the API's enums and the CLI's styles are
+"""One verdict table (verifier/core/judge/verdict.py): the API's enums and the CLI's styles are
 derived from it, and no module outside the core spells a list of verdicts of its own.
 
 A verdict added to the table then reaches every layer; one spelled elsewhere fails here.
@@ -13,7 +13,7 @@ from typing import Any
 from verifier.api import create_app
 from verifier.cli.style import UNKNOWN_VERDICT_STYLE, styled, verdict_style
 from verifier.config import Settings
-from verifier.core.verdict import VERDICT_ORDER, VERDICTS
+from verifier.core.judge.verdict import VERDICT_ORDER, VERDICTS
 
 TABLE = [str(verdict) for verdict in VERDICT_ORDER]
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,8 +111,8 @@ def test_the_service_judges_a_stored_report_as_the_core_does() -> None:
     # every pair of entry verdicts under every single-verdict, default and strict policy.
     from itertools import combinations_with_replacement
 
-    from verifier.core.report import Entry, Report
-    from verifier.core.verdict import DEFAULT_FAIL_ON, STRICT_FAIL_ON, worst
+    from verifier.core.judge.report import Entry, Report
+    from verifier.core.judge.verdict import DEFAULT_FAIL_ON, STRICT_FAIL_ON, worst
     from verifier.store.outcome import check_passed, entry_counts
 
     policies = [[v] for v in TABLE] + [sorted(DEFAULT_FAIL_ON), sorted(STRICT_FAIL_ON)]

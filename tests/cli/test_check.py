@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 
 from verifier.cli.check import exit_code, render
-from verifier.core.report import Entry, Report
-from verifier.core.verdict import VERDICT_ORDER
+from verifier.core.judge.report import Entry, Report
+from verifier.core.judge.verdict import VERDICT_ORDER
 
 DERIVCHECK = Path(sys.executable).with_name("derivcheck")
 
@@ -38,7 +38,7 @@ def test_seed_example_prints_a_table_and_exits_zero() -> None:
 def test_json_output_is_the_report_and_strict_fails_an_ill_conditioned_check() -> None:
     # Issue 3's cancellation: 1 - cos(x) loses every digit in float32 at 0.001 while each
     # operation is accurate, which docs/report-format.md calls ill-conditioned, not in the default
-    # fail-on (fail, nonfinite) and in the strict one (verifier/core/verdict.py).
+    # fail-on (fail, nonfinite) and in the strict one (verifier/core/judge/verdict.py).
     arguments = ("(1 - cos(x))/x**2", "--at", "x=0.001", "--dtype", "float32", "--json")
     result = run(*arguments)
     assert result.returncode == 0, result.stderr
@@ -87,7 +87,7 @@ def test_bad_input_gets_one_line_on_stderr_and_exit_two(
 
 def test_undefined_exits_zero_and_strict_or_fail_on_undefined_exits_one() -> None:
     # |x| has no derivative at 0 (a kink): undefined, which only --strict or --fail-on
-    # undefined make a failure (verifier/core/verdict.py).
+    # undefined make a failure (verifier/core/judge/verdict.py).
     assert run("Abs(x)", "--at", "x=0").returncode == 0
     assert run("Abs(x)", "--at", "x=0", "--strict").returncode == 1
     assert run("Abs(x)", "--at", "x=0", "--fail-on", "undefined").returncode == 1
@@ -169,7 +169,7 @@ def test_entries_not_passing_show_error_over_allowed_condition_bits_blame_and_de
     (zero,) = [line for line in text.splitlines() if "range" in line and "1e-30" in line]
     # err/allowed, cond, bits, then no ulp count against the zero reference.
     assert zero.split()[4:9] == ["3", "1", "53.0", "-", "range"]
-    # Worst first: range ranks below ill-conditioned in the table (verifier/core/verdict.py).
+    # Worst first: range ranks below ill-conditioned in the table (verifier/core/judge/verdict.py).
     assert text.index(zero) < text.index(row)
 
 
@@ -190,7 +190,7 @@ def test_a_narrow_terminal_puts_blame_and_detail_below_the_table() -> None:
 
 
 def test_exit_code_follows_the_reports_fail_on() -> None:
-    # verifier/core/verdict.py: undefined fails only a policy naming it; error is exit 2.
+    # verifier/core/judge/verdict.py: undefined fails only a policy naming it; error is exit 2.
     undefined = [_entry(0, "undefined", ratio=None)]
     assert exit_code(_report(undefined)) == 0
     assert exit_code(_report(undefined, fail_on=["undefined"])) == 1

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from verifier.core.sandbox import Sandbox
+from verifier.core.exact.sandbox import Sandbox
 
 HERE = Path(__file__).parent
 

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from verifier.core import check as check_module
-from verifier.core.autograd import AutogradResult
 from verifier.core.check import check
-from verifier.core.devices import compared_names
+from verifier.core.judge.devices import compared_names
+from verifier.core.program.autograd import AutogradResult
 from verifier.errors import OptionError
 
 SEED = "3*x**2 + 2*x*y + y**2"

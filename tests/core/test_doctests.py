@@ -11,7 +11,9 @@ import pytest
 import verifier.core
 
 MODULES = sorted(
-    f"verifier.core.{info.name}" for info in pkgutil.iter_modules(verifier.core.__path__)
+    info.name
+    for info in pkgutil.walk_packages(verifier.core.__path__, "verifier.core.")
+    if not info.ispkg
 )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from verifier import check
-from verifier.core.dtypes import DTYPES, get_dtype, round_float, round_to_dtype
+from verifier.core.floats.dtypes import DTYPES, get_dtype, round_float, round_to_dtype
 from verifier.errors import OptionError
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from verifier import check
-from verifier.core.parse import parse_expression
+from verifier.core.expression.parse import parse_expression
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "feynman"
 POINTS_PER_EQUATION = 20

@@ -19,8 +19,8 @@ import torch.nn.functional as F  # noqa: N812
 from torch.autograd.function import once_differentiable
 
 from verifier import check_function
-from verifier.core import registry
-from verifier.core.report import Entry, Report
+from verifier.core.expression import registry
+from verifier.core.judge.report import Entry, Report
 from verifier.errors import OptionError
 
 mpmath.mp.dps = 50

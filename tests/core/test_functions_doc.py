@@ -1,8 +1,9 @@
 """The function table, its documentation, the torch translator and the arb evaluator agree.
 
-``verifier.core.functions`` is the one list of what an expression may call; the translator
-(``verifier.core.translate``) and the certified evaluator (``verifier.core.evaluator``) each
-need an entry for every function in it, and ``docs/functions.md`` must describe each one.
+``verifier.core.expression.functions`` is the one list of what an expression may call; the
+translator (``verifier.core.program.translate``) and the certified evaluator
+(``verifier.core.exact.evaluator``) each need an entry for every function in it, and
+``docs/functions.md`` must describe each one.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import pytest
 import sympy
 import torch
 
-from verifier.core import evaluator, special, translate
-from verifier.core.functions import ALIASES, FUNCTIONS, FunctionSpec
-from verifier.core.parse import parse_expression
+from verifier.core.exact import evaluator, special, translate
+from verifier.core.expression.functions import ALIASES, FUNCTIONS, FunctionSpec
+from verifier.core.expression.parse import parse_expression
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "functions.md"
 

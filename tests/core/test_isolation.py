@@ -21,7 +21,7 @@ from types import ModuleType
 import pytest
 
 from verifier import check
-from verifier.core.sandbox import Sandbox, SandboxCrash, SandboxTimeout, thread_sandbox
+from verifier.core.exact.sandbox import Sandbox, SandboxCrash, SandboxTimeout, thread_sandbox
 
 # The Hessian of a product of 22 linear factors: SymPy's side takes about 2 s (measured on the
 # 2-core development machine: 2.0 s symbolic, 0.01 s reference), long enough to be killed in.
@@ -38,7 +38,7 @@ KILLER_GIVES_UP_S = 60.0
 
 def test_core_imports_no_service_framework() -> None:
     code = (
-        "import sys, verifier.core.check, verifier.core.parse;"
+        "import sys, verifier.core.check, verifier.core.expression.parse;"
         "bad = [m for m in ('fastapi', 'sqlalchemy', 'celery', 'kombu') if m in sys.modules];"
         "print(','.join(bad))"
     )
@@ -49,7 +49,7 @@ def test_core_imports_no_service_framework() -> None:
 
 
 def test_parser_and_package_import_do_not_load_torch() -> None:
-    code = "import sys, verifier, verifier.core.parse; print('torch' in sys.modules)"
+    code = "import sys, verifier, verifier.core.expression.parse; print('torch' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

@@ -9,7 +9,9 @@ import pytest
 import sympy
 import torch
 
-from verifier.core.magnitudes import (
+from verifier.core.expression.parse import parse_expression
+from verifier.core.expression.symbolic import GRADIENT, HESSIAN, NODE, node_key
+from verifier.core.judge.magnitudes import (
     ZERO,
     Block,
     local_derivatives,
@@ -17,9 +19,7 @@ from verifier.core.magnitudes import (
     plus,
     times,
 )
-from verifier.core.parse import parse_expression
-from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, node_key
-from verifier.core.translate import Translation, differentiable_children, program_order
+from verifier.core.program.translate import Translation, differentiable_children, program_order
 
 
 def _path_sums(text: str, point: dict[str, float]) -> dict[tuple[str, ...], float]:

@@ -18,12 +18,12 @@ import mpmath
 import pytest
 import torch
 
-from verifier.core.dtypes import DTYPES
+from verifier.core.exact.reference import compute_truth
+from verifier.core.expression.parse import parse_expression
+from verifier.core.floats.dtypes import DTYPES
+from verifier.core.judge.tolerance import make_tolerance
 from verifier.core.ops import OPERATIONS, Operation
-from verifier.core.parse import parse_expression
-from verifier.core.reference import compute_truth
-from verifier.core.tolerance import make_tolerance
-from verifier.core.translate import Translation
+from verifier.core.program.translate import Translation
 
 mp = mpmath.mp
 F = Callable[..., mpmath.mpf]

@@ -13,8 +13,8 @@ import math
 import pytest
 import torch
 
+from verifier.core.expression.parse import parse_expression
 from verifier.core.ops import LEFT_OUT, OPERATIONS, covered_opinfo_names
-from verifier.core.parse import parse_expression
 from verifier.core.survey import markdown, run_survey, sample_points
 from verifier.errors import ArityError, ExpressionError
 

@@ -4,7 +4,8 @@ Sources of the expected values:
 
 - [issue 2] the core issue, part 2 (safe parser) and part 10 (hostile strings);
 - [errors] the hierarchy in ``verifier/errors.py`` (which class names which problem);
-- [limits] the named limit constants in ``verifier/core/parse.py``; positions of limit errors
+- [limits] the named limit constants in ``verifier/core/expression/parse.py``; positions of limit
+errors
   are derived by hand from the constant (e.g. the 65th "(" sits at index 64);
 - [python] the Python Language Reference: ``**`` binds tighter than a unary minus on its left
   and groups right to left (6.5, "The power operator"); identifiers are NFKC-normalized while
@@ -17,7 +18,7 @@ Sources of the expected values:
   bypassed the digit limit and division the exponent limit; ``ast.parse`` from the API's
   thread pool failed with a SystemError (cpython issue 106905);
 - [number syntax] ``DECIMAL_NUMBER`` and ``MAX_DECIMAL_EXPONENT`` in
-  ``verifier/core/points.py``: the one syntax of numbers, in points and in expressions.
+  ``verifier/core/floats/points.py``: the one syntax of numbers, in points and in expressions.
 
 Positions are 0-based columns of the text as submitted, hand-counted.
 """
@@ -39,16 +40,15 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from verifier.core.functions import FUNCTIONS, sinc
-from verifier.core.parse import (
+from verifier.core.expression.functions import FUNCTIONS, sinc
+from verifier.core.expression.parse import parse_expression, require_variables
+from verifier.core.expression.syntax import (
     MAX_EXPONENT_ABS,
     MAX_EXPRESSION_CHARS,
     MAX_NESTING_DEPTH,
     MAX_SIGN_RUN,
     MAX_SYNTAX_NODES,
     MAX_VARIABLES,
-    parse_expression,
-    require_variables,
 )
 from verifier.errors import (
     ArityError,
@@ -582,7 +582,7 @@ def test_gamma_of_gamma_is_the_function_applied_to_the_variable() -> None:
         ("arcsin", sympy.asin),
         ("arccos", sympy.acos),
         ("arctan", sympy.atan),
-        # the other spellings verifier.core.functions.ALIASES documents
+        # the other spellings verifier.core.expression.functions.ALIASES documents
         ("abs", sympy.Abs),
         ("ceil", sympy.ceiling),
     ],

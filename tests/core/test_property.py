@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from verifier import check
-from verifier.core.parse import parse_expression
+from verifier.core.expression.parse import parse_expression
 
 VARIABLES = ("x", "y")
 UNARY = (

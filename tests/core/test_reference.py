@@ -9,14 +9,14 @@ import mpmath
 import pytest
 
 from verifier import check
-from verifier.core.dtypes import DTYPES
-from verifier.core.parse import parse_expression
-from verifier.core.reference import (
+from verifier.core.exact.reference import (
     MAX_REFERENCE_PRECISION_BITS,
     reference_table,
     reference_values,
 )
-from verifier.core.symbolic import derive
+from verifier.core.expression.parse import parse_expression
+from verifier.core.expression.symbolic import derive
+from verifier.core.floats.dtypes import DTYPES
 
 
 def test_reference_is_taken_at_the_float32_rounded_input() -> None:

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from verifier import check, register_function
-from verifier.core import registry
-from verifier.core.parse import parse_expression
+from verifier.core.expression import registry
+from verifier.core.expression.parse import parse_expression
 from verifier.errors import ExpressionError, OptionError
 
 mpmath.mp.dps = 50

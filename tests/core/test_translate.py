@@ -9,8 +9,8 @@ import sympy
 import torch
 
 from verifier import check
-from verifier.core.parse import parse_expression
-from verifier.core.translate import Translation
+from verifier.core.expression.parse import parse_expression
+from verifier.core.program.translate import Translation
 
 
 def test_a_subtree_written_twice_is_one_tensor_with_one_node_gradient() -> None:

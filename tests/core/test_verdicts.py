@@ -13,7 +13,7 @@ import mpmath
 import pytest
 
 from verifier import check
-from verifier.core.report import Report
+from verifier.core.judge.report import Report
 
 mpmath.mp.dps = 50
 

@@ -97,7 +97,7 @@ def test_the_last_report_finishes_the_job_with_the_worst_verdict(
     done = _job(sessions, job.id)
     assert done.status is JobStatus.DONE
     assert done.verdict == "fail"  # worst of pass and fail
-    assert done.passed is False  # fail is in the default fail_on (verifier/core/verdict.py)
+    assert done.passed is False  # fail is in the default fail_on (verifier/core/judge/verdict.py)
     assert done.finished_at is not None
 
 
@@ -121,7 +121,7 @@ def test_a_job_passes_or_fails_by_the_fail_on_of_each_of_its_checks(
     sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
 ) -> None:
     # Ill-conditioned is not in the default fail_on, and is in the strict one
-    # (verifier/core/verdict.py); the job's verdict is the same either way.
+    # (verifier/core/judge/verdict.py); the job's verdict is the same either way.
     core = StubCore(make_report_document, {"x**2": "ill-conditioned", "x**3": "pass"})
     for strict, passed in ((False, True), (True, False)):
         body = JobIn.model_validate(

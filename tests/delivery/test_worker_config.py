@@ -95,7 +95,7 @@ def test_a_worker_and_its_symbolic_process_run_at_the_lower_priority(nice: int) 
     code = (
         "import os, sys\n"
         "from verifier.config import Settings\n"
-        "from verifier.core.sandbox import thread_sandbox\n"
+        "from verifier.core.exact.sandbox import thread_sandbox\n"
         "from workers.app import lower_priority\n"
         "before = os.getpriority(os.PRIO_PROCESS, 0)\n"
         f"lower_priority(Settings(worker_nice={nice}))\n"

@@ -25,7 +25,7 @@ CHECKS = [
     # accurate, the digits are lost at 1 - cos(x) (docs/report-format.md, ill-conditioned).
     {"expression": "(1 - cos(x))/x**2", "points": [{"x": "0.001"}], "dtype": "float32"},
 ]
-# --strict: every verdict but pass and domain fails (verifier/core/verdict.py), plus domain.
+# --strict: every verdict but pass and domain fails (verifier/core/judge/verdict.py), plus domain.
 STRICT_AND_DOMAIN = [
     "domain", "fail", "ill-conditioned", "nonfinite", "range", "undefined", "unverified"
 ]  # fmt: skip

@@ -70,7 +70,7 @@ def _submit_seed_examples_and_check_the_answers(
 
         job = _wait_for_job(http, job_id)
         assert job["status"] == "done"
-        assert job["verdict"] == "fail"  # worst of the verdicts (verifier/core/verdict.py)
+        assert job["verdict"] == "fail"  # worst of the verdicts (verifier/core/judge/verdict.py)
         assert job["passed"] is False  # fail is in the default fail_on
         assert job["progress"] == {"done": 5, "total": 5}
 

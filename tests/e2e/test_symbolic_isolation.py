@@ -117,7 +117,7 @@ def _sandboxes_of(data_dir: str) -> list[int]:
             environment = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue  # gone, or not ours
-        if b"verifier.core.sandbox" in command and (
+        if b"verifier.core.exact.sandbox" in command and (
             f"VERIFIER_DATA_DIR={data_dir}".encode() in environment
         ):
             parent = _parent_command(int(entry.name))

@@ -1,10 +1,10 @@
 """Submitting a job: validation with locations, what is stored, and sending to the broker.
 
 Sources of the expected values: [points] the limits and the number syntax of
-``verifier/core/points.py`` (``SERVICE_POINTS_PER_CHECK``, ``MAX_POINTS_PER_CHECK``,
+``verifier/core/floats/points.py`` (``SERVICE_POINTS_PER_CHECK``, ``MAX_POINTS_PER_CHECK``,
 ``MAX_NUMBER_CHARS``, ``MAX_DECIMAL_EXPONENT``); [ieee] IEEE 754's largest finite numbers:
 binary32 about 3.4028e38, binary16 65504 (above 65520 a value rounds to infinity), bfloat16
-about 3.3895e38; [tolerance] ``make_tolerance`` in ``verifier/core/tolerance.py`` refuses a
+about 3.3895e38; [tolerance] ``make_tolerance`` in ``verifier/core/judge/tolerance.py`` refuses a
 tolerance of 1e300 or more; [issue 9] "Accepted, then refused": what the worker refused
 after a 202.
 """
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from verifier.config import Settings
-from verifier.core.points import (
+from verifier.core.floats.points import (
     MAX_DECIMAL_EXPONENT,
     MAX_POINTS_PER_CHECK,
     SERVICE_POINTS_PER_CHECK,

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import JSON, column, func, inspect, select, table, text
 
 from verifier.store import migrate
+from verifier.store.blocks import decode
 from verifier.store.engine import make_engine
-from verifier.store.entries import decode
 from verifier.store.models import Base, Check, CheckFunction, Job, StoredReport
 
 SERVICE_TABLES = {"jobs", "checks", "check_functions", "reports", "report_blocks", "api_keys"}

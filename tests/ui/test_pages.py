@@ -19,7 +19,7 @@ from chromium_driver import Chromium
 from ui_site import HOSTILE_LABEL, Site
 
 from verifier.api.ui.charts import VERDICT_COLOURS
-from verifier.core.verdict import VERDICT_ORDER
+from verifier.core.judge.verdict import VERDICT_ORDER
 
 
 def sign_in(browser: Chromium, site: Site, key: str) -> int:
@@ -50,7 +50,7 @@ def listed_jobs(browser: Chromium) -> list[str]:
 
 
 def test_every_verdict_has_its_own_colour() -> None:
-    # The verdict table (verifier/core/verdict.py) is the source of the names.
+    # The verdict table (verifier/core/judge/verdict.py) is the source of the names.
     assert set(VERDICT_COLOURS) == {str(verdict) for verdict in VERDICT_ORDER}
     assert len(set(VERDICT_COLOURS.values())) == len(VERDICT_COLOURS)
 

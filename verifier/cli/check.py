@@ -1,8 +1,8 @@
 """``derivcheck check``: one expression checked inline, no server needed.
 
 Exit status: 0 when the check passed its fail-on policy, 1 when an entry has a verdict of it
-(``--fail-on``, ``--strict``; the defaults are in verifier/core/verdict.py), 2 for bad input or
-a check that could not run (verdict ``error``).
+(``--fail-on``, ``--strict``; the defaults are in verifier/core/judge/verdict.py), 2 for bad input
+or a check that could not run (verdict ``error``).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from verifier.cli.toolkit import (
     fail,
     print_json,
 )
-from verifier.core.report import Entry, Report
-from verifier.core.verdict import VERDICT_ORDER, Verdict
+from verifier.core.judge.report import Entry, Report
+from verifier.core.judge.verdict import VERDICT_ORDER, Verdict
 from verifier.errors import VerifierError
 
 FULL_TABLE_MAX_POINTS = 5
@@ -81,17 +81,17 @@ def check(
         failing = parse_fail_on(fail_on)
     except VerifierError as error:
         fail(str(error))
-    from verifier.core.sandbox import thread_sandbox
+    from verifier.core.exact.sandbox import thread_sandbox
 
     thread_sandbox().start()  # SymPy loads in the child while torch loads here
-    from verifier.core.check import check as run_check
-    from verifier.core.points import parse_assignments, parse_domain
+    from verifier.core.check import check as core_check
+    from verifier.core.floats.points import parse_assignments, parse_domain
 
     try:
         points = [parse_assignments(text) for text in at or []]
         ranges = parse_domain(domain) if domain is not None else None
         with errors.status("checking ...", spinner="dots") if errors.is_terminal else _nothing():
-            report = run_check(
+            report = core_check(
                 expression,
                 points or None,
                 dtype=dtype,

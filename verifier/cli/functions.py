@@ -17,8 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from verifier.cli.toolkit import EXIT_FAILED, JsonOption, console, errors, print_json
-from verifier.core import registry
-from verifier.core.functions import ALIASES, FUNCTIONS
+from verifier.core.expression import registry
+from verifier.core.expression.functions import ALIASES, FUNCTIONS
 
 BUILT_IN = "built-in"
 

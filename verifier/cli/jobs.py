@@ -27,7 +27,7 @@ from verifier.cli.toolkit import (
     friendly,
     print_json,
 )
-from verifier.core.verdict import Verdict
+from verifier.core.judge.verdict import Verdict
 
 DEFAULT_WAIT_TIMEOUT_S = 3600.0
 

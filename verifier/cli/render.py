@@ -13,7 +13,7 @@ from rich.table import Table
 
 from verifier.cli.client import ApiClient, CliError
 from verifier.cli.style import blamed_table, counts_text, styled
-from verifier.core.verdict import VERDICT_ORDER, ordered_counts
+from verifier.core.judge.verdict import VERDICT_ORDER, ordered_counts
 
 FINISHED_STATUSES = frozenset({"done", "error"})
 EXPRESSION_COLUMN_CHARS = 48

@@ -1,5 +1,5 @@
 """How verdicts look on a terminal: in their style from the verdict table
-(verifier/core/verdict.py), counted per verdict, and the nodes they blame.
+(verifier/core/judge/verdict.py), counted per verdict, and the nodes they blame.
 
 Also the one parser of ``--fail-on``, shared by ``check`` and ``submit``.
 """
@@ -12,7 +12,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from verifier.core.verdict import VERDICTS, Verdict, parse_verdict
+from verifier.core.judge.verdict import VERDICTS, Verdict, parse_verdict
 from verifier.errors import OptionError
 
 UNKNOWN_VERDICT_STYLE = "white"

@@ -19,7 +19,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from verifier.cli.toolkit import JsonOption, errors, fail, print_json
-from verifier.core.devices import is_device
+from verifier.core.judge.devices import is_device
+from verifier.core.judge.verdict import Verdict
 from verifier.core.ops import OPERATIONS
 from verifier.core.survey import (
     DEFAULT_SURVEY_POINTS,
@@ -29,7 +30,6 @@ from verifier.core.survey import (
     run_survey,
     to_json,
 )
-from verifier.core.verdict import Verdict
 
 
 def survey(

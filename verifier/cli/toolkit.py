@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from verifier.cli.client import ApiClient, CliError
 from verifier.config import Settings
-from verifier.core.verdict import VERDICT_ORDER
+from verifier.core.judge.verdict import VERDICT_ORDER
 from verifier.errors import VerifierError
 
 F = TypeVar("F", bound=Callable[..., Any])

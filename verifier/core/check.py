@@ -23,26 +23,8 @@ import numpy as np
 import sympy
 import torch
 
-from verifier.core import registry
-from verifier.core.audit import FORWARD, OVERFLOW, SECOND_BACKWARD, Finding, audit
-from verifier.core.autograd import (
-    SEED_IDIOM_NOTE,
-    AutogradResult,
-    resolve_device,
-    run_autograd,
-)
-from verifier.core.columns import EntryColumns, point_major
-from verifier.core.compare import Judged, Judgement, judge, judge_table
-from verifier.core.conditioning import Conditioning, conditioning
-from verifier.core.devices import CompareDevices, compared_names
-from verifier.core.devices import summary as device_summary
-from verifier.core.diagnosis import diagnose
-from verifier.core.dtypes import DType, get_dtype
-from verifier.core.evaluator import UnsupportedError
-from verifier.core.literals import Literals, bind_literals
-from verifier.core.parse import ParsedExpression, parse_expression, require_variables
-from verifier.core.points import PointInput, round_points, sample_points
-from verifier.core.reference import (
+from verifier.core.exact.evaluator import UnsupportedError
+from verifier.core.exact.reference import (
     METHOD_ARB,
     METHODS,
     OK,
@@ -51,17 +33,44 @@ from verifier.core.reference import (
     ReferenceValue,
     compute_table,
 )
-from verifier.core.report import Entry, Report
-from verifier.core.sandbox import (
+from verifier.core.exact.sandbox import (
     DEFAULT_SYMBOLIC_TIMEOUT_S,
     SandboxCrash,
     SandboxTimeout,
     thread_sandbox,
 )
-from verifier.core.symbolic import HESSIAN, VALUE, Key, distinct_nodes, entry_keys, node_key
-from verifier.core.tolerance import Tolerance, make_tolerance
-from verifier.core.translate import CustomFunctionError
-from verifier.core.verdict import Verdict, fail_on_set, worst
+from verifier.core.expression import registry
+from verifier.core.expression.custom import CustomFunction
+from verifier.core.expression.literals import Literals, bind_literals
+from verifier.core.expression.parse import parse_expression, require_variables
+from verifier.core.expression.symbolic import (
+    HESSIAN,
+    VALUE,
+    Key,
+    distinct_nodes,
+    entry_keys,
+    node_key,
+)
+from verifier.core.expression.syntax import ParsedExpression
+from verifier.core.floats.dtypes import DType, get_dtype
+from verifier.core.floats.points import PointInput, round_points, sample_points
+from verifier.core.judge.audit import FORWARD, OVERFLOW, SECOND_BACKWARD, Finding, audit
+from verifier.core.judge.columns import EntryColumns, point_major
+from verifier.core.judge.compare import Judged, Judgement, judge, judge_table
+from verifier.core.judge.conditioning import Conditioning, conditioning
+from verifier.core.judge.devices import CompareDevices, compared_names
+from verifier.core.judge.devices import summary as device_summary
+from verifier.core.judge.diagnosis import diagnose
+from verifier.core.judge.report import Entry, Report
+from verifier.core.judge.tolerance import Tolerance, make_tolerance
+from verifier.core.judge.verdict import Verdict, fail_on_set, worst
+from verifier.core.program.autograd import (
+    SEED_IDIOM_NOTE,
+    AutogradResult,
+    resolve_device,
+    run_autograd,
+)
+from verifier.core.program.translate import CustomFunctionError
 from verifier.errors import OptionError, PointError
 
 DEFAULT_REFERENCE_TIMEOUT_S = 60.0
@@ -113,7 +122,7 @@ def check(
             before the limit ends its process); by default it grows with the values.
         compare_devices: also run autograd on a second device and judge it against the same
             references: ``True`` compares CUDA (the report's device) with the CPU, a pair of
-            names such as ``["cuda", "cpu"]`` those two (:mod:`verifier.core.devices`).
+            names such as ``["cuda", "cpu"]`` those two (:mod:`verifier.core.judge.devices`).
 
     Returns:
         The report; ``report.verdict`` is the worst entry verdict.
@@ -136,10 +145,10 @@ def check(
         fail_on,
         compare_devices,
     )
-    return run_check(plan, started, hessian, nodes, symbolic_timeout_s, reference_timeout_s)
+    return run_plan(plan, started, hessian, nodes, symbolic_timeout_s, reference_timeout_s)
 
 
-def run_check(
+def run_plan(
     plan: _Plan,
     started: float,
     hessian: bool,
@@ -238,7 +247,7 @@ class _Plan:
     @property
     def black_box(self) -> bool:
         """Whether the expression calls a user's function (registered, plugin, or checked)."""
-        return bool(self.parsed.expr.atoms(registry.CustomFunction))
+        return bool(self.parsed.expr.atoms(CustomFunction))
 
 
 @dataclass(frozen=True)
@@ -417,7 +426,7 @@ def _judged(
     plan: _Plan, sides: _Sides, autograd: AutogradResult, notes: list[str], *, hessian: bool
 ) -> EntryColumns:
     """One device's values judged entry by entry: the entries that pass all at once and kept
-    as columns, the others judged and diagnosed one at a time (:mod:`verifier.core.columns`).
+    as columns, the others judged and diagnosed one at a time (:mod:`verifier.core.judge.columns`).
     """
     fmt, keys, table = plan.fmt, plan.keys, sides.references
     labels = {node_key(node): str(node) for node in plan.node_list}
@@ -474,7 +483,7 @@ def _black_box_details(
     raised (compared as nan) fails with that reason; derivatives at a point where the
     function's own value is wrong say so.
     """
-    custom = sorted(map(str, plan.parsed.expr.atoms(registry.CustomFunction)))
+    custom = sorted(map(str, plan.parsed.expr.atoms(CustomFunction)))
     blame = custom[0] if len(custom) == 1 else None
     wrong_value = {
         flat // width

@@ -1,8 +1,8 @@
 """``check_function()``: a user's torch function against an exact specification.
 
 The function is a black box: for the length of the check it is a custom function
-(:mod:`verifier.core.registry`) whose implementation is ``fn`` and whose definition is the
-spec, and the check is that of the expression ``name(x, y, ...)`` with one more kind of entry,
+(:mod:`verifier.core.expression.registry`) whose implementation is ``fn`` and whose definition is
+the spec, and the check is that of the expression ``name(x, y, ...)`` with one more kind of entry,
 ``value`` (the function's own value against the spec's). Everything else is what
 :func:`verifier.core.check.check` does: the same points, tolerances, certified references and
 verdicts. ``docs/custom-functions.md`` says what the tolerance is measured against and why.
@@ -23,12 +23,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from verifier.core import registry
-from verifier.core.check import plan_check, run_check
-from verifier.core.parse import parse_expression, require_variables
-from verifier.core.points import PointInput
-from verifier.core.report import Report
-from verifier.core.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
+from verifier.core.check import plan_check, run_plan
+from verifier.core.exact.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
+from verifier.core.expression import registry
+from verifier.core.expression.parse import parse_expression, require_variables
+from verifier.core.floats.points import PointInput
+from verifier.core.judge.report import Report
 from verifier.errors import OptionError
 
 BLACK_BOX_NOTE = (
@@ -94,7 +94,7 @@ def check_function(
         plan = plan_check(
             expression, at, dtype, device, samples, domain, seed, rtol, atol, strict, fail_on
         )
-        report = run_check(
+        report = run_plan(
             plan,
             started,
             hessian,

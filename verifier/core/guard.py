@@ -2,11 +2,11 @@
 
 The parser's limits keep every known construct cheap, but SymPy builds the tree, and a
 process that serves many clients (the API) must not let one expression hold it. So
-:class:`ParserPool` parses in child processes (:class:`verifier.core.sandbox.Sandbox`), each
+:class:`ParserPool` parses in child processes (:class:`verifier.core.exact.sandbox.Sandbox`), each
 expression within ``timeout_s`` of wall time (and the child's CPU-time limit); past it the
 child is killed and replaced, and that expression is refused. What comes back is what the
 caller needs, not the SymPy tree: the variables, the functions and the expression's
-:class:`verifier.core.cost.Shape`, so the caller never rebuilds the tree either.
+:class:`verifier.core.expression.cost.Shape`, so the caller never rebuilds the tree either.
 
 >>> [facts] = check_expressions(["sin(x)*y"])
 >>> facts.variables, sorted(facts.functions), facts.shape.symbolic_size
@@ -19,9 +19,9 @@ import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from verifier.core.cost import Shape, shape
-from verifier.core.parse import parse_expression, require_variables
-from verifier.core.sandbox import Sandbox, SandboxCrash, SandboxTimeout
+from verifier.core.exact.sandbox import Sandbox, SandboxCrash, SandboxTimeout
+from verifier.core.expression.cost import Shape, shape
+from verifier.core.expression.parse import parse_expression, require_variables
 from verifier.errors import ExpressionError, LimitError
 
 DEFAULT_PARSE_TIMEOUT_S = 2.0

@@ -1,8 +1,8 @@
 """The catalogue of torch's elementwise operations that derivcheck covers, for the survey.
 
 One :class:`Operation` per torch operation: the expression that calls it (by its name in
-:mod:`verifier.core.functions`), the names torch's own operator database (OpInfo) gives it, and
-the default domain the survey samples, wide enough to reach its extremes, with its special
+:mod:`verifier.core.expression.functions`), the names torch's own operator database (OpInfo) gives
+it, and the default domain the survey samples, wide enough to reach its extremes, with its special
 points (poles, roots, kinks, jumps). Operations of OpInfo that are left out are in
 :data:`LEFT_OUT` with the reason. ``docs/functions.md`` describes each function.
 

@@ -26,9 +26,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from verifier.core.dtypes import DTYPES
+from verifier.core.floats.dtypes import DTYPES
+from verifier.core.judge.report import Entry
 from verifier.core.ops import OPERATIONS, Operation
-from verifier.core.report import Entry
 
 SURVEY_DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEFAULT_SURVEY_POINTS = 1000

@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from verifier.core.verdict import Verdict
+from verifier.core.judge.verdict import Verdict
 
 if TYPE_CHECKING:
     import pytest
     from hypothesis.strategies import SearchStrategy
 
-    from verifier.core.report import Entry, Report
+    from verifier.core.judge.report import Entry, Report
 
 WORST_ROWS = 5
 """Entries shown in a failure's table, worst first."""
@@ -153,7 +153,7 @@ def points(
     """
     from hypothesis import strategies as st
 
-    from verifier.core.dtypes import get_dtype
+    from verifier.core.floats.dtypes import get_dtype
 
     fmt = get_dtype(dtype)
     widths: dict[str, Literal[16, 32, 64]] = {"float64": 64, "float32": 32, "float16": 16}

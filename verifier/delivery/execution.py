@@ -24,12 +24,12 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import DEFAULT_CLAIM_LEASE_S
-from verifier.core.report import Report as CoreReport
-from verifier.core.verdict import Verdict
+from verifier.core.judge.report import Report as CoreReport
+from verifier.core.judge.verdict import Verdict
 from verifier.delivery.logs import bind
 from verifier.errors import InputError
 from verifier.store import claims
-from verifier.store.entries import blocks_of
+from verifier.store.blocks import blocks_of
 from verifier.store.models import Check, ReportBlock, StoredReport, utc_now
 from verifier.store.outcome import check_fail_on, read_outcome, report_number
 
@@ -165,7 +165,7 @@ def run_core(check: Check, core: CoreCheck) -> dict[str, Any]:
 
 def report_row(check: Check, document: Mapping[str, Any]) -> StoredReport:
     """The database row of a report document: queryable columns, the document without its
-    entries, and the entries in blocks (verifier/store/entries.py)."""
+    entries, and the entries in blocks (verifier/store/blocks.py)."""
     worst = document.get("worst") or {}
     compared = document.get("compared") or {}
     versions = dict(document.get("versions") or {})

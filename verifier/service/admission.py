@@ -1,7 +1,7 @@
 """Admission control by cost: a job whose checks would cost more than the bounds is refused
 at submission, before anything is stored, with the estimate, the bound and how to split it.
 
-The estimate is the core's (:mod:`verifier.core.cost`); the bounds are the Settings
+The estimate is the core's (:mod:`verifier.core.expression.cost`); the bounds are the Settings
 ``max_check_cost_units`` and ``max_job_cost_units``. A worker could run any admitted check:
 its references are budgeted within the hard limit (``Settings.reference_timeout_s``), so a
 check whose real cost outruns its estimate (every point on a singularity) ends as
@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from verifier.config import Settings
-from verifier.core.cost import estimate_shape
+from verifier.core.expression.cost import estimate_shape
 from verifier.core.guard import CheckedExpression
 from verifier.errors import JobRejectedError
 from verifier.service.schemas import JobIn

@@ -27,8 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from verifier.config import Settings
-from verifier.core.devices import compared_names
 from verifier.core.guard import check_expressions
+from verifier.core.judge.devices import compared_names
 from verifier.errors import JobRejectedError, NotFoundError
 from verifier.service.admission import admit
 from verifier.service.schemas import (

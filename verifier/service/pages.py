@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from verifier.core.verdict import VERDICT_ORDER
+from verifier.core.judge.verdict import VERDICT_ORDER
 from verifier.errors import NotFoundError
 from verifier.service.jobs import job_status
 from verifier.service.reports import report_stats

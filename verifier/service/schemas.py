@@ -1,6 +1,6 @@
 """The HTTP API's request and response bodies (pydantic); ORM models live in ``models``.
 
-Verdict names come from the verdict table (verifier/core/verdict.py): ``VerdictName`` is its
+Verdict names come from the verdict table (verifier/core/judge/verdict.py): ``VerdictName`` is its
 ``Verdict`` enum, read through the table's own parser, so an unknown name is refused naming
 the name and the choices, in a request body as in a query string.
 """
@@ -13,9 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from verifier.core.dtypes import DEVICES, DTYPES
-from verifier.core.points import MAX_DECIMAL_EXPONENT, MAX_NUMBER_CHARS, SERVICE_POINTS_PER_CHECK
-from verifier.core.verdict import Verdict, parse_verdict
+from verifier.core.floats.dtypes import DEVICES, DTYPES
+from verifier.core.floats.points import (
+    MAX_DECIMAL_EXPONENT,
+    MAX_NUMBER_CHARS,
+    SERVICE_POINTS_PER_CHECK,
+)
+from verifier.core.judge.verdict import Verdict, parse_verdict
 from verifier.store.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
 
 MAX_SEED = 2**31 - 1

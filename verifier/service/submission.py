@@ -15,17 +15,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from verifier.config import Settings
-from verifier.core.devices import compared_names
-from verifier.core.dtypes import DType, get_dtype
-from verifier.core.guard import CheckedExpression, Parsed, check_expressions
-from verifier.core.points import (
+from verifier.core.floats.dtypes import DType, get_dtype
+from verifier.core.floats.points import (
     check_point_count,
     check_point_names,
     check_samples,
     domain_range,
     round_value,
 )
-from verifier.core.tolerance import make_tolerance
+from verifier.core.guard import CheckedExpression, Parsed, check_expressions
+from verifier.core.judge.devices import compared_names
+from verifier.core.judge.tolerance import make_tolerance
 from verifier.errors import ExpressionError, InputError, JobRejectedError
 from verifier.service.schemas import CheckIn, JobIn
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from verifier.core.verdict import VERDICT_ORDER, Verdict, rank
+from verifier.core.judge.verdict import VERDICT_ORDER, Verdict, rank
 from verifier.store.models import Base, Check, CheckStatus, Job, JobStatus, StoredReport
 from verifier.store.repository import insert_report
 

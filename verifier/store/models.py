@@ -181,9 +181,9 @@ class Check(Base):
     """One expression, its points and its options: the unit of work of a worker.
 
     ``fail_on`` is the check's policy resolved once at submission: the verdict names
-    (verifier/core/verdict.py) that make it fail, ``strict`` and the default set included;
+    (verifier/core/judge/verdict.py) that make it fail, ``strict`` and the default set included;
     NULL for checks stored before it existed, whose policy is the one ``strict`` names.
-    ``compare_devices`` names the two devices a check compares (verifier/core/devices.py),
+    ``compare_devices`` names the two devices a check compares (verifier/core/judge/devices.py),
     NULL for a check on one device.
     """
 
@@ -276,7 +276,7 @@ class StoredReport(Base):
 
 
 class ReportBlock(Base):
-    """Up to ``BLOCK_ENTRIES`` entries of a report, as columns (verifier/store/entries.py):
+    """Up to ``BLOCK_ENTRIES`` entries of a report, as columns (verifier/store/blocks.py):
     no stored value grows with a report's size."""
 
     __tablename__ = "report_blocks"

@@ -1,8 +1,8 @@
 """How a stored report reads under its check's policy: entries per verdict, the blamed nodes,
 the verdicts that fail the check, and whether it passed.
 
-Every rule here comes from the verdict table (verifier/core/verdict.py) and is the one of
-``Report.passed`` in verifier/core/report.py: a check passes when it ran and none of its
+Every rule here comes from the verdict table (verifier/core/judge/verdict.py) and is the one of
+``Report.passed`` in verifier/core/judge/report.py: a check passes when it ran and none of its
 entries has a verdict of its ``fail_on``. Reports stored before that table have no ``counts``,
 ``blamed``, ``fail_on`` or ``passed``; their entries are counted instead, and their policy is
 the one their check's ``strict`` flag names.
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from verifier.core.verdict import Verdict, fail_on_set, ordered_counts, passes
+from verifier.core.judge.verdict import Verdict, fail_on_set, ordered_counts, passes
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, selectinload
 from sqlalchemy.sql.dml import ReturningInsert
 
-from verifier.core.verdict import Verdict
-from verifier.store import entries as entry_codec
+from verifier.core.judge.verdict import Verdict
+from verifier.store import blocks as entry_codec
 from verifier.store.models import (
     ApiKey,
     Base,

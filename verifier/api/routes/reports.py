@@ -77,7 +77,7 @@ def _utc(value: datetime | None) -> datetime | None:
 def report_filters(
     caller: CallerDep,
     verdict: Annotated[
-        VerdictName | None, Query(description="a verdict (verifier/core/verdict.py)")
+        VerdictName | None, Query(description="a verdict (verifier/core/judge/verdict.py)")
     ] = None,
     expression: Annotated[
         PrintableText | None,

@@ -26,8 +26,8 @@ from verifier.api.routes.reports import MAX_FILTER_CHARS
 from verifier.api.ui import charts
 from verifier.api.ui.templates import render
 from verifier.config import Settings
-from verifier.core.dtypes import DTYPES
-from verifier.core.verdict import VERDICT_ORDER
+from verifier.core.floats.dtypes import DTYPES
+from verifier.core.judge.verdict import VERDICT_ORDER
 from verifier.errors import NotFoundError, RateLimitedError, UnauthorizedError
 from verifier.service import pages
 from verifier.store.page_queries import JobFilters

@@ -3,7 +3,7 @@
 Each function returns one ``<svg>`` element as ``Markup``; every text in it that came from a
 user (variable names, function names, group keys) is escaped here. Marks carry
 ``class="mark verdict-<name>"`` and ``data-*`` attributes so that a browser test can read what
-was drawn. Colours are ``VERDICT_COLOURS``, one per verdict of verifier/core/verdict.py.
+was drawn. Colours are ``VERDICT_COLOURS``, one per verdict of verifier/core/judge/verdict.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from verifier.core.verdict import VERDICT_ORDER, VERDICTS, Verdict
+from verifier.core.judge.verdict import VERDICT_ORDER, VERDICTS, Verdict
 from verifier.service.pages import HistogramBin, PlotPoint
 
 VERDICT_COLOURS: dict[str, str] = {str(verdict): info.colour for verdict, info in VERDICTS.items()}

@@ -41,10 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from verifier.core.columns import EntryColumns, EntryDicts
-from verifier.core.compare import correct_bits
-from verifier.core.dtypes import DTYPES
-from verifier.core.verdict import Verdict
+from verifier.core.floats.dtypes import DTYPES
+from verifier.core.judge.columns import EntryColumns, EntryDicts
+from verifier.core.judge.compare import correct_bits
+from verifier.core.judge.entry import COMPARED_KEYS, NUMBER_FIELDS, TEXT_FIELDS
+from verifier.core.judge.verdict import Verdict
 
 FORMAT = 2
 BLOCK_ENTRIES = 4096
@@ -55,22 +56,6 @@ bytes than zlib (a float32 report: 16.9 bytes per entry instead of 19.7), at abo
 zlib's time to compress and 1.3 us per entry to decompress. Its dictionary of 256 KiB
 compresses a full block as well as preset 1's 1 MiB, and a one-point report's block in 0.17
 ms instead of 1 ms (the time to set up the larger dictionary)."""
-
-NUMBER_FIELDS = (
-    "autograd",
-    "reference",
-    "reference_radius",
-    "abs_error",
-    "rel_error",
-    "ulp_error",
-    "tolerance",
-    "ratio",
-    "condition",
-    "correct_bits",
-)
-TEXT_FIELDS = ("kind", "node", "verdict", "detail", "blame", "phase")
-COMPARED_KEYS = ("compared_autograd", "compared_verdict", "compared_detail", "device_difference")
-"""The keys a check compared across devices adds to each entry, in the report format's order."""
 
 _NUMBER, _NULL, _TEXT = 0, 1, 2
 _NO_TEXT = -1
@@ -110,7 +95,7 @@ def blocks_of(
     """``entries`` cut into encoded blocks of at most ``BLOCK_ENTRIES``; the report's
     ``tolerance`` (``rtol``, ``atol``) and ``dtype`` make the blocks smaller, never different.
 
-    Entries a report still holds as columns (:class:`~verifier.core.columns.EntryDicts`) are
+    Entries a report still holds as columns (:class:`~verifier.core.judge.columns.EntryDicts`) are
     encoded from the columns, with no dictionary per entry; they decode to the same entries.
     """
     columns = entries.columns if isinstance(entries, EntryDicts) else None

@@ -7,12 +7,12 @@ An entry outside the tolerance is diagnosed from three sources, in this order
    rounded to 0 or inf is how nan and inf arise from range events), else ``nonfinite``,
    naming the operation that first went wrong where the audit found one;
 2. an intermediate overflowed (any phase): ``range``;
-3. an operation was locally inaccurate (:mod:`verifier.core.audit`) in a phase the entry
+3. an operation was locally inaccurate (:mod:`verifier.core.judge.audit`) in a phase the entry
    depends on: ``fail``, naming the operation and phase;
 4. torch applied a derivative rule at a kink or tie of an operation although the whole
    expression is differentiable there (``Abs(x)*Abs(x)`` at 0): ``fail``;
 5. the error is within what rounding of the computation as written explains
-   (:mod:`verifier.core.conditioning`): ``ill-conditioned``, naming where digits are lost;
+   (:mod:`verifier.core.judge.conditioning`): ``ill-conditioned``, naming where digits are lost;
 6. an intermediate underflowed: ``range``;
 7. otherwise ``fail``: no bound explains the error.
 """
@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import sympy
 
-from verifier.core.audit import (
+from verifier.core.expression.symbolic import HESSIAN, NODE, VALUE, Key
+from verifier.core.floats.dtypes import DType
+from verifier.core.judge.audit import (
     FIRST_BACKWARD,
     FORWARD,
     INACCURATE,
@@ -35,11 +37,9 @@ from verifier.core.audit import (
     UNDERFLOW,
     Finding,
 )
-from verifier.core.compare import Judgement
-from verifier.core.conditioning import Conditioning
-from verifier.core.dtypes import DType
-from verifier.core.symbolic import HESSIAN, NODE, VALUE, Key
-from verifier.core.verdict import Verdict
+from verifier.core.judge.compare import Judgement
+from verifier.core.judge.conditioning import Conditioning
+from verifier.core.judge.verdict import Verdict
 
 
 @dataclass(frozen=True)

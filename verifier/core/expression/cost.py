@@ -20,7 +20,7 @@ budgets in ``verifier.core.check`` are for). ``docs/admission.md`` has the figur
 A hand count: ``sin(x)*y`` has 2 variables, so 2 + 4 derivatives with a Hessian, and 4 tree
 nodes (the product, sin, x, y); at 100 points that is 100 x 6 x 1 + 4 x 6 = 624 units.
 
->>> from verifier.core.parse import parse_expression
+>>> from verifier.core.expression.parse import parse_expression
 >>> estimate(parse_expression("sin(x)*y"), 100, hessian=True, nodes=False).units
 624
 """
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import sympy
 
-from verifier.core import special as sp
-from verifier.core.parse import ParsedExpression
-from verifier.core.symbolic import distinct_nodes
+from verifier.core.expression import special as sp
+from verifier.core.expression.symbolic import distinct_nodes
+from verifier.core.expression.syntax import ParsedExpression
 
 JUMP_WEIGHT = 4
 """Extra value weight per jump function in the expression."""
@@ -54,7 +54,7 @@ _JUMPS = (
     sympy.Max,
     sympy.Min,
     sympy.atan2,
-    # torch operations whose definitions hold jumps or kinks (verifier/core/special.py)
+    # torch operations whose definitions hold jumps or kinks (verifier/core/expression/special.py)
     sp.trunc,
     sp.frac,
     sp.round,

@@ -1,6 +1,6 @@
 """Bounded float64 evaluation: every point at once, each value with a rigorous error bound.
 
-A :class:`~verifier.core.evaluator.Program` made only of the operations in :data:`BOUNDED_OPS`
+A :class:`~verifier.core.exact.evaluator.Program` made only of the operations in :data:`BOUNDED_OPS`
 (arithmetic, integer and real powers, square roots and a few elementary functions; no jump)
 is run in numpy float64 over all points together. With each value goes a bound on its
 distance from the exact value at the same inputs: the inputs' own bounds carried through by
@@ -13,10 +13,10 @@ own rounding and underflow.
 
 Where an input interval reaches outside an operation's domain (a logarithm of an interval that
 touches 0), or a value or bound is not finite, the point is marked unsettled and the caller
-evaluates it in arb instead (:mod:`verifier.core.reference`).
+evaluates it in arb instead (:mod:`verifier.core.exact.reference`).
 
 >>> import numpy as np, sympy
->>> from verifier.core.evaluator import Program
+>>> from verifier.core.exact.evaluator import Program
 >>> x = sympy.Symbol("x", real=True)
 >>> program = Program([sympy.exp(x) * 3], ["x"])
 >>> values = bounded_run(program, {"x": np.array([0.5])})
@@ -36,7 +36,7 @@ from typing import Any, cast
 import numpy as np
 import sympy
 
-from verifier.core.evaluator import Program
+from verifier.core.exact.evaluator import Program
 
 Array = np.ndarray[Any, np.dtype[np.float64]]
 

@@ -5,7 +5,7 @@ adds up: forward-mode accumulation of |local derivatives| gives that sum for eve
 Hessian entry, reverse accumulation for every node gradient. Each node's local condition number
 (how much it amplifies its inputs' relative errors) comes from the same local derivatives.
 Everything here runs in float64 on the values of a shadow program
-(:mod:`verifier.core.conditioning`).
+(:mod:`verifier.core.judge.conditioning`).
 
 The accumulation is kept entry by entry (one array per variable, or pair of variables, with
 one value per point), and an entry that is zero at every point by construction (a node that
@@ -25,9 +25,9 @@ import numpy as np
 import sympy
 import torch
 
-from verifier.core.parse import make_symbol
-from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
-from verifier.core.translate import apply, children, differentiable_children
+from verifier.core.expression.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
+from verifier.core.expression.syntax import make_symbol
+from verifier.core.program.translate import apply, children, differentiable_children
 
 Floats = np.ndarray[Any, np.dtype[np.float64]]
 

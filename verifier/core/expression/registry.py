@@ -4,9 +4,9 @@ A custom function has two halves. Its *declaration* (name, argument names, defin
 expression syntax, and where it comes from) is torch-free: the parser, the API's parser
 processes and the symbolic sandbox only need it. Its *implementation* (a torch callable) is
 what autograd runs, and is needed only where a check runs. In SymPy a custom function is a
-:class:`verifier.core.special.TorchFunction` whose ``definition()`` is the declared definition,
-so its derivatives, its certified evaluation (the evaluator compiles the definition) and the
-local audit all follow from the definition, while the torch program calls the implementation.
+:class:`verifier.core.expression.custom.CustomFunction` whose ``definition()`` is the declared
+definition, so its derivatives, its certified evaluation (the evaluator compiles the definition) and
+the local audit all follow from the definition, while the torch program calls the implementation.
 
 Declarations come from two places: :func:`register_function` in this process (the Python API),
 and packages that declare functions under the entry-point group ``derivcheck.functions``
@@ -16,7 +16,7 @@ story. This module imports SymPy only, never torch.
 
 >>> declare("halfsq", "x**2/2", ("x",)).origin
 'registered'
->>> from verifier.core.parse import parse_expression
+>>> from verifier.core.expression.parse import parse_expression
 >>> parse_expression("halfsq(y)").expr.definition()
 y**2/2
 >>> forget("halfsq")
@@ -29,55 +29,19 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import Any
 
 import sympy
 
-from verifier.core import special
-from verifier.core.functions import ALIASES, CONSTANTS, FUNCTIONS
+from verifier.core.expression.custom import REGISTERED, CustomFunction, Declaration
+from verifier.core.expression.functions import ALIASES, CONSTANTS, FUNCTIONS
+from verifier.core.expression.syntax import make_symbol, parse_syntax
 from verifier.errors import ExpressionError, OptionError
 
 ENTRY_POINT_GROUP = "derivcheck.functions"
 """The entry-point group under which a package declares custom functions."""
-REGISTERED = "registered"
-"""The origin of a function registered in this process by :func:`register_function`."""
 MAX_CUSTOM_ARGS = 8
 """Most arguments of one custom function."""
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """The torch-free half of a custom function.
-
-    Attributes:
-        name: how expressions call it.
-        args: its argument names, in call order.
-        definition: its exact value, in the expression syntax over ``args``.
-        implementation: ``module:attribute`` of the torch callable, for a plugin; None for a
-            function registered in this process (its callable is held here).
-        origin: ``registered``, or ``plugin DIST (entry point NAME)``.
-    """
-
-    name: str
-    args: tuple[str, ...]
-    definition: str
-    implementation: str | None = None
-    origin: str = REGISTERED
-
-
-class CustomFunction(special.TorchFunction):
-    """A custom function in SymPy: its value and derivatives are those of its definition."""
-
-    declaration: ClassVar[Declaration]
-    body: ClassVar[sympy.Expr]
-    symbols: ClassVar[tuple[sympy.Symbol, ...]]
-
-    def definition(self) -> sympy.Expr:
-        return self.body.xreplace(dict(zip(self.symbols, self.args, strict=True)))
-
-    def _derivative(self, index: int) -> sympy.Expr:
-        derivative = sympy.diff(self.body, self.symbols[index - 1])
-        return derivative.xreplace(dict(zip(self.symbols, self.args, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -95,6 +59,7 @@ _implementations: dict[str, Callable[..., Any]] = {}
 _implementation_problems: dict[str, str] = {}
 _plugin_problems: list[PluginProblem] = []
 _plugins_loaded = False
+_generation = 0
 
 
 def declare(
@@ -322,8 +287,6 @@ def _import(target: str) -> Any:
 
 def _add(declaration: Declaration) -> None:
     """Check ``declaration`` and make its SymPy class."""
-    from verifier.core.parse import parse_expression  # parse imports this module
-
     name, args = declaration.name, declaration.args
     where = f"custom function {name!r}"
     if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
@@ -346,7 +309,9 @@ def _add(declaration: Declaration) -> None:
             if arg == name:
                 raise OptionError(f"{where}: an argument may not have the function's name")
         try:
-            parsed = parse_expression(declaration.definition)
+            # Under the lock, with the plugins loaded or loading: the functions declared so
+            # far are what a definition may call.
+            parsed = parse_syntax(declaration.definition, _classes.get)
         except ExpressionError as error:
             raise OptionError(f"{where}: its definition is refused: {error}") from None
         if name in parsed.variables:
@@ -357,8 +322,6 @@ def _add(declaration: Declaration) -> None:
                 f"{where}: the definition uses {stray[0]!r}, which is not an argument "
                 f"({', '.join(args)})"
             )
-        from verifier.core.parse import make_symbol
-
         symbols = tuple(make_symbol(arg) for arg in args)
         cls = type(
             name,
@@ -378,10 +341,15 @@ def _add(declaration: Declaration) -> None:
 
 
 def _changed() -> None:
-    """Forget what was derived with the old set of functions (the text may mean otherwise)."""
-    from verifier.core import symbolic  # symbolic imports parse, which imports this module
+    """A new generation: what was derived with the old set of functions is stale (the same
+    text may mean otherwise), so caches keyed on :func:`generation` miss."""
+    global _generation
+    _generation += 1
 
-    symbolic.forget_derivatives()
+
+def generation() -> int:
+    """How many times the set of custom functions has changed in this process."""
+    return _generation
 
 
 def in_expression(expr: sympy.Basic) -> list[str]:

@@ -6,100 +6,19 @@ The dictionary form (:meth:`Report.to_dict`) is the one report format of derivch
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
-from verifier.core.columns import EntryDicts
-from verifier.core.verdict import DEFAULT_FAIL_ON, Verdict, ordered_counts, passes, rank
-
-if TYPE_CHECKING:
-    from verifier.core.columns import EntryColumns
-
-
-def json_number(value: float | None) -> float | str | None:
-    """A float as the report stores it: non-finite values become "nan", "inf", "-inf"."""
-    if value is None:
-        return None
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One compared number: a gradient component, a Hessian element or a node gradient.
-
-    ``ratio`` is abs_error / tolerance (a pass is at most 1); ``condition`` the condition
-    factor of the computation as written (how much the rounding of its operations is
-    amplified, relative to the exact value); ``blame`` the node a non-passing verdict points
-    at (the operation that is inaccurate, overflowed, or where the digits are lost) and
-    ``phase`` where (``forward``, ``first backward`` or ``second backward``). In a check
-    compared across devices (:mod:`verifier.core.devices`) the ``compared_*`` fields are what
-    the second device computed and ``device_difference`` is ``autograd - compared_autograd``.
-    """
-
-    kind: str
-    wrt: tuple[str, ...] | None
-    node: str | None
-    point: int
-    autograd: float
-    reference: float | None
-    reference_radius: float | None
-    abs_error: float | None
-    rel_error: float | None
-    ulp_error: float | None
-    tolerance: float | None
-    verdict: str
-    detail: str | None = None
-    ratio: float | None = None
-    condition: float | None = None
-    correct_bits: float | None = None
-    blame: str | None = None
-    phase: str | None = None
-    compared_autograd: float | None = None
-    compared_verdict: str | None = None
-    compared_detail: str | None = None
-    device_difference: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The entry in the report format (the ``compared_*`` keys and ``device_difference``
-        only in a check compared across devices)."""
-        shown = {
-            "kind": self.kind,
-            "wrt": list(self.wrt) if self.wrt is not None else None,
-            "node": self.node,
-            "point": self.point,
-            "autograd": json_number(self.autograd),
-            "reference": json_number(self.reference),
-            "reference_radius": json_number(self.reference_radius),
-            "abs_error": json_number(self.abs_error),
-            "rel_error": json_number(self.rel_error),
-            "ulp_error": json_number(self.ulp_error),
-            "tolerance": json_number(self.tolerance),
-            "ratio": json_number(self.ratio),
-            "condition": json_number(self.condition),
-            "correct_bits": json_number(self.correct_bits),
-            "verdict": self.verdict,
-            "detail": self.detail,
-            "blame": self.blame,
-            "phase": self.phase,
-        }
-        if self.compared_verdict is not None:
-            shown["compared_autograd"] = json_number(self.compared_autograd)
-            shown["compared_verdict"] = self.compared_verdict
-            shown["compared_detail"] = self.compared_detail
-            shown["device_difference"] = json_number(self.device_difference)
-        return shown
+from verifier.core.judge.columns import EntryColumns, EntryDicts
+from verifier.core.judge.entry import Entry, json_number
+from verifier.core.judge.verdict import DEFAULT_FAIL_ON, Verdict, ordered_counts, passes, rank
 
 
 class _Entries:
     """The ``entries`` field of a :class:`Report`: a list of entries, which a report made by
-    ``check()`` builds from its columns (:mod:`verifier.core.columns`) on first use."""
+    ``check()`` builds from its columns (:mod:`verifier.core.judge.columns`) on first use."""
 
     @overload
     def __get__(self, report: None, owner: type | None = None) -> tuple[()]: ...
@@ -256,7 +175,7 @@ class Report:
 
     def document(self) -> dict[str, Any]:
         """The report format, with the entries of a report that holds them as columns left as
-        a sequence made on reading (:class:`~verifier.core.columns.EntryDicts`): for a writer
+        a sequence made on reading (:class:`~verifier.core.judge.columns.EntryDicts`): for a writer
         that stores them column by column instead of as one dictionary each."""
         columns = self._held()
         return self.to_dict() if columns is None else self._with_entries(EntryDicts(columns))

@@ -3,7 +3,7 @@ only when asked for.
 
 Most entries of a large check pass. Those are kept only as numbers in arrays; every other
 entry (any verdict but ``pass``, or a pass that was judged one value at a time, such as a
-pass against an uncertified bound) is kept as its :class:`~verifier.core.report.Entry`.
+pass against an uncertified bound) is kept as its :class:`~verifier.core.judge.report.Entry`.
 :meth:`EntryColumns.entry` builds the same ``Entry`` the one-at-a-time path builds, and
 :meth:`EntryColumns.dicts` the same dictionaries as ``Entry.to_dict``, in point-major order.
 """
@@ -13,18 +13,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, overload
+from typing import Any, overload
 
 import numpy as np
 
-from verifier.core.compare import correct_bits
-from verifier.core.dtypes import DType
-from verifier.core.verdict import Verdict
+from verifier.core.floats.dtypes import DType
+from verifier.core.floats.points import Floats
+from verifier.core.judge.compare import correct_bits
+from verifier.core.judge.entry import ENTRY_KEYS, Entry, json_number
+from verifier.core.judge.verdict import Verdict
 
-if TYPE_CHECKING:
-    from verifier.core.report import Entry
-
-Floats = np.ndarray[Any, np.dtype[np.float64]]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
 
 _PASS = Verdict.PASS.value
@@ -45,7 +43,7 @@ class EntryColumns:
         explicit: the other entries, by flat index.
         compared: the same entries judged on a second device (``compare_devices``): each
             entry then shows that device's value, verdict and detail and the difference
-            (:mod:`verifier.core.devices`).
+            (:mod:`verifier.core.judge.devices`).
     """
 
     labels: list[tuple[str, tuple[str, ...] | None, str | None]]
@@ -96,8 +94,6 @@ class EntryColumns:
         return replace(found, **self._compared_fields(index))
 
     def _columnar_entry(self, index: int) -> Entry:
-        from verifier.core.report import Entry
-
         keys = len(self.labels)
         point, key = divmod(index, keys)
         kind, wrt, node = self.labels[key]
@@ -140,8 +136,6 @@ class EntryColumns:
 
     def dicts(self) -> Iterator[dict[str, Any]]:
         """Every entry in the report format (as ``Entry.to_dict``), in order."""
-        from verifier.core.report import json_number
-
         keys = len(self.labels)
         shown = [
             (kind, None if wrt is None else list(wrt), node) for kind, wrt, node in self.labels
@@ -169,31 +163,38 @@ class EntryColumns:
                 continue
             value, reference, radius, abs_error, rel, ulp, allowed, ratio, condition = row
             kind, wrt, node = shown[index % keys]
-            yield {
-                "kind": kind,
-                "wrt": None if wrt is None else list(wrt),
-                "node": node,
-                "point": index // keys,
-                "autograd": json_number(value),
-                "reference": json_number(reference),
-                "reference_radius": json_number(radius),
-                "abs_error": json_number(abs_error),
-                "rel_error": json_number(rel),
-                "ulp_error": None if zero[index] else json_number(ulp),
-                "tolerance": json_number(allowed),
-                "ratio": json_number(ratio),
-                "condition": json_number(condition),
-                "correct_bits": json_number(correct_bits(rel, mantissa)),
-                "verdict": _PASS,
-                "detail": None,
-                "blame": None,
-                "phase": None,
-            }
+            # A passing columnar entry, field by field in ENTRY_KEYS order.
+            yield dict(
+                zip(
+                    ENTRY_KEYS,
+                    (
+                        kind,
+                        None if wrt is None else list(wrt),
+                        node,
+                        index // keys,
+                        json_number(value),
+                        json_number(reference),
+                        json_number(radius),
+                        json_number(abs_error),
+                        json_number(rel),
+                        None if zero[index] else json_number(ulp),
+                        json_number(allowed),
+                        json_number(ratio),
+                        json_number(condition),
+                        json_number(correct_bits(rel, mantissa)),
+                        _PASS,
+                        None,
+                        None,
+                        None,
+                    ),
+                    strict=True,
+                )
+            )
 
 
 class EntryDicts(Sequence[dict[str, Any]]):
     """A report's entries in the report format, made from its columns as they are read; a
-    writer that stores entries reads :attr:`columns` instead (verifier/store/entries.py)."""
+    writer that stores entries reads :attr:`columns` instead (verifier/store/blocks.py)."""
 
     def __init__(self, columns: EntryColumns):
         self.columns = columns

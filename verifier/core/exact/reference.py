@@ -25,12 +25,12 @@ direction: each axis, both ways, and (for up to ``MAX_DIAGONAL_VARIABLES`` varia
 diagonal of two axes. A jump whose side a direction cannot settle (its argument does not move
 to first order) takes both sides.
 
-Literals are bound to their dtype values (:mod:`verifier.core.literals`): the placeholders are
-inputs of the program like the variables, and they do not move.
+Literals are bound to their dtype values (:mod:`verifier.core.expression.literals`): the
+placeholders are inputs of the program like the variables, and they do not move.
 
 For float32, float16 and bfloat16, whose precision target float64 can reach, a program without
 jumps is first run for all points at once in float64 with a rigorous error bound
-(:mod:`verifier.core.bounded`); every point where each value is finite and its bound meets the
+(:mod:`verifier.core.exact.bounded`); every point where each value is finite and its bound meets the
 same target is settled there (``METHOD_BOUNDED``), and only the others are evaluated in arb.
 ``docs/performance.md`` says exactly what that certifies. The references cross back from the
 sandbox as columns (:class:`ReferenceTable`), not one object per value.
@@ -49,16 +49,18 @@ import flint
 import numpy as np
 import sympy
 
-from verifier.core.bounded import bounded_run, supports
-from verifier.core.dtypes import DTYPES, DType
-from verifier.core.evaluator import NeedPrecision, Program, Run
-from verifier.core.functions import sinc
-from verifier.core.literals import bind_literals
-from verifier.core.parse import make_symbol, parse_expression
-from verifier.core.points import variable_columns
-from verifier.core.registry import Declaration, install
-from verifier.core.special import expand_definitions
-from verifier.core.symbolic import Key, Target, derive
+from verifier.core.exact.bounded import bounded_run, supports
+from verifier.core.exact.evaluator import NeedPrecision, Program, Run
+from verifier.core.expression.custom import Declaration
+from verifier.core.expression.functions import sinc
+from verifier.core.expression.literals import bind_literals
+from verifier.core.expression.parse import parse_expression
+from verifier.core.expression.registry import install
+from verifier.core.expression.special import expand_definitions
+from verifier.core.expression.symbolic import Key, Target, derive
+from verifier.core.expression.syntax import make_symbol
+from verifier.core.floats.dtypes import DTYPES, DType
+from verifier.core.floats.points import variable_columns
 
 REFERENCE_MARGIN_BITS = 10
 MAX_REFERENCE_PRECISION_BITS = 4096
@@ -292,7 +294,7 @@ def reference_table(
 
     Args:
         f: the expression.
-        targets: the derivatives to evaluate (see :func:`verifier.core.symbolic.derive`).
+        targets: the derivatives to evaluate (see :func:`verifier.core.expression.symbolic.derive`).
         variables: the expression's variable names.
         points: dtype-rounded points, variable name to float.
         dtype: the dtype under test; it sets the precision target.

@@ -5,14 +5,14 @@ number of units in the last place of the dtype (``DEFAULT_ULPS``), and ``atol`` 
 smallest normal number. There is no slack for exact inputs: the points and literals are exactly
 the numbers autograd saw, so an error outside this is either the rounding of the computation
 as written (``ill-conditioned``), a range event (``range``) or a defect (``fail``); see
-:mod:`verifier.core.diagnosis`. A tolerance that overflows is unbounded, never 0.
+:mod:`verifier.core.judge.diagnosis`. A tolerance that overflows is unbounded, never 0.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from verifier.core.dtypes import DType
+from verifier.core.floats.dtypes import DType
 from verifier.errors import OptionError
 
 DEFAULT_ULPS = {"float64": 64, "float32": 64, "float16": 16, "bfloat16": 8}

@@ -3,13 +3,13 @@
 Each class is the exact mathematical function that one dedicated torch operation computes (in
 real arithmetic, at exactly its inputs), with its derivatives (``fdiff``) in closed form and a
 ``definition`` in SymPy's own functions. The certified evaluator evaluates a class either with a
-direct arb counterpart (``verifier.core.evaluator``) or by compiling its definition, which is how
-functions with jumps and kinks (``trunc``, ``threshold``, ``fmod`` ...) reuse the evaluator's jump
-handling. SymPy's limits see the definitions too. Trailing literal arguments are parameters
+direct arb counterpart (``verifier.core.exact.evaluator``) or by compiling its definition, which is
+how functions with jumps and kinks (``trunc``, ``threshold``, ``fmod`` ...) reuse the evaluator's
+jump handling. SymPy's limits see the definitions too. Trailing literal arguments are parameters
 (``softplus(x, beta, threshold)``); they are never differentiated by.
 
-This module imports SymPy only, like :mod:`verifier.core.functions`. ``docs/functions.md`` lists
-every function with its torch operation and special points.
+This module imports SymPy only, like :mod:`verifier.core.expression.functions`.
+``docs/functions.md`` lists every function with its torch operation and special points.
 
 >>> from sympy import Symbol
 >>> x = Symbol('x', real=True)

@@ -16,11 +16,10 @@ import numpy as np
 import sympy
 import torch
 
-from verifier.core.columns import Floats
-from verifier.core.dtypes import DEVICES
-from verifier.core.points import variable_columns
-from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
-from verifier.core.translate import Translation
+from verifier.core.expression.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
+from verifier.core.floats.dtypes import DEVICES
+from verifier.core.floats.points import Floats, variable_columns
+from verifier.core.program.translate import Translation
 from verifier.errors import OptionError
 
 SEED_IDIOM_NOTE = (
@@ -87,7 +86,7 @@ def run_autograd(
         expr: the expression's SymPy tree, as parsed.
         variables: variable names, in order.
         points: dtype-rounded points.
-        dtype_name: a key of :data:`verifier.core.dtypes.DTYPES`.
+        dtype_name: a key of :data:`verifier.core.floats.dtypes.DTYPES`.
         device: where to run.
         hessian: compute all n*n second derivatives.
         nodes: the nodes whose gradients to compute (each must be a node of ``expr``).
@@ -97,7 +96,7 @@ def run_autograd(
             kept per row (``second_backward``) rather than passed off as zeros or raised.
 
     Returns:
-        Values keyed like :func:`verifier.core.symbolic.entry_keys`.
+        Values keyed like :func:`verifier.core.expression.symbolic.entry_keys`.
     """
     dtype = getattr(torch, dtype_name)
     inputs = {

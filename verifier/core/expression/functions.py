@@ -1,10 +1,11 @@
 """The functions an expression may call: their names, arities, parameters and SymPy classes.
 
 This module imports SymPy only (no torch), so the service can validate expressions without
-loading torch. The torch side of each function lives in :mod:`verifier.core.translate` and the
-high-precision side in :mod:`verifier.core.evaluator`; a test keeps the three tables in step.
-Functions that SymPy lacks are in :mod:`verifier.core.special`. A parameter (``polygamma``'s
-order, ``softplus``'s beta) is a number literal, checked here when the expression is parsed.
+loading torch. The torch side of each function lives in :mod:`verifier.core.program.translate` and
+the high-precision side in :mod:`verifier.core.exact.evaluator`; a test keeps the three tables in
+step. Functions that SymPy lacks are in :mod:`verifier.core.expression.special`. A parameter
+(``polygamma``'s order, ``softplus``'s beta) is a number literal, checked here when the expression
+is parsed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fractions import Fraction
 import sympy
 from sympy.core.function import ArgumentIndexError
 
-from verifier.core import special
+from verifier.core.expression import special
 
 
 class sinc(sympy.Function):  # noqa: N801  (named as users write it, like SymPy's own classes)

@@ -1,4 +1,4 @@
-"""Safe parsing of expression strings into unevaluated SymPy trees.
+"""The expression syntax: a whitelisted Python syntax tree built into an unevaluated SymPy tree.
 
 SymPy's ``sympify`` and ``parse_expr`` call ``eval``; a name whitelist does not make that safe
 (``sin.eval.__func__.__globals__`` reaches everything). So the string never reaches ``eval``:
@@ -7,10 +7,10 @@ SymPy tree is built here from the checked syntax tree with ``evaluate=False``, s
 ``x/x`` and ``log(exp(x))`` stay as written.
 
 No big number is ever built: a literal is checked on its text (the one number syntax of
-:mod:`verifier.core.points`, its digits, its decimal exponent) before its value is read, and a
-constant exponent is bounded from its parts (:class:`_Range`) without computing it.
+:mod:`verifier.core.floats.points`, its digits, its decimal exponent) before its value is read, and
+a constant exponent is bounded from its parts (:class:`_Range`) without computing it.
 
->>> parse_expression("3*x**2 + 2*x*y + y**2").variables
+>>> parse_syntax("3*x**2 + 2*x*y + y**2", lambda name: None).variables
 ('x', 'y')
 """
 
@@ -20,15 +20,16 @@ import ast
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
 import sympy
 
-from verifier.core import registry
-from verifier.core.functions import ALIASES, CONSTANTS, FUNCTIONS, FunctionSpec
-from verifier.core.points import MAX_DECIMAL_EXPONENT, decimal_in_range, parse_decimal
+from verifier.core.expression.custom import CustomFunction
+from verifier.core.expression.functions import ALIASES, CONSTANTS, FUNCTIONS, FunctionSpec
+from verifier.core.floats.points import MAX_DECIMAL_EXPONENT, decimal_in_range, parse_decimal
 from verifier.errors import (
     ArityError,
     ExpressionError,
@@ -44,9 +45,12 @@ MAX_SIGN_RUN = 8
 MAX_LITERAL_DIGITS = 30
 MAX_EXPONENT_ABS = 1000
 """Largest constant exponent, in absolute value; literals' own exponents are bounded by the
-number syntax's ``MAX_DECIMAL_EXPONENT`` (verifier/core/points.py)."""
+number syntax's ``MAX_DECIMAL_EXPONENT`` (verifier/core/floats/points.py)."""
 MAX_VARIABLES = 32
 MAX_NAME_CHARS = 64
+
+Lookup = Callable[[str], type[CustomFunction] | None]
+"""Custom function name -> its SymPy class, or None."""
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _RELATIONS = {ast.Lt: sympy.Lt, ast.LtE: sympy.Le, ast.Gt: sympy.Gt, ast.GtE: sympy.Ge}
@@ -79,24 +83,18 @@ def make_symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
 
 
-def parse_expression(text: str) -> ParsedExpression:
-    """Check ``text`` against the whitelist and build its SymPy tree.
+def parse_syntax(text: str, lookup: Lookup) -> ParsedExpression:
+    """Check ``text`` against the whitelist and build its SymPy tree; a name that is not a
+    built-in function is a custom function when ``lookup`` gives its class.
 
-    Args:
-        text: an expression in SymPy syntax; ``^`` also means power.
-
-    Returns:
-        The parsed expression.
+    :func:`verifier.core.expression.parse.parse_expression` is this with the registry's
+    functions.
 
     Raises:
         ExpressionError: a subclass naming what is wrong and its position.
 
-    >>> parse_expression("x/x").expr
+    >>> parse_syntax("x/x", lambda name: None).expr
     x/x
-    >>> parse_expression("__import__(os)")
-    Traceback (most recent call last):
-    ...
-    verifier.errors.ForbiddenSyntaxError: names may not start with '_' ('__import__') at position 0
     """
     if not isinstance(text, str):
         raise ExpressionError(f"the expression must be a string, not {type(text).__name__}")
@@ -106,7 +104,7 @@ def parse_expression(text: str) -> ParsedExpression:
     try:
         tree = _syntax_tree(python_text)
         _check_shape(tree)
-        builder = _Builder(python_text)
+        builder = _Builder(python_text, lookup)
         expr = builder.build(tree.body)
     except ExpressionError as error:
         if error.position is not None:
@@ -120,19 +118,6 @@ def parse_expression(text: str) -> ParsedExpression:
         variables=tuple(builder.variables),
         functions=frozenset(builder.functions),
     )
-
-
-def require_variables(parsed: ParsedExpression) -> ParsedExpression:
-    """Refuse an expression with nothing to differentiate by; returns ``parsed`` unchanged.
-
-    >>> require_variables(parse_expression("2*pi"))
-    Traceback (most recent call last):
-    ...
-    verifier.errors.ExpressionError: the expression has no variables to differentiate by
-    """
-    if not parsed.variables:
-        raise ExpressionError("the expression has no variables to differentiate by")
-    return parsed
 
 
 def _original_position(text: str, position: int) -> int:
@@ -257,8 +242,9 @@ def _position(node: ast.AST) -> int | None:
 class _Builder:
     """Builds the SymPy tree from a whitelisted syntax tree."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, lookup: Lookup) -> None:
         self.source = source
+        self.lookup = lookup
         self.variables: list[str] = []
         self.functions: set[str] = set()
         self.constants = _Constants(source)
@@ -343,7 +329,7 @@ class _Builder:
         _check_name(name, node)
         if name in CONSTANTS:
             return CONSTANTS[name]
-        if registry.lookup(name) is not None:
+        if self.lookup(name) is not None:
             raise ForbiddenSyntaxError(
                 f"{name!r} is a custom function, not a variable: call it, {name}(...)",
                 position=_position(node),
@@ -367,7 +353,7 @@ class _Builder:
         _check_name(written, node.func)
         name = ALIASES.get(written, written)
         spec = FUNCTIONS.get(name)
-        if spec is None and (custom := registry.lookup(name)) is not None:
+        if spec is None and (custom := self.lookup(name)) is not None:
             return self._custom(node, written, custom)
         if spec is None:
             raise UnknownFunctionError(
@@ -404,10 +390,8 @@ class _Builder:
         assert spec.sympy_class is not None
         return spec.sympy_class(*args, evaluate=False)
 
-    def _custom(
-        self, node: ast.Call, written: str, custom: type[registry.CustomFunction]
-    ) -> sympy.Expr:
-        """A call of a custom function (verifier/core/registry.py)."""
+    def _custom(self, node: ast.Call, written: str, custom: type[CustomFunction]) -> sympy.Expr:
+        """A call of a custom function (verifier/core/expression/custom.py)."""
         if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
             raise ForbiddenSyntaxError(
                 f"only plain arguments are allowed in {written}()", position=_position(node)

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from verifier.core.columns import EntryColumns
-from verifier.core.dtypes import DEVICES
-from verifier.core.report import json_number
-from verifier.core.verdict import ordered_counts, passes, worst
+from verifier.core.floats.dtypes import DEVICES
+from verifier.core.judge.columns import EntryColumns
+from verifier.core.judge.entry import json_number
+from verifier.core.judge.verdict import ordered_counts, passes, worst
 from verifier.errors import OptionError
 
 DEFAULT_PAIR = ("cuda", "cpu")

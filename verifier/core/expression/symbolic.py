@@ -4,7 +4,7 @@ A node gradient is d(output)/d(node) for a non-leaf subexpression: a fresh symbo
 for every occurrence of the node, the output is differentiated with respect to it, and the
 node is substituted back.
 
->>> from verifier.core.parse import parse_expression
+>>> from verifier.core.expression.parse import parse_expression
 >>> parsed = parse_expression("3*x**2 + 2*x*y + y**2")
 >>> targets = derive(parsed, "float64", hessian=True, nodes=False)
 >>> [str(t.expr) for t in targets if t.kind == "gradient"]
@@ -19,9 +19,11 @@ from functools import lru_cache
 
 import sympy
 
-from verifier.core.dtypes import DTYPES
-from verifier.core.literals import bind_literals
-from verifier.core.parse import ParsedExpression, parse_expression
+from verifier.core.expression import registry
+from verifier.core.expression.literals import bind_literals
+from verifier.core.expression.parse import parse_expression
+from verifier.core.expression.syntax import ParsedExpression
+from verifier.core.floats.dtypes import DTYPES
 
 VALUE = "value"
 GRADIENT = "gradient"
@@ -113,7 +115,7 @@ def derive(
     """Every exact derivative a check compares, in the order entries are reported.
 
     Literals the dtype does not hold exactly stay placeholders (see
-    :mod:`verifier.core.literals`), so the derivatives are taken with the literals as the
+    :mod:`verifier.core.expression.literals`), so the derivatives are taken with the literals as the
     torch graph holds them.
 
     Args:
@@ -128,13 +130,15 @@ def derive(
         The value target (if asked), gradient targets, then Hessian targets row by row, then
         node targets.
     """
-    return _derive_cached(parsed.text, dtype_name, hessian, nodes, values)
+    return _derive_cached(parsed.text, dtype_name, hessian, nodes, values, registry.generation())
 
 
 @lru_cache(maxsize=256)
 def _derive_cached(
-    text: str, dtype_name: str, hessian: bool, nodes: bool, values: bool = False
+    text: str, dtype_name: str, hessian: bool, nodes: bool, values: bool, generation: int
 ) -> tuple[Target, ...]:
+    """The derivatives of ``text`` with the custom functions of ``generation`` (a change of
+    the functions is a new key: the same text may mean otherwise)."""
     parsed = parse_expression(text)
     literals = bind_literals(parsed.expr, DTYPES[dtype_name])
     f = literals.expr
@@ -156,11 +160,6 @@ def _derive_cached(
             gradient = _node_gradient(f, literals.bind(node))
             targets.append(Target(NODE, (), node, gradient, (f,)))
     return tuple(targets)
-
-
-def forget_derivatives() -> None:
-    """Drop the cached derivatives (the custom functions changed: a text may mean otherwise)."""
-    _derive_cached.cache_clear()
 
 
 def _node_gradient(f: sympy.Expr, node: sympy.Expr) -> sympy.Expr:

@@ -5,8 +5,8 @@ and run per point at a chosen precision. Every value is a ball that provably con
 exact value. Functions with a jump (sign, Heaviside, floor, ceiling, rint, Piecewise
 conditions, DiracDelta, atan2 on its branch cut y = 0, x < 0) record when a point sits exactly
 on the jump; the caller can then re-run with one-sided choices forced, to tell a derivative
-that exists from one that does not. A function of :mod:`verifier.core.special` without an arb
-counterpart below is compiled as its definition, so its jumps are these same instructions.
+that exists from one that does not. A function of :mod:`verifier.core.expression.special` without an
+arb counterpart below is compiled as its definition, so its jumps are these same instructions.
 
 >>> import sympy
 >>> x = sympy.Symbol("x", real=True)
@@ -25,8 +25,8 @@ from typing import cast
 import flint
 import sympy
 
-from verifier.core import special as sp
-from verifier.core.functions import sinc
+from verifier.core.expression import special as sp
+from verifier.core.expression.functions import sinc
 
 arb = flint.arb
 

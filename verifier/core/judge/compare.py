@@ -4,7 +4,7 @@ Errors are measured against the reference carried as a sum of two floats, so its
 rounding does not blur an ulp count, and every entry keeps its errors (absolute, relative, ulps
 against a non-zero value, error/allowed) and correct bits, so a report can be re-judged under
 another tolerance without rerunning anything. An entry outside the tolerance gets no verdict
-here: whose fault it is, is :mod:`verifier.core.diagnosis`'s question.
+here: whose fault it is, is :mod:`verifier.core.judge.diagnosis`'s question.
 """
 
 from __future__ import annotations
@@ -15,10 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from verifier.core.dtypes import DType
-from verifier.core.reference import DOMAIN, OK, STATUSES, UNDEFINED, ReferenceTable, ReferenceValue
-from verifier.core.tolerance import Tolerance
-from verifier.core.verdict import Verdict
+from verifier.core.exact.reference import (
+    DOMAIN,
+    OK,
+    STATUSES,
+    UNDEFINED,
+    ReferenceTable,
+    ReferenceValue,
+)
+from verifier.core.floats.dtypes import DType
+from verifier.core.judge.tolerance import Tolerance
+from verifier.core.judge.verdict import Verdict
 
 
 @dataclass(frozen=True)
@@ -42,8 +49,8 @@ def judge(
 ) -> Judgement:
     """Compare ``autograd`` with ``reference`` under ``tolerance``.
 
-    >>> from verifier.core.dtypes import DTYPES
-    >>> from verifier.core.tolerance import make_tolerance
+    >>> from verifier.core.floats.dtypes import DTYPES
+    >>> from verifier.core.judge.tolerance import make_tolerance
     >>> fp64 = DTYPES["float64"]
     >>> judge(6.0, ReferenceValue("ok", 6.0), make_tolerance(fp64), fp64).verdict
     <Verdict.PASS: 'pass'>

@@ -5,7 +5,7 @@ dtype; autograd runs at that value and the reference is evaluated at that same v
 
 The number syntax lives here, once: :data:`DECIMAL_NUMBER` and :data:`MAX_DECIMAL_EXPONENT`
 govern a point given as text and a literal written in an expression alike
-(:mod:`verifier.core.parse` reads literals with :func:`parse_decimal`), and the service
+(:mod:`verifier.core.expression.parse` reads literals with :func:`parse_decimal`), and the service
 validates submissions with these same functions, so what a worker would refuse is refused
 at the door.
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from verifier.core.dtypes import DType, round_float, round_to_dtype
+from verifier.core.floats.dtypes import DType, round_float, round_to_dtype
 from verifier.errors import OptionError, PointError
 
 MAX_POINTS_PER_CHECK = 100_000
@@ -50,6 +50,8 @@ its leading digit: 2.5e3 has 3, 0.01 has -2). Every dtype's range lies well insi
 reading the exact value never builds an integer above about 10**430."""
 
 PointInput = Mapping[str, float | int | str]
+Floats = np.ndarray[Any, np.dtype[np.float64]]
+"""A numpy array of float64 (a variable's values at the points, a column of entries)."""
 
 
 def parse_decimal(text: str) -> Decimal | None:

@@ -12,7 +12,8 @@ error that rounding alone explains when every operation is accurate:
   where the error comes from;
 - backward rounding: each term of the chain rule is rounded on its way, so the sum of the
   absolute values of the terms (forward-mode accumulation of |local derivatives|), times the
-  depth of the expression, bounds what the backward passes add (:mod:`verifier.core.magnitudes`).
+  depth of the expression, bounds what the backward passes add
+  (:mod:`verifier.core.judge.magnitudes`).
 
 The condition factor of an entry is (forward weights + sum of |terms|) / |exact value|: the
 error relative to the exact value is at most about the condition factor times ``u``.
@@ -30,8 +31,10 @@ import numpy as np
 import sympy
 import torch
 
-from verifier.core.dtypes import DType
-from verifier.core.magnitudes import (
+from verifier.core.expression.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key
+from verifier.core.floats.dtypes import DType
+from verifier.core.floats.points import variable_columns
+from verifier.core.judge.magnitudes import (
     Floats,
     grad_or_none,
     local_conditions,
@@ -39,9 +42,12 @@ from verifier.core.magnitudes import (
     nodes_by_key,
     path_sums,
 )
-from verifier.core.points import variable_columns
-from verifier.core.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key
-from verifier.core.translate import Translation, children, differentiable_children, program_order
+from verifier.core.program.translate import (
+    Translation,
+    children,
+    differentiable_children,
+    program_order,
+)
 
 BOUND_SAFETY = 4.0
 """The first-order bound is multiplied by this, for second-order terms and the ulps of |x|."""

@@ -25,15 +25,15 @@ import numpy as np
 import sympy
 import torch
 
-from verifier.core.dtypes import DType
-from verifier.core.functions import PARAMETER_POSITIONS
-from verifier.core.magnitudes import grad_or_none
-from verifier.core.parse import make_symbol
-from verifier.core.reference import DOMAIN, UNDEFINED, ReferenceValue, reference_values
-from verifier.core.registry import CustomFunction
-from verifier.core.symbolic import Target
-from verifier.core.tolerance import Tolerance
-from verifier.core.translate import (
+from verifier.core.exact.reference import DOMAIN, UNDEFINED, ReferenceValue, reference_values
+from verifier.core.expression.custom import CustomFunction
+from verifier.core.expression.functions import PARAMETER_POSITIONS
+from verifier.core.expression.symbolic import Target
+from verifier.core.expression.syntax import make_symbol
+from verifier.core.floats.dtypes import DType
+from verifier.core.judge.magnitudes import grad_or_none
+from verifier.core.judge.tolerance import Tolerance
+from verifier.core.program.translate import (
     Translation,
     apply,
     children,

@@ -1,4 +1,4 @@
-"""Report entries in blocks (verifier/store/entries.py): exact round trips, a bound on every
+"""Report entries in blocks (verifier/store/blocks.py): exact round trips, a bound on every
 stored value whatever the report's size, and pages read across blocks on both databases.
 
 Sources: [pg] PostgreSQL's limit of 1 GB for one field value ("Appendix K. PostgreSQL
@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 
 from verifier import check
 from verifier.config import Settings
-from verifier.core.parse import MAX_EXPRESSION_CHARS
+from verifier.core.expression.syntax import MAX_EXPRESSION_CHARS
 from verifier.delivery.execution import report_row
 from verifier.service import jobs
 from verifier.service.schemas import JobIn
 from verifier.store import migrate, repository
+from verifier.store.blocks import BLOCK_ENTRIES, blocks_of, decode, encode
 from verifier.store.engine import make_engine, make_session_factory
-from verifier.store.entries import BLOCK_ENTRIES, blocks_of, decode, encode
 
 POSTGRES_VALUE_LIMIT = 1024**3  # [pg]
 

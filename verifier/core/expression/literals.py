@@ -8,8 +8,8 @@ the float64 nearest 0.7 is then exactly at its kink, as it is for torch. Integer
 the exponents 1/2 and -1/2 are not literals of the graph (``pow(x, 2)``, ``sqrt``, ``rsqrt``).
 
 >>> import sympy
->>> from verifier.core.dtypes import DTYPES
->>> from verifier.core.parse import parse_expression
+>>> from verifier.core.floats.dtypes import DTYPES
+>>> from verifier.core.expression.parse import parse_expression
 >>> bound = bind_literals(parse_expression("x - 0.7").expr, DTYPES["float32"])
 >>> bound.shown
 [{'written': '-7/10', 'rounded': -0.699999988079071}]
@@ -23,8 +23,8 @@ from fractions import Fraction
 
 import sympy
 
-from verifier.core.dtypes import DType, round_to_dtype
-from verifier.core.parse import make_symbol
+from verifier.core.expression.syntax import make_symbol
+from verifier.core.floats.dtypes import DType, round_to_dtype
 
 PLACEHOLDER_PREFIX = "_k"
 """Placeholder names start with ``_``, which no variable name may (the parser refuses it)."""

@@ -4,8 +4,8 @@ One table, one entry per supported function (see ``docs/functions.md`` for what 
 and how torch behaves at its special points). Translation is memoised per node: each distinct
 node of the SymPy tree is exactly one tensor, which is what makes node gradients well defined.
 Constants are materialised in the check's dtype, rounded exactly once (see
-:mod:`verifier.core.literals`). A node whose torch operation has no derivative (Heaviside and
-Piecewise are ``where`` of constants) still gets a tensor in the graph, so its node gradient
+:mod:`verifier.core.expression.literals`). A node whose torch operation has no derivative (Heaviside
+and Piecewise are ``where`` of constants) still gets a tensor in the graph, so its node gradient
 exists; its own derivative is 0, as it is off the jump. A literal parameter (``softplus``'s
 beta) is handed to torch as the Python number its constant tensor holds, so torch and the
 reference see the same rounded value.
@@ -19,12 +19,13 @@ import sympy
 import torch
 import torch.nn.functional as F  # noqa: N812  (torch's own spelling)
 
-from verifier.core import registry
-from verifier.core import special as sp
-from verifier.core.dtypes import DTYPES
-from verifier.core.functions import sinc
-from verifier.core.literals import round_literal
-from verifier.core.parse import make_symbol
+from verifier.core.expression import registry
+from verifier.core.expression import special as sp
+from verifier.core.expression.custom import CustomFunction
+from verifier.core.expression.functions import sinc
+from verifier.core.expression.literals import round_literal
+from verifier.core.expression.syntax import make_symbol
+from verifier.core.floats.dtypes import DTYPES
 
 Tensor = torch.Tensor
 Perturbation = Callable[[sympy.Basic, Tensor], Tensor]
@@ -213,7 +214,7 @@ def apply(expr: sympy.Basic, args: Sequence[Tensor]) -> Tensor:
     relation = _RELATIONS.get(type(expr))
     if relation is not None:
         return relation(args[0], args[1])
-    if isinstance(expr, registry.CustomFunction):
+    if isinstance(expr, CustomFunction):
         return call_custom(type(expr).__name__, registry.implementation, args)
     function = FUNCTIONS.get(type(expr))
     if function is None:
