@@ -41,6 +41,33 @@ ALLOWED: dict[str, set[str]] = {
 """For each layer, the layers it may import (verifier.cli may import any)."""
 
 
+CORE_ROOMS: dict[str, set[str]] = {
+    "verifier.core.floats": set(),
+    "verifier.core.expression": {"verifier.core.floats"},
+    "verifier.core.exact": {"verifier.core.floats", "verifier.core.expression"},
+    "verifier.core.program": {"verifier.core.floats", "verifier.core.expression"},
+    "verifier.core.judge": {
+        "verifier.core.floats",
+        "verifier.core.expression",
+        "verifier.core.exact",
+        "verifier.core.program",
+    },
+}
+"""For each room of the core, the other rooms it may import; the modules at the top of the
+core (``check``, ``options``, ``function_check``, ``testing``, ``guard``, ``survey``, ``ops``)
+conduct the rooms and may import any of them, and no room imports them."""
+
+
+def _room(module: str) -> str | None:
+    """The core's room of ``module``, ``verifier.core`` for the modules above the rooms."""
+    for room in CORE_ROOMS:
+        if module == room or module.startswith(room + "."):
+            return room
+    if module.startswith("verifier.core."):
+        return "verifier.core"
+    return None
+
+
 def _layer(module: str) -> str | None:
     for layer in sorted(ALLOWED, key=len, reverse=True):
         if module == layer or module.startswith(layer + "."):
@@ -88,6 +115,54 @@ def _violations() -> list[str]:
 
 def test_every_import_follows_the_layers() -> None:
     assert _violations() == []
+
+
+def _core_imports() -> dict[str, set[str]]:
+    """Each module of the core and the core modules it imports (lazy imports included)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(ROOT.glob("verifier/core/**/*.py")):
+        graph[_module_name(path)] = {
+            name for _, name in _imports(path) if name.startswith("verifier.core.")
+        }
+    return graph
+
+
+def test_every_import_in_the_core_follows_its_rooms() -> None:
+    found = []
+    for module, imported in _core_imports().items():
+        room = _room(module)
+        if room is None or room == "verifier.core":
+            continue
+        for name in sorted(imported):
+            target = _room(name)
+            if target not in {room, *CORE_ROOMS[room]}:
+                found.append(f"{module} ({room}) imports {name}")
+    assert found == []
+
+
+def test_the_core_has_no_import_circles() -> None:
+    graph = _core_imports()
+    circles = []
+    for start in graph:
+        stack = [(start, [start])]
+        seen = set()
+        while stack:
+            module, path = stack.pop()
+            for name in graph.get(module, set()):
+                if name == start:
+                    circles.append(" -> ".join([*path, name]))
+                elif name not in seen:
+                    seen.add(name)
+                    stack.append((name, [*path, name]))
+    assert circles == []
+
+
+def test_the_room_check_finds_an_import_running_back_up(tmp_path: Path) -> None:
+    # The control: a room importing the room above it, or the conductor, is refused.
+    assert _room("verifier.core.judge.report") == "verifier.core.judge"
+    assert _room("verifier.core.check") == "verifier.core"
+    assert "verifier.core.judge" not in CORE_ROOMS["verifier.core.program"]
+    assert "verifier.core" not in CORE_ROOMS["verifier.core.judge"]
 
 
 def test_every_module_belongs_to_a_layer() -> None:
