@@ -63,7 +63,7 @@ def torch_function(parsed: ParsedExpression, dtype: str) -> Callable[..., torch.
 
     def f(*tensors: torch.Tensor) -> torch.Tensor:
         mapping = dict(zip(parsed.variables, tensors, strict=True))
-        return Translation(parsed.expr, mapping, dtype, torch.device("cpu")).output
+        return Translation(parsed.expr, mapping, DTYPES[dtype], torch.device("cpu")).output
 
     return f
 

@@ -3,7 +3,6 @@ its source and from where it is used, so the two cannot drift."""
 
 from __future__ import annotations
 
-import inspect
 from typing import get_args
 
 import pytest
@@ -11,11 +10,11 @@ from pydantic import ValidationError
 
 from verifier.api import create_app
 from verifier.config import DEFAULT_CLAIM_LEASE_S, MAX_PAGE_SIZE, Settings
-from verifier.core import check as core_check
 from verifier.core.exact.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
 from verifier.core.expression.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
 from verifier.core.floats.dtypes import DEVICES, DTYPES, get_dtype
 from verifier.core.floats.points import MAX_POINTS_PER_CHECK, SERVICE_POINTS_PER_CHECK, round_value
+from verifier.core.options import CheckOptions
 from verifier.delivery.sender import InMemorySender
 from verifier.errors import InputError, JobRejectedError
 from verifier.service.schemas import CheckIn, Device, Dtype, JobIn
@@ -31,8 +30,7 @@ def test_settings_defaults_are_the_cores_constants() -> None:
     assert settings.max_job_cost_units == DEFAULT_MAX_JOB_COST_UNITS
     assert settings.claim_lease_s == DEFAULT_CLAIM_LEASE_S
     assert settings.max_page_size == MAX_PAGE_SIZE
-    default = inspect.signature(core_check.check).parameters["symbolic_timeout_s"].default
-    assert default == DEFAULT_SYMBOLIC_TIMEOUT_S
+    assert CheckOptions().symbolic_timeout_s == DEFAULT_SYMBOLIC_TIMEOUT_S
 
 
 @pytest.mark.parametrize(

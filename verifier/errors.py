@@ -92,7 +92,12 @@ class PointError(InputError):
 
 
 class OptionError(InputError):
-    """An option (dtype, device, domain, tolerance, samples, ...) is invalid."""
+    """An option (dtype, device, domain, tolerance, samples, ...) is invalid; ``option`` names
+    it where one option is at fault."""
+
+    def __init__(self, reason: str, *, option: str | None = None):
+        super().__init__(reason)
+        self.option = option
 
 
 class ServiceError(VerifierError):

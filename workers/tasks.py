@@ -7,23 +7,23 @@ time limit of workers/watchdog.py. Torch is imported inside the task, so importi
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
 from verifier.delivery.celery import RUN_CHECK_TASK
-from verifier.delivery.execution import ClaimPolicy, CoreCheck, execute_check
+from verifier.delivery.execution import Budgets, ClaimPolicy, CoreCheck, execute_check
 from verifier.delivery.logs import log_context
 from workers import metrics
 from workers.watchdog import hard_time_limit
 
 if TYPE_CHECKING:
+    from verifier.core.options import CheckOptions
     from workers.app import WorkerApp
 
 logger = logging.getLogger(__name__)
@@ -33,13 +33,15 @@ RETRY_BACKOFF_S = 1
 RETRY_BACKOFF_MAX_S = 60
 
 
-def core_check(expression: str, **options: Any) -> Mapping[str, Any]:
+def core_check(
+    expression: str, *, at: Sequence[Mapping[str, Any]] | None, options: CheckOptions
+) -> Mapping[str, Any]:
     """The core's report for one check, as a dict (imports torch on first use)."""
     from verifier.core.check import check
     from verifier.core.exact.sandbox import thread_sandbox
 
     sandbox = thread_sandbox().pid
-    report = check(expression, **options)
+    report = check(expression, at, options=options)
     # The entries stay columns until the report is stored (report_row encodes them as such).
     result: Mapping[str, Any] = report.document()
     if sandbox is not None and thread_sandbox().pid != sandbox:
@@ -59,15 +61,17 @@ class Observed:
         self.check_id = check_id
         self.document: Mapping[str, Any] | None = None
 
-    def __call__(self, expression: str, **options: Any) -> Mapping[str, Any]:
+    def __call__(
+        self, expression: str, *, at: Sequence[Mapping[str, Any]] | None, options: CheckOptions
+    ) -> Mapping[str, Any]:
         logger.info(
             "check %s claimed: %s in %s",
             self.check_id,
             expression[:200],
-            options.get("dtype"),
-            extra={"event": "check_claimed", "dtype": options.get("dtype")},
+            options.dtype.name,
+            extra={"event": "check_claimed", "dtype": options.dtype.name},
         )
-        self.document = self.core(expression, **options)
+        self.document = self.core(expression, at=at, options=options)
         return self.document
 
 
@@ -98,20 +102,17 @@ def _run(
     observed = Observed(core, check_id)
     with hard_time_limit(settings.check_time_limit_s, f"check {check_id}"):
         # Budgets within the hard limit: a slow check ends as a clean `error: ... timeout`.
-        budgeted = functools.partial(
-            observed,
-            symbolic_timeout_s=settings.symbolic_timeout_s,
-            reference_timeout_s=settings.reference_timeout_s,
-        )
+        budgets = Budgets(settings.symbolic_timeout_s, settings.reference_timeout_s)
         try:
             verdict = execute_check(
                 app.sessions,
                 uuid.UUID(check_id),
-                budgeted,
+                observed,
                 policy,
                 claim_token=claim_token,
                 takes_over=takes_over,
                 renewer=app.renewer,
+                budgets=budgets,
             )
         except OperationalError as error:
             found = metrics.current()

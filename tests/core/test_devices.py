@@ -16,7 +16,7 @@ import torch
 
 from verifier.core import check as check_module
 from verifier.core.check import check
-from verifier.core.judge.devices import compared_names
+from verifier.core.options import compared_names
 from verifier.core.program.autograd import AutogradResult
 from verifier.errors import OptionError
 

@@ -18,6 +18,7 @@ import torch
 from verifier.core.exact import evaluator, special, translate
 from verifier.core.expression.functions import ALIASES, FUNCTIONS, FunctionSpec
 from verifier.core.expression.parse import parse_expression
+from verifier.core.floats.dtypes import DTYPES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "functions.md"
 
@@ -119,7 +120,7 @@ def test_evaluator_has_an_entry_for_every_function(name: str) -> None:
 def test_translator_runs_every_function_on_float64_tensors(name: str) -> None:
     expr = applied(FUNCTIONS[name])
     x = torch.tensor([0.3, 0.7], dtype=torch.float64)
-    translation = translate.Translation(expr, {"x": x}, "float64", torch.device("cpu"))
+    translation = translate.Translation(expr, {"x": x}, DTYPES["float64"], torch.device("cpu"))
     assert translation.output.shape == (2,)
     assert translation.output.dtype == torch.float64
 
@@ -140,7 +141,9 @@ def test_translator_and_evaluator_agree_at_a_generic_point(name: str) -> None:
     # where both are finite (torch checks no domain) and must agree.
     expr = applied(FUNCTIONS[name])
     x = torch.tensor([0.3], dtype=torch.float64)
-    autograd_value = translate.Translation(expr, {"x": x}, "float64", torch.device("cpu")).output
+    autograd_value = translate.Translation(
+        expr, {"x": x}, DTYPES["float64"], torch.device("cpu")
+    ).output
     program = evaluator.Program([expr], ["x"])
     ball = program.run({"x": 0.3}, precision=128).values[program.outputs[0]]
     if name == "acosh":

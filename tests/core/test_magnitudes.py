@@ -11,6 +11,7 @@ import torch
 
 from verifier.core.expression.parse import parse_expression
 from verifier.core.expression.symbolic import GRADIENT, HESSIAN, NODE, node_key
+from verifier.core.floats.dtypes import DTYPES
 from verifier.core.judge.magnitudes import (
     ZERO,
     Block,
@@ -26,7 +27,7 @@ def _path_sums(text: str, point: dict[str, float]) -> dict[tuple[str, ...], floa
     """path_sums at one point, keyed by kind and wrt (node keys by their printed node)."""
     parsed = parse_expression(text)
     inputs = {name: torch.tensor([point[name]], dtype=torch.float64) for name in point}
-    values = Translation(parsed.expr, inputs, "float64", torch.device("cpu")).tensors
+    values = Translation(parsed.expr, inputs, DTYPES["float64"], torch.device("cpu")).tensors
     order = program_order(parsed.expr)
     locals_ = {
         node: local_derivatives(node, values, kids)

@@ -10,6 +10,7 @@ import torch
 
 from verifier import check
 from verifier.core.expression.parse import parse_expression
+from verifier.core.floats.dtypes import DTYPES
 from verifier.core.program.translate import Translation
 
 
@@ -35,7 +36,7 @@ def test_node_gradient_sums_over_every_occurrence_of_a_shared_node() -> None:
 def test_translation_keeps_one_tensor_per_distinct_node() -> None:
     parsed = parse_expression("exp(x + y)*(x + y) + exp(x + y)")
     inputs = {name: torch.tensor([0.5], dtype=torch.float64) for name in parsed.variables}
-    translation = Translation(parsed.expr, inputs, "float64", torch.device("cpu"))
+    translation = Translation(parsed.expr, inputs, DTYPES["float64"], torch.device("cpu"))
     distinct = {node for node in sympy.preorder_traversal(parsed.expr)}
     assert set(translation.tensors) == distinct
 

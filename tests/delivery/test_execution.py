@@ -107,14 +107,15 @@ def test_core_receives_the_stored_points_and_options(
     job = _submit(sessions, settings, "x**2")
     core = StubCore(make_report_document, {"x**2": "pass"})
     execute_check(sessions, job.checks[0].id, core)
-    ((expression, options),) = core.calls
+    ((expression, given),) = core.calls
     assert expression == "x**2"
-    assert options["at"] == [{"x": 2.0}]
-    assert options["dtype"] == "float64"
-    assert options["device"] == "auto"
-    assert options["hessian"] is True
-    assert options["strict"] is False
-    assert options["fail_on"] == ["fail", "nonfinite"]  # DEFAULT_FAIL_ON, resolved at submission
+    assert given["at"] == [{"x": 2.0}]
+    options = given["options"]
+    assert options.dtype.name == "float64"
+    assert options.device == "auto"
+    assert options.hessian is True
+    assert options.strict is False
+    assert options.failing_names == ["fail", "nonfinite"]  # DEFAULT_FAIL_ON (verdict.py)
 
 
 def test_a_job_passes_or_fails_by_the_fail_on_of_each_of_its_checks(

@@ -77,36 +77,35 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check autograd's gradient, Hessian and node gradients of EXPR at points."""
+    from verifier.core.floats.points import parse_assignments, parse_domain
+    from verifier.core.options import CheckOptions
+
     try:
-        failing = parse_fail_on(fail_on)
+        options = CheckOptions.of(
+            dtype=dtype,
+            device=device,
+            nodes=nodes,
+            hessian=hessian,
+            samples=samples,
+            domain=parse_domain(domain) if domain is not None else None,
+            seed=seed,
+            rtol=rtol,
+            atol=atol,
+            strict=strict,
+            fail_on=parse_fail_on(fail_on),
+            compare_devices=_device_pair(compare_devices),
+        )
+        points = [parse_assignments(text) for text in at or []]
     except VerifierError as error:
         fail(str(error))
     from verifier.core.exact.sandbox import thread_sandbox
 
     thread_sandbox().start()  # SymPy loads in the child while torch loads here
     from verifier.core.check import check as core_check
-    from verifier.core.floats.points import parse_assignments, parse_domain
 
     try:
-        points = [parse_assignments(text) for text in at or []]
-        ranges = parse_domain(domain) if domain is not None else None
         with errors.status("checking ...", spinner="dots") if errors.is_terminal else _nothing():
-            report = core_check(
-                expression,
-                points or None,
-                dtype=dtype,
-                device=device,
-                nodes=nodes,
-                hessian=hessian,
-                samples=samples,
-                domain=ranges,
-                seed=seed,
-                rtol=rtol,
-                atol=atol,
-                strict=strict,
-                fail_on=failing,
-                compare_devices=_device_pair(compare_devices),
-            )
+            report = core_check(expression, points or None, options=options)
     except VerifierError as error:
         fail(str(error))
     if as_json:

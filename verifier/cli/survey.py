@@ -19,7 +19,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from verifier.cli.toolkit import JsonOption, errors, fail, print_json
-from verifier.core.judge.devices import is_device
+from verifier.core.floats.dtypes import is_device
 from verifier.core.judge.verdict import Verdict
 from verifier.core.ops import OPERATIONS
 from verifier.core.survey import (

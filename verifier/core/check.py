@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import metadata
+from typing import Unpack
 
 import flint
 import numpy as np
@@ -34,7 +35,6 @@ from verifier.core.exact.reference import (
     compute_table,
 )
 from verifier.core.exact.sandbox import (
-    DEFAULT_SYMBOLIC_TIMEOUT_S,
     SandboxCrash,
     SandboxTimeout,
     thread_sandbox,
@@ -52,18 +52,18 @@ from verifier.core.expression.symbolic import (
     node_key,
 )
 from verifier.core.expression.syntax import ParsedExpression
-from verifier.core.floats.dtypes import DType, get_dtype
+from verifier.core.floats.dtypes import DType
 from verifier.core.floats.points import PointInput, round_points, sample_points
 from verifier.core.judge.audit import FORWARD, OVERFLOW, SECOND_BACKWARD, Finding, audit
 from verifier.core.judge.columns import EntryColumns, point_major
 from verifier.core.judge.compare import Judged, Judgement, judge, judge_table
 from verifier.core.judge.conditioning import Conditioning, conditioning
-from verifier.core.judge.devices import CompareDevices, compared_names
 from verifier.core.judge.devices import summary as device_summary
 from verifier.core.judge.diagnosis import diagnose
 from verifier.core.judge.report import Entry, Report
-from verifier.core.judge.tolerance import Tolerance, make_tolerance
-from verifier.core.judge.verdict import Verdict, fail_on_set, worst
+from verifier.core.judge.tolerance import Tolerance
+from verifier.core.judge.verdict import Verdict, worst
+from verifier.core.options import CheckOptions, OptionFields
 from verifier.core.program.autograd import (
     SEED_IDIOM_NOTE,
     AutogradResult,
@@ -85,80 +85,49 @@ def check(
     expression: str,
     at: PointInput | Sequence[PointInput] | None = None,
     *,
-    dtype: str = "float64",
-    device: str = "auto",
-    nodes: bool = False,
-    hessian: bool = True,
-    samples: int | None = None,
-    domain: Mapping[str, tuple[float, float]] | None = None,
-    seed: int = 0,
-    rtol: float | None = None,
-    atol: float | None = None,
-    strict: bool = False,
-    fail_on: Iterable[str] | None = None,
-    symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S,
-    reference_timeout_s: float | None = None,
-    compare_devices: CompareDevices = False,
+    options: CheckOptions | None = None,
+    **given: Unpack[OptionFields],
 ) -> Report:
     """Check autograd's derivatives of ``expression`` against the exact ones.
 
     Args:
         expression: SymPy syntax (``^`` also means power), e.g. ``"sin(x)*exp(y)"``.
         at: one point (variable to number or decimal text) or a list of points.
-        dtype: ``float64``, ``float32``, ``float16`` or ``bfloat16``.
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        nodes: also compare the gradient of every non-leaf node.
-        hessian: also compare all second derivatives.
-        samples: also draw this many points uniformly from ``domain``.
-        domain: variable to (low, high) for sampling; default -1..1.
-        seed: seed of the sampler.
-        rtol, atol: override the dtype's default tolerance.
-        strict: fail on every verdict but ``pass`` and ``domain`` (see ``report.passed``).
-        fail_on: the verdicts that make ``report.passed`` false (default ``fail``,
-            ``nonfinite``); an unknown name raises OptionError.
-        symbolic_timeout_s: budget for SymPy's derivatives; past it the verdict is ``error``.
-        reference_timeout_s: the most the certified references may take (a worker passes what
-            its hard time limit leaves, so a check ends as ``error: reference timeout``
-            before the limit ends its process); by default it grows with the values.
-        compare_devices: also run autograd on a second device and judge it against the same
-            references: ``True`` compares CUDA (the report's device) with the CPU, a pair of
-            names such as ``["cuda", "cpu"]`` those two (:mod:`verifier.core.judge.devices`).
+        options: the options, resolved (:class:`~verifier.core.options.CheckOptions`); or
+        **given: the options by name, as :meth:`CheckOptions.of
+            <verifier.core.options.CheckOptions.of>` takes them: ``dtype`` (``float64``,
+            ``float32``, ``float16``, ``bfloat16``), ``device`` (``auto``, ``cpu``,
+            ``cuda``), ``nodes``, ``hessian``, ``samples`` with ``domain`` and ``seed``,
+            ``rtol``/``atol``, ``strict``, ``fail_on``, ``compare_devices``,
+            ``symbolic_timeout_s``, ``reference_timeout_s``.
 
     Returns:
         The report; ``report.verdict`` is the worst entry verdict.
 
     Raises:
-        InputError: the expression, a point or an option is invalid (nothing ran).
+        InputError: the expression, a point or an option is invalid (nothing ran); options
+            and options by name together are an OptionError.
     """
     started = time.perf_counter()
-    plan = plan_check(
-        expression,
-        at,
-        dtype,
-        device,
-        samples,
-        domain,
-        seed,
-        rtol,
-        atol,
-        strict,
-        fail_on,
-        compare_devices,
-    )
-    return run_plan(plan, started, hessian, nodes, symbolic_timeout_s, reference_timeout_s)
+    plan = plan_check(expression, at, resolve_options(options, given))
+    return run_plan(plan, started)
 
 
-def run_plan(
-    plan: _Plan,
-    started: float,
-    hessian: bool,
-    nodes: bool,
-    symbolic_timeout_s: float,
-    reference_timeout_s: float | None,
-    *,
-    values: bool = False,
-) -> Report:
+def resolve_options(options: CheckOptions | None, given: OptionFields) -> CheckOptions:
+    """``options`` as given, or built from the options ``given`` by name (not both)."""
+    if options is None:
+        return CheckOptions.of(**given)
+    if given:
+        raise OptionError(
+            f"give options or options by name, not both (also given: {', '.join(given)})"
+        )
+    return options
+
+
+def run_plan(plan: _Plan, started: float, *, values: bool = False) -> Report:
     """Phases two to four of a check: both sides, then the comparison."""
+    options = plan.options
+    hessian, nodes = options.hessian, options.nodes
     plan.keys = entry_keys(plan.parsed, hessian=hessian, nodes=nodes, values=values)
     plan.node_list = distinct_nodes(plan.parsed.expr) if nodes else []
     parsed_at = time.perf_counter()
@@ -169,12 +138,12 @@ def run_plan(
         report.reason = next(iter(missing.values()))
         return _finish(report, started, parsed_at, timings)
     budgets = [
-        ("symbolic", symbolic_timeout_s),
-        ("reference", _reference_budget(plan, reference_timeout_s)),
+        ("symbolic", options.symbolic_timeout_s),
+        ("reference", _reference_budget(plan, options.reference_timeout_s)),
     ]
     try:
         with _intra_op_threads(CHECK_INTRA_OP_THREADS):
-            sides = _run_sides(plan, hessian, nodes, values, budgets, timings)
+            sides = _run_sides(plan, values, budgets, timings)
     except SandboxTimeout as timeout:
         report.reason = f"{timeout.stage} timeout"
         return _finish(report, started, parsed_at, timings)
@@ -227,15 +196,23 @@ class _Plan:
 
     expression: str
     parsed: ParsedExpression
-    fmt: DType
-    tolerance: Tolerance
-    failing: frozenset[Verdict]
+    options: CheckOptions
     device: torch.device
     points: list[dict[str, float]]
     literals: Literals
     compared_device: torch.device | None = None
     keys: list[Key] = field(default_factory=list)
     node_list: list[sympy.Expr] = field(default_factory=list)
+
+    @property
+    def fmt(self) -> DType:
+        """The check's dtype."""
+        return self.options.dtype
+
+    @property
+    def tolerance(self) -> Tolerance:
+        """The check's tolerance."""
+        return self.options.tolerance
 
     @property
     def devices(self) -> list[torch.device]:
@@ -261,63 +238,41 @@ class _Sides:
 
 
 def plan_check(
-    expression: str,
-    at: PointInput | Sequence[PointInput] | None,
-    dtype: str,
-    device: str,
-    samples: int | None,
-    domain: Mapping[str, tuple[float, float]] | None,
-    seed: int,
-    rtol: float | None,
-    atol: float | None,
-    strict: bool,
-    fail_on: Iterable[str] | None,
-    compare_devices: CompareDevices = False,
+    expression: str, at: PointInput | Sequence[PointInput] | None, options: CheckOptions
 ) -> _Plan:
-    """Parse and validate everything; InputError before anything runs."""
+    """Parse the expression, draw and round the points, resolve the devices: InputError
+    before anything runs."""
     parsed = require_variables(parse_expression(expression))
-    fmt = get_dtype(dtype)
-    tolerance = make_tolerance(fmt, rtol, atol)
-    try:
-        failing = fail_on_set(fail_on, strict=strict)
-    except ValueError as error:
-        raise OptionError(f"fail_on: {error}") from None
-    torch_device, compared_device = _device_pair(device, compare_devices)
+    torch_device, compared_device = _device_pair(options)
     raw: list[PointInput] = []
     if at is not None:
         raw.extend([at] if isinstance(at, Mapping) else list(at))
-    if samples is not None:
-        raw.extend(sample_points(parsed.variables, samples, domain, seed))
-    elif domain is not None:
-        raise OptionError("domain is given without samples")
+    if options.samples is not None:
+        raw.extend(sample_points(parsed.variables, options.samples, options.domain, options.seed))
     if not raw:
         raise PointError("no points: give at least one point, or samples")
-    points = round_points(raw, parsed.variables, fmt)
+    points = round_points(raw, parsed.variables, options.dtype)
     return _Plan(
         expression=expression,
         parsed=parsed,
-        fmt=fmt,
-        tolerance=tolerance,
-        failing=failing,
+        options=options,
         device=torch_device,
         points=points,
-        literals=bind_literals(parsed.expr, fmt),
+        literals=bind_literals(parsed.expr, options.dtype),
         compared_device=compared_device,
     )
 
 
-def _device_pair(
-    device: str, compare_devices: CompareDevices
-) -> tuple[torch.device, torch.device | None]:
+def _device_pair(options: CheckOptions) -> tuple[torch.device, torch.device | None]:
     """The report's device and the compared one (None without a comparison), resolved here:
     a CUDA device on a machine without CUDA raises OptionError."""
-    names = compared_names(compare_devices, device)
+    names = options.compare_devices
     if names is None:
-        return resolve_device(device), None
+        return resolve_device(options.device), None
     try:
         return resolve_device(names[0]), resolve_device(names[1])
     except OptionError as error:
-        raise OptionError(f"compare_devices: {error}") from None
+        raise OptionError(f"compare_devices: {error}", option="compare_devices") from None
 
 
 def _empty_report(plan: _Plan) -> Report:
@@ -329,7 +284,7 @@ def _empty_report(plan: _Plan) -> Report:
         device=str(plan.device),
         verdict=Verdict.ERROR.value,
         points=plan.points,
-        fail_on=sorted(plan.failing),
+        fail_on=plan.options.failing_names,
         tolerance=plan.tolerance.to_dict(),
         functions=sorted(plan.parsed.functions),
         literals=plan.literals.shown,
@@ -347,8 +302,6 @@ def _reference_budget(plan: _Plan, limit_s: float | None) -> float:
 
 def _run_sides(
     plan: _Plan,
-    hessian: bool,
-    nodes: bool,
     values: bool,
     budgets: list[tuple[str, float]],
     timings: dict[str, float],
@@ -360,9 +313,9 @@ def _run_sides(
             plan.parsed.expr,
             plan.parsed.variables,
             plan.points,
-            plan.fmt.name,
+            plan.fmt,
             device,
-            hessian=hessian,
+            hessian=plan.options.hessian,
             nodes=plan.node_list,
             values=values,
             black_box=plan.black_box,
@@ -387,8 +340,8 @@ def _run_sides(
         compute_table,
         (
             plan.expression,
-            hessian,
-            nodes,
+            plan.options.hessian,
+            plan.options.nodes,
             plan.points,
             plan.fmt.name,
             values,
@@ -410,7 +363,7 @@ def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> No
         compared = _judged(plan, sides, sides.compared, [], hessian=hessian)
         columns.compared = compared
         report.compared = device_summary(
-            columns, compared, str(plan.compared_device), sorted(plan.failing)
+            columns, compared, str(plan.compared_device), plan.options.failing_names
         )
     report.set_columns(columns)
     report.verdict = worst(columns.counts()).value

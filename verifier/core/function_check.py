@@ -20,15 +20,15 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Unpack
 
-from verifier.core.check import plan_check, run_plan
-from verifier.core.exact.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
+from verifier.core.check import plan_check, resolve_options, run_plan
 from verifier.core.expression import registry
 from verifier.core.expression.parse import parse_expression, require_variables
 from verifier.core.floats.points import PointInput
 from verifier.core.judge.report import Report
+from verifier.core.options import CheckOptions, OptionFields
 from verifier.errors import OptionError
 
 BLACK_BOX_NOTE = (
@@ -49,18 +49,8 @@ def check_function(
     at: PointInput | Sequence[PointInput] | None = None,
     *,
     variables: Sequence[str] | None = None,
-    dtype: str = "float64",
-    device: str = "auto",
-    hessian: bool = True,
-    samples: int | None = None,
-    domain: Mapping[str, tuple[float, float]] | None = None,
-    seed: int = 0,
-    rtol: float | None = None,
-    atol: float | None = None,
-    strict: bool = False,
-    fail_on: Iterable[str] | None = None,
-    symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S,
-    reference_timeout_s: float | None = None,
+    options: CheckOptions | None = None,
+    **given: Unpack[OptionFields],
 ) -> Report:
     """Check ``fn``'s value, gradient and Hessian against the exact ones of ``spec``.
 
@@ -70,8 +60,8 @@ def check_function(
             value per point, in the inputs' dtype.
         spec: the exact definition in the syntax of :func:`verifier.check`, e.g.
             ``"log(1 + exp(x))"``.
-        at, dtype, device, hessian, samples, domain, seed, rtol, atol, strict, fail_on,
-        symbolic_timeout_s, reference_timeout_s: as for :func:`verifier.check`.
+        at, options, given: as for :func:`verifier.check` (``nodes`` and
+            ``compare_devices`` excepted: a black box has no nodes to see).
         variables: the names of ``fn``'s arguments, in order; may be omitted when ``spec``
             has one variable.
 
@@ -86,23 +76,19 @@ def check_function(
     started = time.perf_counter()
     if not callable(fn):
         raise OptionError(f"fn must be callable, not {type(fn).__name__}")
+    resolved = resolve_options(options, given)
+    for name in ("nodes", "compare_devices"):
+        if getattr(resolved, name):
+            raise OptionError(
+                f"check_function does not take {name}: it checks the function as a whole",
+                option=name,
+            )
     parsed = require_variables(parse_expression(spec))
     names = _variables(parsed.variables, variables)
     name = _register(fn, spec, names)
     try:
         expression = f"{name}({', '.join(names)})"
-        plan = plan_check(
-            expression, at, dtype, device, samples, domain, seed, rtol, atol, strict, fail_on
-        )
-        report = run_plan(
-            plan,
-            started,
-            hessian,
-            False,
-            symbolic_timeout_s,
-            reference_timeout_s,
-            values=True,
-        )
+        report = run_plan(plan_check(expression, at, resolved), started, values=True)
     finally:
         registry.forget(name)
     report.functions = sorted(parsed.functions)

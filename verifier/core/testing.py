@@ -20,9 +20,9 @@ example test.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from verifier.core.judge.verdict import Verdict
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
     from verifier.core.judge.report import Entry, Report
+    from verifier.core.options import CheckOptions, OptionFields
 
 WORST_ROWS = 5
 """Entries shown in a failure's table, worst first."""
@@ -48,43 +49,25 @@ def assert_derivatives(
     at: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
     *,
     variables: Sequence[str] | None = None,
-    dtype: str = "float64",
-    device: str = "cpu",
-    hessian: bool = True,
-    samples: int | None = None,
-    domain: Mapping[str, tuple[float, float]] | None = None,
-    seed: int = 0,
-    rtol: float | None = None,
-    atol: float | None = None,
-    strict: bool = False,
-    fail_on: Iterable[str] | None = None,
+    options: CheckOptions | None = None,
+    **given: Unpack[OptionFields],
 ) -> Report:
     """Check ``fn`` against ``spec`` (:func:`verifier.check_function`); raise if it fails.
 
+    The options are :func:`verifier.check_function`'s, the device ``cpu`` unless given.
     Returns the report when it passed. Raises :class:`DerivativeMismatch` (an
     AssertionError) with the worst entries, and the seed where points were sampled, when an
     entry has a failing verdict or the check could not run.
     """
+    from verifier.core.check import resolve_options
     from verifier.core.function_check import check_function
 
-    report = check_function(
-        fn,
-        spec,
-        at,
-        variables=variables,
-        dtype=dtype,
-        device=device,
-        hessian=hessian,
-        samples=samples,
-        domain=domain,
-        seed=seed,
-        rtol=rtol,
-        atol=atol,
-        strict=strict,
-        fail_on=fail_on,
-    )
+    if options is None:
+        given = {"device": "cpu", **given}
+    options = resolve_options(options, given)
+    report = check_function(fn, spec, at, variables=variables, options=options)
     if report.verdict == Verdict.ERROR.value or not report.passed:
-        raise DerivativeMismatch(failure_text(report, seed if samples else None))
+        raise DerivativeMismatch(failure_text(report, options.seed if options.samples else None))
     return report
 
 
@@ -210,11 +193,11 @@ class Derivcheck:
     device: str
 
     def assert_derivatives(
-        self, fn: Callable[..., Any], spec: str, at: Any = None, **options: Any
+        self, fn: Callable[..., Any], spec: str, at: Any = None, **given: Any
     ) -> list[Report]:
         """:func:`assert_derivatives` once per dtype; the reports, in dtype order."""
         return [
-            assert_derivatives(fn, spec, at, dtype=dtype, device=self.device, **options)
+            assert_derivatives(fn, spec, at, **{"dtype": dtype, "device": self.device, **given})
             for dtype in self.dtypes
         ]
 

@@ -15,17 +15,19 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.config import DEFAULT_CLAIM_LEASE_S
+from verifier.core.exact.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
 from verifier.core.judge.report import Report as CoreReport
 from verifier.core.judge.verdict import Verdict
+from verifier.core.options import STORED_OPTIONS, CheckOptions
 from verifier.delivery.logs import bind
 from verifier.errors import InputError
 from verifier.store import claims
@@ -37,8 +39,22 @@ logger = logging.getLogger(__name__)
 
 RENEWALS_PER_LEASE = 3
 
-CoreCheck = Callable[..., Mapping[str, Any]]
-"""``check(expression, at, **options)`` returning the report as a dict (``Report.to_dict()``)."""
+
+class CoreCheck(Protocol):
+    """The core's check of one stored check: its report as a dict (``Report.document()``)."""
+
+    def __call__(
+        self, expression: str, *, at: Sequence[Mapping[str, Any]] | None, options: CheckOptions
+    ) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The time a worker gives a check's symbolic and reference phases, within its hard
+    time limit (``Settings.symbolic_timeout_s`` and ``Settings.reference_timeout_s``)."""
+
+    symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S
+    reference_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -113,24 +129,19 @@ def gave_up_reason(max_attempts: int) -> str:
     return f"gave up after {max_attempts} attempts"
 
 
-def core_arguments(check: Check) -> dict[str, Any]:
-    """The keyword arguments of the core's ``check()`` for a stored check."""
-    domain = {name: (float(low), float(high)) for name, (low, high) in (check.domain or {}).items()}
-    return {
-        "at": check.points or None,
-        "dtype": check.dtype,
-        "device": check.device,
-        "nodes": check.nodes,
-        "hessian": check.hessian,
-        "samples": check.samples,
-        "domain": domain or None,
-        "seed": check.seed,
-        "rtol": check.rtol,
-        "atol": check.atol,
-        "strict": check.strict,
-        "fail_on": check.fail_on,
-        "compare_devices": check.compare_devices,
-    }
+def stored_options(check: Check, budgets: Budgets | None = None) -> CheckOptions:
+    """The core's options of a stored check, with a worker's time ``budgets``.
+
+    Raises:
+        OptionError: a stored option the core refuses (the API refuses it first, through the
+            same :meth:`CheckOptions.of`).
+    """
+    budgets = budgets or Budgets()
+    return CheckOptions.from_stored(
+        {name: getattr(check, name) for name in STORED_OPTIONS},
+        symbolic_timeout_s=budgets.symbolic_timeout_s,
+        reference_timeout_s=budgets.reference_timeout_s,
+    )
 
 
 def error_document(check: Check, reason: str) -> dict[str, Any]:
@@ -149,10 +160,11 @@ def error_document(check: Check, reason: str) -> dict[str, Any]:
     ).to_dict()
 
 
-def run_core(check: Check, core: CoreCheck) -> dict[str, Any]:
+def run_core(check: Check, core: CoreCheck, budgets: Budgets | None = None) -> dict[str, Any]:
     """The core's report for ``check``; bad input or a crash becomes an ``error`` report."""
     try:
-        return dict(core(check.expression, **core_arguments(check)))
+        options = stored_options(check, budgets)
+        return dict(core(check.expression, at=check.points or None, options=options))
     except InputError as error:
         return error_document(check, f"invalid input: {error}")
     except MemoryError:
@@ -220,20 +232,24 @@ def execute_check(
     claim_token: str | None = None,
     takes_over: str | None = None,
     renewer: LeaseRenewer | None = None,
+    budgets: Budgets | None = None,
 ) -> str | None:
     """Run the stored check ``check_id`` once if this execution can claim it.
 
     ``claim_token`` is this execution's token (a fresh one if None); ``takes_over`` the token of an
     earlier execution of the same delivery that failed on a database error, whose claim this
     one takes back at once; ``renewer`` the process's heartbeat, whose lease the claim gets
-    (one of its own with ``DEFAULT_CLAIM_LEASE_S`` if None).
+    (one of its own with ``DEFAULT_CLAIM_LEASE_S`` if None); ``budgets`` the time the core's
+    phases get.
     Returns the verdict of the check's report (existing or new); None when the check does not
     exist or another execution holds it under a live claim.
     """
     policy = policy or ClaimPolicy()
     if renewer is None:
         with closing(LeaseRenewer(sessions, DEFAULT_CLAIM_LEASE_S)) as own:
-            return execute_check(sessions, check_id, core, policy, claim_token, takes_over, own)
+            return execute_check(
+                sessions, check_id, core, policy, claim_token, takes_over, own, budgets
+            )
     claim_token = claim_token or str(uuid.uuid4())
     with sessions() as session:
         now = utc_now()
@@ -261,7 +277,7 @@ def execute_check(
             logger.info("check %s already has a report; not running it again", check_id)
             return check.report.verdict
         with renewer.holding(check_id, claim_token):
-            return _run_owned(session, check, core, policy, attempt, claim_token)
+            return _run_owned(session, check, core, policy, attempt, claim_token, budgets)
 
 
 def _run_owned(
@@ -271,6 +287,7 @@ def _run_owned(
     policy: ClaimPolicy,
     attempt: int,
     claim_token: str,
+    budgets: Budgets | None,
 ) -> str | None:
     """Run a claimed check and write its report; None if the claim was lost meanwhile."""
     check_id = check.id
@@ -278,7 +295,7 @@ def _run_owned(
         logger.error("check %s: %s", check_id, gave_up_reason(policy.max_attempts))
         document = error_document(check, gave_up_reason(policy.max_attempts))
     else:
-        document = run_core(check, core)
+        document = run_core(check, core, budgets)
     row = report_row(check, document)
     if not claims.finish_check(session, row, claim_token, utc_now(), passed=passes(check, row)):
         logger.warning("check %s: claim lost while running; its result is dropped", check_id)

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from verifier.config import Settings
 from verifier.core.guard import check_expressions
-from verifier.core.judge.devices import compared_names
 from verifier.errors import JobRejectedError, NotFoundError
 from verifier.service.admission import admit
 from verifier.service.schemas import (
@@ -45,7 +44,6 @@ from verifier.store.models import (
     Job,
     JobStatus,
 )
-from verifier.store.outcome import check_fail_on
 
 logger = logging.getLogger(__name__)
 
@@ -197,26 +195,15 @@ def _new_job(
         api_key_id=api_key_id,
     )
     for position, (check, expression) in enumerate(zip(request.checks, parsed, strict=True)):
-        compared = compared_names(check.compare_devices, check.device)
+        options = check.options()  # validated above: resolved, with the policy, once here
         job.checks.append(
             Check(
                 position=position,
                 expression=check.expression,
                 variables=list(expression.variables),
                 points=check.points,
-                dtype=check.dtype,
-                device=check.device,
-                nodes=check.nodes,
-                hessian=check.hessian,
-                samples=check.samples,
-                domain={k: list(v) for k, v in check.domain.items()} if check.domain else None,
-                seed=check.seed,
-                rtol=check.rtol,
-                atol=check.atol,
-                strict=check.strict,
-                fail_on=check_fail_on(check.fail_on, strict=check.strict),
-                compare_devices=compared,
-                queue=queue_for(check.device, settings, compared),
+                **options.stored(),
+                queue=queue_for(options.device, settings, options.compare_devices),
                 functions=[CheckFunction(function=name) for name in sorted(expression.functions)],
             )
         )

@@ -24,7 +24,7 @@ from verifier.service.reports import report_stats
 from verifier.service.schemas import JobOut, Stats
 from verifier.store import page_queries, repository
 from verifier.store.outcome import report_number
-from verifier.store.page_queries import CheckOptions, JobCheckRow, JobFilters, ListedJob
+from verifier.store.page_queries import JobCheckRow, JobFilters, ListedJob, StoredCheck
 from verifier.store.repository import ReportFilters
 
 MAX_PAGE_ENTRIES = 100_000
@@ -133,7 +133,7 @@ class CheckPage:
     """One check: its options, its report (without entries), its worst entries, and the data
     of its plots."""
 
-    options: CheckOptions
+    options: StoredCheck
     document: dict[str, Any]
     entries_read: int = 0
     entries_total: int = 0
@@ -146,7 +146,7 @@ class CheckPage:
 
 def check_page(session: Session, check_id: uuid.UUID, api_key_id: uuid.UUID | None) -> CheckPage:
     """The check's page; NotFoundError for no check or another key's."""
-    options = page_queries.check_options(session, check_id, api_key_id)
+    options = page_queries.stored_check(session, check_id, api_key_id)
     if options is None:
         raise NotFoundError(f"no check {check_id}")
     if options.report_id is None:
@@ -169,7 +169,7 @@ def check_page(session: Session, check_id: uuid.UUID, api_key_id: uuid.UUID | No
     return page
 
 
-def _read_entries(session: Session, options: CheckOptions) -> list[dict[str, Any]]:
+def _read_entries(session: Session, options: StoredCheck) -> list[dict[str, Any]]:
     assert options.report_id is not None
     entries: list[dict[str, Any]] = []
     index = 0

@@ -20,10 +20,9 @@ from verifier.core.floats.points import (
     SERVICE_POINTS_PER_CHECK,
 )
 from verifier.core.judge.verdict import Verdict, parse_verdict
+from verifier.core.options import MAX_SEED, STORED_OPTIONS, CheckOptions
 from verifier.store.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
 
-MAX_SEED = 2**31 - 1
-"""Seeds are stored in a 32-bit integer column."""
 PRINTABLE_TEXT = r"^[^\x00-\x1f\x7f]*$"
 """No control characters (NUL cannot even be stored by PostgreSQL)."""
 if TYPE_CHECKING:
@@ -79,6 +78,15 @@ class CheckIn(BaseModel):
         "values: true compares cuda (the report's device) with cpu, or give the two devices, "
         'the report\'s first, e.g. ["cuda", "cpu"]; a check naming cuda runs on a GPU worker',
     )
+
+    def option_fields(self) -> dict[str, Any]:
+        """The check's options by name, as given (:data:`STORED_OPTIONS`)."""
+        return {name: getattr(self, name) for name in STORED_OPTIONS}
+
+    def options(self) -> CheckOptions:
+        """The check's options, validated and resolved as the worker resolves them
+        (OptionError names a bad one)."""
+        return CheckOptions.of(**self.option_fields())
 
 
 class JobIn(BaseModel):

@@ -24,9 +24,8 @@ from verifier.core.floats.points import (
     round_value,
 )
 from verifier.core.guard import CheckedExpression, Parsed, check_expressions
-from verifier.core.judge.devices import compared_names
-from verifier.core.judge.tolerance import make_tolerance
-from verifier.errors import ExpressionError, InputError, JobRejectedError
+from verifier.core.options import CheckOptions
+from verifier.errors import ExpressionError, InputError, JobRejectedError, OptionError
 from verifier.service.schemas import CheckIn, JobIn
 
 Loc = list[str | int]
@@ -80,15 +79,14 @@ def _check_options(
 ) -> list[dict[str, Any]]:
     problems: list[dict[str, Any]] = []
     dtype = get_dtype(check.dtype)
-    for field, tolerance in (("rtol", {"rtol": check.rtol}), ("atol", {"atol": check.atol})):
-        try:
-            make_tolerance(dtype, **tolerance)
-        except InputError as error:
-            problems.append(_problem([*where, field], f"check {index}: {error}", "option"))
+    # The options as the worker resolves them; sampling is checked below against the
+    # service's own limits, with each domain's variable located.
+    fields = check.option_fields()
     try:
-        compared_names(check.compare_devices, check.device)
-    except InputError as error:
-        problems.append(_problem([*where, "compare_devices"], f"check {index}: {error}", "option"))
+        CheckOptions.of(**{**fields, "samples": None, "domain": None})
+    except OptionError as error:
+        loc = [*where, error.option] if error.option in fields else where
+        problems.append(_problem(loc, f"check {index}: {error}", "option"))
     problems.extend(_check_sampling(check, expression, where, index, settings))
     points = check.points or []
     if not points and check.samples is None:

@@ -205,7 +205,7 @@ def job_checks(
 
 
 @dataclass(frozen=True)
-class CheckOptions:
+class StoredCheck:
     """A check's stored options and, once it has one, its report's id and columns."""
 
     id: uuid.UUID
@@ -235,9 +235,9 @@ class CheckOptions:
     reported_at: datetime | None
 
 
-def check_options(
+def stored_check(
     session: Session, check_id: uuid.UUID, api_key_id: uuid.UUID | None
-) -> CheckOptions | None:
+) -> StoredCheck | None:
     """The check ``check_id`` of ``api_key_id``'s jobs (None: any job's), or None."""
     query = (
         select(
@@ -279,7 +279,7 @@ def check_options(
     values = list(row)
     values[5] = [str(name) for name in values[5] or []]
     values[17] = str(values[17])
-    return CheckOptions(*values)
+    return StoredCheck(*values)
 
 
 def count_jobs(session: Session) -> int:

@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
+from typing import Any
 
 from verifier.errors import OptionError
 
@@ -30,6 +31,14 @@ class DType:
     mantissa_bits: int
     min_exponent: int
     max_exponent: int
+
+    @property
+    def torch(self) -> Any:
+        """The torch dtype of this format (torch is imported here, where a check runs: the
+        service never asks)."""
+        import torch
+
+        return getattr(torch, self.name)
 
     @property
     def epsilon(self) -> float:
@@ -56,6 +65,15 @@ class DType:
 
 
 DEVICES = ("auto", "cpu", "cuda")
+CONCRETE = tuple(name for name in DEVICES if name != "auto")
+"""The devices a check can name for itself (``auto`` picks one of them)."""
+
+
+def is_device(name: str) -> bool:
+    """Whether ``name`` is one device: ``cpu``, ``cuda`` or ``cuda:N``."""
+    return name in CONCRETE or (name[:5] == "cuda:" and name[5:].isdigit())
+
+
 """Devices a check may ask for: ``auto`` is CUDA when available, else CPU."""
 
 DTYPES: dict[str, DType] = {

@@ -30,7 +30,7 @@ from verifier.core.expression.custom import CustomFunction
 from verifier.core.expression.functions import PARAMETER_POSITIONS
 from verifier.core.expression.symbolic import Target
 from verifier.core.expression.syntax import make_symbol
-from verifier.core.floats.dtypes import DType
+from verifier.core.floats.dtypes import DTYPES, DType
 from verifier.core.judge.magnitudes import grad_or_none
 from verifier.core.judge.tolerance import Tolerance
 from verifier.core.program.translate import (
@@ -79,12 +79,11 @@ def audit(
     """Every finding at each of ``points`` (dtype-rounded), in program order."""
     count = len(points)
     inputs = {
-        name: torch.tensor([p[name] for p in points], dtype=getattr(torch, dtype.name))
-        for name in variables
+        name: torch.tensor([p[name] for p in points], dtype=dtype.torch) for name in variables
     }
     for tensor in inputs.values():
         tensor.requires_grad_(True)
-    translation = Translation(expr, inputs, dtype.name, torch.device("cpu"))
+    translation = Translation(expr, inputs, dtype, torch.device("cpu"))
     values = {node: t.detach().expand(count) for node, t in translation.tensors.items()}
     findings: list[list[Finding]] = [[] for _ in range(count)]
     order = [node for node in program_order(expr) if node in translation.tensors]
@@ -264,7 +263,7 @@ def _adjoint_events(
         name: t.detach().to(torch.float64).requires_grad_(True) for name, t in inputs.items()
     }
     shadow = Translation(
-        expr, shadow_inputs, "float64", torch.device("cpu"), literal_dtype=dtype.name
+        expr, shadow_inputs, DTYPES["float64"], torch.device("cpu"), literal_dtype=dtype
     )
     runs = [(translation, inputs), (shadow, shadow_inputs)]
     passes: list[list[tuple[str, list[torch.Tensor]]]] = []

@@ -32,7 +32,7 @@ import sympy
 import torch
 
 from verifier.core.expression.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key
-from verifier.core.floats.dtypes import DType
+from verifier.core.floats.dtypes import DTYPES, DType
 from verifier.core.floats.points import variable_columns
 from verifier.core.judge.magnitudes import (
     Floats,
@@ -133,7 +133,7 @@ def conditioning(
         return result + extra
 
     translation = Translation(
-        expr, inputs, "float64", torch.device("cpu"), literal_dtype=dtype.name, perturb=perturb
+        expr, inputs, DTYPES["float64"], torch.device("cpu"), literal_dtype=dtype, perturb=perturb
     )
     values = {node: tensor.detach() for node, tensor in translation.tensors.items()}
     sites = list(perturbations)

@@ -17,7 +17,7 @@ import sympy
 import torch
 
 from verifier.core.expression.symbolic import GRADIENT, HESSIAN, NODE, VALUE, Key, node_key
-from verifier.core.floats.dtypes import DEVICES
+from verifier.core.floats.dtypes import DEVICES, DType
 from verifier.core.floats.points import Floats, variable_columns
 from verifier.core.program.translate import Translation
 from verifier.errors import OptionError
@@ -72,7 +72,7 @@ def run_autograd(
     expr: sympy.Expr,
     variables: Sequence[str],
     points: Sequence[Mapping[str, float]],
-    dtype_name: str,
+    dtype: DType,
     device: torch.device,
     *,
     hessian: bool,
@@ -86,7 +86,7 @@ def run_autograd(
         expr: the expression's SymPy tree, as parsed.
         variables: variable names, in order.
         points: dtype-rounded points.
-        dtype_name: a key of :data:`verifier.core.floats.dtypes.DTYPES`.
+        dtype: the check's floating-point format.
         device: where to run.
         hessian: compute all n*n second derivatives.
         nodes: the nodes whose gradients to compute (each must be a node of ``expr``).
@@ -98,12 +98,11 @@ def run_autograd(
     Returns:
         Values keyed like :func:`verifier.core.expression.symbolic.entry_keys`.
     """
-    dtype = getattr(torch, dtype_name)
     inputs = {
-        name: torch.from_numpy(column).to(device=device, dtype=dtype).requires_grad_(True)
+        name: torch.from_numpy(column).to(device=device, dtype=dtype.torch).requires_grad_(True)
         for name, column in variable_columns(points, variables).items()
     }
-    translation = Translation(expr, inputs, dtype_name, device)
+    translation = Translation(expr, inputs, dtype, device)
     leaves = [inputs[name] for name in variables]
     total = translation.output.sum()
     found: dict[Key, Floats] = {}
@@ -141,7 +140,7 @@ def run_autograd(
                 row = _grad(grad_i.sum(), leaves, create_graph=False)
             for name_j, second in zip(variables, row, strict=True):
                 found[(HESSIAN, (name_i, name_j), None)] = _floats(second, len(points))
-        seed_idiom = _seed_idiom(expr, variables, points[:1], dtype_name, device)
+        seed_idiom = _seed_idiom(expr, variables, points[:1], dtype, device)
     return AutogradResult(
         values=found, device=str(device), seed_idiom=seed_idiom, second_backward=problems
     )
@@ -209,16 +208,15 @@ def _seed_idiom(
     expr: sympy.Expr,
     variables: Sequence[str],
     points: Sequence[Mapping[str, float]],
-    dtype_name: str,
+    dtype: DType,
     device: torch.device,
 ) -> str:
     """Run ``z.backward(); x.grad.grad`` for real, on the first point."""
-    dtype = getattr(torch, dtype_name)
     inputs = {
-        name: torch.tensor([points[0][name]], dtype=dtype, device=device, requires_grad=True)
+        name: torch.tensor([points[0][name]], dtype=dtype.torch, device=device, requires_grad=True)
         for name in variables
     }
-    z = Translation(expr, inputs, dtype_name, device).output.sum()
+    z = Translation(expr, inputs, dtype, device).output.sum()
     if not z.requires_grad:
         return "None"
     z.backward()

@@ -25,7 +25,7 @@ from verifier.core.expression.custom import CustomFunction
 from verifier.core.expression.functions import sinc
 from verifier.core.expression.literals import round_literal
 from verifier.core.expression.syntax import make_symbol
-from verifier.core.floats.dtypes import DTYPES
+from verifier.core.floats.dtypes import DType
 
 Tensor = torch.Tensor
 Perturbation = Callable[[sympy.Basic, Tensor], Tensor]
@@ -302,18 +302,18 @@ class Translation:
         self,
         expr: sympy.Expr,
         inputs: Mapping[str, Tensor],
-        dtype_name: str,
+        dtype: DType,
         device: torch.device,
         *,
-        literal_dtype: str | None = None,
+        literal_dtype: DType | None = None,
         perturb: Perturbation | None = None,
     ):
         """Build the program; ``literal_dtype`` rounds the literals to another dtype than the
         tensors' (a float64 shadow of a float32 check), ``perturb`` wraps every operation's
         result (the conditioning analysis adds a perturbation there)."""
-        self.dtype_name = dtype_name
-        self.literal_dtype = DTYPES[literal_dtype or dtype_name]
-        self.dtype = getattr(torch, dtype_name)
+        self.fmt = dtype
+        self.literal_dtype = literal_dtype or dtype
+        self.dtype = dtype.torch
         self.device = device
         self.perturb = perturb
         self.tensors: dict[sympy.Basic, Tensor] = {}

@@ -1,0 +1,291 @@
+"""A check's options: one frozen object, validated and resolved once where a request enters.
+
+``check()``, ``check_function()``, the pytest plugin, the CLI and the worker build a
+:class:`CheckOptions` with :meth:`CheckOptions.of` from the options a user gave by name
+(:class:`OptionFields`); the rest of the core takes it resolved: the dtype object, the
+tolerance, the set of failing verdicts (``strict`` folded in) and the devices a compared check
+runs on. The service's request schema and its stored columns carry :data:`STORED_OPTIONS`
+by these same names (a test compares them name by name), and :meth:`CheckOptions.stored` is
+what it stores. Torch-free: the API validates with it.
+
+>>> options = CheckOptions.of(dtype="float32", strict=True)
+>>> options.dtype.name, options.tolerance.ulps, options.failing_names[:2]
+('float32', 64.0, ['fail', 'ill-conditioned'])
+>>> CheckOptions.of(device="tpu")
+Traceback (most recent call last):
+...
+verifier.errors.OptionError: unknown device 'tpu': choose one of auto, cpu, cuda
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypedDict
+
+from verifier.core.exact.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
+from verifier.core.floats.dtypes import CONCRETE, DEVICES, DTYPES, DType, get_dtype, is_device
+from verifier.core.floats.points import check_samples
+from verifier.core.judge.tolerance import Tolerance, make_tolerance
+from verifier.core.judge.verdict import DEFAULT_FAIL_ON, Verdict, fail_on_set
+from verifier.errors import OptionError
+
+DEFAULT_PAIR = ("cuda", "cpu")
+"""What ``compare_devices=True`` compares: the GPU under test, then the CPU."""
+CompareDevices = bool | Sequence[str] | None
+"""``compare_devices`` as given: False or None (one device), True (:data:`DEFAULT_PAIR`),
+or the two devices, the report's first."""
+MAX_SEED = 2**31 - 1
+"""Largest seed of the sampler (the service stores seeds in a 32-bit integer column)."""
+STORED_OPTIONS = (
+    "dtype",
+    "device",
+    "nodes",
+    "hessian",
+    "samples",
+    "domain",
+    "seed",
+    "rtol",
+    "atol",
+    "strict",
+    "fail_on",
+    "compare_devices",
+)
+"""The options a request to the service may carry and a stored check keeps, by name; the two
+time budgets are the runner's, not the request's."""
+
+
+class OptionFields(TypedDict, total=False):
+    """The options of a check by name, as a user gives them (each optional)."""
+
+    dtype: str | DType
+    device: str
+    nodes: bool
+    hessian: bool
+    samples: int | None
+    domain: Mapping[str, tuple[float, float]] | None
+    seed: int
+    rtol: float | None
+    atol: float | None
+    strict: bool
+    fail_on: Iterable[str] | None
+    compare_devices: CompareDevices
+    symbolic_timeout_s: float
+    reference_timeout_s: float | None
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """Every option of one check, validated and resolved.
+
+    Attributes:
+        dtype: the floating-point format autograd runs in (``float64`` by default).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``; resolved to a
+            torch device only where the check runs.
+        nodes: also compare the gradient of every non-leaf node.
+        hessian: also compare all second derivatives.
+        samples: also draw this many points uniformly from ``domain``.
+        domain: variable to (low, high) for sampling; default -1..1 per variable.
+        seed: seed of the sampler.
+        rtol, atol: the tolerance as given (None: the dtype's default); :attr:`tolerance` is
+            the resolved one.
+        strict: fail on every verdict but ``pass`` and ``domain``.
+        fail_on: the verdicts that make a check fail, ``strict`` included (default ``fail``
+            and ``nonfinite``).
+        compare_devices: the report's device and a second one that autograd also runs on,
+            both judged against the same references; None for one device.
+        symbolic_timeout_s: budget of SymPy's derivatives; past it the verdict is ``error``.
+        reference_timeout_s: the most the certified references may take (None: growing with
+            the values).
+        tolerance: the resolved tolerance of :attr:`dtype` with ``rtol``/``atol``.
+    """
+
+    dtype: DType = DTYPES["float64"]
+    device: str = "auto"
+    nodes: bool = False
+    hessian: bool = True
+    samples: int | None = None
+    domain: Mapping[str, tuple[float, float]] | None = None
+    seed: int = 0
+    rtol: float | None = None
+    atol: float | None = None
+    strict: bool = False
+    fail_on: frozenset[Verdict] = DEFAULT_FAIL_ON
+    compare_devices: tuple[str, str] | None = None
+    symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S
+    reference_timeout_s: float | None = None
+    tolerance: Tolerance = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tolerance", make_tolerance(self.dtype, self.rtol, self.atol))
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        dtype: str | DType = "float64",
+        device: str = "auto",
+        nodes: bool = False,
+        hessian: bool = True,
+        samples: int | None = None,
+        domain: Mapping[str, tuple[float, float]] | None = None,
+        seed: int = 0,
+        rtol: float | None = None,
+        atol: float | None = None,
+        strict: bool = False,
+        fail_on: Iterable[str] | None = None,
+        compare_devices: CompareDevices = False,
+        symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S,
+        reference_timeout_s: float | None = None,
+    ) -> CheckOptions:
+        """Validate and resolve the options given by name (:class:`OptionFields`).
+
+        Raises:
+            OptionError: an option is invalid; the message names it and ``error.option`` is
+                its name.
+        """
+        fmt = dtype if isinstance(dtype, DType) else _option("dtype", get_dtype, dtype)
+        if not isinstance(device, str) or not (device == "auto" or is_device(device)):
+            raise OptionError(
+                f"unknown device {device!r}: choose one of {', '.join(DEVICES)}", option="device"
+            )
+        for name, flag in (("nodes", nodes), ("hessian", hessian), ("strict", strict)):
+            if not isinstance(flag, bool):
+                raise OptionError(f"{name} must be true or false, not {flag!r}", option=name)
+        if samples is not None:
+            _option("samples", check_samples, samples)
+        elif domain is not None:
+            raise OptionError("domain is given without samples", option="domain")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise OptionError(f"seed must be an integer from 0 to {MAX_SEED}", option="seed")
+        for name, tolerance in (("rtol", {"rtol": rtol}), ("atol", {"atol": atol})):
+            _option(name, lambda given: make_tolerance(fmt, **given), tolerance)
+        if isinstance(fail_on, str):
+            fail_on = [fail_on]
+        try:
+            failing = fail_on_set(fail_on, strict=strict)
+        except ValueError as error:
+            raise OptionError(f"fail_on: {error}", option="fail_on") from None
+        pair = _option(
+            "compare_devices", lambda given: compared_names(given, device), compare_devices
+        )
+        for name, budget in (
+            ("symbolic_timeout_s", symbolic_timeout_s),
+            ("reference_timeout_s", reference_timeout_s),
+        ):
+            if budget is not None and not (isinstance(budget, int | float) and budget > 0):
+                raise OptionError(f"{name} must be a positive number of seconds", option=name)
+        return cls(
+            dtype=fmt,
+            device=device,
+            nodes=nodes,
+            hessian=hessian,
+            samples=samples,
+            domain=None if domain is None else dict(domain),
+            seed=seed,
+            rtol=None if rtol is None else float(rtol),
+            atol=None if atol is None else float(atol),
+            strict=strict,
+            fail_on=failing,
+            compare_devices=None if pair is None else (pair[0], pair[1]),
+            symbolic_timeout_s=float(symbolic_timeout_s),
+            reference_timeout_s=None if reference_timeout_s is None else float(reference_timeout_s),
+        )
+
+    @classmethod
+    def from_stored(
+        cls,
+        stored: Mapping[str, Any],
+        *,
+        symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S,
+        reference_timeout_s: float | None = None,
+    ) -> CheckOptions:
+        """The options of a stored check (:data:`STORED_OPTIONS`; a missing or null one is
+        its default), with the runner's time budgets."""
+        given: dict[str, Any] = {
+            name: stored[name] for name in STORED_OPTIONS if stored.get(name) is not None
+        }
+        if "domain" in given:
+            domain = {
+                name: (float(low), float(high)) for name, (low, high) in given["domain"].items()
+            }
+            given["domain"] = domain or None
+        return cls.of(
+            **given,
+            symbolic_timeout_s=symbolic_timeout_s,
+            reference_timeout_s=reference_timeout_s,
+        )
+
+    def stored(self) -> dict[str, Any]:
+        """The options as the service stores them (JSON values, :data:`STORED_OPTIONS`)."""
+        return {
+            "dtype": self.dtype.name,
+            "device": self.device,
+            "nodes": self.nodes,
+            "hessian": self.hessian,
+            "samples": self.samples,
+            "domain": None
+            if self.domain is None
+            else {name: [low, high] for name, (low, high) in self.domain.items()},
+            "seed": self.seed,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "strict": self.strict,
+            "fail_on": sorted(str(verdict) for verdict in self.fail_on),
+            "compare_devices": None if self.compare_devices is None else list(self.compare_devices),
+        }
+
+    @property
+    def failing_names(self) -> list[str]:
+        """The names of :attr:`fail_on`, sorted (as reports list them)."""
+        return sorted(str(verdict) for verdict in self.fail_on)
+
+
+def option_names() -> tuple[str, ...]:
+    """Every option's name, in the order of :class:`CheckOptions`."""
+    return tuple(f.name for f in fields(CheckOptions) if f.init)
+
+
+def _option(name: str, resolve: Callable[[Any], Any], value: Any) -> Any:
+    """``resolve(value)``; its OptionError (or a bad type's) says that option ``name`` is
+    the one at fault (``error.option``)."""
+    try:
+        return resolve(value)
+    except OptionError as error:
+        error.option = name
+        raise
+    except (TypeError, ValueError) as error:
+        raise OptionError(f"{name}: {error}", option=name) from None
+
+
+def compared_names(compare_devices: CompareDevices, device: str = "auto") -> list[str] | None:
+    """The two device names a check compares (the report's device first), or None.
+
+    ``True`` is :data:`DEFAULT_PAIR` (with ``device`` first when it names one CUDA device);
+    a pair of names is taken as given. The names are validated, not resolved: the API stores
+    them and only a worker learns whether it has CUDA.
+    """
+    if compare_devices is None or compare_devices is False:
+        return None
+    if compare_devices is True:
+        first = device if device.startswith("cuda") else DEFAULT_PAIR[0]
+        names = [first, DEFAULT_PAIR[1]]
+    elif isinstance(compare_devices, str):
+        raise OptionError(
+            f"compare_devices: give true or a list of two devices, not the text {compare_devices!r}"
+        )
+    else:
+        names = [str(name) for name in compare_devices]
+    if len(names) != 2:
+        raise OptionError(f"compare_devices: give two devices (e.g. cuda, cpu), not {names}")
+    for name in names:
+        if not is_device(name):
+            raise OptionError(
+                f"compare_devices: unknown device {name!r}: choose two of {', '.join(CONCRETE)}"
+            )
+    if device not in ("auto", names[0]):
+        raise OptionError(
+            f"device {device!r} and compare_devices {names} disagree: the report's device is "
+            "the first of compare_devices (or give device auto)"
+        )
+    return names
