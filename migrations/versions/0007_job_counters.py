@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from verifier.core.judge.verdict import worst
+from verifier.store.documents import ReportView
 from verifier.store.outcome import read_outcome
 
 revision: str = "0007"
@@ -73,7 +74,9 @@ def upgrade() -> None:
             .where(REPORTS.c.job_id == job_id)
         ).all()
         passed = all(
-            read_outcome(verdict, document, None, fail_on=fail_on, strict=strict).passed
+            read_outcome(
+                ReportView.read(document, verdict), None, fail_on=fail_on, strict=strict
+            ).passed
             for verdict, document, fail_on, strict in rows
         )
         connection.execute(

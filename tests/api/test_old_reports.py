@@ -23,12 +23,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from rich.console import Console
+from slowness import SLOWNESS
 
 from verifier.api import create_app
 from verifier.cli.render import print_job_summary, reports_table, stats_table
 from verifier.config import Settings
-from verifier.delivery.execution import passes, report_row
+from verifier.delivery.execution import passes
 from verifier.store import claims, migrate, repository
+from verifier.store.documents import report_row
 from verifier.store.engine import make_engine, make_session_factory
 from verifier.store.models import UTCDateTime
 
@@ -288,7 +290,7 @@ def _service_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "verifier", *arguments],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=120 * SLOWNESS,
     )
 
 
@@ -320,7 +322,10 @@ def test_old_reports_read_right_through_the_api_and_the_cli_after_the_upgrade(
     settings = Settings(
         data_dir=tmp_path / "data", database_url=old_database, requeue_interval_s=0, api_keys="off"
     )
-    with server_thread(create_app(settings)) as url, httpx.Client(base_url=url) as http:
+    with (
+        server_thread(create_app(settings)) as url,
+        httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http,
+    ):
         job = http.get(f"/jobs/{jobs['mixed']}").json()
         # Migration 0003 fills in 'passed' from the old verdict: pass, undefined and domain
         # passed, the rest did not.

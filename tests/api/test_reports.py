@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
-from verifier.delivery.execution import report_row
 from verifier.store import repository
+from verifier.store.documents import report_row
 
 ReportDocument = Callable[..., dict[str, Any]]
 

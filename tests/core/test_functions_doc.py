@@ -15,10 +15,12 @@ import pytest
 import sympy
 import torch
 
-from verifier.core.exact import evaluator, special, translate
+from verifier.core.exact import evaluator
+from verifier.core.expression import special
 from verifier.core.expression.functions import ALIASES, FUNCTIONS, FunctionSpec
 from verifier.core.expression.parse import parse_expression
 from verifier.core.floats.dtypes import DTYPES
+from verifier.core.program import translate
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "functions.md"
 

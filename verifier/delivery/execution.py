@@ -31,9 +31,9 @@ from verifier.core.options import STORED_OPTIONS, CheckOptions
 from verifier.delivery.logs import bind
 from verifier.errors import InputError
 from verifier.store import claims
-from verifier.store.blocks import blocks_of
-from verifier.store.models import Check, ReportBlock, StoredReport, utc_now
-from verifier.store.outcome import check_fail_on, read_outcome, report_number
+from verifier.store.documents import ReportView, report_row
+from verifier.store.models import Check, StoredReport, utc_now
+from verifier.store.outcome import check_fail_on, read_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -175,52 +175,10 @@ def run_core(check: Check, core: CoreCheck, budgets: Budgets | None = None) -> d
         return error_document(check, f"internal error: {type(error).__name__}: {error}")
 
 
-def report_row(check: Check, document: Mapping[str, Any]) -> StoredReport:
-    """The database row of a report document: queryable columns, the document without its
-    entries, and the entries in blocks (verifier/store/blocks.py)."""
-    worst = document.get("worst") or {}
-    compared = document.get("compared") or {}
-    versions = dict(document.get("versions") or {})
-    timings = dict(document.get("timings") or {})
-    rest = {key: value for key, value in document.items() if key != "entries"}
-    return StoredReport(
-        check_id=check.id,
-        job_id=check.job_id,
-        verdict=str(document.get("verdict", Verdict.ERROR)),
-        reason=document.get("reason"),
-        dtype=str(document.get("dtype") or check.dtype),
-        device=str(document.get("device") or check.device),
-        compared_device=compared.get("device"),
-        compared_verdict=compared.get("verdict"),
-        worst_abs_error=report_number(worst.get("abs_error")),
-        worst_rel_error=report_number(worst.get("rel_error")),
-        worst_ulp_error=report_number(worst.get("ulp_error")),
-        torch_version=versions.get("torch"),
-        sympy_version=versions.get("sympy"),
-        total_seconds=report_number(timings.get("total")),
-        versions=versions,
-        timings=timings,
-        document=rest,
-        blocks=[
-            ReportBlock(
-                number=block.number,
-                first_entry=block.first,
-                entries=block.entries,
-                failing=block.failing,
-                data=block.data,
-            )
-            for block in blocks_of(
-                document.get("entries") or [], document.get("tolerance"), document.get("dtype")
-            )
-        ],
-    )
-
-
 def passes(check: Check, row: StoredReport) -> bool:
     """Whether the report ``row`` passes its check's fail-on policy."""
-    outcome = read_outcome(
-        row.verdict, row.document, None, fail_on=check.fail_on, strict=check.strict
-    )
+    view = ReportView.read(row.document, row.verdict)
+    outcome = read_outcome(view, None, fail_on=check.fail_on, strict=check.strict)
     return outcome.passed
 
 

@@ -23,7 +23,7 @@ from verifier.service.jobs import job_status
 from verifier.service.reports import report_stats
 from verifier.service.schemas import JobOut, Stats
 from verifier.store import page_queries, repository
-from verifier.store.outcome import report_number
+from verifier.store.documents import ReportView, report_number
 from verifier.store.page_queries import JobCheckRow, JobFilters, ListedJob, StoredCheck
 from verifier.store.repository import ReportFilters
 
@@ -134,7 +134,7 @@ class CheckPage:
     of its plots."""
 
     options: StoredCheck
-    document: dict[str, Any]
+    report: ReportView
     entries_read: int = 0
     entries_total: int = 0
     worst: list[dict[str, Any]] = field(default_factory=list)
@@ -150,22 +150,19 @@ def check_page(session: Session, check_id: uuid.UUID, api_key_id: uuid.UUID | No
     if options is None:
         raise NotFoundError(f"no check {check_id}")
     if options.report_id is None:
-        return CheckPage(options=options, document={})
+        return CheckPage(options=options, report=ReportView.read(None, options.verdict))
     document = repository.report_documents(session, [options.report_id]).get(options.report_id)
-    document = {key: value for key, value in (document or {}).items() if key != "entries"}
+    report = ReportView.read(document, options.verdict)
     entries = _read_entries(session, options)
-    counts = document.get("counts")
-    total = sum(counts.values()) if isinstance(counts, dict) else len(entries)
+    total = sum(report.counts.values()) if report.counts is not None else len(entries)
     page = CheckPage(
         options=options,
-        document=document,
+        report=report,
         entries_read=len(entries),
         entries_total=max(total, len(entries)),
     )
     page.worst = sorted(entries, key=_badness)[:WORST_ENTRIES_SHOWN]
-    points = document.get("points") or []
-    variables = [str(name) for name in document.get("variables") or options.variables]
-    _plot_data(page, entries, points, variables)
+    _plot_data(page, entries, report.points, report.variables or list(options.variables))
     return page
 
 

@@ -33,15 +33,15 @@ from verifier.service.schemas import (
     Worst,
 )
 from verifier.store import repository
+from verifier.store.documents import ReportView
 from verifier.store.models import Check, StoredReport
-from verifier.store.outcome import Outcome, read_outcome, report_number
+from verifier.store.outcome import Outcome, read_outcome
 from verifier.store.repository import ReportedCheck, ReportFilters
 
 
 def _outcome(report: StoredReport, check: Check) -> Outcome:
-    return read_outcome(
-        report.verdict, report.document, None, fail_on=check.fail_on, strict=check.strict
-    )
+    view = ReportView.read(report.document, report.verdict)
+    return read_outcome(view, None, fail_on=check.fail_on, strict=check.strict)
 
 
 def encode_cursor(number: int, kind: str = "r") -> str:
@@ -88,7 +88,7 @@ def list_reports(
 
 def _report_item(report: StoredReport, check: Check, functions: list[str]) -> ReportItem:
     outcome = _outcome(report, check)
-    worst = report.document.get("worst") or {}
+    worst = ReportView.read(report.document, report.verdict).worst
     return ReportItem(
         id=report.id,
         check=check.id,
@@ -106,7 +106,7 @@ def _report_item(report: StoredReport, check: Check, functions: list[str]) -> Re
         compared_verdict=report.compared_verdict,
         functions=functions,
         worst=Worst(
-            ratio=report_number(worst.get("ratio")),
+            ratio=worst["ratio"],
             abs_error=report.worst_abs_error,
             rel_error=report.worst_rel_error,
             ulp_error=report.worst_ulp_error,
@@ -251,9 +251,8 @@ def _page(
         document = documents[row.report_id]
         if row.report_id in counted:  # stored before counts existed; none: no entries
             document = {**document, "counts": counted[row.report_id]}
-        outcome = read_outcome(
-            str(row.verdict), document, None, fail_on=row.fail_on, strict=row.strict
-        )
+        view = ReportView.read(document, str(row.verdict))
+        outcome = read_outcome(view, None, fail_on=row.fail_on, strict=row.strict)
         check = {"check": str(row.id), "index": row.position, **document}
         check.pop("entries", None)
         if selection != "none":

@@ -10,13 +10,13 @@ the one their check's ``strict`` flag names.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from verifier.core.judge.verdict import Verdict, fail_on_set, ordered_counts, passes
+from verifier.store.documents import ReportView
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,14 @@ def check_fail_on(fail_on: Iterable[str] | None, *, strict: bool) -> list[str]:
 
 
 def entry_counts(
-    verdict: str, document: Mapping[str, Any], entries: Sequence[Any] | None = None
+    verdict: str, stored: Mapping[str, int] | None, entries: Sequence[Any] | None = None
 ) -> dict[str, int]:
     """Entries per verdict, in table order: the report's ``counts``, else its entries counted.
 
     A report with neither (an old report read without its entries) counts as one entry of its
     own verdict; an ``error`` report has no entries.
     """
-    stored = document.get("counts")
-    if isinstance(stored, Mapping):
+    if stored is not None:
         found = Counter({str(name): int(count) for name, count in stored.items()})
     else:
         found = Counter(str(entry.get("verdict")) for entry in entries or [])
@@ -58,8 +57,7 @@ def check_passed(verdict: str, counts: Iterable[str], fail_on: Iterable[str]) ->
 
 
 def read_outcome(
-    verdict: str,
-    document: Mapping[str, Any],
+    view: ReportView,
     entries: Sequence[Any] | None,
     *,
     fail_on: Iterable[str] | None,
@@ -67,28 +65,10 @@ def read_outcome(
 ) -> Outcome:
     """The outcome of a stored report under its check's ``fail_on`` and ``strict``."""
     policy = check_fail_on(fail_on, strict=strict)
-    counts = entry_counts(verdict, document, entries)
-    blamed = document.get("blamed")
-    passed = check_passed(verdict, counts, policy)
-    compared = document.get("compared")
-    if isinstance(compared, Mapping):  # a check compared across devices: both must pass
-        other = str(compared.get("verdict"))
-        passed = passed and check_passed(other, entry_counts(other, compared), policy)
-    return Outcome(
-        fail_on=policy,
-        passed=passed,
-        counts=counts,
-        blamed=[dict(row) for row in blamed] if isinstance(blamed, list) else [],
-    )
-
-
-def report_number(value: Any) -> float | None:
-    """A number of a stored report ("nan", "inf" and "-inf" are text there) as a float; None
-    for nan or anything that is not a number."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
+    counts = entry_counts(view.verdict, view.counts, entries)
+    passed = check_passed(view.verdict, counts, policy)
+    compared = view.compared
+    if compared is not None:  # a check compared across devices: both must pass
+        other = compared.verdict
+        passed = passed and check_passed(other, entry_counts(other, compared.counts), policy)
+    return Outcome(fail_on=policy, passed=passed, counts=counts, blamed=view.blamed)

@@ -299,8 +299,7 @@ def check_page(
         data = pages.check_page(session, found, caller.key_id)
     except NotFoundError:
         return _not_found(request, "such check")
-    tolerance = data.document.get("tolerance") or {}
-    allowed = tolerance.get("ulps") if isinstance(tolerance, dict) else None
+    allowed = data.report.tolerance.get("ulps")
     variables = list(data.series)
     scatters = [
         (
@@ -318,14 +317,14 @@ def check_page(
         "check.html",
         signed_in=_signed_in(request),
         options=data.options,
-        document=data.document,
+        document=data.report,
         page=data,
         scatters=scatters,
         histogram=charts.error_histogram(data.histogram, "errors by decade of ulps"),
         hessian=charts.hessian_matrix(variables, data.hessian, "worst Hessian errors")
         if data.hessian
         else None,
-        point_text=_point_text(list(data.document.get("points") or [])),
+        point_text=_point_text(data.report.points),
     )
 
 

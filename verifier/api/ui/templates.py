@@ -157,7 +157,7 @@ CHECK = """{% extends "base.html" %}{% import "macros.html" as m %}
 <table id="options">
 <tr><th>verdict</th><td>{{ m.verdict(options.verdict) }}{% if options.reason %}
 <span id="reason">{{ options.reason }}</span>{% endif %}
-{% if document.passed is defined %} ({{ 'passed' if document.passed else 'failed' }}
+{% if document.passed is not none %} ({{ 'passed' if document.passed else 'failed' }}
 fail-on {{ (document.fail_on or []) | join(', ') }}){% endif %}</td></tr>
 <tr><th>entries by verdict</th><td>{{ m.counts(document.counts or {}) }}</td></tr>
 <tr><th>dtype</th><td>{{ options.dtype }}</td></tr>

@@ -3,7 +3,7 @@ only when asked for.
 
 Most entries of a large check pass. Those are kept only as numbers in arrays; every other
 entry (any verdict but ``pass``, or a pass that was judged one value at a time, such as a
-pass against an uncertified bound) is kept as its :class:`~verifier.core.judge.report.Entry`.
+pass against an uncertified bound) is kept as its :class:`~verifier.core.judge.entry.Entry`.
 :meth:`EntryColumns.entry` builds the same ``Entry`` the one-at-a-time path builds, and
 :meth:`EntryColumns.dicts` the same dictionaries as ``Entry.to_dict``, in point-major order.
 """
