@@ -44,7 +44,14 @@ import numpy as np
 from verifier.core.floats.dtypes import DTYPES
 from verifier.core.judge.columns import EntryColumns, EntryDicts
 from verifier.core.judge.compare import correct_bits
-from verifier.core.judge.entry import COMPARED_KEYS, NUMBER_FIELDS, TEXT_FIELDS
+from verifier.core.judge.entry import (
+    COMPARED_KEYS,
+    COMPARED_NUMBER_FIELDS,
+    COMPARED_TEXT_FIELDS,
+    ENTRY_KEYS,
+    NUMBER_FIELDS,
+    TEXT_FIELDS,
+)
 from verifier.core.judge.verdict import Verdict
 
 FORMAT = 2
@@ -386,20 +393,6 @@ def verdicts(data: bytes) -> Iterator[str]:
         yield str(entry.get("verdict"))
 
 
-_ENTRY_KEYS = (
-    "kind",
-    "wrt",
-    "node",
-    "point",
-    *NUMBER_FIELDS,
-    "verdict",
-    "detail",
-    "blame",
-    "phase",
-)
-"""The keys of an entry, in the report format's order (``Entry.to_dict``)."""
-
-
 @dataclass(frozen=True)
 class _Layout:
     """The columns of a block: its number and text fields and the entry keys, in order."""
@@ -413,11 +406,11 @@ class _Layout:
         return tuple(name for name in PREDICTED if name in self.numbers)
 
 
-_BASE = _Layout(NUMBER_FIELDS, TEXT_FIELDS, _ENTRY_KEYS)
+_BASE = _Layout(NUMBER_FIELDS, TEXT_FIELDS, ENTRY_KEYS)
 _COMPARED = _Layout(
-    (*NUMBER_FIELDS, "compared_autograd", "device_difference"),
-    (*TEXT_FIELDS, "compared_verdict", "compared_detail"),
-    (*_ENTRY_KEYS, *COMPARED_KEYS),
+    (*NUMBER_FIELDS, *COMPARED_NUMBER_FIELDS),
+    (*TEXT_FIELDS, *COMPARED_TEXT_FIELDS),
+    (*ENTRY_KEYS, *COMPARED_KEYS),
 )
 """The entries of a check compared across devices: four more typed columns."""
 _LAYOUTS = (_BASE, _COMPARED)

@@ -175,3 +175,12 @@ def test_the_text_fields_are_the_labels_kind_and_node_and_every_text_field() -> 
     assert "wrt" not in TEXT_FIELDS and "point" not in TEXT_FIELDS
     texts = {field.name for field in ENTRY_FIELDS if field.form is Form.TEXT}
     assert set(TEXT_FIELDS) == {"kind", "node"} | (texts - set(COMPARED_KEYS))
+
+
+def test_the_compared_columns_keep_their_stored_order() -> None:
+    # Stored blocks of a compared check name this layout in their header: reordering the
+    # table would read old blocks' columns under the wrong names.
+    from verifier.core.judge.entry import COMPARED_NUMBER_FIELDS, COMPARED_TEXT_FIELDS
+
+    assert COMPARED_NUMBER_FIELDS == ("compared_autograd", "device_difference")
+    assert COMPARED_TEXT_FIELDS == ("compared_verdict", "compared_detail")

@@ -85,6 +85,14 @@ TEXT_FIELDS = tuple(
 """The text fields of every entry (``kind`` and ``node`` included), in order."""
 COMPARED_KEYS = tuple(field.name for field in ENTRY_FIELDS if field.compared)
 """The keys a check compared across devices adds to each entry, in order."""
+COMPARED_NUMBER_FIELDS = tuple(
+    field.name for field in ENTRY_FIELDS if field.compared and field.form is Form.NUMBER
+)
+"""The number fields a check compared across devices adds, in order."""
+COMPARED_TEXT_FIELDS = tuple(
+    field.name for field in ENTRY_FIELDS if field.compared and field.form is Form.TEXT
+)
+"""The text fields a check compared across devices adds, in order."""
 
 
 def json_number(value: float | None) -> float | str | None:
