@@ -87,7 +87,7 @@ def bench_reference(
     formula: str, points: list[dict[str, float]], repeat: int
 ) -> tuple[float, float]:
     parsed = parse_expression(formula)
-    targets = derive(parsed, "float64", hessian=True, nodes=False)
+    targets = derive(parsed, DTYPES["float64"], hessian=True, nodes=False)
     arb_time = best(
         lambda: reference_values(parsed.expr, targets, parsed.variables, points, DTYPES["float64"]),
         repeat,

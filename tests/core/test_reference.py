@@ -20,8 +20,8 @@ from verifier.core.floats.dtypes import DTYPES
 
 
 def test_reference_is_taken_at_the_float32_rounded_input() -> None:
-    # The core issue: float32(0.1) = 0.100000001490116..., and d/dx x**2 there is
-    # 0.20000000298023224, not 0.2.
+    # IEEE 754: float32(0.1) = 13421773 * 2**-27 = 0.100000001490116..., and d/dx x**2 = 2x
+    # there is 13421773 * 2**-26 = 0.20000000298023224 (exact in float64), not 0.2.
     report = check("x**2", at={"x": "0.1"}, dtype="float32")
     assert report.points == [{"x": 0.10000000149011612}]
     gradient = report.entries[0]
@@ -33,7 +33,7 @@ def test_references_agree_with_an_independent_mpmath_computation() -> None:
     # mpmath at 60 digits differentiates numerically (its own method), an independent check.
     text = "exp(sin(x))*y + atan2(y, x)*log(1 + x**2)"
     parsed = parse_expression(text)
-    targets = derive(parsed, "float64", hessian=True, nodes=False)
+    targets = derive(parsed, DTYPES["float64"], hessian=True, nodes=False)
     points = [{"x": 0.7, "y": -1.3}, {"x": 2.25, "y": 0.5}]
     values = reference_values(parsed.expr, targets, parsed.variables, points, DTYPES["float64"])
     mpmath.mp.dps = 60
@@ -84,7 +84,7 @@ def test_a_tables_rows_are_its_values_one_by_one() -> None:
     # at 4 both are ok: one row per status, and rows() must give what value() gives.
     table = reference_table(
         parse_expression("sqrt(x)").expr,
-        derive(parse_expression("sqrt(x)"), "float32", hessian=True, nodes=False),
+        derive(parse_expression("sqrt(x)"), DTYPES["float32"], hessian=True, nodes=False),
         ["x"],
         [{"x": -1.0}, {"x": 0.0}, {"x": 4.0}],
         DTYPES["float32"],

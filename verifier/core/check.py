@@ -343,7 +343,7 @@ def _run_sides(
             plan.options.hessian,
             plan.options.nodes,
             plan.points,
-            plan.fmt.name,
+            plan.fmt,
             values,
             registry.registered_here(),
         ),

@@ -59,7 +59,7 @@ from verifier.core.expression.registry import install
 from verifier.core.expression.special import expand_definitions
 from verifier.core.expression.symbolic import Key, Target, derive
 from verifier.core.expression.syntax import make_symbol
-from verifier.core.floats.dtypes import DTYPES, DType
+from verifier.core.floats.dtypes import DType
 from verifier.core.floats.points import variable_columns
 
 REFERENCE_MARGIN_BITS = 10
@@ -214,14 +214,12 @@ def compute_truth(
     hessian: bool,
     nodes: bool,
     points: Sequence[Mapping[str, float]],
-    dtype_name: str,
+    dtype: DType,
     *,
     progress: Callable[[str], None],
 ) -> tuple[list[Key], list[list[ReferenceValue]], dict[str, float]]:
     """:func:`compute_table`, its references as objects indexed ``[point][entry]``."""
-    keys, table, timings = compute_table(
-        text, hessian, nodes, points, dtype_name, progress=progress
-    )
+    keys, table, timings = compute_table(text, hessian, nodes, points, dtype, progress=progress)
     return keys, table.rows(), timings
 
 
@@ -230,7 +228,7 @@ def compute_table(
     hessian: bool,
     nodes: bool,
     points: Sequence[Mapping[str, float]],
-    dtype_name: str,
+    dtype: DType,
     values: bool = False,
     functions: Sequence[Declaration] = (),
     *,
@@ -246,8 +244,7 @@ def compute_table(
     started = time.perf_counter()
     install(functions)
     parsed = parse_expression(text)
-    dtype = DTYPES[dtype_name]
-    targets = derive(parsed, dtype_name, hessian=hessian, nodes=nodes, values=values)
+    targets = derive(parsed, dtype, hessian=hessian, nodes=nodes, values=values)
     progress("symbolic")
     derived = time.perf_counter()
     literals = bind_literals(parsed.expr, dtype)

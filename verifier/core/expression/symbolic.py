@@ -5,8 +5,9 @@ for every occurrence of the node, the output is differentiated with respect to i
 node is substituted back.
 
 >>> from verifier.core.expression.parse import parse_expression
+>>> from verifier.core.floats.dtypes import DTYPES
 >>> parsed = parse_expression("3*x**2 + 2*x*y + y**2")
->>> targets = derive(parsed, "float64", hessian=True, nodes=False)
+>>> targets = derive(parsed, DTYPES["float64"], hessian=True, nodes=False)
 >>> [str(t.expr) for t in targets if t.kind == "gradient"]
 ['6*x + 2*y', '2*x + 2*y']
 """
@@ -23,7 +24,7 @@ from verifier.core.expression import registry
 from verifier.core.expression.literals import bind_literals
 from verifier.core.expression.parse import parse_expression
 from verifier.core.expression.syntax import ParsedExpression
-from verifier.core.floats.dtypes import DTYPES
+from verifier.core.floats.dtypes import DType
 
 VALUE = "value"
 GRADIENT = "gradient"
@@ -110,7 +111,7 @@ def _preorder(expr: sympy.Basic) -> Iterator[sympy.Basic]:
 
 
 def derive(
-    parsed: ParsedExpression, dtype_name: str, *, hessian: bool, nodes: bool, values: bool = False
+    parsed: ParsedExpression, dtype: DType, *, hessian: bool, nodes: bool, values: bool = False
 ) -> tuple[Target, ...]:
     """Every exact derivative a check compares, in the order entries are reported.
 
@@ -120,7 +121,7 @@ def derive(
 
     Args:
         parsed: the expression.
-        dtype_name: the check's dtype, which decides which literals are inexact.
+        dtype: the check's dtype, which decides which literals are inexact.
         hessian: include all n*n second derivatives d2f/dvi dvj (i, j in variable order).
         nodes: include d(output)/d(node) for every distinct non-leaf node.
         values: include the expression's own value first (``check_function``: the value of
@@ -130,17 +131,17 @@ def derive(
         The value target (if asked), gradient targets, then Hessian targets row by row, then
         node targets.
     """
-    return _derive_cached(parsed.text, dtype_name, hessian, nodes, values, registry.generation())
+    return _derive_cached(parsed.text, dtype, hessian, nodes, values, registry.generation())
 
 
 @lru_cache(maxsize=256)
 def _derive_cached(
-    text: str, dtype_name: str, hessian: bool, nodes: bool, values: bool, generation: int
+    text: str, dtype: DType, hessian: bool, nodes: bool, values: bool, generation: int
 ) -> tuple[Target, ...]:
     """The derivatives of ``text`` with the custom functions of ``generation`` (a change of
     the functions is a new key: the same text may mean otherwise)."""
     parsed = parse_expression(text)
-    literals = bind_literals(parsed.expr, DTYPES[dtype_name])
+    literals = bind_literals(parsed.expr, dtype)
     f = literals.expr
     symbols = parsed.symbols
     names = parsed.variables
