@@ -137,3 +137,18 @@ def test_options_and_options_by_name_together_are_refused() -> None:
 
     with pytest.raises(OptionError, match="not both"):
         check("x**2", {"x": 1}, options=CheckOptions.of(), dtype="float32")
+
+
+@pytest.mark.parametrize("name", ["cuda:٣", "cuda:128", "cuda:" + "9" * 38, "cuda:", "cuda:-1"])
+def test_a_device_index_torch_would_refuse_or_wrap_is_refused(name: str) -> None:
+    # torch refuses non-ASCII digits ("Invalid device string") and keeps the index in an
+    # 8-bit signed integer: torch.device("cuda:128") is cuda:-128.
+    with pytest.raises(OptionError, match="compare_devices: unknown device") as refused:
+        CheckOptions.of(compare_devices=[name, "cpu"])
+    assert refused.value.option == "compare_devices"
+    with pytest.raises(OptionError, match="unknown device"):
+        CheckOptions.of(device=name)
+
+
+def test_the_largest_cuda_index_torch_holds_is_a_device() -> None:
+    assert CheckOptions.of(device="cuda:127").device == "cuda:127"

@@ -69,9 +69,18 @@ CONCRETE = tuple(name for name in DEVICES if name != "auto")
 """The devices a check can name for itself (``auto`` picks one of them)."""
 
 
+MAX_CUDA_INDEX = 127
+"""The largest CUDA device index torch holds (an 8-bit signed integer: ``cuda:128`` wraps to
+``cuda:-128``)."""
+
+
 def is_device(name: str) -> bool:
-    """Whether ``name`` is one device: ``cpu``, ``cuda`` or ``cuda:N``."""
-    return name in CONCRETE or (name[:5] == "cuda:" and name[5:].isdigit())
+    """Whether ``name`` is one device: ``cpu``, ``cuda`` or ``cuda:N`` (N in ASCII digits, at
+    most :data:`MAX_CUDA_INDEX`)."""
+    if name in CONCRETE:
+        return True
+    index = name[5:] if name[:5] == "cuda:" else ""
+    return index.isascii() and index.isdigit() and len(index) <= 3 and int(index) <= MAX_CUDA_INDEX
 
 
 """Devices a check may ask for: ``auto`` is CUDA when available, else CPU."""
