@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from verifier.cli.client import ApiClient, CliError
 from verifier.cli.style import blamed_table, counts_text, styled
@@ -161,7 +162,7 @@ def job_table(job: dict[str, Any]) -> Table:
     table.add_row("verdict", styled(job.get("verdict")))
     table.add_row("passed", _passed(job.get("passed")))
     table.add_row("progress", f"{progress['done']} of {progress['total']} checks")
-    table.add_row("label", job.get("label") or "-")
+    table.add_row("label", Text(job.get("label") or "-"))  # a label is text, never markup
     table.add_row("created", job["created_at"])
     table.add_row("finished", job.get("finished_at") or "-")
     return table
