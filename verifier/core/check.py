@@ -248,7 +248,11 @@ def plan_check(
     if at is not None:
         raw.extend([at] if isinstance(at, Mapping) else list(at))
     if options.samples is not None:
-        raw.extend(sample_points(parsed.variables, options.samples, options.domain, options.seed))
+        raw.extend(
+            sample_points(
+                parsed.variables, options.samples, options.domain, options.seed, options.dtype
+            )
+        )
     if not raw:
         raise PointError("no points: give at least one point, or samples")
     points = round_points(raw, parsed.variables, options.dtype)

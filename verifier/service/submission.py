@@ -168,7 +168,7 @@ def _check_sampling(
             problems.append(_problem([*where, "samples"], f"check {index}: {error}", "samples"))
     for name, bounds in (check.domain or {}).items():
         try:
-            domain_range(name, bounds, expression.variables)
+            domain_range(name, bounds, expression.variables, get_dtype(check.dtype))
         except InputError as error:
             problems.append(_problem([*where, "domain", name], f"check {index}: {error}", "domain"))
     return problems

@@ -236,12 +236,14 @@ def sample_points(
     samples: int,
     domain: Mapping[str, tuple[float, float]] | None,
     seed: int,
+    dtype: DType | None = None,
 ) -> list[dict[str, float]]:
-    """Draw ``samples`` points uniformly from ``domain`` (default -1:1 per variable)."""
+    """Draw ``samples`` points uniformly from ``domain`` (default -1:1 per variable), whose
+    bounds are finite in ``dtype`` when given."""
     check_samples(samples)
     domain = dict(domain or {})
     for name, bounds in domain.items():
-        domain_range(name, bounds, variables)
+        domain_range(name, bounds, variables, dtype)
     ranges = [(name, *domain.get(name, DEFAULT_DOMAIN)) for name in variables]
     generator = random.Random(seed)
     return [
@@ -258,14 +260,23 @@ def check_samples(samples: object) -> None:
 
 
 def domain_range(
-    name: str, bounds: tuple[float, float], variables: Sequence[str]
+    name: str,
+    bounds: tuple[float, float],
+    variables: Sequence[str],
+    dtype: DType | None = None,
 ) -> tuple[float, float]:
-    """The sampling range of variable ``name``: finite, with low <= high."""
+    """The sampling range of variable ``name``: finite (in ``dtype`` too, when given), with
+    low <= high."""
     if name not in variables:
         raise OptionError(f"domain names {name!r}, not a variable of the expression")
     low, high = bounds
     if not (math.isfinite(low) and math.isfinite(high) and low <= high):
         raise OptionError(
             f"domain of {name!r} must be finite with low <= high, got [{low}, {high}]"
+        )
+    if dtype is not None and max(abs(low), abs(high)) > dtype.max_finite:
+        raise OptionError(
+            f"domain of {name!r} reaches beyond {dtype.name}'s largest finite number "
+            f"({dtype.max_finite:g}): [{low:g}, {high:g}]"
         )
     return low, high
