@@ -132,6 +132,8 @@ def _json_safe(value: Any) -> Any:
         return str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if isinstance(value, str):  # a lone surrogate echoed back is shown escaped, as sent
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, (list, tuple)):
         return [_json_safe(item) for item in value]
     if isinstance(value, dict):
@@ -216,7 +218,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = "Bearer"
         if isinstance(error, RateLimitedError):
             headers["Retry-After"] = str(error.retry_after_s)
-        detail: Any = (
+        detail: Any = _json_safe(
             bounded(error.problems) if isinstance(error, RequestRejectedError) else str(error)
         )
         return JSONResponse(status_code=status_code, content={"detail": detail}, headers=headers)

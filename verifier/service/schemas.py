@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from verifier.core.floats.dtypes import DEVICES, DTYPES
 from verifier.core.floats.points import (
@@ -32,7 +32,27 @@ else:  # the core's tables, as enums of the API's schema
     Dtype = Literal[tuple(DTYPES)]
     Device = Literal[DEVICES]
 GroupBy = Literal["function", "dtype", "device", "verdict"]
-VerdictName = Annotated[Verdict, BeforeValidator(parse_verdict)]
+
+
+def utf8_text(text: str) -> str:
+    """``text`` when UTF-8 can encode it; a lone surrogate (half of a UTF-16 pair, which a
+    JSON escape can carry) is refused, naming where it is."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"not text: a lone surrogate (half of a UTF-16 pair) at character {error.start}"
+        ) from None
+    return text
+
+
+def _verdict(value: Any) -> Verdict:
+    return parse_verdict(utf8_text(value) if isinstance(value, str) else value)
+
+
+Text = Annotated[str, AfterValidator(utf8_text)]
+"""A string that is text: every text field of a request is one."""
+VerdictName = Annotated[Verdict, BeforeValidator(_verdict)]
 
 
 class CheckIn(BaseModel):
@@ -40,8 +60,8 @@ class CheckIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    expression: str = Field(description="SymPy syntax, e.g. 3*x**2 + 2*x*y + y**2")
-    points: list[dict[str, float | str]] | None = Field(
+    expression: Text = Field(description="SymPy syntax, e.g. 3*x**2 + 2*x*y + y**2")
+    points: list[dict[Text, float | Text]] | None = Field(
         default=None,
         description="one object per point: variable -> number or decimal text (plain decimal "
         f"digits, at most {MAX_NUMBER_CHARS} characters, decimal exponent within "
@@ -57,7 +77,7 @@ class CheckIn(BaseModel):
         description="random points to add; given and sampled points together at most the "
         f"service's max_points_per_check ({SERVICE_POINTS_PER_CHECK} by default)",
     )
-    domain: dict[str, tuple[float, float]] | None = Field(
+    domain: dict[Text, tuple[float, float]] | None = Field(
         default=None, description="variable -> [low, high] for sampled points"
     )
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
@@ -72,7 +92,7 @@ class CheckIn(BaseModel):
         description="verdicts that make the check fail (default: fail and nonfinite); decides "
         "'passed', never a verdict",
     )
-    compare_devices: bool | list[str] | None = Field(
+    compare_devices: bool | list[Text] | None = Field(
         default=None,
         description="also run autograd on a second device, both judged against the same exact "
         "values: true compares cuda (the report's device) with cpu, or give the two devices, "
@@ -95,7 +115,7 @@ class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     checks: list[CheckIn] = Field(min_length=1)
-    label: str | None = Field(default=None, max_length=MAX_LABEL_CHARS, pattern=PRINTABLE_TEXT)
+    label: Text | None = Field(default=None, max_length=MAX_LABEL_CHARS, pattern=PRINTABLE_TEXT)
 
 
 class JobAccepted(BaseModel):
