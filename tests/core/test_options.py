@@ -1,7 +1,7 @@
 """CheckOptions: a check's options validated and resolved once (verifier/core/options.py).
 
-Sources: the default tolerances per dtype are docs/report-format.md's table (float64 4 ulps,
-float32 64 ulps, with atol the dtype's smallest normal number); IEEE 754 gives float32's
+Sources: the default tolerances per dtype are docs/report-format.md's table (64 ulps for float64
+and float32, with atol the dtype's smallest normal number); IEEE 754 gives float32's
 epsilon 2**-23 and smallest normal 2**-126; the default and strict fail-on sets are
 verifier/core/judge/verdict.py's table, as docs/report-format.md states them.
 """

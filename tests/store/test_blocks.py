@@ -229,8 +229,8 @@ def test_a_compared_report_held_as_columns_is_stored_as_its_dicts_would_be(
 
 
 def test_a_float32_report_takes_under_20_bytes_per_entry() -> None:
-    # The target is about 16 bytes per compared number (format 1 took 32.9 on this
-    # report, the JSON 436); the predictions and LZMA2 bring it to about 17.
+    # docs/performance.md, "Stored reports": format 1 took 32.9 bytes per float32 entry, the JSON
+    # about 439; format 2's predictions and LZMA2 bring it to about 17 (16.9 for W1's entries).
     entries, document = _report_entries("float32")
     blocks = blocks_of(entries, document["tolerance"], document["dtype"])
     assert sum(len(block.data) for block in blocks) / len(entries) < 20
