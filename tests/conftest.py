@@ -3,10 +3,17 @@ and throwaway PostgreSQL databases and Redis db numbers.
 
 A test that needs PostgreSQL or Redis skips when the service is missing on this machine, and
 fails when the environment variable CI is "true" (CI must exercise them for real).
+
+Every wait of the tests derives from one slowness factor, ``SLOWNESS`` (``deadline_s = 30 *
+SLOWNESS``): the environment variable DERIVCHECK_TEST_SLOWNESS where it is set, otherwise this
+machine's time for a small fixed CPU workload over the development machine's, measured once as
+the tests start, at least 1. It lives in tests/slowness.py (test modules import it from there:
+no conftest can be imported by name beside the others) and pytest's header shows it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import uuid
@@ -15,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slowness import SLOWNESS, SLOWNESS_SOURCE
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -34,8 +42,14 @@ REDIS_SERVER_URL = "redis://127.0.0.1:6379"
 REDIS_TEST_URL = os.environ.get("DERIVCHECK_TEST_REDIS_URL")
 REDIS_TEST_DBS = range(1, 13)  # not 0 (a local service's), 13-15 (older runs, benchmarks, leases)
 REDIS_LEASE_DB = 15
-REDIS_LEASE_S = 1800
-REDIS_LEASE_WAIT_S = 60.0
+REDIS_LEASE_S = round(1800 * SLOWNESS)
+REDIS_LEASE_WAIT_S = 60.0 * SLOWNESS
+CONNECT_TIMEOUT_S = 3 * SLOWNESS
+
+
+def pytest_report_header() -> str:
+    """The slowness factor that every wait of this run is multiplied by."""
+    return f"slowness factor: {SLOWNESS:.2f} ({SLOWNESS_SOURCE}; tests/slowness.py)"
 
 
 def service_missing(what: str, error: Exception) -> None:
@@ -93,7 +107,9 @@ def fresh_sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """The URL of a PostgreSQL server's maintenance database; skips (or fails in CI)."""
-    engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+    engine = create_engine(
+        POSTGRES_ADMIN_URL, connect_args={"connect_timeout": math.ceil(CONNECT_TIMEOUT_S)}
+    )
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -127,7 +143,9 @@ def redis_url() -> Iterator[str]:
     if REDIS_TEST_URL is not None:
         yield from _emptied(REDIS_TEST_URL)
         return
-    leases = redis.Redis.from_url(f"{REDIS_SERVER_URL}/{REDIS_LEASE_DB}", socket_connect_timeout=3)
+    leases = redis.Redis.from_url(
+        f"{REDIS_SERVER_URL}/{REDIS_LEASE_DB}", socket_connect_timeout=CONNECT_TIMEOUT_S
+    )
     try:
         try:
             leases.ping()
@@ -157,7 +175,7 @@ def _lease_db(leases: Any, token: str) -> int:
 def _emptied(url: str) -> Iterator[str]:
     import redis
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
     try:
         try:
             client.ping()

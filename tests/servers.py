@@ -11,12 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from slowness import SLOWNESS
 
 from verifier.cli.processes import ChildProcess, free_port, service_command, wait_until_healthy
 from verifier.store import migrate
 
-SERVER_START_TIMEOUT_S = 10.0
-STARTUP_TIMEOUT_S = 90.0
+SERVER_START_TIMEOUT_S = 10.0 * SLOWNESS
+STARTUP_TIMEOUT_S = 90.0 * SLOWNESS
 
 
 class ServerThread:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from slowness import SLOWNESS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,7 +16,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine the script runs it all")
 def test_without_cuda_the_script_says_so_and_exits_0() -> None:
     run = subprocess.run(
-        [str(ROOT / "scripts" / "gpu-check")], capture_output=True, text=True, timeout=300
+        [str(ROOT / "scripts" / "gpu-check")],
+        capture_output=True,
+        text=True,
+        timeout=300 * SLOWNESS,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "CUDA is absent here" in run.stdout

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from servers import ServerThread
+from slowness import SLOWNESS
 from sqlalchemy.orm import Session
 
 from verifier.api import create_app
@@ -45,5 +46,5 @@ def client(
     """An HTTP client of a live API whose database work is rolled back after the test."""
     app = create_app(api_settings, sender)
     app.dependency_overrides[get_session] = lambda: session
-    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http:
         yield http

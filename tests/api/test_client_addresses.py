@@ -2,9 +2,10 @@
 address, every loopback address is one client, and X-Forwarded-For buys no new bucket unless
 ``VERIFIER_TRUSTED_PROXIES`` names the proxy.
 
-Issue 9 found invalid keys never rate-limited, and, with keys off, a fresh bucket for each
-X-Forwarded-For value (uvicorn believes that header from loopback peers and replaces the
-client's address with it) and for each loopback address (127.0.0.0/8 is 16 million of them).
+docs/hostile-load.md: invalid keys were once never rate-limited, and, with keys off, there was
+a fresh bucket for each X-Forwarded-For value (uvicorn believes that header from loopback peers
+and replaces the client's address with it) and for each loopback address (127.0.0.0/8 is 16
+million of them).
 Every app here allows a burst of 5 requests, then one a second (60 a minute), so 8 quick
 requests from one client are 5 answered, then 429.
 """
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import ValidationError
+from slowness import SLOWNESS
 from sqlalchemy.orm import Session
 
 from verifier.api import create_app
@@ -50,7 +52,7 @@ def serve(
 
 def _from(address: str) -> httpx.Client:
     """A client whose connections leave from ``address`` (any of 127.0.0.0/8 reaches the API)."""
-    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30 * SLOWNESS)
 
 
 @pytest.fixture
@@ -72,7 +74,7 @@ def _codes(url: str, requests: list[tuple[httpx.Client, dict[str, str]]]) -> lis
 
 def test_an_invalid_key_is_rate_limited_per_address(serve: Serve, session: Session) -> None:
     _, alice = keys.create_key(session, "alice")
-    with serve(api_keys="required") as url, httpx.Client(timeout=30) as http:
+    with serve(api_keys="required") as url, httpx.Client(timeout=30 * SLOWNESS) as http:
         codes = _codes(
             url, [(http, {"Authorization": f"Bearer guess-{n}"}) for n in range(REQUESTS)]
         )
@@ -89,7 +91,7 @@ def test_an_invalid_key_is_rate_limited_per_address(serve: Serve, session: Sessi
 
 
 def test_rotating_x_forwarded_for_buys_no_new_bucket_for_invalid_keys(serve: Serve) -> None:
-    with serve(api_keys="required") as url, httpx.Client(timeout=30) as http:
+    with serve(api_keys="required") as url, httpx.Client(timeout=30 * SLOWNESS) as http:
         requests = [
             (http, {"Authorization": "Bearer guess", "X-Forwarded-For": f"203.0.113.{n}"})
             for n in range(REQUESTS)
@@ -109,7 +111,7 @@ def test_every_loopback_address_is_one_client_for_invalid_keys(
 
 
 def test_with_keys_off_rotating_x_forwarded_for_shares_one_bucket(serve: Serve) -> None:
-    with serve(api_keys="off") as url, httpx.Client(timeout=30) as http:
+    with serve(api_keys="off") as url, httpx.Client(timeout=30 * SLOWNESS) as http:
         codes = _codes(
             url, [(http, {"X-Forwarded-For": f"198.51.100.{n}"}) for n in range(REQUESTS)]
         )
@@ -129,7 +131,7 @@ def test_with_keys_off_every_loopback_address_shares_one_bucket(
 def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(serve: Serve) -> None:
     # The proxy (this test, on loopback) appends the client it saw to what the client claimed.
     with serve(api_keys="off", trusted_proxies="127.0.0.1, 10.0.0.0/8") as url:
-        with httpx.Client(timeout=30) as http:
+        with httpx.Client(timeout=30 * SLOWNESS) as http:
 
             def via_proxy(client: str, claimed: str = "") -> dict[str, str]:
                 chain = f"{claimed}, {client}, 10.1.2.3" if claimed else f"{client}, 10.1.2.3"

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from slowness import SLOWNESS
 from sqlalchemy import func, select
 
 from verifier.api import create_app
@@ -37,8 +38,9 @@ def _raw(text: str | bytes, content_type: str | None = "application/json") -> di
     return request
 
 
-# (name, keyword arguments of httpx's request for POST /jobs). Sources: issue 4's list of
-# bad input, plus what broke on the way (control characters in labels, huge seeds).
+# (name, keyword arguments of httpx's request for POST /jobs). Sources: the classic injections
+# into an evaluator (imports, dunder chains, eval/exec, lambdas, files), malformed bodies and
+# values, plus what broke on the way (control characters in labels, huge seeds).
 HOSTILE_JOBS: list[tuple[str, dict[str, Any]]] = [
     ("import call", {"json": _job("__import__('os').system('true')")}),
     ("dunder chain", {"json": _job("().__class__.__bases__[0].__subclasses__()")}),
@@ -191,9 +193,10 @@ def test_hostile_submissions_get_a_4xx_with_a_message_and_store_nothing(
     hostile_api: tuple[str, dict[str, str], Any],
 ) -> None:
     url, headers, stored = hostile_api
-    assert len(HOSTILE_JOBS) + len(HOSTILE_QUERIES) >= 40  # issue 4 asks for at least 40
+    # At least 40 kinds, so that a row removed by mistake cannot thin the list unnoticed.
+    assert len(HOSTILE_JOBS) + len(HOSTILE_QUERIES) >= 40
     wrong: list[str] = []
-    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+    with httpx.Client(base_url=url, headers=headers, timeout=30 * SLOWNESS) as http:
         for name, request in HOSTILE_JOBS:
             response = http.post("/jobs", **request)
             if not (400 <= response.status_code < 500 and _message(response)):
@@ -222,17 +225,23 @@ def test_submission_with_the_broker_down_is_answered_202_within_2_s(
             "api_keys": "off",
         }
     )
-    with server_thread(create_app(down)) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with (
+        server_thread(create_app(down)) as url,
+        httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http,
+    ):
+        # The guarantee is the publish timeout (1 s, docs/delivery.md point 8), not this
+        # machine's speed: only the second for the rest of the request scales.
+        bound_s = down.publish_timeout_s + 1.0 * SLOWNESS
         started = time.monotonic()
         response = http.post("/jobs", json={"checks": [OK, OK]})
         elapsed = time.monotonic() - started
         assert response.status_code == 202, response.text
-        assert elapsed < 2.0, f"took {elapsed:.2f} s"
+        assert elapsed < bound_s, f"took {elapsed:.2f} s"
         job = http.get(response.headers["location"]).json()
         assert job["status"] == "queued"  # stored; the reconciler will publish it
         started = time.monotonic()
         assert http.get("/health").status_code == 503
-        assert time.monotonic() - started < 5.0
+        assert time.monotonic() - started < 5.0 * SLOWNESS  # an answer, not a hang
     engine = make_engine(fresh_sqlite_url)
     with make_session_factory(engine)() as session:
         enqueued = session.scalars(select(Check.enqueued_at)).all()

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from slowness import SLOWNESS
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -131,7 +132,7 @@ def test_a_retry_sends_the_checks_its_first_submission_left_unsent(
     broker = InMemorySender(refuse_first=1)  # the broker was away for the first publish
     app = create_app(api_settings, broker)
     app.dependency_overrides[get_session] = lambda: session
-    with server_thread(app) as url, httpx.Client(base_url=url) as http:
+    with server_thread(app) as url, httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http:
         first = _post(http, BODY)
         assert first.status_code == 202  # stored; the broker delays the checks, not the answer
         assert broker.sent == []
@@ -149,7 +150,7 @@ def test_keys_are_per_api_key(settings: Settings, session: Session, server_threa
     app.dependency_overrides[get_session] = lambda: session
     _, alice = keys.create_key(session, "alice")
     _, bob = keys.create_key(session, "bob")
-    with server_thread(app) as url, httpx.Client(base_url=url) as http:
+    with server_thread(app) as url, httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http:
         as_alice = {"Authorization": f"Bearer {alice}", "Idempotency-Key": KEY}
         as_bob = {"Authorization": f"Bearer {bob}", "Idempotency-Key": KEY}
         alices = http.post("/jobs", json=BODY, headers=as_alice)
@@ -193,7 +194,7 @@ def test_racing_submissions_with_one_key_make_one_job(
     start = threading.Barrier(RACERS)
 
     def race(url: str) -> None:
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http:
             start.wait()
             answers.append(_post(http, BODY))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from slowness import SLOWNESS
 
 from verifier.api import create_app
 from verifier.cli.processes import free_port
@@ -32,7 +33,10 @@ def test_health_is_ok_when_database_and_broker_answer(client: httpx.Client) -> N
 def test_health_is_503_naming_an_unreachable_broker(settings: Settings, server_thread: Any) -> None:
     # Nothing listens on port 1; the real broker client must say so.
     down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
-    with server_thread(create_app(down)) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with (
+        server_thread(create_app(down)) as url,
+        httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http,
+    ):
         response = http.get("/health")
     assert response.status_code == 503
     body = response.json()
@@ -62,7 +66,7 @@ thread.start()
 while not server.started:
     time.sleep(0.01)
 check = {"expression": "sinc(x)**2", "points": [{"x": 1}]}
-with httpx.Client(base_url=f"http://127.0.0.1:{sys.argv[2]}") as http:
+with httpx.Client(base_url=f"http://127.0.0.1:{sys.argv[2]}", timeout=float(sys.argv[3])) as http:
     job = http.post("/jobs", json={"checks": [check]})
     assert job.status_code == 202, job.text
     assert http.post("/jobs", json={"checks": [{"expression": "x +"}]}).status_code == 422
@@ -79,9 +83,16 @@ assert "torch" not in sys.modules, "the API imported torch"
 def test_the_api_process_never_imports_torch(tmp_path: Path) -> None:
     # A fresh interpreter: the rest of this test session may well have imported torch.
     result = subprocess.run(
-        [sys.executable, "-c", NO_TORCH_SCRIPT, str(tmp_path), str(free_port())],
+        [
+            sys.executable,
+            "-c",
+            NO_TORCH_SCRIPT,
+            str(tmp_path),
+            str(free_port()),
+            str(30 * SLOWNESS),
+        ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=120 * SLOWNESS,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -1,10 +1,11 @@
-"""Issue 9's input findings over real HTTP: no literal holds the API, and what the worker would
-refuse is a 422 naming the check, the field and the position, never a 202 that ends as error.
+"""The input attacks of docs/hostile-load.md over real HTTP: no literal holds the API, and what
+the worker would refuse is a 422 naming the check, the field and the position, never a 202 that
+ends as error.
 
-Sources of the expected values: [issue 9] the attack session's findings (``1e-30000000*x``
+Sources of the expected values: [hostile-load] docs/hostile-load.md's rows (``1e-30000000*x``
 held every request 31 s, ``1e-9999999999*x`` more than 110 s; the checks "accepted, then
-refused"; hex literals and division past the limits) and its "done when" (the API answers
-``/health`` within 1 s while the giant literal is refused); [limits] the named constants of
+refused"; hex literals and division past the limits) and what it states now (``/health``
+under 1 s while the giant literal is refused); [limits] the named constants of
 ``verifier/core/expression/parse.py`` and ``verifier/core/floats/points.py``; [ieee] IEEE 754
 binary32's largest finite number, about 3.4028e38; [tolerance] ``make_tolerance`` refuses 1e300 or
 more.
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from slowness import SLOWNESS
 from sqlalchemy import func, select
 
 from verifier.api import create_app
@@ -29,8 +31,10 @@ from verifier.store.engine import make_engine, make_session_factory
 from verifier.store.models import Job
 
 GIANT_LITERALS = ("1e-30000000*x", "1e-9999999999*x")
-HEALTH_BUDGET_S = 1.0  # [issue 9] "the API answers /health within 1 s while it is refused"
-ATTACK_S = 2.0
+HEALTH_BUDGET_S = 1.0 * SLOWNESS
+"""[hostile-load] "/health under 1 s" while giant literals are refused: a latency under load (the
+attack, beside whatever else runs on the machine), so it scales with the slowness factor."""
+ATTACK_S = 2.0  # how long the attack lasts: the size of the test, not a wait
 ATTACKERS_PER_LITERAL = 2
 
 
@@ -39,9 +43,17 @@ def live_api(
     settings: Settings, fresh_sqlite_url: str, server_thread: Any
 ) -> Iterator[tuple[str, Any]]:
     """A live API on its own SQLite database and embedded broker, keys and rate limits off
-    (the attack is the load here); its URL and a function counting stored jobs."""
+    (the attack is the load here); its URL and a function counting stored jobs. Its parse
+    budget (which bounds the wait for a free parser process too) is generous: four attackers
+    share two parser processes, whose first SymPy import can take seconds on a loaded machine,
+    and the budget is not what is tested here (test_a_parse_past_its_bound... is)."""
     open_settings = settings.model_copy(
-        update={"database_url": fresh_sqlite_url, "api_keys": "off", "rate_limit_per_minute": 0}
+        update={
+            "database_url": fresh_sqlite_url,
+            "api_keys": "off",
+            "rate_limit_per_minute": 0,
+            "parse_timeout_s": 30.0 * SLOWNESS,
+        }
     )
     engine = make_engine(fresh_sqlite_url)
     sessions = make_session_factory(engine)
@@ -66,7 +78,7 @@ def test_health_answers_within_1_s_while_giant_literals_are_refused(
 
     def attack(expression: str) -> None:
         body = {"checks": [{"expression": expression, "points": [{"x": 1}]}]}
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http:
             while not stop.is_set():
                 answers.append(http.post("/jobs", json=body))
 
@@ -79,7 +91,7 @@ def test_health_answers_within_1_s_while_giant_literals_are_refused(
     try:
         for attacker in attackers:
             attacker.start()
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http:
             deadline = time.monotonic() + ATTACK_S
             while time.monotonic() < deadline:
                 started = time.monotonic()
@@ -88,7 +100,7 @@ def test_health_answers_within_1_s_while_giant_literals_are_refused(
     finally:
         stop.set()
         for attacker in attackers:
-            attacker.join(timeout=30)
+            attacker.join(timeout=30 * SLOWNESS)
     assert max(latencies) < HEALTH_BUDGET_S, f"slowest /health took {max(latencies):.2f} s"
     assert len(answers) >= len(attackers)  # every attacker was answered, at least once
     for response in answers:
@@ -104,8 +116,8 @@ def test_health_answers_within_1_s_while_giant_literals_are_refused(
     assert stored_jobs() == 0
 
 
-# (check, loc after the check's index, words of the message, position). [issue 9] each of these
-# was answered 202 and then refused by the worker or its parser.
+# (check, loc after the check's index, words of the message, position). [hostile-load] each of
+# these was answered 202 and then refused by the worker or its parser ("accepted, then refused").
 ACCEPTED_THEN_REFUSED = [
     pytest.param(
         {"expression": "2*pi + 1", "points": [{}]},
@@ -151,7 +163,7 @@ ACCEPTED_THEN_REFUSED = [
         id="150 zeros as text",
     ),
     pytest.param(
-        # [issue 9] once an internal error: refused at the literal, column 2.
+        # [hostile-load] once an internal error: refused at the literal, column 2.
         {"expression": "x*1e-4400", "points": [{"x": 1}]},
         ["expression"],
         f"decimal exponent beyond ±{MAX_DECIMAL_EXPONENT}",
@@ -159,7 +171,7 @@ ACCEPTED_THEN_REFUSED = [
         id="1e-4400 literal",
     ),
     pytest.param(
-        # [issue 9] hex once bypassed the digit limit: refused by name at column 2.
+        # [hostile-load] hex once bypassed the digit limit: refused by name at column 2.
         {"expression": "x*0x1e" + "f" * 100, "points": [{"x": 1}]},
         ["expression"],
         "is not a plain decimal number",
@@ -167,7 +179,7 @@ ACCEPTED_THEN_REFUSED = [
         id="hex literal",
     ),
     pytest.param(
-        # [issue 9] division once bypassed the exponent limit: 2/0.001 = 2000, at column 4.
+        # [hostile-load] division once bypassed the exponent limit: 2/0.001 = 2000, at column 4.
         {"expression": "x**(2/0.001)", "points": [{"x": 1}]},
         ["expression"],
         f"constant exponent larger than {MAX_EXPONENT_ABS}",
@@ -210,7 +222,10 @@ def test_a_parse_past_its_bound_is_a_422_and_holds_nothing(
         }
     )
     body = {"checks": [{"expression": "sin(x)", "points": [{"x": 1}]}]}
-    with server_thread(create_app(bounded)) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with (
+        server_thread(create_app(bounded)) as url,
+        httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http,
+    ):
         for _ in range(3):
             refused = http.post("/jobs", json=body)
             assert refused.status_code == 422

@@ -2,8 +2,9 @@
 pages entries (``entries=all|failing|none``, ``limit``, ``cursor``) that the database cuts out
 of the stored list, and ``GET /reports`` lists without reading entries or documents.
 
-Issue 9 measured a 1,000-point, 32-variable check at 1,121,000 entries (a 303 MB row):
-``/jobs/{id}/report`` took 19.6 s and grew the API to 2.4 GB, ``/reports?limit=5`` took 8 s.
+docs/hostile-load.md: a report of 1,121,000 entries (a 1,000-point, 32-variable check; a
+303 MB row) once took 19.6 s from ``/jobs/{id}/report`` and grew the API by 2.2 GB, and
+``/reports?limit=5`` beside it took 8 s.
 Here a report row of 200,000 entries is written directly, as a worker would store it.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from slowness import SLOWNESS
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
@@ -54,7 +56,7 @@ class Live:
             {"expression": f"sin({variables}) + {n}", "points": [{variables: 1}]}
             for n in range(len(documents) + pending)
         ]
-        accepted = httpx.post(f"{self.url}/jobs", json={"checks": checks})
+        accepted = httpx.post(f"{self.url}/jobs", json={"checks": checks}, timeout=30 * SLOWNESS)
         assert accepted.status_code == 202, accepted.text
         job_id: str = accepted.json()["id"]
         with self.sessions() as session:
@@ -130,7 +132,9 @@ def test_a_page_of_a_200000_entry_report_is_bounded_and_reads_no_whole_entry_lis
     with _statements(live.engine) as issued:
         tracemalloc.start()
         started = time.monotonic()
-        response = httpx.get(f"{live.url}/jobs/{job_id}/report", params={"limit": PAGE})
+        response = httpx.get(
+            f"{live.url}/jobs/{job_id}/report", params={"limit": PAGE}, timeout=30 * SLOWNESS
+        )
         elapsed = time.monotonic() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -144,7 +148,9 @@ def test_a_page_of_a_200000_entry_report_is_bounded_and_reads_no_whole_entry_lis
     # whole before; a page of 1,000 entries is ~0.4 MB and the API's allocations stay small.
     assert len(response.content) < 1_000_000
     assert peak < 32_000_000, f"the API allocated {peak / 1e6:.0f} MB at its peak"
-    assert elapsed < 5.0
+    # docs/hostile-load.md: 19.6 s for the whole report before, 2.1 s for a page of 10,000
+    # entries now; this page is a tenth of that: a latency of this machine's work, scaled.
+    assert elapsed < 5.0 * SLOWNESS
     assert not any(_reads_whole_column(s, "entries") for s in issued), issued
 
 
@@ -155,7 +161,9 @@ def test_a_cursor_continues_a_big_report_to_its_last_entry(
     # Jump near the end with the cursor the API would hand out there (position 0, entry 199,500).
     near_end = reports.encode_cursor(0 * ENTRY_PLACES + BIG_ENTRIES - 500, "e")
     response = httpx.get(
-        f"{live.url}/jobs/{job_id}/report", params={"cursor": near_end, "limit": PAGE}
+        f"{live.url}/jobs/{job_id}/report",
+        params={"cursor": near_end, "limit": PAGE},
+        timeout=30 * SLOWNESS,
     )
     assert response.status_code == 200, response.text
     page = response.json()
@@ -167,6 +175,7 @@ def test_a_cursor_continues_a_big_report_to_its_last_entry(
     failing = httpx.get(
         f"{live.url}/jobs/{job_id}/report",
         params={"cursor": near_end, "limit": PAGE, "entries": "failing"},
+        timeout=30 * SLOWNESS,
     ).json()
     points = [entry["point"] for entry in failing["checks"][0]["entries"]]
     assert points == list(range(BIG_ENTRIES - 500, BIG_ENTRIES, FAIL_EVERY))
@@ -178,14 +187,16 @@ def test_reports_listing_reads_neither_entries_nor_documents_and_stays_small(
     live.job([_document(make_report_document, "sin(x) + 0", BIG_ENTRIES)])
     with _statements(live.engine) as issued:
         started = time.monotonic()
-        response = httpx.get(f"{live.url}/reports", params={"limit": 5})
+        response = httpx.get(f"{live.url}/reports", params={"limit": 5}, timeout=30 * SLOWNESS)
         elapsed = time.monotonic() - started
     assert response.status_code == 200, response.text
     (item,) = response.json()["items"]
     assert item["counts"] == {"pass": 150_000, "fail": 50_000}  # stored counts, not recounted
     assert item["passed"] is False and item["worst"]["ratio"] == 4.0  # report_document's ratio
     assert len(response.content) < 5_000
-    assert elapsed < 1.0  # issue 9: 8 s when listing loaded every report's entries
+    # docs/hostile-load.md: 8 s when listing loaded every report's entries, 0.12 s now on the
+    # development machine; a latency of this machine's work, so it scales with SLOWNESS.
+    assert elapsed < 1.0 * SLOWNESS
     selects = [s for s in issued if s.startswith("SELECT")]
     assert selects, issued
     assert not any(_reads_whole_column(s, "entries") for s in selects), selects
@@ -210,7 +221,9 @@ def test_walking_every_page_visits_each_selected_entry_once_in_order(
             params: dict[str, Any] = {"limit": PAGE, "entries": selection}
             if cursor is not None:
                 params["cursor"] = cursor
-            page = httpx.get(f"{live.url}/jobs/{job_id}/report", params=params).json()
+            page = httpx.get(
+                f"{live.url}/jobs/{job_id}/report", params=params, timeout=30 * SLOWNESS
+            ).json()
             pages += 1
             assert sum(len(check["entries"]) for check in page["checks"]) <= PAGE
             for check in page["checks"]:
@@ -231,7 +244,9 @@ def test_entries_none_gives_every_check_without_entries_in_one_page(
 ) -> None:
     documents = [_document(make_report_document, f"sin(x) + {n}", 3000) for n in range(3)]
     job_id = live.job(documents)
-    page = httpx.get(f"{live.url}/jobs/{job_id}/report", params={"entries": "none"}).json()
+    page = httpx.get(
+        f"{live.url}/jobs/{job_id}/report", params={"entries": "none"}, timeout=30 * SLOWNESS
+    ).json()
     assert [check["index"] for check in page["checks"]] == [0, 1, 2]
     assert all("entries" not in check for check in page["checks"])
     assert all(check["counts"] == {"pass": 2250, "fail": 750} for check in page["checks"])
@@ -242,7 +257,7 @@ def test_without_parameters_a_small_report_reads_as_before(
     live: Live, make_report_document: ReportDocument
 ) -> None:
     job_id = live.job([make_report_document("sin(x) + 0", "pass")], pending=1)
-    page = httpx.get(f"{live.url}/jobs/{job_id}/report").json()
+    page = httpx.get(f"{live.url}/jobs/{job_id}/report", timeout=30 * SLOWNESS).json()
     (check,) = page["checks"]
     assert len(check["entries"]) == 1 and check["passed"] is True
     assert [pending["index"] for pending in page["pending"]] == [1]
@@ -274,7 +289,9 @@ def test_pages_are_bounded_in_checks_and_in_document_characters(
             counts, cursor = [], None
             while True:
                 params: dict[str, Any] = {"cursor": cursor} if cursor else {}
-                page = httpx.get(f"{url}/jobs/{job_id}/report", params=params).json()
+                page = httpx.get(
+                    f"{url}/jobs/{job_id}/report", params=params, timeout=30 * SLOWNESS
+                ).json()
                 counts.append(len(page["checks"]))
                 cursor = page["next_cursor"]
                 if cursor is None:

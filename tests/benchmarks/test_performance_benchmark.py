@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from slowness import SLOWNESS
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "performance.py"
-TINY_RUN_TIMEOUT_S = 600
+TINY_RUN_TIMEOUT_S = 600 * SLOWNESS
 
 
 def load_benchmark() -> ModuleType:

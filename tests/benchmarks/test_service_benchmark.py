@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from slowness import SLOWNESS
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "service.py"
-TINY_RUN_TIMEOUT_S = 600
+TINY_RUN_TIMEOUT_S = 600 * SLOWNESS
 
 
 def test_a_tiny_run_prints_every_row(tmp_path: Path) -> None:

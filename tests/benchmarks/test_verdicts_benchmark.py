@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from slowness import SLOWNESS
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "verdicts.py"
 FEYNMAN_TABLE = ROOT.parent / "shared" / "corpora" / "feynman" / "FeynmanEquations.csv"
-TINY_RUN_TIMEOUT_S = 300
+TINY_RUN_TIMEOUT_S = 300 * SLOWNESS
 
 
 def load_benchmark() -> ModuleType:

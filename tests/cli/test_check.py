@@ -1,5 +1,7 @@
-"""``derivcheck check`` as a user runs it: a real process, its output and exit code; and its
-tables and exit rule on reports built by hand (no core needed)."""
+"""``derivcheck check`` as a user runs it: a real process, its output and exit code; the same
+command in this process (typer's runner) where only its answers to many inputs are tested, not
+the process around them; and its tables and exit rule on reports built by hand (no core
+needed)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from rich.console import Console
+from slowness import SLOWNESS
+from typer.testing import CliRunner
 
+from verifier.cli import create_cli
 from verifier.cli.check import exit_code, render
 from verifier.core.judge.report import Entry, Report
 from verifier.core.judge.verdict import VERDICT_ORDER
@@ -23,8 +29,18 @@ DERIVCHECK = Path(sys.executable).with_name("derivcheck")
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "160"}
     return subprocess.run(
-        [str(DERIVCHECK), "check", *args], capture_output=True, text=True, env=env, timeout=120
+        [str(DERIVCHECK), "check", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120 * SLOWNESS,
     )
+
+
+def invoke(*args: str) -> Result:
+    """``derivcheck check ARGS`` in this process: the command's own code and answers, without
+    the cost of a new process importing torch (a few seconds each)."""
+    return CliRunner().invoke(create_cli(), ["check", *args], env={"COLUMNS": "160"})
 
 
 def test_seed_example_prints_a_table_and_exits_zero() -> None:
@@ -36,7 +52,7 @@ def test_seed_example_prints_a_table_and_exits_zero() -> None:
 
 
 def test_json_output_is_the_report_and_strict_fails_an_ill_conditioned_check() -> None:
-    # Issue 3's cancellation: 1 - cos(x) loses every digit in float32 at 0.001 while each
+    # The cancellation example: 1 - cos(x) loses every digit in float32 at 0.001 while each
     # operation is accurate, which docs/report-format.md calls ill-conditioned, not in the default
     # fail-on (fail, nonfinite) and in the strict one (verifier/core/judge/verdict.py).
     arguments = ("(1 - cos(x))/x**2", "--at", "x=0.001", "--dtype", "float32", "--json")
@@ -77,22 +93,34 @@ def test_sampling_summarises_many_points() -> None:
 def test_bad_input_gets_one_line_on_stderr_and_exit_two(
     args: tuple[str, ...], message: str
 ) -> None:
-    result = run(*args)
-    assert result.returncode == 2
+    # In this process: each message is the command's own (the real process around one of
+    # them is the test below).
+    result = invoke(*args)
+    assert result.exit_code == 2
     assert result.stdout == ""
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
 
 
+def test_bad_input_in_a_real_process_is_one_line_on_stderr_and_exit_two() -> None:
+    # What the in-process cases above cannot show: the process's own exit status and streams.
+    result = run("x+y", "--at", "x=1")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "no value for variable(s) y" in line
+
+
 def test_undefined_exits_zero_and_strict_or_fail_on_undefined_exits_one() -> None:
     # |x| has no derivative at 0 (a kink): undefined, which only --strict or --fail-on
-    # undefined make a failure (verifier/core/judge/verdict.py).
-    assert run("Abs(x)", "--at", "x=0").returncode == 0
-    assert run("Abs(x)", "--at", "x=0", "--strict").returncode == 1
-    assert run("Abs(x)", "--at", "x=0", "--fail-on", "undefined").returncode == 1
-    assert run("Abs(x)", "--at", "x=0", "--fail-on", "fail,nonfinite").returncode == 0
-    assert run("Abs(x)", "--at", "x=0", "--fail-on", "fail", "--strict").returncode == 1
+    # undefined make a failure (verifier/core/judge/verdict.py). The exit status of a real
+    # process is the seed example's and the cancellation example's tests'; here the command's.
+    assert invoke("Abs(x)", "--at", "x=0").exit_code == 0
+    assert invoke("Abs(x)", "--at", "x=0", "--strict").exit_code == 1
+    assert invoke("Abs(x)", "--at", "x=0", "--fail-on", "undefined").exit_code == 1
+    assert invoke("Abs(x)", "--at", "x=0", "--fail-on", "fail,nonfinite").exit_code == 0
+    assert invoke("Abs(x)", "--at", "x=0", "--fail-on", "fail", "--strict").exit_code == 1
 
 
 def _entry(point: int, verdict: str, **fields: object) -> Entry:
@@ -213,7 +241,7 @@ def test_compare_devices_adds_the_second_device_to_the_json_and_the_tables() -> 
         14.0,
         0.0,
     )
-    text = run(*seed, "cpu, cpu").stdout
+    text = invoke(*seed, "cpu, cpu").stdout
     assert "on cpu: verdict=pass  entries: 6 pass; 0 of 6 values differ" in text
 
 
@@ -252,6 +280,6 @@ def test_a_table_lists_the_entries_where_the_devices_differ() -> None:
     [("cpu", "give two devices"), ("cpu,tpu", "unknown device 'tpu'")],
 )
 def test_a_bad_device_pair_is_one_line_and_exit_two(pair: str, message: str) -> None:
-    result = run("x", "--at", "x=1", "--compare-devices", pair)
-    assert result.returncode == 2
+    result = invoke("x", "--at", "x=1", "--compare-devices", pair)
+    assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.stderr

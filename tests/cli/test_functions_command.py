@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from slowness import SLOWNESS
+
 
 def _plugin(site: Path, dist: str, module: str, source: str) -> None:
     info = site / f"{dist}-1.0.dist-info"
@@ -32,7 +34,7 @@ def _run(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=120 * SLOWNESS,
         check=False,
     )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from slowness import SLOWNESS
 
 from verifier.cli.client import CliError
 from verifier.cli.server import slot_environments, visible_gpus
@@ -52,7 +53,7 @@ def test_the_worker_command_refuses_more_slots_than_gpus_in_one_line() -> None:
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=60 * SLOWNESS,
     )
     assert result.returncode == 2, result.stderr
     assert "a GPU runs one check at a time" in result.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from slowness import SLOWNESS
 
 DERIVCHECK = Path(sys.executable).with_name("derivcheck")
 
@@ -21,7 +22,7 @@ def _survey(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=300 * SLOWNESS,
         cwd=cwd,
     )
 

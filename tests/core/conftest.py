@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from slowness import ENVIRONMENT_VARIABLE, SLOWNESS
 
 from verifier.core.exact.sandbox import Sandbox
 
@@ -17,10 +18,13 @@ HERE = Path(__file__).parent
 
 @pytest.fixture
 def sandbox_jobs(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """tests/core/sandbox_jobs.py, importable here and in a sandbox child started afterwards."""
+    """tests/core/sandbox_jobs.py, importable here and in a sandbox child started afterwards
+    (with tests/slowness.py, and this process's slowness factor rather than a new measure)."""
     monkeypatch.syspath_prepend(str(HERE))
     inherited = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), inherited])))
+    paths = [str(HERE), str(HERE.parent), inherited]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, repr(SLOWNESS))
     return importlib.import_module("sandbox_jobs")
 
 

@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-RELEASE_WAIT_S = 120.0
+from slowness import SLOWNESS
+
+RELEASE_WAIT_S = 120.0 * SLOWNESS
 
 Progress = Callable[[str], None]
 

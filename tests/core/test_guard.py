@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from slowness import SLOWNESS
 
 from verifier.core.guard import CheckedExpression, ParserPool, check_expressions
 from verifier.errors import ForbiddenSyntaxError, LimitError, UnknownFunctionError
@@ -20,7 +21,7 @@ from verifier.errors import ForbiddenSyntaxError, LimitError, UnknownFunctionErr
 
 @pytest.fixture
 def pool() -> Iterator[ParserPool]:
-    parsers = ParserPool(2, timeout_s=30.0)
+    parsers = ParserPool(2, timeout_s=30.0 * SLOWNESS)
     try:
         yield parsers
     finally:
@@ -51,7 +52,7 @@ def test_an_expression_past_the_bound_is_refused_and_the_pool_recovers() -> None
         assert "took more than 1e-06 s to parse" in str(first)
         assert isinstance(second, LimitError) and "expression 0 of this request" in str(second)
         assert isinstance(third, LimitError)
-        pool.timeout_s = 30.0
+        pool.timeout_s = 30.0 * SLOWNESS
         (again,) = pool.parse(["x + 1"])  # a fresh child replaced the one killed
         assert isinstance(again, CheckedExpression) and again.variables == ("x",)
     finally:
@@ -78,7 +79,8 @@ def test_many_threads_share_the_pool(pool: ParserPool) -> None:
 
 def test_a_new_parser_process_is_not_charged_its_start(pool: ParserPool) -> None:
     # A bound far below SymPy's import (about half a second here) still parses: the child
-    # imports first, under its own budget, and the expression is timed alone.
-    pool.timeout_s = 0.25
+    # imports first, under its own budget, and the expression is timed alone. Both scale
+    # with the machine's speed, so the bound does.
+    pool.timeout_s = 0.25 * SLOWNESS
     (parsed,) = pool.parse(["sin(x)*y"])
     assert isinstance(parsed, CheckedExpression) and parsed.variables == ("x", "y")

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from slowness import SLOWNESS
 
 from verifier import check
 from verifier.core.exact.sandbox import Sandbox, SandboxCrash, SandboxTimeout, thread_sandbox
@@ -29,11 +30,12 @@ from verifier.core.exact.sandbox import Sandbox, SandboxCrash, SandboxTimeout, t
 # it again from SymPy's cache, too fast to be killed.
 SLOW_FACTORS = 22
 SLOW_AT = 0.5
-GENEROUS_BUDGET_S = 60.0
-# CPU seconds an idle child must gain to count as working on the job (which needs about 2).
+GENEROUS_BUDGET_S = 60.0 * SLOWNESS
+# CPU seconds an idle child must gain to count as working on the job (which needs about 2):
+# an amount of work, not a wait, so not scaled.
 JOB_STARTED_CPU_S = 0.3
-POLL_S = 0.01
-KILLER_GIVES_UP_S = 60.0
+POLL_S = 0.01  # how often a condition is looked at, not how long anything may take
+KILLER_GIVES_UP_S = 60.0 * SLOWNESS
 
 
 def test_core_imports_no_service_framework() -> None:
@@ -62,7 +64,8 @@ def test_symbolic_timeout_ends_as_error_and_the_next_check_runs_normally() -> No
     started = time.monotonic()
     report = check(product, at={f"x{i}": 0.5 for i in range(30)}, symbolic_timeout_s=1)
     assert report.verdict == "error" and report.reason == "symbolic timeout"
-    assert time.monotonic() - started < 15
+    # The budget (1 s) is the guarantee; the rest (the check around it) scales.
+    assert time.monotonic() - started < 1 + 14 * SLOWNESS
     after = check("x**2", at={"x": 3})
     assert after.verdict == "pass" and after.gradient == [[6.0]]  # 2x at 3, by hand
 
@@ -133,15 +136,17 @@ def test_a_rerun_after_a_kill_gets_only_what_is_left_of_the_budgets(
     marks = _marks_folder(tmp_path)
     started = time.monotonic()
     # Killed 3 s in and never released: the re-run waits until the call's last deadline, 6 s
-    # after its start; fresh budgets would have let it wait until 9 s.
-    killer, killed = _kill_first_job(marks, signal.SIGKILL, release=False, not_before=started + 3)
+    # after its start; fresh budgets would have let it wait until 9 s. (Every time scaled.)
+    killer, killed = _kill_first_job(
+        marks, signal.SIGKILL, release=False, not_before=started + 3 * SLOWNESS
+    )
     with pytest.raises(SandboxTimeout):
-        budgets = [("first", 5.0), ("second", 1.0)]
+        budgets = [("first", 5.0 * SLOWNESS), ("second", 1.0 * SLOWNESS)]
         sandbox.call(sandbox_jobs.wait_for_release, (str(marks),), budgets, _nothing)
     elapsed = time.monotonic() - started
     killer.join(KILLER_GIVES_UP_S)
     assert len(killed) == 1 and len(_started_pids(marks)) == 2
-    assert 6.0 <= elapsed < 8.0
+    assert 6.0 * SLOWNESS <= elapsed < 8.0 * SLOWNESS
 
 
 @pytest.mark.parametrize(
@@ -248,7 +253,9 @@ def _kill_first_job(
 def test_a_reference_budget_past_which_the_check_ends_as_a_clean_error() -> None:
     # Budgets add up from the start (what the symbolic stage leaves, the references may use):
     # 10,000 points x 20 entries take more than a second to certify in arb here (float64),
-    # past 0.5 s + 0.01 s; the symbolic stage of this expression takes a few hundredths.
+    # past 0.5 s + 0.01 s; the symbolic stage of this expression takes a few hundredths. Not
+    # scaled: the references must outlast the budgets, and a slower machine only makes them
+    # slower, while 0.5 s leaves the symbolic stage ten times its time.
     check("x", at={"x": 1})  # a warm symbolic process: its start-up is not the test
     report = check(
         "sin(x)*exp(y) + x*y*z**2 + w",

@@ -1,6 +1,6 @@
 """The seed document's three examples, checked inline.
 
-Expected values are hand derivations, as the core issue states them: f'(2) = 6; the gradient
+Expected values are hand derivations, as the seed document states them: f'(2) = 6; the gradient
 (14, 6) and Hessian [[6, 2], [2, 2]] of 3x**2 + 2xy + y**2 at (2, 1); dz/dz = 1 and
 dz/d(x**2) = 3 for z = 3*x**2.
 """

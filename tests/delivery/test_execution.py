@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from slowness import SLOWNESS
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +37,10 @@ from verifier.store.models import (
     StoredReport,
     utc_now,
 )
+
+LEASE_S = 0.6 * SLOWNESS
+"""A short claim lease (renewed every third of it), scaled: a heartbeat late on a loaded
+machine would let it lapse."""
 
 ReportDocument = Callable[..., dict[str, Any]]
 
@@ -187,7 +192,7 @@ def test_a_running_check_keeps_its_claim_past_the_lease_and_runs_once(
 ) -> None:
     job = _submit(sessions, settings, "x**2")
     check_id = job.checks[0].id
-    renewer = LeaseRenewer(sessions, 0.6)
+    renewer = LeaseRenewer(sessions, LEASE_S)
     others: list[str | None] = []
     lease_ends = []
 
@@ -221,7 +226,7 @@ def test_one_renewer_keeps_every_claim_of_a_threaded_worker(
 ) -> None:
     # Two checks run at once in two threads of one worker, sharing its renewer.
     job = _submit(sessions, settings, "x**2", "x**3")
-    renewer = LeaseRenewer(sessions, 0.6)
+    renewer = LeaseRenewer(sessions, LEASE_S)
     both_running = threading.Barrier(3)  # the two checks and this test
     verdicts: dict[str, str | None] = {}
 
@@ -243,7 +248,7 @@ def test_one_renewer_keeps_every_claim_of_a_threaded_worker(
         time.sleep(3 * renewer.lease_s)
         with sessions() as session:
             leases = session.scalars(select(Check.lease_expires_at)).all()
-        # Both leases were renewed: each would have run out 0.6 s after its claim.
+        # Both leases were renewed: each would have run out LEASE_S after its claim.
         assert all(lease is not None and lease > utc_now() for lease in leases), leases
     finally:
         for thread in threads:

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from pydantic import ValidationError
+from slowness import SLOWNESS
 
 from verifier.config import Settings
 from verifier.delivery.celery import RUN_CHECK_TASK
@@ -106,6 +107,10 @@ def test_a_worker_and_its_symbolic_process_run_at_the_lower_priority(nice: int) 
         "print(mine - before, child - before)\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120 * SLOWNESS,
+        check=True,
     )
     assert done.stdout.split() == [str(nice), str(nice)]

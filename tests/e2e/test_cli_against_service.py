@@ -1,5 +1,5 @@
-"""The CLI's service commands against a running service on embedded defaults, as issue 3's
-first lines show: submit --wait, status, reports with filters, stats."""
+"""The CLI's service commands against a running service on embedded defaults, as README's
+"The service" shows them: submit --wait, status, reports with filters, stats."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from slowness import SLOWNESS
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +22,9 @@ StartService = Callable[[Path, dict[str, str]], AbstractContextManager[str]]
 CHECKS = [
     # Seed example 1: f'(2) = 6 for f = x**2 + 2*x (by hand): a pass.
     {"expression": "x**2 + 2*x", "points": [{"x": 2}]},
-    # Issue 3: (1 - cos(x))/x**2 at 0.001 in float32 is ill-conditioned: every operation is
-    # accurate, the digits are lost at 1 - cos(x) (docs/report-format.md, ill-conditioned).
+    # The cancellation example: (1 - cos(x))/x**2 at 0.001 in float32 is ill-conditioned:
+    # every operation is accurate, the digits are lost at 1 - cos(x) (docs/report-format.md,
+    # ill-conditioned).
     {"expression": "(1 - cos(x))/x**2", "points": [{"x": "0.001"}], "dtype": "float32"},
 ]
 # --strict: every verdict but pass and domain fails (verifier/core/judge/verdict.py), plus domain.
@@ -36,7 +38,7 @@ def _derivcheck(*arguments: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "verifier", *arguments],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=300 * SLOWNESS,
     )
 
 
@@ -44,12 +46,15 @@ def _json(result: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(result.stdout)
 
 
-def test_submit_wait_then_query_reports_and_stats(
+def test_submit_wait_then_query_reports_and_stats_with_reports_of_several_pages(
     tmp_path: Path, start_service: StartService
 ) -> None:
+    # One service for what was two tests of the same run: pages of 3 entries, so the two
+    # checks' 2 + 2 entries (a gradient and a Hessian element each, one variable) take two
+    # pages, the second check split between them, and every command below reads them whole.
     path = tmp_path / "checks.jsonl"
     path.write_text("".join(json.dumps(check) + "\n" for check in CHECKS))
-    with start_service(tmp_path, {}) as url:
+    with start_service(tmp_path, {"VERIFIER_MAX_REPORT_PAGE_ENTRIES": "3"}) as url:
         refused = _derivcheck("submit", str(path), "--fail-on", "fail,bogus", "--url", url)
         assert refused.returncode == 2
         assert "--fail-on: unknown verdict 'bogus': choose from pass, domain" in refused.stderr
@@ -60,6 +65,8 @@ def test_submit_wait_then_query_reports_and_stats(
         report = _json(submitted)
         assert [check["verdict"] for check in report["checks"]] == ["pass", "ill-conditioned"]
         assert [check["passed"] for check in report["checks"]] == [True, True]
+        assert [len(check["entries"]) for check in report["checks"]] == [2, 2]
+        assert [e["kind"] for e in report["checks"][1]["entries"]] == ["gradient", "hessian"]
         job_id = report["job"]["id"]
 
         # --strict (with --fail-on domain added) fails it: exit 1, and the summary says why.
@@ -82,7 +89,7 @@ def test_submit_wait_then_query_reports_and_stats(
         assert [item["passed"] for item in items] == [False, True]  # newest first: strict job
         strict_job = items[0]["job"]
         assert _json(_derivcheck("status", strict_job, "--json", "--url", url))["passed"] is False
-        stored = httpx.get(f"{url}/jobs/{strict_job}/report").json()
+        stored = httpx.get(f"{url}/jobs/{strict_job}/report", timeout=30 * SLOWNESS).json()
         assert [check["fail_on"] for check in stored["checks"]] == [STRICT_AND_DOMAIN] * 2
         table = _derivcheck("status", strict_job, "--url", url)
         assert table.returncode == 0, table.stderr
@@ -107,21 +114,3 @@ def test_submit_wait_then_query_reports_and_stats(
         unknown = _derivcheck("status", "00000000-0000-0000-0000-000000000000", "--url", url)
         assert unknown.returncode == 2
         assert "no job" in unknown.stderr and "Traceback" not in unknown.stderr
-
-
-def test_a_report_of_several_pages_comes_back_whole_and_summaries_skip_entries(
-    tmp_path: Path, start_service: StartService
-) -> None:
-    # Pages of 3 entries: the two checks' 2 + 2 entries (a gradient and a Hessian element each,
-    # one variable) take two pages, the second check split between them.
-    path = tmp_path / "checks.jsonl"
-    path.write_text("".join(json.dumps(check) + "\n" for check in CHECKS))
-    with start_service(tmp_path, {"VERIFIER_MAX_REPORT_PAGE_ENTRIES": "3"}) as url:
-        submitted = _derivcheck("submit", str(path), "--wait", "--json", "--url", url)
-        assert submitted.returncode == 0, submitted.stderr
-        report = _json(submitted)
-        assert [len(check["entries"]) for check in report["checks"]] == [2, 2]
-        assert [e["kind"] for e in report["checks"][1]["entries"]] == ["gradient", "hessian"]
-        status = _derivcheck("status", report["job"]["id"], "--url", url)
-        assert status.returncode == 0, status.stderr
-        assert "ill-conditioned" in status.stdout

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 import torch
+from slowness import SLOWNESS
 
-JOB_TIMEOUT_S = 120.0
+JOB_TIMEOUT_S = 120.0 * SLOWNESS
 SEED = "3*x**2 + 2*x*y + y**2"
 """The seed document's example: at (2, 1) the gradient is (14, 6), the Hessian [[6, 2], [2, 2]]."""
 
@@ -43,7 +44,10 @@ def test_a_compared_check_is_stored_listed_and_counted_per_device(
         "compare_devices": ["cpu", "cpu"],
     }
     plain = {"expression": "x**2", "points": [{"x": 3}], "device": "cpu"}
-    with start_service(tmp_path, {}) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with (
+        start_service(tmp_path, {}) as url,
+        httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http,
+    ):
         job = _finished(http, {"checks": [compared, plain]})
         assert (job["status"], job["passed"]) == ("done", True)
         first, second = http.get(f"/jobs/{job['id']}/report").json()["checks"]
@@ -74,7 +78,7 @@ def test_a_cuda_comparison_on_a_worker_without_cuda_ends_as_error_saying_so(
     body = {"checks": [{"expression": SEED, "points": [{"x": 2, "y": 1}], "compare_devices": True}]}
     with (
         start_service(tmp_path, {}, queues="gpu") as url,
-        httpx.Client(base_url=url, timeout=30) as http,
+        httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http,
     ):
         job = _finished(http, {**body})
         (report,) = http.get(f"/jobs/{job['id']}/report").json()["checks"]

@@ -10,17 +10,21 @@ from typing import Any
 import httpx
 import pytest
 import torch
+from slowness import SLOWNESS
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available here"),
 ]
-JOB_TIMEOUT_S = 300.0
+JOB_TIMEOUT_S = 300.0 * SLOWNESS
 
 
 def test_a_gpu_worker_runs_a_cuda_check(tmp_path: Path, start_service: Any) -> None:
     body = {"checks": [{"expression": "x**2 + 2*x", "points": [{"x": 3}], "device": "cuda"}]}
-    with start_service(tmp_path, {}, queues="gpu") as url, httpx.Client(base_url=url) as http:
+    with (
+        start_service(tmp_path, {}, queues="gpu") as url,
+        httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http,
+    ):
         accepted = http.post("/jobs", json=body)
         assert accepted.status_code == 202, accepted.text
         job_id = accepted.json()["id"]

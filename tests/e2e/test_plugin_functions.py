@@ -19,11 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
+from slowness import SLOWNESS
 
 pytestmark = pytest.mark.slow
 
 StartService = Callable[[Path, dict[str, str]], AbstractContextManager[str]]
-JOB_TIMEOUT_S = 180.0
+JOB_TIMEOUT_S = 180.0 * SLOWNESS
 
 BROKEN_DECLARATIONS = """FUNCTIONS = [
     {
@@ -96,7 +97,7 @@ def test_plugin_functions_run_through_post_jobs_on_real_workers(
         {"expression": "broken_fn(x) + x", "points": [{"x": 1}]},
     ]
     with start_service(tmp_path, {"PYTHONPATH": path}) as url:
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http:
             accepted = http.post("/jobs", json={"checks": checks, "label": "plugins"})
             assert accepted.status_code == 202, accepted.text
             job = _wait_for_job(http, accepted.json()["id"])

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from slowness import SLOWNESS
 
 from verifier.store import migrate
 from verifier.store.engine import make_engine, make_session_factory
@@ -25,7 +26,7 @@ from verifier.store.keys import create_key
 pytestmark = pytest.mark.slow
 
 StartService = Callable[[Path, dict[str, str]], AbstractContextManager[str]]
-JOB_TIMEOUT_S = 180.0
+JOB_TIMEOUT_S = 180.0 * SLOWNESS
 
 CHECKS: list[dict[str, Any]] = [
     # Seed example 1: f = x**2 + 2*x, f'(x) = 2x + 2, so f'(2) = 6 (by hand).
@@ -35,8 +36,9 @@ CHECKS: list[dict[str, Any]] = [
     {"expression": "3*x**2 + 2*x*y + y**2", "points": [{"x": 2, "y": 1}]},
     # Seed example 3: node gradients of 3*x**2 at x = 2 (the seed's retain_grad example).
     {"expression": "3*x**2", "points": [{"x": 2}], "nodes": True},
-    # Issue 3: (1 - cos(x))/x**2 at 0.001 in float32 cancels catastrophically, every operation
-    # accurate: ill-conditioned, the digits lost at 1 - cos(x) (docs/report-format.md).
+    # The cancellation example: (1 - cos(x))/x**2 at 0.001 in float32 cancels catastrophically,
+    # every operation accurate: ill-conditioned, the digits lost at 1 - cos(x)
+    # (docs/report-format.md).
     {"expression": "(1 - cos(x))/x**2", "points": [{"x": "0.001"}], "dtype": "float32"},
     # torch's tanh'(u) = 1 - tanh(u)**2 loses about 1e-9 relative at u = 9 in float64, far
     # beyond rounding of tanh(x) as written (tests/core/test_traps.py): a fail of tanh's rule.
@@ -63,7 +65,7 @@ def _entry(report: dict[str, Any], kind: str, wrt: list[str]) -> dict[str, Any]:
 def _submit_seed_examples_and_check_the_answers(
     url: str, headers: dict[str, str] | None = None
 ) -> None:
-    with httpx.Client(base_url=url, timeout=30, headers=headers) as http:
+    with httpx.Client(base_url=url, timeout=30 * SLOWNESS, headers=headers) as http:
         accepted = http.post("/jobs", json={"checks": CHECKS, "label": "e2e"})
         assert accepted.status_code == 202, accepted.text
         job_id = accepted.json()["id"]
@@ -110,7 +112,8 @@ def test_service_on_embedded_defaults(tmp_path: Path, start_service: StartServic
 def test_service_on_postgres_and_redis(
     tmp_path: Path, postgres_url: str, redis_url: str, start_service: StartService
 ) -> None:
-    # Not the embedded defaults: the API requires keys (issue 4), so the test makes one.
+    # Not the embedded defaults: the API requires keys there (Settings.api_keys "auto" is off
+    # only for the embedded defaults on loopback), so the test makes one.
     migrate.upgrade(postgres_url)
     engine = make_engine(postgres_url)
     with make_session_factory(engine)() as session:
@@ -118,5 +121,7 @@ def test_service_on_postgres_and_redis(
     engine.dispose()
     overrides = {"VERIFIER_DATABASE_URL": postgres_url, "VERIFIER_BROKER_URL": redis_url}
     with start_service(tmp_path, overrides) as url:
-        assert httpx.get(f"{url}/jobs/{uuid.uuid4()}").status_code == 401  # no key
+        assert (
+            httpx.get(f"{url}/jobs/{uuid.uuid4()}", timeout=30 * SLOWNESS).status_code == 401
+        )  # no key
         _submit_seed_examples_and_check_the_answers(url, {"Authorization": f"Bearer {key}"})

@@ -3,12 +3,15 @@ worker processes (tests/faults/fault_worker.py), and a migrated PostgreSQL datab
 
 Delivery times are short so that a redelivery takes seconds (docs/delivery.md explains
 the ordering): a check may run 3 s, a stopping worker waits 4 s for it, Redis gives back an
-unacknowledged message after 5 s, and a claim lapses 2 s after its last renewal.
+unacknowledged message after 5 s, and a claim lapses 2 s after its last renewal. Each of them,
+and each wait of the fault tests, is multiplied by the slowness factor (tests/slowness.py), the
+order kept: a slow machine stretches the windows, it does not reorder them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import subprocess
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from slowness import SLOWNESS
 from sqlalchemy.engine import make_url
 
 from verifier.cli.processes import ChildProcess, free_port
@@ -28,8 +32,11 @@ from verifier.store import migrate
 
 FAULT_WORKER = Path(__file__).with_name("fault_worker.py")
 ROOT = FAULT_WORKER.parent.parent.parent
-REDIS_START_TIMEOUT_S = 10.0
-WORKER_READY_TIMEOUT_S = 60.0
+REDIS_START_TIMEOUT_S = 10.0 * SLOWNESS
+WORKER_READY_TIMEOUT_S = 60.0 * SLOWNESS
+SLOW_CHECK_S = 2.0 * SLOWNESS
+"""How long a ``slow`` check of the fault worker sleeps (``FAULT_SLOW_S``): within the time
+limit of ``fault_settings``."""
 
 
 class PrivateRedis:
@@ -76,11 +83,11 @@ class PrivateRedis:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=10 * SLOWNESS)
         self.process = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        return redis.Redis.from_url(self.url, socket_connect_timeout=1 * SLOWNESS)
 
 
 @pytest.fixture
@@ -102,11 +109,11 @@ def fault_settings(tmp_path: Path, postgres_url: str, private_redis: PrivateRedi
         broker_url=private_redis.url,
         requeue_interval_s=0,
         max_attempts=2,
-        symbolic_timeout_s=1,
-        check_time_limit_s=3,
-        worker_soft_shutdown_s=4,
-        broker_visibility_timeout_s=5,
-        claim_lease_s=2,
+        symbolic_timeout_s=1 * SLOWNESS,
+        check_time_limit_s=3 * SLOWNESS,
+        worker_soft_shutdown_s=4 * SLOWNESS,
+        broker_visibility_timeout_s=math.ceil(5 * SLOWNESS),
+        claim_lease_s=2 * SLOWNESS,
     )
 
 
@@ -130,7 +137,7 @@ def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWork
         "VERIFIER_WORKER_SOFT_SHUTDOWN_S": str(fault_settings.worker_soft_shutdown_s),
         "VERIFIER_BROKER_VISIBILITY_TIMEOUT_S": str(fault_settings.broker_visibility_timeout_s),
         "VERIFIER_CLAIM_LEASE_S": str(fault_settings.claim_lease_s),
-        "FAULT_SLOW_S": "2",
+        "FAULT_SLOW_S": str(SLOW_CHECK_S),
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",
     }
@@ -164,7 +171,7 @@ def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWork
         yield start
     finally:
         for child in started:
-            child.stop(timeout_s=10)
+            child.stop(timeout_s=10 * SLOWNESS)
 
 
 class CuttableProxy:
@@ -208,7 +215,9 @@ class CuttableProxy:
             except OSError:
                 return  # cut
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+                upstream = socket.create_connection(
+                    ("127.0.0.1", self.upstream_port), timeout=5 * SLOWNESS
+                )
             except OSError:
                 client.close()
                 continue

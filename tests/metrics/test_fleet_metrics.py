@@ -21,13 +21,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from servers import running_service
+from slowness import SLOWNESS
 
 from verifier.cli.processes import free_port
 from verifier.store import keys, migrate
 from verifier.store.engine import make_engine, make_session_factory
 
-JOB_TIMEOUT_S = 120.0
-FLOWER_TIMEOUT_S = 60.0
+JOB_TIMEOUT_S = 120.0 * SLOWNESS
+FLOWER_TIMEOUT_S = 60.0 * SLOWNESS
 CHECKS = [
     # tanh's float32 gradient fails at large |x| (docs/survey-torch-2.13-cpu.md).
     {"expression": "tanh(x)", "dtype": "float32", "samples": 40, "domain": {"x": [8, 10]}},
@@ -85,7 +86,7 @@ def celery_command(*arguments: str) -> list[str]:
 
 def wait_for_job(fleet: Fleet, job_id: str) -> dict[str, object]:
     deadline = time.monotonic() + JOB_TIMEOUT_S
-    with httpx.Client(base_url=fleet.url, timeout=30) as http:
+    with httpx.Client(base_url=fleet.url, timeout=30 * SLOWNESS) as http:
         while time.monotonic() < deadline:
             job: dict[str, object] = http.get(
                 f"/jobs/{job_id}", headers={"Authorization": f"Bearer {fleet.key}"}
@@ -97,7 +98,7 @@ def wait_for_job(fleet: Fleet, job_id: str) -> dict[str, object]:
 
 
 def test_metrics_ping_flower_and_json_logs_of_a_redis_fleet(fleet: Fleet) -> None:
-    with httpx.Client(base_url=fleet.url, timeout=30) as http:
+    with httpx.Client(base_url=fleet.url, timeout=30 * SLOWNESS) as http:
         before = samples(http.get("/metrics").text)
         answer = http.post(
             "/jobs",
@@ -128,7 +129,7 @@ def test_metrics_ping_flower_and_json_logs_of_a_redis_fleet(fleet: Fleet) -> Non
         assert after[("derivcheck_check_duration_seconds_bucket", (*labels, ("le", "+Inf")))] == 1
     assert after[("derivcheck_metrics_database_up", ())] == 1
 
-    worker = samples(httpx.get(fleet.worker_metrics_url, timeout=10).text)
+    worker = samples(httpx.get(fleet.worker_metrics_url, timeout=10 * SLOWNESS).text)
     ran = "derivcheck_worker_checks_total"
     assert worker[(ran, (("device", "cpu"), ("dtype", "float32"), ("verdict", "fail")))] == 1
     assert worker[(ran, (("device", "cpu"), ("dtype", "float64"), ("verdict", "pass")))] == 1
@@ -136,11 +137,11 @@ def test_metrics_ping_flower_and_json_logs_of_a_redis_fleet(fleet: Fleet) -> Non
     assert worker[(durations, (("device", "cpu"), ("dtype", "float32")))] == 1
 
     ping = subprocess.run(
-        celery_command("inspect", "ping", "--timeout", "5"),
+        celery_command("inspect", "ping", "--timeout", str(5 * SLOWNESS)),
         env=fleet.env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=60 * SLOWNESS,
     )
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert "pong" in ping.stdout
@@ -156,7 +157,7 @@ def test_metrics_ping_flower_and_json_logs_of_a_redis_fleet(fleet: Fleet) -> Non
         online = _flower_sees_a_worker(f"http://127.0.0.1:{flower_port}")
     finally:
         flower.terminate()
-        flower.wait(timeout=30)
+        flower.wait(timeout=30 * SLOWNESS)
     assert online
 
     api_events = _events(fleet.logs / "api.log")
@@ -176,7 +177,9 @@ def _flower_sees_a_worker(url: str) -> bool:
     deadline = time.monotonic() + FLOWER_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
-            status = httpx.get(f"{url}/api/workers", params={"status": "true"}, timeout=10)
+            status = httpx.get(
+                f"{url}/api/workers", params={"status": "true"}, timeout=10 * SLOWNESS
+            )
         except httpx.TransportError:
             time.sleep(0.5)
             continue

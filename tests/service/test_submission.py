@@ -5,8 +5,8 @@ Sources of the expected values: [points] the limits and the number syntax of
 ``MAX_NUMBER_CHARS``, ``MAX_DECIMAL_EXPONENT``); [ieee] IEEE 754's largest finite numbers:
 binary32 about 3.4028e38, binary16 65504 (above 65520 a value rounds to infinity), bfloat16
 about 3.3895e38; [tolerance] ``make_tolerance`` in ``verifier/core/judge/tolerance.py`` refuses a
-tolerance of 1e300 or more; [issue 9] "Accepted, then refused": what the worker refused
-after a 202.
+tolerance of 1e300 or more; [hostile-load] docs/hostile-load.md's row "accepted, then
+refused": what the worker refused after a 202.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def test_send_marks_checks_enqueued_and_lost_ones_are_resent(
     assert reconcile_once(session, InMemorySender(), settings) == 0
 
 
-# [issue 9] Checks that were answered 202 and then ended as `error` in the worker, each with
+# [hostile-load] Checks that were answered 202 and then ended as `error` in the worker, each with
 # the field the refusal must name and words of the core's own message.
 REFUSED_BY_THE_WORKER = [
     pytest.param(

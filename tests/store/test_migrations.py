@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from slowness import SLOWNESS
 from sqlalchemy import JSON, column, func, inspect, select, table, text
 
 from verifier.store import migrate
@@ -181,7 +182,7 @@ def test_db_upgrade_command_works_from_any_folder(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=120 * SLOWNESS,
     )
     assert result.returncode == 0, result.stderr
     assert f"revision {HEAD_REVISION}" in result.stdout

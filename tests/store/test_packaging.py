@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from slowness import SLOWNESS
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = sorted(path.name for path in (ROOT / "migrations" / "versions").glob("0*.py"))
@@ -37,7 +38,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--quiet", "-w", str(out)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=300 * SLOWNESS,
     )
     assert built.returncode == 0, built.stderr
     (path,) = out.glob("derivcheck-*.whl")
@@ -73,7 +74,7 @@ def test_an_installed_wheel_migrates_a_new_database(wheel: Path, tmp_path: Path)
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=120 * SLOWNESS,
     )
     assert upgraded.returncode == 0, upgraded.stderr
     assert f"is at revision {VERSIONS[-1][:4]}" in upgraded.stdout

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from slowness import SLOWNESS
 from websockets.sync.client import ClientConnection, connect
 
-START_TIMEOUT_S = 30.0
-COMMAND_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 30.0 * SLOWNESS
+COMMAND_TIMEOUT_S = 30.0 * SLOWNESS
+CONNECT_TIMEOUT_S = 10.0 * SLOWNESS
+STOP_TIMEOUT_S = 10.0 * SLOWNESS
 WINDOW = (1280, 900)
 
 
@@ -69,11 +72,17 @@ class Chromium:
         port = self._port(profile / "DevToolsActivePort")
         pages = [
             target
-            for target in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=5).json()
+            for target in httpx.get(
+                f"http://127.0.0.1:{port}/json/list", timeout=CONNECT_TIMEOUT_S
+            ).json()
             if target["type"] == "page"
         ]
         self._socket: ClientConnection = self._stack.enter_context(
-            connect(pages[0]["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024, open_timeout=10)
+            connect(
+                pages[0]["webSocketDebuggerUrl"],
+                max_size=64 * 1024 * 1024,
+                open_timeout=CONNECT_TIMEOUT_S,
+            )
         )
         self._ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
@@ -193,7 +202,7 @@ class Chromium:
     def _stop(self) -> None:
         self._process.terminate()
         try:
-            self._process.wait(timeout=10)
+            self._process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from chromium_driver import Chromium, find_chromium
 from servers import ServerThread
+from slowness import SLOWNESS
 from ui_site import (
     BOB_CHECK,
     FLOAT32_CHECK,
@@ -69,7 +70,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     sender = InMemorySender()
     app = create_app(settings, sender)
     try:
-        with ServerThread(app) as base, httpx.Client(base_url=base, timeout=60) as http:
+        with ServerThread(app) as base, httpx.Client(base_url=base, timeout=60 * SLOWNESS) as http:
             found = Site(url=base, alice=alice, bob=bob)
             found.jobs["float32"] = _submit(
                 http, alice, {"label": HOSTILE_LABEL, "checks": [FLOAT32_CHECK, SEED_CHECK]}

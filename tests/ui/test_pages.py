@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from chromium_driver import Chromium
+from slowness import SLOWNESS
 from ui_site import HOSTILE_LABEL, Site
 
 from verifier.api.ui.charts import VERDICT_COLOURS
@@ -35,7 +36,7 @@ def sign_in(browser: Chromium, site: Site, key: str) -> int:
 
 def job_report(site: Site, job: str, key: str) -> dict[str, Any]:
     """The job's report from the JSON API (every entry of every check)."""
-    with httpx.Client(base_url=site.url, timeout=60) as http:
+    with httpx.Client(base_url=site.url, timeout=60 * SLOWNESS) as http:
         answer = http.get(f"/jobs/{job}/report", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 200, answer.text
     report: dict[str, Any] = answer.json()
@@ -306,7 +307,9 @@ def test_the_stats_page_charts_verdicts_by_function_and_dtype(
 
 
 def test_pages_send_no_script_and_forbid_any(site: Site) -> None:
-    with httpx.Client(base_url=site.url, cookies={"derivcheck_key": site.alice}) as http:
+    with httpx.Client(
+        base_url=site.url, cookies={"derivcheck_key": site.alice}, timeout=30 * SLOWNESS
+    ) as http:
         answer = http.get("/ui/")
     assert answer.status_code == 200
     policy = answer.headers["content-security-policy"]
