@@ -18,7 +18,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from verifier.core.exact.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
 from verifier.core.expression.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
 from verifier.core.floats.points import MAX_POINTS_PER_CHECK, SERVICE_POINTS_PER_CHECK
-from verifier.core.guard import DEFAULT_PARSE_TIMEOUT_S
+from verifier.core.guard import (
+    DEFAULT_PARSE_TIMEOUT_S,
+    DEFAULT_PARSE_WAIT_S,
+    DEFAULT_PARSES_PER_CALLER,
+)
 
 DEFAULT_DATA_DIR = Path(".derivcheck")
 DATABASE_FILE_NAME = "derivcheck.sqlite3"
@@ -88,6 +92,18 @@ class Settings(BaseSettings):
         default=DEFAULT_PARSE_TIMEOUT_S,
         gt=0,
         description="wall time one expression may take to parse in the API; past it, a 422",
+    )
+    parse_wait_s: float = Field(
+        default=DEFAULT_PARSE_WAIT_S,
+        gt=0,
+        description="wall time a submission waits for a free parser process; past it, a 503 "
+        "with Retry-After (however many expressions it holds)",
+    )
+    parses_per_key: int = Field(
+        default=DEFAULT_PARSES_PER_CALLER,
+        ge=1,
+        description="submissions of one API key parsed at once; one more is a 429 with "
+        "Retry-After, so that no key holds every parser process",
     )
 
     # Delivery: see docs/delivery.md for what each of these does and why they are ordered.

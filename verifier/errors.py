@@ -18,8 +18,11 @@
         ├── UnavailableError          a database or broker that cannot be reached
         ├── UnauthorizedError         no API key where one is required, or an unknown or
         │                             revoked one (HTTP 401)
-        ├── RateLimitedError          a key sent more requests than its rate allows
-        │                             (HTTP 429; ``retry_after_s``)
+        ├── RateLimitedError          a key sent more requests than its rate allows, or more
+        │                             at once than its share (HTTP 429; ``retry_after_s``)
+        ├── BusyError                 no capacity for the request now, whoever sent it: no
+        │                             parser process was free in time (HTTP 503;
+        │                             ``retry_after_s``)
         └── RequestRejectedError      a request refused before anything was done (``problems``:
             │                         each field or parameter that is wrong, with its location;
             │                         HTTP 422): a bad cursor, say
@@ -119,9 +122,18 @@ class UnauthorizedError(ServiceError):
 class RateLimitedError(ServiceError):
     """Too many requests for one key; ``retry_after_s`` says when the next one is allowed."""
 
-    def __init__(self, retry_after_s: int):
+    def __init__(self, retry_after_s: int, reason: str = "rate limit exceeded"):
         self.retry_after_s = retry_after_s
-        super().__init__(f"rate limit exceeded; retry after {retry_after_s} s")
+        super().__init__(f"{reason}; retry after {retry_after_s} s")
+
+
+class BusyError(ServiceError):
+    """The service has no capacity for a valid request now; ``retry_after_s`` says when to
+    try again. Nothing was stored."""
+
+    def __init__(self, reason: str, retry_after_s: int):
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{reason}; retry after {retry_after_s} s")
 
 
 class RequestRejectedError(ServiceError):

@@ -32,6 +32,7 @@ from verifier.delivery.logs import use_json_logs
 from verifier.delivery.reconciler import Reconciler
 from verifier.delivery.sender import Sender
 from verifier.errors import (
+    BusyError,
     NotFoundError,
     RateLimitedError,
     RequestRejectedError,
@@ -48,6 +49,7 @@ STATUS_OF_ERROR: tuple[tuple[type[ServiceError], int], ...] = (
     (NotFoundError, status.HTTP_404_NOT_FOUND),
     (UnauthorizedError, status.HTTP_401_UNAUTHORIZED),
     (RateLimitedError, status.HTTP_429_TOO_MANY_REQUESTS),
+    (BusyError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (UnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 """The HTTP status of each service error (the first class that matches); any other: 500."""
@@ -76,7 +78,12 @@ def create_app(
         else CelerySender(make_celery(settings, Celery, main="derivcheck-api"))
     )
     rate_limiter = make_rate_limiter(settings)
-    parser = ParserPool(settings.parse_processes, settings.parse_timeout_s)
+    parser = ParserPool(
+        settings.parse_processes,
+        settings.parse_timeout_s,
+        wait_s=settings.parse_wait_s,
+        per_caller=settings.parses_per_key,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -216,7 +223,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         headers: dict[str, str] = {}
         if isinstance(error, UnauthorizedError):
             headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(error, RateLimitedError):
+        if isinstance(error, RateLimitedError | BusyError):
             headers["Retry-After"] = str(error.retry_after_s)
         detail: Any = _json_safe(
             bounded(error.problems) if isinstance(error, RequestRejectedError) else str(error)

@@ -9,9 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from verifier.config import Settings
-from verifier.core.guard import ParserPool, check_expressions
 from verifier.delivery.sender import Sender
-from verifier.service.submission import Parser
 
 
 def get_settings(request: Request) -> Settings:
@@ -26,12 +24,6 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_parser(request: Request) -> Parser:
-    """Parses submitted expressions: in the app's parser processes, or here if it has none."""
-    pool: ParserPool = request.app.state.parser
-    return pool.parse if pool.processes else check_expressions
-
-
 def get_sender(request: Request) -> Sender:
     """The broker client that sends checks to workers."""
     sender: Sender = request.app.state.sender
@@ -41,4 +33,3 @@ def get_sender(request: Request) -> Sender:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 SenderDep = Annotated[Sender, Depends(get_sender)]
-ParserDep = Annotated[Parser, Depends(get_parser)]

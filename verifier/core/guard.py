@@ -8,6 +8,12 @@ child is killed and replaced, and that expression is refused. What comes back is
 caller needs, not the SymPy tree: the variables, the functions and the expression's
 :class:`verifier.core.expression.cost.Shape`, so the caller never rebuilds the tree either.
 
+The pool is shared fairly: a request waits for a free process at most ``wait_s``, however many
+expressions it holds, and is then answered BusyError (the service's capacity, not the
+request, is at fault: HTTP 503 with Retry-After); a caller (an API key) parses at most
+``per_caller`` requests at once, and one more is answered RateLimitedError at once (HTTP 429
+with Retry-After), so one key cannot take every process while another key waits.
+
 >>> [facts] = check_expressions(["sin(x)*y"])
 >>> facts.variables, sorted(facts.functions), facts.shape.symbolic_size
 (('x', 'y'), ['sin'], 4)
@@ -15,17 +21,25 @@ caller needs, not the SymPy tree: the variables, the functions and the expressio
 
 from __future__ import annotations
 
+import math
 import queue
-from collections.abc import Callable, Sequence
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from verifier.core.exact.sandbox import Sandbox, SandboxCrash, SandboxTimeout
 from verifier.core.expression.cost import Shape, shape
 from verifier.core.expression.parse import parse_expression, require_variables
-from verifier.errors import ExpressionError, LimitError
+from verifier.errors import BusyError, ExpressionError, LimitError, RateLimitedError
 
 DEFAULT_PARSE_TIMEOUT_S = 2.0
 """Wall time one expression may take to parse in the pool (legal ones take milliseconds)."""
+DEFAULT_PARSE_WAIT_S = 5.0
+"""Wall time a request waits for a free parser process before it is answered busy."""
+DEFAULT_PARSES_PER_CALLER = 1
+"""Requests of one caller parsed (or waiting for a parser) at once."""
 PARSER_START_TIMEOUT_S = 120.0
 """Wall time a new parser process may take to import what parsing needs (SymPy, plugins'
 declarations) before its first expression; it is not charged to any expression."""
@@ -68,41 +82,80 @@ def check_expressions(
 
 class ParserPool:
     """``processes`` sandboxes that parse for many threads; each expression within
-    ``timeout_s``. A thread waits for a free sandbox at most ``timeout_s`` per expression."""
+    ``timeout_s``. A request waits for a free sandbox at most ``wait_s``; a caller has at
+    most ``per_caller`` requests in the pool at once."""
 
-    def __init__(self, processes: int, timeout_s: float = DEFAULT_PARSE_TIMEOUT_S):
+    def __init__(
+        self,
+        processes: int,
+        timeout_s: float = DEFAULT_PARSE_TIMEOUT_S,
+        *,
+        wait_s: float = DEFAULT_PARSE_WAIT_S,
+        per_caller: int = DEFAULT_PARSES_PER_CALLER,
+    ):
         self.processes = processes
         self.timeout_s = timeout_s
+        self.wait_s = wait_s
+        self.per_caller = per_caller
         self._all = [Sandbox() for _ in range(processes)]
         self._ready: set[int] = set()  # the children that have imported the parser
         self._free: queue.Queue[Sandbox] = queue.Queue()
         for sandbox in self._all:
             self._free.put(sandbox)
+        self._callers: Counter[str] = Counter()
+        self._callers_lock = threading.Lock()
 
     def start(self) -> None:
         """Start every child now (each takes a moment to import SymPy)."""
         for sandbox in self._all:
             sandbox.start()
 
-    def parse(self, texts: Sequence[str]) -> list[Parsed]:
+    def parse(self, texts: Sequence[str], caller: str | None = None) -> list[Parsed]:
         """Each text's facts or refusal, as :func:`check_expressions` gives them. An
         expression past the time bound is refused, and the ones after it are not tried; an
-        expression that makes its child die is refused with the rest of the request."""
+        expression that makes its child die is refused with the rest of the request.
+
+        Raises:
+            RateLimitedError: ``caller`` (None: no share is kept) already has ``per_caller``
+                requests in the pool.
+            BusyError: no process was free within ``wait_s``.
+        """
         if not texts:
             return []
-        wait_s = self.timeout_s * len(texts)
+        with self._share(caller):
+            try:
+                sandbox = self._free.get(timeout=self.wait_s)
+            except queue.Empty:
+                raise BusyError(
+                    f"every parser process is busy: none was free within {self.wait_s:g} s",
+                    max(1, math.ceil(self.wait_s)),
+                ) from None
+            try:
+                return self._parse_in(sandbox, list(texts))
+            finally:
+                self._free.put(sandbox)
+
+    @contextmanager
+    def _share(self, caller: str | None) -> Iterator[None]:
+        """Hold one of ``caller``'s places in the pool while the block runs."""
+        if caller is None:
+            yield
+            return
+        with self._callers_lock:
+            if self._callers[caller] >= self.per_caller:
+                raise RateLimitedError(
+                    max(1, math.ceil(self.timeout_s)),
+                    f"this key already has {self.per_caller} request(s) being parsed; one "
+                    "at a time, so that other keys are parsed too",
+                )
+            self._callers[caller] += 1
         try:
-            sandbox = self._free.get(timeout=wait_s)
-        except queue.Empty:
-            busy = LimitError(
-                f"the parser is busy: no parser process was free within {wait_s:g} s; try again",
-                limit="parse_processes",
-            )
-            return [busy for _ in texts]
-        try:
-            return self._parse_in(sandbox, list(texts))
+            yield
         finally:
-            self._free.put(sandbox)
+            with self._callers_lock:
+                self._callers[caller] -= 1
+                if not self._callers[caller]:
+                    del self._callers[caller]
 
     def _parse_in(self, sandbox: Sandbox, texts: list[str]) -> list[Parsed]:
         try:

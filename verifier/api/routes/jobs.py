@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, status
 
-from verifier.api.deps import ParserDep, SenderDep, SessionDep, SettingsDep
+from verifier.api.deps import SenderDep, SessionDep, SettingsDep
+from verifier.api.parsing import ParserDep
 from verifier.api.ratelimit import CallerDep
 from verifier.api.responses import ACCESS_RESPONSES
 from verifier.delivery.sender import send_checks

@@ -1,0 +1,26 @@
+"""The parser of a submission: the app's parser processes, with the caller's share."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from verifier.api.ratelimit import CallerDep
+from verifier.core.guard import ParserPool, check_expressions
+from verifier.service.submission import Parser
+
+
+def get_parser(request: Request, caller: CallerDep) -> Parser:
+    """Parses submitted expressions: in the app's parser processes, with the share of the
+    caller's key (callers without a key share only the pool's bounded wait), or here if the
+    app has no parser processes."""
+    pool: ParserPool = request.app.state.parser
+    if not pool.processes:
+        return check_expressions
+    share = None if caller.key_id is None else str(caller.key_id)
+    return functools.partial(pool.parse, caller=share)
+
+
+ParserDep = Annotated[Parser, Depends(get_parser)]
