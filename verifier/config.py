@@ -16,7 +16,11 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from verifier.core.exact.sandbox import DEFAULT_SYMBOLIC_TIMEOUT_S
-from verifier.core.expression.cost import DEFAULT_MAX_CHECK_COST_UNITS, DEFAULT_MAX_JOB_COST_UNITS
+from verifier.core.expression.cost import (
+    DEFAULT_MAX_CHECK_COST_UNITS,
+    DEFAULT_MAX_JOB_COST_UNITS,
+    DEFAULT_MAX_QUEUED_COST_UNITS,
+)
 from verifier.core.floats.points import MAX_POINTS_PER_CHECK, SERVICE_POINTS_PER_CHECK
 from verifier.core.guard import (
     DEFAULT_PARSE_TIMEOUT_S,
@@ -131,6 +135,12 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_JOB_COST_UNITS,
         ge=1,
         description="admission bound on the summed estimated cost of a job's checks",
+    )
+    max_queued_cost_units_per_key: int = Field(
+        default=DEFAULT_MAX_QUEUED_COST_UNITS,
+        ge=1,
+        description="admission bound on the estimated cost of one API key's checks not yet "
+        "done, the new job's included; past it a 429 with Retry-After (keys off: no bound)",
     )
     worker_memory_bytes: int = Field(
         default=WORKER_MEMORY_BYTES,

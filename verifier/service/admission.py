@@ -6,6 +6,10 @@ The estimate is the core's (:mod:`verifier.core.expression.cost`); the bounds ar
 its references are budgeted within the hard limit (``Settings.reference_timeout_s``), so a
 check whose real cost outruns its estimate (every point on a singularity) ends as
 ``error: reference timeout``, not by killing its worker.
+
+With keys required, each key also has a quota of work not yet done
+(``max_queued_cost_units_per_key``): a job that would take its key past it is refused with a
+429 and Retry-After, so that one key cannot queue hours of work ahead of everyone else.
 """
 
 from __future__ import annotations
@@ -14,20 +18,26 @@ import math
 from typing import Any
 
 from verifier.config import Settings
-from verifier.core.expression.cost import estimate_shape
+from verifier.core.expression.cost import SECONDS_PER_UNIT, estimate_shape
 from verifier.core.guard import CheckedExpression
-from verifier.errors import JobRejectedError
+from verifier.errors import JobRejectedError, RateLimitedError
 from verifier.service.schemas import JobIn
 
+MAX_RETRY_AFTER_S = 3600
+"""The longest Retry-After a refused job is told (a quota frees as its key's checks finish)."""
 
-def admit(request: JobIn, parsed: list[CheckedExpression], settings: Settings) -> None:
-    """Raise JobRejectedError naming each check (and the job) whose cost is above its bound."""
+
+def admit(request: JobIn, parsed: list[CheckedExpression], settings: Settings) -> list[int]:
+    """Each check's estimated cost in units; JobRejectedError naming each check (and the job)
+    whose cost is above its bound."""
     problems: list[dict[str, Any]] = []
+    costs: list[int] = []
     total = 0
     for index, (check, expression) in enumerate(zip(request.checks, parsed, strict=True)):
         points = len(check.points or []) + (check.samples or 0)
         cost = estimate_shape(expression.shape, points, hessian=check.hessian, nodes=check.nodes)
         total += cost.units
+        costs.append(cost.units)
         bound = settings.max_check_cost_units
         if cost.units <= bound:
             continue
@@ -61,3 +71,26 @@ def admit(request: JobIn, parsed: list[CheckedExpression], settings: Settings) -
         )
     if problems:
         raise JobRejectedError(problems)
+    return costs
+
+
+def check_quota(queued_units: int, job_units: int, settings: Settings) -> None:
+    """Refuse a job whose key would have more than its quota of work not yet done.
+
+    Raises:
+        RateLimitedError: ``queued_units`` (the key's checks not yet done) and ``job_units``
+            together are above ``max_queued_cost_units_per_key``; Retry-After is about the
+            worker time the excess takes.
+    """
+    bound = settings.max_queued_cost_units_per_key
+    if queued_units + job_units <= bound:
+        return
+    excess = queued_units + job_units - bound
+    retry_after_s = min(MAX_RETRY_AFTER_S, max(1, math.ceil(excess * SECONDS_PER_UNIT)))
+    raise RateLimitedError(
+        retry_after_s,
+        f"this key has {queued_units:,} units of work queued (about "
+        f"{queued_units * SECONDS_PER_UNIT:,.0f} s of worker time); with this job's "
+        f"{job_units:,} units that is above its quota of {bound:,} units: wait for its jobs "
+        "to finish",
+    )

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from verifier.config import Settings
 from verifier.core.guard import check_expressions
 from verifier.errors import JobRejectedError, NotFoundError
-from verifier.service.admission import admit
+from verifier.service.admission import admit, check_quota
 from verifier.service.schemas import (
     JobIn,
     JobOut,
@@ -106,6 +106,10 @@ def submit(
         if earlier is not None:
             return Submission(_replayed(earlier, digest, idempotency_key), replayed=True)
     job = _new_job(request, settings, api_key_id, parse)
+    if api_key_id is not None:
+        job_units = sum(check.cost_units or 0 for check in job.checks)
+        queued = repository.queued_cost_units(session, api_key_id)
+        check_quota(queued, job_units, settings)
     job.idempotency_key = scope
     job.request_digest = digest
     try:
@@ -187,14 +191,15 @@ def _new_job(
     request: JobIn, settings: Settings, api_key_id: uuid.UUID | None, parse: Parser
 ) -> Job:
     parsed = validate_job(request, settings, parse)
-    admit(request, parsed, settings)
+    costs = admit(request, parsed, settings)
     job = Job(
         label=request.label,
         status=JobStatus.QUEUED,
         check_count=len(request.checks),
         api_key_id=api_key_id,
     )
-    for position, (check, expression) in enumerate(zip(request.checks, parsed, strict=True)):
+    checks = zip(request.checks, parsed, costs, strict=True)
+    for position, (check, expression, cost_units) in enumerate(checks):
         options = check.options()  # validated above: resolved, with the policy, once here
         job.checks.append(
             Check(
@@ -203,6 +208,7 @@ def _new_job(
                 variables=list(expression.variables),
                 points=check.points,
                 **options.stored(),
+                cost_units=cost_units,
                 queue=queue_for(options.device, settings, options.compare_devices),
                 functions=[CheckFunction(function=name) for name in sorted(expression.functions)],
             )

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
@@ -184,7 +185,8 @@ class Check(Base):
     (verifier/core/judge/verdict.py) that make it fail, ``strict`` and the default set included;
     NULL for checks stored before it existed, whose policy is the one ``strict`` names.
     ``compare_devices`` names the two devices a check compares (verifier/core/judge/devices.py),
-    NULL for a check on one device.
+    NULL for a check on one device. ``cost_units`` is its admission estimate
+    (verifier/core/expression/cost.py), NULL for checks stored before it was kept.
     """
 
     __tablename__ = "checks"
@@ -208,6 +210,7 @@ class Check(Base):
     strict: Mapped[bool] = mapped_column(Boolean, default=False)
     fail_on: Mapped[list[Any] | None] = mapped_column(JSON)
     compare_devices: Mapped[list[Any] | None] = mapped_column(JSON)
+    cost_units: Mapped[int | None] = mapped_column(BigInteger)
     queue: Mapped[str] = mapped_column(String(64))
     status: Mapped[CheckStatus] = mapped_column(
         _status_type(CheckStatus, "check_status"), default=CheckStatus.QUEUED, index=True

@@ -507,6 +507,16 @@ def job_by_idempotency_key(session: Session, scoped_key: str) -> Job | None:
     return session.scalars(select(Job).where(Job.idempotency_key == scoped_key)).one_or_none()
 
 
+def queued_cost_units(session: Session, api_key_id: uuid.UUID) -> int:
+    """The estimated cost of ``api_key_id``'s checks not yet done (queued or running)."""
+    query = (
+        select(func.coalesce(func.sum(Check.cost_units), 0))
+        .join(Job, Job.id == Check.job_id)
+        .where(Job.api_key_id == api_key_id, Check.status != CheckStatus.DONE)
+    )
+    return int(session.scalar(query) or 0)
+
+
 def never_sent_checks(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
     """The job's queued checks that were never handed to the broker, in submission order."""
     query = (

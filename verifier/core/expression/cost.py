@@ -43,6 +43,9 @@ DEFAULT_MAX_CHECK_COST_UNITS = 4_000_000
 """Per check: about 200 s of worker time, a third of the default hard limit of 600 s."""
 DEFAULT_MAX_JOB_COST_UNITS = 40_000_000
 """Per job: ten checks at the per-check bound."""
+DEFAULT_MAX_QUEUED_COST_UNITS = 160_000_000
+"""Per API key, the work of its checks not yet done: four jobs at the per-job bound, about
+2.2 hours of one worker."""
 
 _JUMPS = (
     sympy.sign,
