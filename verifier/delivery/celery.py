@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from verifier.config import Settings
+from verifier.delivery.sender import Delivery
+from verifier.store.models import LOWEST_PRIORITY
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ def redis_transport_options(settings: Settings) -> dict[str, Any]:
         # tenth interval); an interval well under the visibility timeout.
         "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout_s // 4)),
         "unacked_restore_throttle": 1,
+        # A list per priority, 0 (the highest) to 9, each drained before the next: a key's
+        # backlog published at a lower priority waits behind other keys' first checks.
+        "priority_steps": list(range(LOWEST_PRIORITY + 1)),
+        "queue_order_strategy": "priority",
     }
 
 
@@ -148,8 +153,8 @@ class CelerySender:
             app.conf.broker_transport_options = options
         self._waiting = threading.BoundedSemaphore(MAX_WAITING_PUBLISHES)
 
-    def send(self, checks: Sequence[tuple[uuid.UUID, str]]) -> int:
-        """Queue each ``(check id, queue)`` in order through one producer; how many the broker
+    def send(self, checks: Sequence[Delivery]) -> int:
+        """Queue each check in order through one producer, with its priority; how many the broker
         took. It stops at the first publish that raises, or that made no progress within the
         publish timeout (a publish still in flight then may land too: a check delivered twice
         is run once, docs/delivery.md)."""
@@ -172,11 +177,15 @@ class CelerySender:
         def publish() -> None:
             try:
                 with self.app.producer_or_acquire() as producer:
-                    for check_id, queue in checks:
+                    for check_id, queue, priority in checks:
                         if stop.is_set():
                             return
                         self.app.send_task(
-                            RUN_CHECK_TASK, args=[str(check_id)], queue=queue, producer=producer
+                            RUN_CHECK_TASK,
+                            args=[str(check_id)],
+                            queue=queue,
+                            producer=producer,
+                            priority=priority,
                         )
                         with progress:
                             state["taken"] += 1

@@ -11,7 +11,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -21,12 +21,21 @@ from verifier.store.models import Check, utc_now
 logger = logging.getLogger(__name__)
 
 
+class Delivery(NamedTuple):
+    """One check to hand to workers: its id, its queue and its priority (0, the highest, to
+    9; a broker without priorities keeps the order of sending)."""
+
+    check_id: uuid.UUID
+    queue: str
+    priority: int = 0
+
+
 class Sender(Protocol):
     """Hands checks to workers through a broker."""
 
-    def send(self, checks: Sequence[tuple[uuid.UUID, str]]) -> int:
-        """Queue each ``(check id, queue)`` in order; how many the broker took (it stops at
-        the first it does not take, and says why in the log)."""
+    def send(self, checks: Sequence[Delivery]) -> int:
+        """Queue each check in order; how many the broker took (it stops at the first it
+        does not take, and says why in the log)."""
         ...
 
     def ping(self) -> None:
@@ -56,10 +65,10 @@ class InMemorySender:
         self.closed = False
         self._lock = threading.Lock()
 
-    def send(self, checks: Sequence[tuple[uuid.UUID, str]]) -> int:
+    def send(self, checks: Sequence[Delivery]) -> int:
         taken = 0
         with self._lock:
-            for check_id, queue in checks:
+            for check_id, queue, _ in checks:
                 if self.refusals_left > 0:
                     self.refusals_left -= 1
                     logger.warning("the in-memory broker refused check %s", check_id)
@@ -89,7 +98,7 @@ class InMemorySender:
 def send_checks(session: Session, sender: Sender, checks: list[Check]) -> int:
     """Send ``checks`` and record when; returns how many the broker took (the rest stay
     unsent, for the reconciler)."""
-    taken = sender.send([(check.id, check.queue) for check in checks])
+    taken = sender.send([Delivery(check.id, check.queue, check.priority or 0) for check in checks])
     sent = checks[:taken]  # the rest stay unsent, for the reconciler
     claims.mark_enqueued(session, sent, utc_now())
     session.commit()

@@ -22,7 +22,10 @@ from verifier.core.expression.cost import SECONDS_PER_UNIT, estimate_shape
 from verifier.core.guard import CheckedExpression
 from verifier.errors import JobRejectedError, RateLimitedError
 from verifier.service.schemas import JobIn
+from verifier.store.models import LOWEST_PRIORITY
 
+PRIORITY_FREE_UNITS = 1_000_000
+"""Queued work of a key (about 50 s of one worker) under which its checks go first."""
 MAX_RETRY_AFTER_S = 3600
 """The longest Retry-After a refused job is told (a quota frees as its key's checks finish)."""
 
@@ -72,6 +75,19 @@ def admit(request: JobIn, parsed: list[CheckedExpression], settings: Settings) -
     if problems:
         raise JobRejectedError(problems)
     return costs
+
+
+def queue_priority(queued_units: int) -> int:
+    """The priority of a check published after ``queued_units`` of its key's work: 0 (the
+    highest) until ``PRIORITY_FREE_UNITS``, then one step lower for each doubling, down to
+    ``LOWEST_PRIORITY``. A key with little queued goes first; a backlog waits behind it.
+
+    >>> [queue_priority(units) for units in (0, 999_999, 1_000_000, 2_000_000, 10**12)]
+    [0, 0, 1, 2, 9]
+    """
+    if queued_units < PRIORITY_FREE_UNITS:
+        return 0
+    return min(LOWEST_PRIORITY, 1 + int(math.log2(queued_units / PRIORITY_FREE_UNITS)))
 
 
 def check_quota(queued_units: int, job_units: int, settings: Settings) -> None:

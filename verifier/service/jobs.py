@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from verifier.config import Settings
 from verifier.core.guard import check_expressions
 from verifier.errors import JobRejectedError, NotFoundError
-from verifier.service.admission import admit, check_quota
+from verifier.service.admission import admit, check_quota, queue_priority
 from verifier.service.schemas import (
     JobIn,
     JobOut,
@@ -110,6 +110,11 @@ def submit(
         job_units = sum(check.cost_units or 0 for check in job.checks)
         queued = repository.queued_cost_units(session, api_key_id)
         check_quota(queued, job_units, settings)
+        # Each check after the work its key queued before it, this job's earlier checks
+        # included: one key's backlog waits behind another key's first checks.
+        for check in job.checks:
+            check.priority = queue_priority(queued)
+            queued += check.cost_units or 0
     job.idempotency_key = scope
     job.request_digest = digest
     try:

@@ -71,6 +71,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+LOWEST_PRIORITY = 9
+"""The lowest queue priority of a check (0 is the highest)."""
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware timestamp; SQLite, which keeps no zone, reads back as UTC."""
 
@@ -186,7 +190,9 @@ class Check(Base):
     NULL for checks stored before it existed, whose policy is the one ``strict`` names.
     ``compare_devices`` names the two devices a check compares (verifier/core/judge/devices.py),
     NULL for a check on one device. ``cost_units`` is its admission estimate
-    (verifier/core/expression/cost.py), NULL for checks stored before it was kept.
+    (verifier/core/expression/cost.py) and ``priority`` the queue priority of its message (0,
+    the highest, to 9: the more work its key had queued before it, the lower), both NULL for
+    checks stored before they were kept.
     """
 
     __tablename__ = "checks"
@@ -211,6 +217,7 @@ class Check(Base):
     fail_on: Mapped[list[Any] | None] = mapped_column(JSON)
     compare_devices: Mapped[list[Any] | None] = mapped_column(JSON)
     cost_units: Mapped[int | None] = mapped_column(BigInteger)
+    priority: Mapped[int | None] = mapped_column(Integer)
     queue: Mapped[str] = mapped_column(String(64))
     status: Mapped[CheckStatus] = mapped_column(
         _status_type(CheckStatus, "check_status"), default=CheckStatus.QUEUED, index=True
