@@ -44,15 +44,17 @@ def live_api(
 ) -> Iterator[tuple[str, Any]]:
     """A live API on its own SQLite database and embedded broker, keys and rate limits off
     (the attack is the load here); its URL and a function counting stored jobs. Its parse
-    budget (which bounds the wait for a free parser process too) is generous: four attackers
-    share two parser processes, whose first SymPy import can take seconds on a loaded machine,
-    and the budget is not what is tested here (test_a_parse_past_its_bound... is)."""
+    budget and its wait for a free parser process are generous: four attackers share two
+    parser processes, whose first SymPy import can take seconds on a loaded machine, and the
+    bounds are not what is tested here (test_a_parse_past_its_bound... and
+    tests/api/test_parser_admission.py are)."""
     open_settings = settings.model_copy(
         update={
             "database_url": fresh_sqlite_url,
             "api_keys": "off",
             "rate_limit_per_minute": 0,
             "parse_timeout_s": 30.0 * SLOWNESS,
+            "parse_wait_s": 30.0 * SLOWNESS,
         }
     )
     engine = make_engine(fresh_sqlite_url)
