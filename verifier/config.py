@@ -106,8 +106,8 @@ class Settings(BaseSettings):
     parses_per_key: int = Field(
         default=DEFAULT_PARSES_PER_CALLER,
         ge=1,
-        description="submissions of one API key parsed at once; one more is a 429 with "
-        "Retry-After, so that no key holds every parser process",
+        description="submissions of one API key parsed at once, so that no key holds every "
+        "parser process; the next waits its turn within parse_wait_s, then is a 429",
     )
 
     # Delivery: see docs/delivery.md for what each of these does and why they are ordered.

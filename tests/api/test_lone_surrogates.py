@@ -22,13 +22,10 @@ BODIES = {
     "expression": '{"checks": [{"expression": "x%s", "points": [{"x": 1}]}]}',
     "point value": '{"checks": [{"expression": "x", "points": [{"x": "1%s"}]}]}',
     "point name": '{"checks": [{"expression": "x", "points": [{"x%s": 1}]}]}',
-    "domain name": (
-        '{"checks": [{"expression": "x", "samples": 2, "domain": {"x%s": [0, 1]}}]}'
-    ),
+    "domain name": ('{"checks": [{"expression": "x", "samples": 2, "domain": {"x%s": [0, 1]}}]}'),
     "fail_on": '{"checks": [{"expression": "x", "points": [{"x": 1}], "fail_on": ["f%s"]}]}',
     "compare_devices": (
-        '{"checks": [{"expression": "x", "points": [{"x": 1}], '
-        '"compare_devices": ["cpu", "c%s"]}]}'
+        '{"checks": [{"expression": "x", "points": [{"x": 1}], "compare_devices": ["cpu", "c%s"]}]}'
     ),
 }
 

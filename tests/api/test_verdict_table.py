@@ -126,9 +126,8 @@ def test_the_service_judges_a_stored_report_as_the_core_does() -> None:
         for fail_on in policies:
             core = Report("x", ["x"], "float64", "cpu", verdict, entries=entries, fail_on=fail_on)
             stored = core.to_dict()
-            counts = entry_counts(verdict, stored, stored["entries"])
+            counts = entry_counts(verdict, stored["counts"], stored["entries"])
             assert counts == core.counts, pair
             # An old report has no counts: its entries are counted to the same numbers.
-            old = {key: value for key, value in stored.items() if key != "counts"}
-            assert entry_counts(verdict, old, stored["entries"]) == core.counts, pair
+            assert entry_counts(verdict, None, stored["entries"]) == core.counts, pair
             assert check_passed(verdict, counts, fail_on) == core.passed, (pair, fail_on)

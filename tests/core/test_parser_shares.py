@@ -1,6 +1,7 @@
 """The parser pool shared fairly (verifier/core/guard.py): a request waits for a process at
 most ``wait_s`` whatever its size, then is answered busy; one caller has at most
-``per_caller`` requests in the pool, so another caller is not starved.
+``per_caller`` requests in the pool, so another caller is not starved: its next request waits
+its turn within ``wait_s``, and is answered 429 past it.
 
 The pool's processes are held by the test itself (taken from the pool's free queue), which is
 what a flood of slow requests does, without depending on how long any expression takes.
@@ -64,7 +65,7 @@ def test_the_wait_does_not_grow_with_the_number_of_expressions(pool: ParserPool)
     assert waited < WAIT_S + 5 * SLOWNESS
 
 
-def test_a_caller_with_a_request_in_the_pool_gets_429_at_once_and_another_is_served(
+def test_a_callers_request_that_finds_no_turn_in_time_is_a_429_and_another_is_served(
     pool: ParserPool,
 ) -> None:
     results: dict[str, object] = {}
@@ -83,16 +84,37 @@ def test_a_caller_with_a_request_in_the_pool_gets_429_at_once_and_another_is_ser
         while not pool._callers.get("alice") and time.monotonic() < deadline:
             time.sleep(0.01)
         assert pool._callers.get("alice") == 1
+        pool.wait_s = WAIT_S  # alice's second request waits this long for her turn
         started = time.monotonic()
         with pytest.raises(RateLimitedError, match="already has 1 request"):
             pool.parse(["y + 1"], caller="alice")
-        assert time.monotonic() - started < 1.0 * SLOWNESS  # refused without waiting
+        waited = time.monotonic() - started
+        assert WAIT_S <= waited < WAIT_S + 5 * SLOWNESS
     waiting.join(timeout=60 * SLOWNESS)
     (parsed,) = pool.parse(["y + 1"], caller="bob")
     assert isinstance(parsed, CheckedExpression) and parsed.variables == ("y",)
     (alices,) = results["alice"]  # type: ignore[misc]
     assert isinstance(alices, CheckedExpression)
     assert not pool._callers  # every share given back
+
+
+def test_a_callers_requests_sent_together_are_parsed_one_after_another(pool: ParserPool) -> None:
+    # A client that sends its submissions from several threads at once is served in turn,
+    # not refused: each waits for the one before it (milliseconds each).
+    pool.wait_s = 30.0 * SLOWNESS
+    results: list[object] = []
+
+    def submit(index: int) -> None:
+        results.extend(pool.parse([f"x + {index}"], caller="alice"))
+
+    threads = [threading.Thread(target=submit, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60 * SLOWNESS)
+    assert len(results) == 8
+    assert all(isinstance(parsed, CheckedExpression) for parsed in results)
+    assert not pool._callers and not pool._waiting
 
 
 def test_requests_without_a_caller_share_the_bounded_wait_only(pool: ParserPool) -> None:

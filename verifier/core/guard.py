@@ -11,8 +11,9 @@ caller needs, not the SymPy tree: the variables, the functions and the expressio
 The pool is shared fairly: a request waits for a free process at most ``wait_s``, however many
 expressions it holds, and is then answered BusyError (the service's capacity, not the
 request, is at fault: HTTP 503 with Retry-After); a caller (an API key) parses at most
-``per_caller`` requests at once, and one more is answered RateLimitedError at once (HTTP 429
-with Retry-After), so one key cannot take every process while another key waits.
+``per_caller`` requests at once, so one key cannot take every process while another key waits:
+its next request waits its turn within the same ``wait_s`` (at most ``MAX_WAITING_PER_CALLER``
+of them), and is answered RateLimitedError (HTTP 429 with Retry-After) past it.
 
 >>> [facts] = check_expressions(["sin(x)*y"])
 >>> facts.variables, sorted(facts.functions), facts.shape.symbolic_size
@@ -24,6 +25,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,7 +41,10 @@ DEFAULT_PARSE_TIMEOUT_S = 2.0
 DEFAULT_PARSE_WAIT_S = 5.0
 """Wall time a request waits for a free parser process before it is answered busy."""
 DEFAULT_PARSES_PER_CALLER = 1
-"""Requests of one caller parsed (or waiting for a parser) at once."""
+"""Requests of one caller in the pool (parsed, or waiting for a process) at once."""
+MAX_WAITING_PER_CALLER = 16
+"""Requests of one caller waiting for their turn at once; one more is refused at once (each
+waiting request holds one of the API's threads)."""
 PARSER_START_TIMEOUT_S = 120.0
 """Wall time a new parser process may take to import what parsing needs (SymPy, plugins'
 declarations) before its first expression; it is not charged to any expression."""
@@ -103,7 +108,8 @@ class ParserPool:
         for sandbox in self._all:
             self._free.put(sandbox)
         self._callers: Counter[str] = Counter()
-        self._callers_lock = threading.Lock()
+        self._waiting: Counter[str] = Counter()
+        self._turns = threading.Condition()
 
     def start(self) -> None:
         """Start every child now (each takes a moment to import SymPy)."""
@@ -122,9 +128,10 @@ class ParserPool:
         """
         if not texts:
             return []
-        with self._share(caller):
+        deadline = time.monotonic() + self.wait_s
+        with self._share(caller, deadline):
             try:
-                sandbox = self._free.get(timeout=self.wait_s)
+                sandbox = self._free.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise BusyError(
                     f"every parser process is busy: none was free within {self.wait_s:g} s",
@@ -136,26 +143,43 @@ class ParserPool:
                 self._free.put(sandbox)
 
     @contextmanager
-    def _share(self, caller: str | None) -> Iterator[None]:
-        """Hold one of ``caller``'s places in the pool while the block runs."""
+    def _share(self, caller: str | None, deadline: float) -> Iterator[None]:
+        """Hold one of ``caller``'s places in the pool while the block runs, waiting for it
+        until ``deadline`` (a time of ``time.monotonic``)."""
         if caller is None:
             yield
             return
-        with self._callers_lock:
-            if self._callers[caller] >= self.per_caller:
-                raise RateLimitedError(
-                    max(1, math.ceil(self.timeout_s)),
-                    f"this key already has {self.per_caller} request(s) being parsed; one "
-                    "at a time, so that other keys are parsed too",
-                )
+        with self._turns:
+            if self._waiting[caller] >= MAX_WAITING_PER_CALLER:
+                raise self._busy_caller()
+            self._waiting[caller] += 1
+            try:
+                while self._callers[caller] >= self.per_caller:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise self._busy_caller()
+                    self._turns.wait(left)
+            finally:
+                self._waiting[caller] -= 1
+                if not self._waiting[caller]:
+                    del self._waiting[caller]
             self._callers[caller] += 1
         try:
             yield
         finally:
-            with self._callers_lock:
+            with self._turns:
                 self._callers[caller] -= 1
                 if not self._callers[caller]:
                     del self._callers[caller]
+                self._turns.notify_all()
+
+    def _busy_caller(self) -> RateLimitedError:
+        return RateLimitedError(
+            max(1, math.ceil(self.wait_s)),
+            f"this key already has {self.per_caller} request(s) being parsed, and this one "
+            f"found no turn within {self.wait_s:g} s; a key's requests are parsed "
+            f"{self.per_caller} at a time, so that other keys are parsed too",
+        )
 
     def _parse_in(self, sandbox: Sandbox, texts: list[str]) -> list[Parsed]:
         try:
