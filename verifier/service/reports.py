@@ -39,8 +39,7 @@ from verifier.store.outcome import Outcome, read_outcome
 from verifier.store.repository import ReportedCheck, ReportFilters
 
 
-def _outcome(report: StoredReport, check: Check) -> Outcome:
-    view = ReportView.read(report.document, report.verdict)
+def _outcome(view: ReportView, check: Check) -> Outcome:
     return read_outcome(view, None, fail_on=check.fail_on, strict=check.strict)
 
 
@@ -87,8 +86,9 @@ def list_reports(
 
 
 def _report_item(report: StoredReport, check: Check, functions: list[str]) -> ReportItem:
-    outcome = _outcome(report, check)
-    worst = ReportView.read(report.document, report.verdict).worst
+    view = ReportView.read(report.document, report.verdict)  # read once per listed report
+    outcome = _outcome(view, check)
+    worst = view.worst
     return ReportItem(
         id=report.id,
         check=check.id,
