@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from verifier.config import Settings
+from verifier.delivery.inventory import MESSAGE_TABLE, Held, redis_held, table_held
 from verifier.delivery.sender import Delivery
 from verifier.store.models import LOWEST_PRIORITY
 
@@ -232,6 +233,38 @@ class CelerySender:
             return
         with self.app.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=BROKER_CONNECT_TIMEOUT_S)
+
+    def held(self, queues: Sequence[str], limit: int) -> Held | None:
+        """The checks whose messages wait in ``queues`` or are taken by a worker, reading at
+        most ``limit`` messages (verifier/delivery/inventory.py); None when the broker cannot
+        be read (it is logged)."""
+        url = str(self.app.conf.broker_url)
+        try:
+            if url.startswith("sqla+"):
+                options = self.app.conf.broker_transport_options or {}
+                if options.get("message_tablename", MESSAGE_TABLE) != MESSAGE_TABLE:
+                    return None  # tables of another name: not read here
+                waits = {"timeout": self.publish_timeout_s} if "sqlite" in url else {}
+                engine = create_engine(
+                    embedded_broker_database(url), poolclass=NullPool, connect_args=waits
+                )
+                try:
+                    return table_held(engine, queues, limit)
+                finally:
+                    engine.dispose()
+            with self.app.connection_for_read() as connection:
+                channel: Any = connection.default_channel
+                return redis_held(
+                    channel.client,
+                    queues,
+                    separator=channel.sep,
+                    priority_steps=channel.priority_steps,
+                    unacked_key=channel.unacked_key,
+                    limit=limit,
+                )
+        except Exception:  # a broker that cannot be read: the caller re-sends as before
+            logger.warning("could not read what the broker holds in %s", queues, exc_info=True)
+            return None
 
     def close(self) -> None:
         """Release the broker connections."""

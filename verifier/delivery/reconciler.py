@@ -3,9 +3,10 @@
 A check can be stranded three ways: its message never reached the broker (the broker was down
 at submission), the broker lost it (a restart without persistence, a flush), or the worker that
 claimed it died. Each pass (:func:`reconcile_once`) releases claims whose lease expired, then
-re-publishes queued checks that were never sent or were sent more than ``requeue_after_s`` ago.
-It also finishes jobs whose every check has a report but whose last writer died before it could
-finish the job.
+re-publishes queued checks that were never sent, and those sent more than ``requeue_after_s``
+ago whose message the broker no longer holds (:meth:`Sender.held`, reading at most
+``MAX_MESSAGES_READ`` messages: a check waiting in line is not sent again). It also finishes
+jobs whose every check has a report but whose last writer died before it could finish the job.
 Publishing twice is harmless: a worker runs only a check it can claim (docs/delivery.md).
 
 It runs as a thread of every API process (:class:`Reconciler`, every ``requeue_interval_s``)
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
 
 from prometheus_client import Counter
@@ -24,12 +26,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from verifier.config import Settings
 from verifier.delivery.sender import Sender, send_checks
 from verifier.store import claims
-from verifier.store.models import utc_now
+from verifier.store.models import Check, utc_now
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 STOP_TIMEOUT_S = 10.0
+MAX_MESSAGES_READ = 10_000
+"""Messages one pass reads from the broker to tell a waiting check from a lost one; past it,
+the checks not read are taken as waiting (a log line says so)."""
 
 REPUBLISHED = Counter(
     "derivcheck_reconciler_republished_checks",
@@ -54,16 +59,20 @@ def reconcile_once(session: Session, sender: Sender, settings: Settings) -> int:
     if finished:
         logger.warning("finished %d jobs whose last writer stopped answering", finished)
     cutoff = now - timedelta(seconds=settings.requeue_after_s)
-    checks = list(claims.unfinished_checks(session, cutoff, BATCH_SIZE))
+    stranded = list(claims.unfinished_checks(session, cutoff, BATCH_SIZE))
+    checks = lost_checks(stranded, sender)
     sent = send_checks(session, sender, checks) if checks else 0
+    session.commit()  # ends the transaction that locked the rows read (PostgreSQL)
     REPUBLISHED.inc(sent)
     if released or finished or checks:
         logger.info(
-            "reconciled: released %d claims, finished %d jobs, re-published %d of %d checks",
+            "reconciled: released %d claims, finished %d jobs, re-published %d of %d checks "
+            "(%d still waiting in the broker)",
             released,
             finished,
             sent,
             len(checks),
+            len(stranded) - len(checks),
             extra={
                 "event": "reconcile",
                 "released": released,
@@ -73,6 +82,32 @@ def reconcile_once(session: Session, sender: Sender, settings: Settings) -> int:
             },
         )
     return sent
+
+
+def lost_checks(checks: Sequence[Check], sender: Sender) -> list[Check]:
+    """Of queued ``checks``, those to publish: the never sent, and the sent whose message the
+    broker holds neither in their queue nor taken by a worker (all of them sent, when the
+    broker cannot tell)."""
+    sent_before = [check for check in checks if check.enqueued_at is not None]
+    if not sent_before:
+        return list(checks)
+    queues = sorted({check.queue for check in sent_before})
+    held = sender.held(queues, MAX_MESSAGES_READ)
+    if held is None:
+        return list(checks)
+    if not held.complete:
+        logger.warning(
+            "the broker holds more than %d messages in %s: the %d checks sent before and not "
+            "among them are taken as waiting, not lost",
+            MAX_MESSAGES_READ,
+            ", ".join(queues),
+            sum(check.id not in held.check_ids for check in sent_before),
+            extra={"event": "reconcile_partial_read", "read": held.read},
+        )
+        return [check for check in checks if check.enqueued_at is None]
+    return [
+        check for check in checks if check.enqueued_at is None or check.id not in held.check_ids
+    ]
 
 
 class Reconciler:

@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol
 
 from sqlalchemy.orm import Session
 
+from verifier.delivery.inventory import Held
 from verifier.store import claims
 from verifier.store.models import Check, utc_now
 
@@ -40,6 +41,12 @@ class Sender(Protocol):
 
     def ping(self) -> None:
         """Raise if the broker cannot be reached."""
+        ...
+
+    def held(self, queues: Sequence[str], limit: int) -> Held | None:
+        """The checks whose messages wait in ``queues`` or are taken by a worker, reading
+        at most ``limit`` messages; None when this broker cannot tell (the reconciler then
+        re-sends as if they were lost)."""
         ...
 
     def close(self) -> None:
@@ -84,6 +91,14 @@ class InMemorySender:
     def ping(self) -> None:
         if self.down:
             raise ConnectionError("the in-memory broker is down")
+
+    def held(self, queues: Sequence[str], limit: int) -> Held | None:
+        """What it took for ``queues`` (nobody takes its messages away); None while down."""
+        if self.down:
+            return None
+        with self._lock:
+            waiting = [check_id for check_id, queue in self.sent if queue in queues]
+        return Held(frozenset(waiting[:limit]), len(waiting) <= limit, min(len(waiting), limit))
 
     def close(self) -> None:
         self.closed = True
