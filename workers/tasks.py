@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from celery.exceptions import Retry
 from celery.utils.time import get_exponential_backoff_interval
 from sqlalchemy.exc import OperationalError
 
@@ -128,12 +129,26 @@ def _run(
                 countdown,
                 extra={"event": "check_retry", "countdown_s": countdown},
             )
-            raise task.retry(
-                exc=error,
-                countdown=countdown,
-                args=[check_id],
-                kwargs={"takes_over": claim_token},
-            ) from error
+            try:
+                raise task.retry(
+                    exc=error,
+                    countdown=countdown,
+                    args=[check_id],
+                    kwargs={"takes_over": claim_token},
+                ) from error
+            except Retry:
+                raise  # the retry's message is in the broker
+            except BaseException:
+                # No retry message: the broker refused it (down, its disk full: Celery
+                # rejects this delivery), or the retries ran out. Without a message the check
+                # would wait requeue_after_s for the reconciler; given back, its next pass.
+                logger.error(
+                    "check %s: its retry could not be published; giving it back to the reconciler",
+                    check_id,
+                    extra={"event": "check_retry_dropped"},
+                )
+                app.renewer.give_back(uuid.UUID(check_id), claim_token)
+                raise
     seconds = time.perf_counter() - started
     document = observed.document
     found = metrics.current()

@@ -26,7 +26,7 @@ from verifier.delivery.sender import InMemorySender, send_checks
 from verifier.errors import PointError
 from verifier.service import jobs
 from verifier.service.schemas import JobIn
-from verifier.store import repository
+from verifier.store import claims, repository
 from verifier.store.engine import make_engine, make_session_factory
 from verifier.store.models import (
     Check,
@@ -451,3 +451,34 @@ def test_the_report_that_completes_a_job_finishes_it_in_its_own_transaction(
     again = _job(sessions, job.id)
     assert (again.status, again.verdict, again.reported) == (JobStatus.DONE, "pass", 1)
     assert len(core.calls) == 1
+
+
+def test_a_check_given_back_is_resent_at_once_and_another_executions_claim_is_kept(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    job = _submit(sessions, settings, "x**2")
+    check_id = job.checks[0].id
+    with sessions() as session:
+        send_checks(session, InMemorySender(), list(job.checks))
+        now = utc_now()
+        assert claims.claim_check(session, check_id, "holder", now, now + timedelta(hours=1))
+        session.commit()
+    renewer = LeaseRenewer(sessions, LEASE_S)
+    try:
+        # An execution whose retry was dropped gives back only what it holds.
+        assert renewer.give_back(check_id, "another")
+        with sessions() as session:
+            check = repository.get_check(session, check_id)
+            assert check is not None and check.claim_token == "holder"
+            assert reconcile_once(session, InMemorySender(), settings) == 0  # held, live
+        assert renewer.give_back(check_id, "holder")
+    finally:
+        renewer.close()
+    with sessions() as session:
+        check = repository.get_check(session, check_id)
+        assert check is not None and check.status is CheckStatus.QUEUED
+        assert check.enqueued_at is None and check.claim_token is None
+        # requeue_after_s is 900 s (Settings' default): given back, it is sent at once.
+        resent = InMemorySender()
+        assert reconcile_once(session, resent, settings) == 1
+    assert resent.check_ids == [check_id]

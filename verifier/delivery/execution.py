@@ -67,29 +67,66 @@ class ClaimPolicy:
 class LeaseRenewer:
     """The heartbeat of the claims a process holds: a claim holds ``lease_s`` unrenewed, and
     one thread renews all of them every third of it, so a lease that lapses belongs to a dead
-    or frozen worker."""
+    or frozen worker.
+
+    It also gives checks back (:meth:`give_back`) whose retry could not be published, and
+    keeps trying while the database is away too."""
 
     def __init__(self, sessions: sessionmaker[Session], lease_s: float):
         self.lease_s = lease_s
         self._sessions = sessions
         self._held: dict[uuid.UUID, str] = {}
+        self._to_give_back: dict[uuid.UUID, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        """Start the heartbeat's thread, once (the caller holds the lock)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
+            self._thread.start()
 
     @contextmanager
     def holding(self, check_id: uuid.UUID, claim_token: str) -> Iterator[None]:
         """Keep ``claim_token``'s claim on ``check_id`` renewed while the block runs."""
         with self._lock:
             self._held[check_id] = claim_token
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lease", daemon=True)
-                self._thread.start()
+            self._start()
         try:
             yield
         finally:
             with self._lock:
                 self._held.pop(check_id, None)
+
+    def give_back(self, check_id: uuid.UUID, claim_token: str) -> bool:
+        """Make ``check_id`` re-sendable at the reconciler's next pass (queued, unsent, and
+        ``claim_token``'s claim, if any, given up): for an execution whose retry message could
+        not be published, so that the check does not wait ``requeue_after_s``. Written now if
+        the database answers (True), else at each heartbeat until it does (False)."""
+        if self._give_back(check_id, claim_token):
+            return True
+        with self._lock:
+            self._to_give_back[check_id] = claim_token
+            self._start()
+        return False
+
+    def _give_back(self, check_id: uuid.UUID, claim_token: str) -> bool:
+        try:
+            with self._sessions() as session:
+                claims.release_for_resend(session, check_id, claim_token)
+                session.commit()
+        except Exception:  # the database is away too: the heartbeat tries again
+            logger.warning(
+                "check %s: could not mark it for re-sending; trying again", check_id, exc_info=True
+            )
+            return False
+        logger.warning(
+            "check %s: marked for re-sending at the reconciler's next pass",
+            check_id,
+            extra={"event": "check_given_back"},
+        )
+        return True
 
     def close(self) -> None:
         """Stop renewing (the claims still held then lapse after their lease)."""
@@ -101,8 +138,14 @@ class LeaseRenewer:
         while not self._stop.wait(self.lease_s / RENEWALS_PER_LEASE):
             with self._lock:
                 held = list(self._held.items())
+                to_give_back = list(self._to_give_back.items())
             if held:
                 self._renew(held)
+            for check_id, claim_token in to_give_back:
+                if self._give_back(check_id, claim_token):
+                    with self._lock:
+                        if self._to_give_back.get(check_id) == claim_token:
+                            del self._to_give_back[check_id]
 
     def _renew(self, held: list[tuple[uuid.UUID, str]]) -> None:
         until = utc_now() + timedelta(seconds=self.lease_s)

@@ -243,6 +243,30 @@ def release_expired_claims(session: Session, now: datetime, limit: int) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def release_for_resend(session: Session, check_id: uuid.UUID, claim_token: str) -> bool:
+    """Make a check the next reconciler pass re-sends at once: queued, unclaimed, unsent.
+
+    For an execution whose retry could not be published: it names its own ``claim_token``,
+    whose claim (if it took one) it gives up; a check held by another execution, or done, is
+    left alone. True if the check was changed.
+    """
+    released = session.execute(
+        update(Check)
+        .where(
+            Check.id == check_id,
+            or_(
+                Check.status == CheckStatus.QUEUED,
+                (Check.status == CheckStatus.RUNNING) & (Check.claim_token == claim_token),
+            ),
+        )
+        .values(
+            status=CheckStatus.QUEUED, claim_token=None, lease_expires_at=None, enqueued_at=None
+        )
+    )
+    _expire(session, Check, check_id)
+    return bool(released.rowcount)  # type: ignore[attr-defined]
+
+
 def jobs_with_every_report(session: Session, limit: int) -> Sequence[uuid.UUID]:
     """Jobs not yet finished although each of their checks is counted (none is left so by a
     writer; a job counted before its last migration may be)."""
