@@ -51,6 +51,14 @@ MAX_REPORT_PAGE_ENTRIES = 10_000
 """Entries in one page of a job's report (``GET /jobs/{id}/report``), the default page size."""
 MAX_REPORT_PAGE_CHECKS = 1000
 """Checks in one page of a job's report: the default limit of checks per job fits in one."""
+DEFAULT_METRICS_CACHE_S = 15.0
+"""Seconds an API process keeps the database's counts for ``/metrics`` (Prometheus' default
+scrape interval is 15 s): a scrape's scans of the reports cost about 0.5 s at 300,000 reports."""
+DEFAULT_HEALTH_TIMEOUT_S = 2.0
+"""Seconds ``/health`` waits for the database's read and rolled-back write."""
+DEFAULT_CLIENTS_PER_ADDRESS = 8
+"""With keys off, all clients of one address together may send this many times one client's
+rate (verifier/api/ratelimit.py)."""
 MAX_REPORT_PAGE_DOCUMENT_CHARS = 16_000_000
 """Characters of stored report documents (points, literals, notes: all but the entries) that
 one page of a job's report loads; a page always holds at least one check."""
@@ -186,6 +194,13 @@ class Settings(BaseSettings):
         default=600, ge=0, description="requests per key per minute; 0: no limit"
     )
     rate_limit_burst: int = Field(default=60, ge=1, description="requests a key may send at once")
+    rate_limit_clients_per_address: int = Field(
+        default=DEFAULT_CLIENTS_PER_ADDRESS,
+        ge=1,
+        description="with keys off: the bound on all clients of one address together (every "
+        "loopback address is one), in buckets of one client each; each client (an "
+        "X-Client-Id, else a User-Agent) has a bucket of its own within it",
+    )
     trusted_proxies: str = Field(
         default="",
         description="comma-separated addresses or networks (CIDR) of the reverse proxies in "
@@ -221,6 +236,22 @@ class Settings(BaseSettings):
         "check ids, for a log collector",
     )
     metrics: bool = Field(default=True, description="serve GET /metrics from the API")
+    metrics_token: str = Field(
+        default="",
+        description="the bearer token GET /metrics requires (and nothing else opens it); "
+        "empty: any valid API key while keys are required, none while they are off",
+    )
+    metrics_cache_s: float = Field(
+        default=DEFAULT_METRICS_CACHE_S,
+        ge=0,
+        description="how long each API process keeps the database's counts for /metrics "
+        "before reading them again (0: at every scrape)",
+    )
+    health_timeout_s: float = Field(
+        default=DEFAULT_HEALTH_TIMEOUT_S,
+        gt=0,
+        description="longest GET /health waits for the database's read and write; past it, 503",
+    )
     worker_metrics_port: int = Field(
         default=0,
         ge=0,

@@ -3,7 +3,8 @@ problems, then one that counts the rest, and at most ``max_echoed_input_chars`` 
 value echoed back.
 
 docs/hostile-load.md: 400 KB of empty points once drew a 411 MB 422 (one problem per missing
-variable of every point: 32 variables x 133,000 points).
+variable of every point: 32 variables x 133,000 points), and a point naming 60,000 unknown
+variables a 469 KB one (every name listed in one message).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from slowness import SLOWNESS
 from verifier.api import create_app
 from verifier.config import MAX_ECHOED_INPUT_CHARS, MAX_VALIDATION_PROBLEMS, Settings
 from verifier.core.expression.syntax import MAX_VARIABLES
+from verifier.core.floats.points import MAX_LISTED_NAME_CHARS, MAX_LISTED_NAMES, check_point_names
+from verifier.errors import PointError
 
 ATTACK_BODY_BYTES = 400_000
 SMALL_ANSWER_BYTES = 64_000
@@ -104,3 +107,36 @@ def test_settings_defaults_are_the_named_limits() -> None:
     fields = Settings.model_fields
     assert fields["max_validation_problems"].default == MAX_VALIDATION_PROBLEMS
     assert fields["max_echoed_input_chars"].default == MAX_ECHOED_INPUT_CHARS
+
+
+UNKNOWN_NAMES = 60_000
+UNKNOWN_NAMES_ANSWER_BYTES = 16_000
+
+
+def test_a_point_of_60000_unknown_names_draws_a_small_422_that_counts_them(api: str) -> None:
+    # docs/hostile-load.md: every unknown name was listed in one message, a 469 KB 422.
+    point: dict[str, float] = {"x": 1.0, **{f"n{n}": 1.0 for n in range(UNKNOWN_NAMES)}}
+    response = httpx.post(
+        f"{api}/jobs",
+        json={"checks": [{"expression": "x", "points": [point]}]},
+        timeout=60 * SLOWNESS,
+    )
+    assert response.status_code == 422
+    assert len(response.content) < UNKNOWN_NAMES_ANSWER_BYTES
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["body", "checks", 0, "points", 0]
+    message = problem["msg"]
+    assert f"{UNKNOWN_NAMES} unknown variable(s) n0, n1," in message
+    listed = MAX_LISTED_NAMES  # the core's bound (verifier/core/floats/points.py)
+    assert f"n{listed - 1} and {UNKNOWN_NAMES - listed} more, not listed" in message
+    assert f"n{listed}," not in message
+    assert "(the expression's variables: x)" in message
+
+
+def test_a_long_unknown_name_is_listed_cut_short() -> None:
+    name = "y" * 100_000
+    with pytest.raises(PointError) as refused:
+        check_point_names({"x": 1, name: 2}, ("x",), index=3)
+    message = str(refused.value)
+    assert message.startswith(f"point 3: 1 unknown variable(s) {'y' * MAX_LISTED_NAME_CHARS}...")
+    assert len(message) < 200

@@ -6,6 +6,9 @@ docs/hostile-load.md: invalid keys were once never rate-limited, and, with keys 
 a fresh bucket for each X-Forwarded-For value (uvicorn believes that header from loopback peers
 and replaces the client's address with it) and for each loopback address (127.0.0.0/8 is 16
 million of them).
+With keys off, a local script hammering the API once rate-limited every other local client
+(the user's browser too): now each client of an address (its X-Client-Id, else its User-Agent)
+has a bucket of its own, within a bound on the address's clients together.
 Every app here allows a burst of 5 requests, then one a second (60 a minute), so 8 quick
 requests from one client are 5 answered, then 429.
 """
@@ -161,3 +164,31 @@ def test_trusted_proxies_must_be_addresses_or_networks(settings: Settings) -> No
     ]
     with pytest.raises(ValidationError, match="'nonsense' is not an IP address or network"):
         Settings(data_dir=settings.data_dir, trusted_proxies="10.0.0.1, nonsense")
+
+
+def test_with_keys_off_a_hammering_local_script_leaves_other_local_clients_served(
+    serve: Serve,
+) -> None:
+    # One request a minute after the burst, so no token comes back during the test; the
+    # address's clients together may send twice one client's burst (10).
+    with (
+        serve(api_keys="off", rate_limit_per_minute=1, rate_limit_clients_per_address=2) as url,
+        httpx.Client(timeout=30 * SLOWNESS) as http,
+    ):
+
+        def codes(headers: list[dict[str, str]]) -> list[int]:
+            return _codes(url, [(http, each) for each in headers])
+
+        script = codes([{"User-Agent": "hammer/1.0"}] * REQUESTS)
+        # Before: every loopback client shared the script's empty bucket.
+        browser = codes([{"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}])
+        notebook = codes([{"X-Client-Id": "notebook", "User-Agent": "hammer/1.0"}])
+        # 7 of the address's 10 tokens are taken (refused requests take none): a script that
+        # names itself anew each time gets 3 more answers, then nobody on the address does.
+        rotating = codes([{"X-Client-Id": f"rotating-{n}"} for n in range(REQUESTS)])
+        browser_again = codes([{"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"}])
+    assert script[:BURST] == [200] * BURST and set(script[BURST:]) == {429}
+    assert browser == [200]
+    assert notebook == [200]
+    assert rotating[:3] == [200] * 3 and set(rotating[3:]) == {429}
+    assert browser_again == [429]

@@ -135,18 +135,34 @@ def test_a_rerun_after_a_kill_gets_only_what_is_left_of_the_budgets(
 ) -> None:
     marks = _marks_folder(tmp_path)
     started = time.monotonic()
-    # Killed 3 s in and never released: the re-run waits until the call's last deadline, 6 s
-    # after its start; fresh budgets would have let it wait until 9 s. (Every time scaled.)
+    # The job finishes stage "first" at once and waits in "second"; killed 3 s in and never
+    # released, the re-run may wait only until the sum of the budgets, 6 s after the start;
+    # fresh budgets would have let it wait until 9 s. (Every time scaled.)
     killer, killed = _kill_first_job(
         marks, signal.SIGKILL, release=False, not_before=started + 3 * SLOWNESS
     )
     with pytest.raises(SandboxTimeout):
-        budgets = [("first", 5.0 * SLOWNESS), ("second", 1.0 * SLOWNESS)]
+        budgets = [("first", 2.0 * SLOWNESS), ("second", 4.0 * SLOWNESS)]
         sandbox.call(sandbox_jobs.wait_for_release, (str(marks),), budgets, _nothing)
     elapsed = time.monotonic() - started
     killer.join(KILLER_GIVES_UP_S)
     assert len(killed) == 1 and len(_started_pids(marks)) == 2
     assert 6.0 * SLOWNESS <= elapsed < 8.0 * SLOWNESS
+
+
+def test_a_stage_that_ends_early_leaves_its_time_to_no_other_stage(
+    sandbox_jobs: ModuleType, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Stage "first" ends at once, then the job waits in "second" for a release that never
+    # comes: "second" ends at its own budget (1 s), not at the 6 s the two budgets add up to.
+    # The references of a check have a budget from its estimate whatever SymPy's stage left.
+    marks = _marks_folder(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(SandboxTimeout) as timeout:
+        budgets = [("first", 5.0 * SLOWNESS), ("second", 1.0 * SLOWNESS)]
+        sandbox.call(sandbox_jobs.wait_for_release, (str(marks),), budgets, _nothing)
+    assert timeout.value.stage == "second"
+    assert time.monotonic() - started < 4.0 * SLOWNESS
 
 
 @pytest.mark.parametrize(

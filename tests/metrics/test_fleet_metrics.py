@@ -28,6 +28,8 @@ from verifier.store import keys, migrate
 from verifier.store.engine import make_engine, make_session_factory
 
 JOB_TIMEOUT_S = 120.0 * SLOWNESS
+METRICS_TOKEN = "the-operators-scraper"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 FLOWER_TIMEOUT_S = 60.0 * SLOWNESS
 CHECKS = [
     # tanh's float32 gradient fails at large |x| (docs/survey-torch-2.13-cpu.md).
@@ -60,6 +62,10 @@ def fleet(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Fleet]:
         "VERIFIER_BROKER_URL": redis_url,
         "VERIFIER_LOG_FORMAT": "json",
         "VERIFIER_WORKER_METRICS_PORT": str(worker_port),
+        "VERIFIER_METRICS_TOKEN": METRICS_TOKEN,
+        # The counts before and after the job, each read when scraped (tests/api/
+        # test_metrics_access.py tests the cache).
+        "VERIFIER_METRICS_CACHE_S": "0",
     }
     with running_service(tmp_path, overrides, api_log_level="info") as url:
         yield Fleet(
@@ -99,7 +105,8 @@ def wait_for_job(fleet: Fleet, job_id: str) -> dict[str, object]:
 
 def test_metrics_ping_flower_and_json_logs_of_a_redis_fleet(fleet: Fleet) -> None:
     with httpx.Client(base_url=fleet.url, timeout=30 * SLOWNESS) as http:
-        before = samples(http.get("/metrics").text)
+        assert http.get("/metrics").status_code == 401  # keys are required: the token is
+        before = samples(http.get("/metrics", headers=SCRAPER).text)
         answer = http.post(
             "/jobs",
             json={"checks": CHECKS},
@@ -109,7 +116,7 @@ def test_metrics_ping_flower_and_json_logs_of_a_redis_fleet(fleet: Fleet) -> Non
         job_id = answer.json()["id"]
         job = wait_for_job(fleet, job_id)
         assert job["verdict"] == "fail"
-        scraped = http.get("/metrics")
+        scraped = http.get("/metrics", headers=SCRAPER)
     assert scraped.headers["content-type"].startswith("text/plain")
     after = samples(scraped.text)
 

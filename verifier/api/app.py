@@ -25,6 +25,7 @@ from verifier.api.limits import BodySizeLimitMiddleware
 from verifier.api.metrics import AcceptedJobLog, make_registry
 from verifier.api.ratelimit import make_rate_limiter
 from verifier.api.routes import health, jobs, metrics, reports, ui
+from verifier.api.routes.docs import add_docs
 from verifier.config import Settings
 from verifier.core.guard import ParserPool
 from verifier.delivery.celery import CelerySender, make_celery
@@ -78,6 +79,7 @@ def create_app(
         else CelerySender(make_celery(settings, Celery, main="derivcheck-api"))
     )
     rate_limiter = make_rate_limiter(settings)
+    address_limiter = make_rate_limiter(settings, scale=settings.rate_limit_clients_per_address)
     parser = ParserPool(
         settings.parse_processes,
         settings.parse_timeout_s,
@@ -102,23 +104,36 @@ def create_app(
             broker.close()
             parser.close()
             rate_limiter.close()
+            address_limiter.close()
             engine.dispose()
 
-    app = FastAPI(title="derivcheck", description=DESCRIPTION, lifespan=lifespan)
+    # /docs is served with its assets (routes/docs.py); ReDoc would load its script from a CDN.
+    app = FastAPI(
+        title="derivcheck",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
     app.state.sender = broker
     app.state.keys_required = settings.api_keys != "off" if keys_required is None else keys_required
     app.state.rate_limiter = rate_limiter
+    app.state.address_limiter = address_limiter
+    app.state.health_probe = health.DatabaseProbe(app.state.sessions, settings.health_timeout_s)
     app.state.parser = parser
-    app.state.metrics = make_registry(app.state.sessions, (settings.cpu_queue, settings.gpu_queue))
+    app.state.metrics = make_registry(
+        app.state.sessions, (settings.cpu_queue, settings.gpu_queue), settings.metrics_cache_s
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AcceptedJobLog)
     app.include_router(jobs.router)
     app.include_router(reports.router)
     app.include_router(health.router)
     app.include_router(ui.router)
+    add_docs(app)
     if settings.metrics:
         app.include_router(metrics.router)
     _add_error_handlers(app)

@@ -1,9 +1,11 @@
 """The API's Prometheus metrics (docs/metrics.md), through the official ``prometheus_client``.
 
-Two kinds. What the database knows is read at each scrape by :class:`FleetCollector`, so it
-is the same from every API process and survives their restarts: jobs and checks submitted,
-checks finished by verdict, unfinished checks per queue (the queue's depth), and check
-durations by dtype and device. What only this process sees is counted here:
+Two kinds. What the database knows is read by :class:`FleetCollector`, so it is the same from
+every API process and survives their restarts: jobs and checks submitted, checks finished by
+verdict, unfinished checks per queue (the queue's depth), and check durations by dtype and
+device. Those scans cost about half a second at 300,000 reports, so they run at most once per
+``metrics_cache_s`` in each API process (:class:`CachedCounts`): concurrent scrapes wait for
+the one that reads and share its answer. What only this process sees is counted here:
 ``RATE_LIMITED`` (refusals, by kind of caller) and the reconciler's re-publications
 (``verifier.delivery.reconciler.REPUBLISHED``). Each app has a registry of its own
 (:func:`make_registry`), so apps made by tests do not share collectors.
@@ -14,7 +16,9 @@ durations by dtype and device. What only this process sees is counted here:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -29,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.delivery.reconciler import REPUBLISHED
-from verifier.service.pages import fleet_counts
+from verifier.service.pages import FleetCounts, fleet_counts
 from verifier.store.models import CheckStatus
 
 logger = logging.getLogger(__name__)
@@ -41,7 +45,7 @@ defaults to 600 s)."""
 RATE_LIMITED = Counter(
     "derivcheck_rate_limited_requests",
     "Requests refused with 429 by this API process, by caller kind (key, address while keys "
-    "are off, unauthenticated)",
+    "are off, metrics token, unauthenticated)",
     ["caller"],
     registry=None,
 )
@@ -52,24 +56,63 @@ def count_refusal(bucket: str) -> None:
     RATE_LIMITED.labels(caller=bucket.split(":", 1)[0]).inc()
 
 
-class FleetCollector(Collector):
-    """Reads the fleet's counts from the database at each scrape."""
+class CachedCounts:
+    """The fleet's counts, read from the database at most once per ``max_age_s``.
 
-    def __init__(self, sessions: sessionmaker[Session], queues: Iterable[str]):
+    The first scrape after the counts grow old reads them, holding a lock; scrapes that arrive
+    meanwhile wait for it and take its answer (a failed read is kept as long, so a database
+    that does not answer is not asked again by every scraper). ``max_age_s`` 0 reads at every
+    scrape. The age counts from the start of a read, so reads start at most once per
+    ``max_age_s``.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], FleetCounts],
+        max_age_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._read = read
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: FleetCounts | None = None
+        self._read_at = -float("inf")
+
+    def get(self) -> FleetCounts | None:
+        """The counts, fresh within ``max_age_s``; None when the database could not be read."""
+        with self._lock:
+            if self.max_age_s > 0 and self._clock() - self._read_at < self.max_age_s:
+                return self._value
+            self._read_at = self._clock()
+            try:
+                self._value = self._read()
+            except SQLAlchemyError as error:
+                logger.warning("metrics: the database cannot be read (%s)", error)
+                self._value = None
+            return self._value
+
+
+class FleetCollector(Collector):
+    """Reads the fleet's counts from the database, through one :class:`CachedCounts`."""
+
+    def __init__(self, sessions: sessionmaker[Session], queues: Iterable[str], cache_s: float):
         self._sessions = sessions
         self._queues = tuple(queues)
+        self.counts = CachedCounts(self._read, cache_s)
+
+    def _read(self) -> FleetCounts:
+        with self._sessions() as session:
+            return fleet_counts(session, list(DURATION_BUCKETS_S))
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "derivcheck_metrics_database_up",
-            "1 when this scrape could read the database, else 0 (the database's metrics are "
-            "then absent)",
+            "1 when the database could be read (at most metrics_cache_s ago), else 0 (the "
+            "database's metrics are then absent)",
         )
-        try:
-            with self._sessions() as session:
-                counts = fleet_counts(session, list(DURATION_BUCKETS_S))
-        except SQLAlchemyError as error:
-            logger.warning("metrics: the database cannot be read (%s)", error)
+        counts = self.counts.get()
+        if counts is None:
             up.add_metric([], 0)
             yield up
             return
@@ -122,10 +165,13 @@ class FleetCollector(Collector):
         yield durations
 
 
-def make_registry(sessions: sessionmaker[Session], queues: Iterable[str]) -> CollectorRegistry:
-    """The registry that ``GET /metrics`` of one app exports (reads nothing until scraped)."""
+def make_registry(
+    sessions: sessionmaker[Session], queues: Iterable[str], cache_s: float
+) -> CollectorRegistry:
+    """The registry that ``GET /metrics`` of one app exports (reads nothing until scraped);
+    the database's counts are read at most once per ``cache_s``."""
     registry = CollectorRegistry()
-    registry.register(FleetCollector(sessions, queues))
+    registry.register(FleetCollector(sessions, queues, cache_s))
     registry.register(RATE_LIMITED)
     registry.register(REPUBLISHED)
     return registry

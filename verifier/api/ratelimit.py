@@ -7,6 +7,15 @@ authenticate (no key, an unknown or a revoked one) draw on a bucket of their cli
 forwarding header buys no new one unless ``VERIFIER_TRUSTED_PROXIES`` names the proxy), so a
 client guessing keys gets 429 too; a valid key never draws on its address's bucket.
 
+With keys off (the embedded defaults on a loopback address) no caller is authenticated, and
+every loopback client is one address: one local script hammering the API once rate-limited
+every other local program, the user's browser included. So, with keys off, each client of an
+address has a bucket of its own: the one its ``X-Client-Id`` header names, else the one of its
+``User-Agent``; and all clients of the address together draw on one more bucket,
+``rate_limit_clients_per_address`` times as large. This fairness is between cooperating
+programs: a local program may send any name, so a program that means to can still use up the
+address's bucket (it cannot go past it); only keys make callers distinct for sure.
+
 Where the broker is Redis, the buckets live there (:class:`SharedRateLimiter`, one atomic
 script per request), so a fleet of API processes draws on one bucket per key; if Redis does
 not answer, each process falls back to buckets of its own for a while rather than fail or
@@ -16,6 +25,8 @@ the process (:class:`RateLimiter`).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
 import threading
@@ -38,6 +49,12 @@ MAX_BUCKETS = 10_000
 REDIS_KEY_PREFIX = "derivcheck:rate:"
 REDIS_TIMEOUT_S = 0.25
 REDIS_RETRY_AFTER_S = 10.0
+CLIENT_ID_HEADER = "X-Client-Id"
+"""With keys off, the header a client names itself with, for a rate bucket of its own."""
+CLIENT_NAME_DIGEST_CHARS = 16
+"""Hex characters of the digest that stands for a client's name in a bucket's name (whatever
+its length, a name costs a bucket name of fixed size)."""
+METRICS_BUCKET = "metrics:token"
 
 # KEYS[1]: the bucket; ARGV: tokens per second, burst. Redis's own clock, so that API
 # processes on different hosts agree. Returns the seconds to wait, "0" when allowed.
@@ -150,14 +167,25 @@ class SharedRateLimiter:
         self._client.close()
 
 
-def make_rate_limiter(settings: Settings) -> Limiter:
-    """Shared buckets in the broker's Redis when there is one, else buckets in the process."""
-    local = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+def make_rate_limiter(settings: Settings, scale: int = 1) -> Limiter:
+    """Shared buckets in the broker's Redis when there is one, else buckets in the process;
+    ``scale`` times the rate and the burst of one caller (the buckets of all clients of an
+    address take ``rate_limit_clients_per_address``)."""
+    per_minute = settings.rate_limit_per_minute * scale
+    burst = settings.rate_limit_burst * scale
+    local = RateLimiter(per_minute, burst)
     if not settings.broker_url.startswith(("redis://", "rediss://")):
         return local
-    return SharedRateLimiter(
-        settings.broker_url, settings.rate_limit_per_minute, settings.rate_limit_burst, local
-    )
+    return SharedRateLimiter(settings.broker_url, per_minute, burst, local)
+
+
+def client_name(request: Request) -> str:
+    """Which client of its address a request is, with keys off: the name in its
+    ``X-Client-Id``, else its ``User-Agent`` (a digest of either)."""
+    given = request.headers.get(CLIENT_ID_HEADER)
+    kind, name = ("id", given) if given else ("agent", request.headers.get("user-agent", ""))
+    digest = hashlib.sha256(name.encode("utf-8", "backslashreplace")).hexdigest()
+    return f"{kind}:{digest[:CLIENT_NAME_DIGEST_CHARS]}"
 
 
 def limited_caller(
@@ -175,8 +203,39 @@ def limited_caller(
     except UnauthorizedError:
         _take(limiter, f"unauthenticated:{address}")
         raise
-    _take(limiter, caller.bucket)
+    if caller.key_id is not None:
+        _take(limiter, caller.bucket)
+        return caller
+    # Keys off: the client's own bucket first, so that a refused request costs the address
+    # nothing, then the bucket of the address's clients together.
+    _take(limiter, f"{caller.bucket}:client:{client_name(request)}")
+    _take(request.app.state.address_limiter, caller.bucket)
     return caller
+
+
+def metrics_caller(
+    request: Request,
+    session: SessionDep,
+    secret: Annotated[str | None, Depends(presented_key)],
+) -> Caller:
+    """The caller of ``GET /metrics``, once its rate limit allows it: with ``metrics_token``
+    set, the caller presenting it (and no other); else as any route's caller
+    (:func:`limited_caller`)."""
+    settings: Settings = request.app.state.settings
+    if not settings.metrics_token:
+        return limited_caller(request, session, secret)
+    limiter: Limiter = request.app.state.rate_limiter
+    if secret is None or not hmac.compare_digest(
+        secret.encode("utf-8", "backslashreplace"), settings.metrics_token.encode("utf-8")
+    ):
+        address = client_address(request, settings.trusted_proxy_networks)
+        _take(limiter, f"unauthenticated:{address}")
+        raise UnauthorizedError(
+            "GET /metrics needs the metrics token: send 'Authorization: Bearer <token>' with "
+            "the API's VERIFIER_METRICS_TOKEN"
+        )
+    _take(limiter, METRICS_BUCKET)
+    return Caller(key_id=None, bucket=METRICS_BUCKET)
 
 
 def _take(limiter: Limiter, bucket: str) -> None:
@@ -192,3 +251,4 @@ def _take(limiter: Limiter, bucket: str) -> None:
 
 
 CallerDep = Annotated[Caller, Depends(limited_caller)]
+MetricsCallerDep = Annotated[Caller, Depends(metrics_caller)]

@@ -40,6 +40,7 @@ from verifier.core.exact.sandbox import (
     thread_sandbox,
 )
 from verifier.core.expression import registry
+from verifier.core.expression.cost import estimate
 from verifier.core.expression.custom import CustomFunction
 from verifier.core.expression.literals import Literals, bind_literals
 from verifier.core.expression.parse import parse_expression, require_variables
@@ -73,8 +74,14 @@ from verifier.core.program.autograd import (
 from verifier.core.program.translate import CustomFunctionError
 from verifier.errors import OptionError, PointError
 
-DEFAULT_REFERENCE_TIMEOUT_S = 60.0
-REFERENCE_SECONDS_PER_VALUE = 0.005
+REFERENCE_BUDGET_FACTOR = 3.0
+"""The certified references of a check may take this many times its estimated cost
+(verifier/core/expression/cost.py), measured from the end of its symbolic stage; the cost
+model's benchmark (benchmarks/cost_model.py) keeps every class of check within its estimate
+on the development machine, so the factor is the margin for a slower or busier one."""
+MIN_REFERENCE_BUDGET_S = 5.0
+"""The references' budget of a check however small its estimate: a fixed part of the work
+(starting arb, the first precision) is in no estimate."""
 CHECK_INTRA_OP_THREADS = 1
 """torch's intra-op threads while a check runs: the tensors of a check are small enough that
 one thread is as fast on a quiet machine, and several stall when the cores are busy
@@ -146,6 +153,7 @@ def run_plan(plan: _Plan, started: float, *, values: bool = False) -> Report:
             sides = _run_sides(plan, values, budgets, timings)
     except SandboxTimeout as timeout:
         report.reason = f"{timeout.stage} timeout"
+        report.notes.append(_timeout_note(timeout.stage, dict(budgets)[timeout.stage]))
         return _finish(report, started, parsed_at, timings)
     except SandboxCrash as crash:
         report.reason = str(crash)
@@ -297,11 +305,27 @@ def _empty_report(plan: _Plan) -> Report:
 
 
 def _reference_budget(plan: _Plan, limit_s: float | None) -> float:
-    """Seconds the certified references may take: growing with the values, within ``limit_s``."""
-    budget = DEFAULT_REFERENCE_TIMEOUT_S + REFERENCE_SECONDS_PER_VALUE * len(plan.points) * len(
-        plan.keys
-    )
+    """Seconds the certified references may take: ``REFERENCE_BUDGET_FACTOR`` times the
+    check's estimate (at least ``MIN_REFERENCE_BUDGET_S``), within ``limit_s``."""
+    options = plan.options
+    cost = estimate(plan.parsed, len(plan.points), hessian=options.hessian, nodes=options.nodes)
+    budget = max(MIN_REFERENCE_BUDGET_S, REFERENCE_BUDGET_FACTOR * cost.seconds)
     return budget if limit_s is None else min(budget, limit_s)
+
+
+def _timeout_note(stage: str, budget_s: float) -> str:
+    """Why a check ran out of time in ``stage``, and what to do about it."""
+    if stage == "symbolic":
+        return (
+            f"SymPy's derivatives took longer than their budget of {budget_s:.3g} s "
+            "(symbolic_timeout_s): a smaller expression, fewer variables or no Hessian"
+        )
+    return (
+        f"the certified references took longer than their budget of {budget_s:.3g} s "
+        f"({REFERENCE_BUDGET_FACTOR:g} times this check's estimated cost, at least "
+        f"{MIN_REFERENCE_BUDGET_S:g} s; docs/admission.md): a point where a derivative is "
+        "0/0 needs a symbolic limit, about 0.15 s, so check fewer such points at once"
+    )
 
 
 def _run_sides(

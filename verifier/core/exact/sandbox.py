@@ -134,19 +134,16 @@ class Sandbox:
     ) -> tuple[Any, T]:
         """Run ``fn(*args, progress=...)`` in the child while ``meanwhile()`` runs here.
 
-        ``budgets`` lists the stages in order with their time budgets in seconds, counted
-        from the start of the call; ``fn`` calls ``progress(stage)`` when it finishes each
-        stage but the last, whose end is the result. Returns both results. A child killed
-        from outside is replaced and the job sent again, once, with the same deadlines;
-        ``meanwhile`` is not run again.
+        ``budgets`` lists the stages in order with their time budgets in seconds: each stage
+        may take its own budget from the end of the one before, and all of them together at
+        most their sum from the start of the call (a stage that finishes early leaves its
+        time to none of the others, so each budget bounds its own stage); ``fn`` calls
+        ``progress(stage)`` when it finishes each stage but the last, whose end is the
+        result. Returns both results. A child killed from outside is replaced and the job
+        sent again, once, within what is left of the sum; ``meanwhile`` is not run again.
         """
         with self._lock:
-            start = time.monotonic()
-            deadlines: list[tuple[str, float]] = []
-            end = start
-            for stage, seconds in budgets:
-                end += seconds
-                deadlines.append((stage, end))
+            end = time.monotonic() + sum(seconds for _, seconds in budgets)
             self._send_job(fn, args, end)
             try:
                 here = meanwhile()
@@ -156,7 +153,7 @@ class Sandbox:
             kills: list[str] = []
             while True:
                 try:
-                    return self._collect(deadlines), here
+                    return self._collect(budgets, end), here
                 except _Died as death:
                     if not death.killed:
                         raise death.crash() from None
@@ -179,9 +176,10 @@ class Sandbox:
         except OSError:
             pass  # the child is dead: receiving its answer meets the end of its pipe and says how
 
-    def _collect(self, deadlines: list[tuple[str, float]]) -> Any:
+    def _collect(self, budgets: list[tuple[str, float]], end: float) -> Any:
         assert self._recv is not None
-        for stage, deadline in deadlines:
+        for stage, seconds in budgets:
+            deadline = min(end, time.monotonic() + seconds)
             kind, payload = self._receive(self._recv, stage, deadline - time.monotonic())
             if kind == "stage":
                 continue

@@ -36,6 +36,10 @@ SERVICE_POINTS_PER_CHECK = 10_000
 """Points the service accepts in one check by default (``max_points_per_check``,
 ``max_samples_per_check``); an operator may raise them up to :data:`MAX_POINTS_PER_CHECK`."""
 DEFAULT_DOMAIN = (-1.0, 1.0)
+MAX_LISTED_NAMES = 20
+"""Unknown names of a point that an error lists; the rest are counted, not listed."""
+MAX_LISTED_NAME_CHARS = 40
+"""Characters of each listed unknown name, the rest cut off."""
 
 DECIMAL_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 """The one syntax of a number written as text, in a point or in an expression: a plain
@@ -215,9 +219,21 @@ def check_point_names(point: object, variables: Sequence[str], *, index: int) ->
     if unknown:
         known = ", ".join(variables) or "none"
         raise PointError(
-            f"point {index}: unknown variable(s) {', '.join(map(str, unknown))}"
+            f"point {index}: {len(unknown)} unknown variable(s) {_listed(unknown)}"
             f" (the expression's variables: {known})"
         )
+
+
+def _listed(names: Sequence[object]) -> str:
+    """The first :data:`MAX_LISTED_NAMES` of ``names``, each cut to :data:`MAX_LISTED_NAME_CHARS`,
+    then how many are left out: a point of 60,000 unknown names draws a short message."""
+    shown = []
+    for name in names[:MAX_LISTED_NAMES]:
+        text = str(name)
+        cut = len(text) > MAX_LISTED_NAME_CHARS
+        shown.append(f"{text[:MAX_LISTED_NAME_CHARS]}..." if cut else text)
+    rest = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {rest} more, not listed" if rest > 0 else "")
 
 
 def round_value(raw: object, dtype: DType, *, where: str) -> float:
