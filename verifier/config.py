@@ -181,7 +181,17 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="how often the API reconciles lost checks; 0: never"
     )
     requeue_after_s: float = Field(
-        default=900.0, gt=0, description="age after which a queued, unclaimed check is re-sent"
+        default=900.0,
+        gt=0,
+        description="age after which a queued, unclaimed check is re-sent if the broker no "
+        "longer holds its message",
+    )
+    queue_served_window_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="a queue counts as served while a worker announced it within this window "
+        "(workers announce every quarter of it); a job with checks for an unserved queue is a "
+        "503 with Retry-After (docs/delivery.md)",
     )
 
     # Access: see verifier/api/auth.py and verifier/api/ratelimit.py.

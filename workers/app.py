@@ -18,6 +18,10 @@ event and heartbeat would be a row in the same SQLite file the checks' messages 
 contending for its lock and piling up with no consumer to take them. Gossip and mingle stay
 off everywhere: a worker neither needs its peers' state nor should wait for them at start.
 
+Queues: once ready, a worker announces the queues it consumes, on every broker, through
+verifier/delivery/fleet.py (a Redis key with a time to live, or a file beside the broker's
+SQLite file), so the API can tell a queue that no worker serves.
+
 ``app`` (``workers.app:app``) is the worker app for the environment's settings, made when the
 Celery command line first asks for it.
 """
@@ -37,6 +41,7 @@ from verifier.config import Settings
 from verifier.core.expression import registry
 from verifier.delivery.celery import make_celery
 from verifier.delivery.execution import CoreCheck, LeaseRenewer
+from verifier.delivery.fleet import Announcer, fleet_for
 from verifier.delivery.logs import json_handler
 from verifier.store.engine import make_engine, make_session_factory
 from workers import metrics
@@ -53,6 +58,7 @@ class WorkerApp(Celery):
     _engine: Engine | None = None
     _sessions: sessionmaker[Session] | None = None
     _renewer: LeaseRenewer | None = None
+    _announcer: Announcer | None = None
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -69,8 +75,19 @@ class WorkerApp(Celery):
             self._renewer = LeaseRenewer(self.sessions, self.settings.claim_lease_s)
         return self._renewer
 
+    def announce(self, queues: list[str]) -> None:
+        """Announce that this worker serves ``queues``, now and until it is disposed of."""
+        if self._announcer is None:
+            self._announcer = Announcer(fleet_for(self.settings), queues)
+            self._announcer.start()
+            logger.info("announcing the queues %s", ", ".join(queues))
+
     def dispose(self) -> None:
-        """Stop renewing claims and close the database engine, if they were started."""
+        """Stop announcing queues and renewing claims, and close the database engine, if they
+        were started."""
+        if self._announcer is not None:
+            self._announcer.stop()
+        self._announcer = None
         if self._renewer is not None:
             self._renewer.close()
         self._renewer = None
@@ -87,6 +104,7 @@ def create_celery(settings: Settings, core: CoreCheck = core_check) -> WorkerApp
     app.conf.worker_send_task_events = sends_events(settings)
     register_tasks(app, core)
     signals.worker_init.connect(_on_worker_init, weak=False, dispatch_uid="derivcheck-init")
+    signals.worker_ready.connect(_on_worker_ready, weak=False, dispatch_uid="derivcheck-ready")
     if settings.log_format == "json":
         signals.setup_logging.connect(
             _json_logging, weak=False, dispatch_uid="derivcheck-json-logs"
@@ -115,6 +133,14 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
     app = getattr(sender, "app", None)
     if isinstance(app, WorkerApp):
         metrics.serve(app.settings)
+
+
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    """Once a worker consumes: announce its queues until it stops (verifier/delivery/fleet.py),
+    so that the API can tell a queue that no worker serves."""
+    app = getattr(sender, "app", None)
+    if isinstance(app, WorkerApp):
+        app.announce(sorted(app.amqp.queues.consume_from or [app.settings.cpu_queue]))
 
 
 def load_plugins() -> dict[str, str]:

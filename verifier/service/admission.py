@@ -10,23 +10,30 @@ check whose real cost outruns its estimate (every point on a singularity) ends a
 With keys required, each key also has a quota of work not yet done
 (``max_queued_cost_units_per_key``): a job that would take its key past it is refused with a
 429 and Retry-After, so that one key cannot queue hours of work ahead of everyone else.
+
+A job with checks for the GPU queue while no worker serves it is refused with a 503 and
+Retry-After (``require_served_queues``), instead of waiting for ever.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from verifier.config import Settings
 from verifier.core.expression.cost import SECONDS_PER_UNIT, estimate_shape
 from verifier.core.guard import CheckedExpression
-from verifier.errors import JobRejectedError, RateLimitedError
+from verifier.delivery.fleet import fleet_for
+from verifier.errors import BusyError, JobRejectedError, RateLimitedError
 from verifier.service.schemas import JobIn
 from verifier.store.models import LOWEST_PRIORITY
 
 PRIORITY_FREE_UNITS = 1_000_000
 """Queued work of a key (about 50 s of one worker) under which its checks go first."""
 MAX_RETRY_AFTER_S = 3600
+MAX_CHECKS_NAMED = 10
+"""Checks a refusal for an unserved queue names by index; the rest are counted."""
 """The longest Retry-After a refused job is told (a quota frees as its key's checks finish)."""
 
 
@@ -75,6 +82,33 @@ def admit(request: JobIn, parsed: list[CheckedExpression], settings: Settings) -
     if problems:
         raise JobRejectedError(problems)
     return costs
+
+
+def require_served_queues(queues: Sequence[str], settings: Settings) -> None:
+    """Refuse a job with checks for the GPU queue while no worker serves it.
+
+    ``queues`` holds each check's queue, in order. Only the GPU queue is refused: a fleet
+    without GPU workers is a normal fleet, where such checks would wait for ever, while a CPU
+    worker is what every deployment runs (a CPU queue left unserved shows in the job's status).
+
+    Raises:
+        BusyError: no worker announced the GPU queue within ``queue_served_window_s``
+            (verifier/delivery/fleet.py); Retry-After is a worker's announcement interval.
+    """
+    gpu = settings.gpu_queue
+    needing = [index for index, queue in enumerate(queues) if queue == gpu]
+    fleet = fleet_for(settings)
+    if not needing or not fleet.unserved(gpu):
+        return
+    shown = ", ".join(str(index) for index in needing[:MAX_CHECKS_NAMED])
+    more = f" and {len(needing) - MAX_CHECKS_NAMED} more" if len(needing) > MAX_CHECKS_NAMED else ""
+    raise BusyError(
+        f"no worker serves the {gpu} queue (none announced it in the last "
+        f"{settings.queue_served_window_s:g} s): checks {shown}{more} need a CUDA device and "
+        f"would wait until a GPU worker starts (derivcheck worker --queues {gpu}); nothing was "
+        "stored",
+        math.ceil(fleet.announce_every_s),
+    )
 
 
 def queue_priority(queued_units: int) -> int:

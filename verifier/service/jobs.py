@@ -28,15 +28,21 @@ from sqlalchemy.orm import Session
 
 from verifier.config import Settings
 from verifier.core.guard import check_expressions
+from verifier.delivery.fleet import fleet_for
 from verifier.errors import JobRejectedError, NotFoundError
-from verifier.service.admission import admit, check_quota, queue_priority
+from verifier.service.admission import (
+    admit,
+    check_quota,
+    queue_priority,
+    require_served_queues,
+)
 from verifier.service.schemas import (
     JobIn,
     JobOut,
     Progress,
 )
 from verifier.service.submission import Parser, validate_job
-from verifier.store import repository
+from verifier.store import claims, repository
 from verifier.store.models import (
     MAX_IDEMPOTENCY_KEY_CHARS,
     Check,
@@ -106,6 +112,7 @@ def submit(
         if earlier is not None:
             return Submission(_replayed(earlier, digest, idempotency_key), replayed=True)
     job = _new_job(request, settings, api_key_id, parse)
+    require_served_queues([check.queue for check in job.checks], settings)
     if api_key_id is not None:
         job_units = sum(check.cost_units or 0 for check in job.checks)
         queued = repository.queued_cost_units(session, api_key_id)
@@ -221,16 +228,38 @@ def _new_job(
     return job
 
 
-def job_status(session: Session, job_id: uuid.UUID, api_key_id: uuid.UUID | None = None) -> JobOut:
-    """The job's state and progress; NotFoundError if there is no such job of ``api_key_id``."""
+def job_status(
+    session: Session,
+    job_id: uuid.UUID,
+    api_key_id: uuid.UUID | None = None,
+    settings: Settings | None = None,
+) -> JobOut:
+    """The job's state and progress; NotFoundError if there is no such job of ``api_key_id``.
+
+    With ``settings``, an unfinished job also says which of its queued checks' queues no
+    worker serves (``waiting``; verifier/delivery/fleet.py)."""
     job = repository.get_job(session, job_id, api_key_id)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
-    return _job_out(job)
+    waiting = None
+    if settings is not None and job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        waiting = waiting_for(claims.queues_of_queued_checks(session, job.id), settings)
+    return _job_out(job, waiting)
 
 
-def _job_out(job: Job) -> JobOut:
+def waiting_for(queues: Sequence[str], settings: Settings) -> str | None:
+    """What queued checks on ``queues`` wait for, if no worker serves one of them."""
+    fleet = fleet_for(settings)
+    unserved = [queue for queue in queues if fleet.served(queue) is False]
+    if not unserved:
+        return None
+    names = " and ".join(f"the {queue} queue" for queue in unserved)
+    return f"waiting: no worker serves {names}"
+
+
+def _job_out(job: Job, waiting: str | None = None) -> JobOut:
     return JobOut(
+        waiting=waiting,
         id=job.id,
         label=job.label,
         status=job.status,

@@ -147,6 +147,11 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    waiting: str | None = Field(
+        default=None,
+        description="what the job's queued checks wait for, when no worker serves their "
+        'queue: "waiting: no worker serves the gpu queue"; null otherwise',
+    )
 
 
 class PendingCheck(BaseModel):

@@ -296,6 +296,17 @@ def unfinished_checks(session: Session, enqueued_before: datetime, limit: int) -
     return session.scalars(query).all()
 
 
+def queues_of_queued_checks(session: Session, job_id: uuid.UUID) -> list[str]:
+    """The queues of the job's checks that wait for a worker (queued), each once, sorted."""
+    query = (
+        select(Check.queue)
+        .where(Check.job_id == job_id, Check.status == CheckStatus.QUEUED)
+        .distinct()
+        .order_by(Check.queue)
+    )
+    return list(session.scalars(query))
+
+
 def mark_enqueued(session: Session, checks: Sequence[Check], now: datetime) -> None:
     """Record that the checks were handed to the broker at ``now``."""
     for check in checks:

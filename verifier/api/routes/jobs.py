@@ -41,6 +41,10 @@ IDEMPOTENCY_KEY_DESCRIPTION = (
             "made, with its current status",
         },
         413: {"description": "request body too large"},
+        503: {
+            "description": "the database cannot be reached, the parser is busy, or no worker "
+            "serves the gpu queue that the job's CUDA checks need (with Retry-After)"
+        },
         422: {
             "description": "a check is invalid (its index, the problem and the position), or "
             "the Idempotency-Key is malformed or was used with another body"
@@ -86,6 +90,8 @@ def create_job(
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
-def read_job(job_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> JobOut:
-    """The job's status, verdict and progress."""
-    return job_cases.job_status(session, job_id, caller.key_id)
+def read_job(
+    job_id: uuid.UUID, caller: CallerDep, session: SessionDep, settings: SettingsDep
+) -> JobOut:
+    """The job's status, verdict and progress, and what its queued checks wait for."""
+    return job_cases.job_status(session, job_id, caller.key_id, settings)
