@@ -17,13 +17,21 @@ Everything runs on loopback: PostgreSQL at 127.0.0.1:5432 (a throwaway database)
 - load: ``--clients`` concurrent clients, each with its own API key, submit one-check jobs
   and poll them for ``--seconds``, then the fleet drains; once with a calm fleet and once
   with a worker killed (SIGKILL) every ``--kill-every`` seconds and restarted, as a
-  supervisor would. Lost means accepted and not finished when the drain timed out.
+  supervisor would. Lost means accepted and not finished when the drain timed out;
+- flood (``--flood-seconds``): two keys on a fleet with the API's default request limits. One
+  floods with the attacks of docs/hostile-load.md at once: threads sending 280 KB
+  submissions that the parser must read before admission refuses them, threads queueing jobs
+  of the sinc evasion (every point at the removable singularity) up to the key's quota, and
+  threads reading reports. The other submits a one-check job every ``FLOOD_VICTIM_EVERY_S``
+  and follows it: each must be answered 202 within ``FLOOD_ACCEPT_WITHIN_S`` (2 s) and
+  finish within ``FLOOD_FINISH_WITHIN_S`` (30 s) of its submission.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import random
 import signal
@@ -131,6 +139,47 @@ class LoadResult:
             return float("nan")
         ordered = sorted(self.latencies_s)
         return 1000 * ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+FLOOD_ACCEPT_WITHIN_S = 2.0
+FLOOD_FINISH_WITHIN_S = 30.0
+FLOOD_VICTIM_EVERY_S = 2.0
+FLOOD_PARSER_THREADS = 4
+FLOOD_QUEUE_THREADS = 2
+FLOOD_READER_THREADS = 2
+# The API's own request limits (the load's FLEET_ENV lowers them for the hostile inputs).
+FLOOD_ENV = {
+    "VERIFIER_MAX_CHECKS_PER_JOB": "1000",
+    "VERIFIER_MAX_POINTS_PER_CHECK": "10000",
+    "VERIFIER_MAX_BODY_BYTES": "2000000",
+}
+SINC_EVASION = "+".join(f"sinc(x{i})" for i in range(16))
+
+
+@dataclass
+class FloodResult:
+    """What the flood's two keys saw."""
+
+    victim_accept_s: list[float] = field(default_factory=list)
+    victim_statuses: Counter[int] = field(default_factory=Counter)
+    victim_finish_s: list[float] = field(default_factory=list)
+    victim_unfinished: int = 0
+    attacker_statuses: Counter[int] = field(default_factory=Counter)
+    attacker_transport_errors: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def victim_late(self) -> int:
+        """Victim submissions not answered 202 within FLOOD_ACCEPT_WITHIN_S."""
+        late = sum(1 for s in self.victim_accept_s if s > FLOOD_ACCEPT_WITHIN_S)
+        refused = sum(n for code, n in self.victim_statuses.items() if code != 202)
+        return late + refused
+
+    @property
+    def victim_slow(self) -> int:
+        """Victim jobs not finished within FLOOD_FINISH_WITHIN_S of their submission."""
+        slow = sum(1 for s in self.victim_finish_s if s > FLOOD_FINISH_WITHIN_S)
+        return slow + self.victim_unfinished
 
 
 @dataclass
@@ -322,6 +371,115 @@ def run_load(
     return result
 
 
+def big_submission(seed: int) -> dict[str, Any]:
+    """A legal body of about 280 KB that admission refuses only after parsing it: 650
+    distinct 32-variable checks, far past the job's cost bound."""
+    checks = [
+        {
+            "expression": "+".join(f"{seed % 97 + n + 1}*sin(x{i})" for i in range(32)),
+            "samples": 10_000,
+        }
+        for n in range(650)
+    ]
+    return {"checks": checks}
+
+
+def _attack(
+    url: str, key: str, kind: str, seed: int, result: FloodResult, stop: threading.Event
+) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    evasion = {
+        "checks": [{"expression": SINC_EVASION, "points": [{f"x{i}": 0.0 for i in range(16)}] * 20}]
+        * 4
+    }
+    with httpx.Client(base_url=url, headers=headers, timeout=4 * REQUEST_TIMEOUT_S) as http:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                if kind == "parser":
+                    response = http.post("/jobs", json=big_submission(seed + n))
+                elif kind == "queue":
+                    response = http.post("/jobs", json=evasion)
+                else:
+                    response = http.get("/reports", params={"limit": 100})
+            except httpx.HTTPError:
+                with result.lock:
+                    result.attacker_transport_errors += 1
+                continue
+            with result.lock:
+                result.attacker_statuses[response.status_code] += 1
+            if kind == "queue" and response.status_code in (429, 503):
+                # A flood keeps trying; Retry-After would only slow it down.
+                stop.wait(0.2)
+
+
+def _victim(url: str, key: str, until: float, result: FloodResult, stop: threading.Event) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    pending: dict[str, float] = {}
+    with httpx.Client(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT_S) as http:
+        next_submit = time.monotonic()
+        n = 0
+        while not stop.is_set() and (time.monotonic() < until or pending):
+            now = time.monotonic()
+            if now >= next_submit and now < until:
+                n += 1
+                body = {"checks": [{"expression": "x**2 + 2*x", "points": [{"x": 0.5 + n}]}]}
+                try:
+                    response = http.post("/jobs", json=body)
+                    status = response.status_code
+                except httpx.HTTPError:
+                    status = 0
+                with result.lock:
+                    result.victim_accept_s.append(time.monotonic() - now)
+                    result.victim_statuses[status] += 1
+                if status == 202:
+                    pending[response.json()["id"]] = now
+                next_submit = now + FLOOD_VICTIM_EVERY_S
+            for job_id, submitted in list(pending.items()):
+                if time.monotonic() - submitted > 2 * FLOOD_FINISH_WITHIN_S:
+                    with result.lock:
+                        result.victim_unfinished += 1
+                    del pending[job_id]
+                    continue
+                try:
+                    state = http.get(f"/jobs/{job_id}")
+                except httpx.HTTPError:
+                    continue
+                if state.status_code == 200 and state.json()["status"] in ("done", "error"):
+                    with result.lock:
+                        result.victim_finish_s.append(time.monotonic() - submitted)
+                    del pending[job_id]
+            stop.wait(POLL_INTERVAL_S)
+
+
+def run_flood(fleet: Fleet, *, seconds: float) -> FloodResult:
+    """One key floods while another submits one-check jobs for ``seconds`` (module docstring)."""
+    result = FloodResult()
+    attacker, victim = make_keys(fleet.database_url, 2)
+    stop = threading.Event()
+    kinds = (
+        ["parser"] * FLOOD_PARSER_THREADS
+        + ["queue"] * FLOOD_QUEUE_THREADS
+        + ["reader"] * FLOOD_READER_THREADS
+    )
+    attackers = [
+        threading.Thread(
+            target=_attack, args=(fleet.url, attacker, kind, 1000 * n, result, stop), daemon=True
+        )
+        for n, kind in enumerate(kinds)
+    ]
+    for thread in attackers:
+        thread.start()
+    time.sleep(min(5.0, seconds / 4))  # the flood is on before the first victim job
+    until = time.monotonic() + seconds
+    _victim(fleet.url, victim, until, result, stop)
+    stop.set()
+    for thread in attackers:
+        thread.join(timeout=8 * REQUEST_TIMEOUT_S)
+    return result
+
+
 def _drain(fleet: Fleet, result: LoadResult, timeout_s: float) -> None:
     engine = make_engine(fleet.database_url)
     accepted = [uuid.UUID(job_id) for job_id in result.accepted]
@@ -485,6 +643,28 @@ def table_rows(
     return rows
 
 
+def flood_rows(flood: FloodResult, seconds: float) -> list[tuple[str, str]]:
+    """The flood's rows of the table."""
+    accepted = sorted(flood.victim_accept_s) or [math.nan]
+    finished = sorted(flood.victim_finish_s) or [math.nan]
+    attacks = ", ".join(f"{n} x {code}" for code, n in sorted(flood.attacker_statuses.items()))
+    return [
+        (
+            f"flood, {seconds:g} s: the other key's submissions answered 202 within "
+            f"{FLOOD_ACCEPT_WITHIN_S:g} s",
+            f"{len(flood.victim_accept_s) - flood.victim_late} of {len(flood.victim_accept_s)}"
+            f" (slowest {accepted[-1]:.2f} s)",
+        ),
+        (
+            f"flood: its jobs finished within {FLOOD_FINISH_WITHIN_S:g} s",
+            f"{len(flood.victim_finish_s) + flood.victim_unfinished - flood.victim_slow} of "
+            f"{len(flood.victim_finish_s) + flood.victim_unfinished} (median "
+            f"{finished[len(finished) // 2]:.1f} s, slowest {finished[-1]:.1f} s)",
+        ),
+        ("flood: the flooding key's answers", attacks or "none"),
+    ]
+
+
 def markdown(rows: list[tuple[str, str]], command: str) -> str:
     """The table as Markdown, with the command that produced it."""
     lines = [
@@ -507,6 +687,9 @@ def main() -> None:
     parser.add_argument("--kill-every", type=float, default=10.0)
     parser.add_argument("--markdown", type=Path, default=None)
     parser.add_argument("--skip-faults", action="store_true")
+    parser.add_argument(
+        "--flood-seconds", type=float, default=60.0, help="the two-key flood; 0: none"
+    )
     arguments = parser.parse_args()
     console = Console()
 
@@ -533,6 +716,13 @@ def main() -> None:
             )
         _empty_redis(REDIS_URL)
     rows = table_rows(faults, hostile, loads, arguments.clients, arguments.seconds)
+    if arguments.flood_seconds > 0:
+        with tempfile.TemporaryDirectory() as folder, postgres_database() as database_url:
+            with running_fleet(Path(folder), database_url, REDIS_URL, overrides=FLOOD_ENV) as fleet:
+                rows += flood_rows(
+                    run_flood(fleet, seconds=arguments.flood_seconds), arguments.flood_seconds
+                )
+            _empty_redis(REDIS_URL)
     table = Table("measure", "result", title="derivcheck reliability")
     for name, value in rows:
         table.add_row(name, value)

@@ -2,8 +2,8 @@
 queued before it (verifier/service/admission.py, ``queue_priority``), and the Redis broker
 hands out priority 0 first, so one key's backlog waits behind another key's first check.
 
-Expected priorities follow the documented rule by hand: 0 below 1,000,000 queued units, then
-1 + floor(log2(units / 1,000,000)), at most 9 (docs/admission.md).
+Expected priorities follow the documented rule by hand: 0 below 100,000 queued units, then
+1 + floor(log2(units / 100,000)), at most 9 (docs/admission.md).
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ def test_a_keys_backlog_lowers_the_priority_of_its_checks_and_no_other_keys(
     bob, _ = keys.create_key(session, "bob")
     first = jobs.submit_job(session, JOB, settings, alice.id)
     assert [check.priority for check in first.checks] == [0, 0, 0]  # a few units each
-    # Alice's first job now stands for 4,000,000 units of queued work (each check the bound
-    # of one check): 4e6 / 1e6 = 4, log2 4 = 2, so her next checks come at priority 3.
+    # Alice's first job now stands for 400,002 units of queued work (about 20 s of one
+    # worker): 400,002 / 100,000 = 4.00002, floor(log2) = 2, so her next checks come at
+    # priority 3.
     session.execute(
-        update(Check).where(Check.job_id == first.id).values(cost_units=4_000_000 // 3 + 1)
+        update(Check).where(Check.job_id == first.id).values(cost_units=400_000 // 3 + 1)
     )
     later = jobs.submit_job(session, JOB, settings, alice.id)
     assert [check.priority for check in later.checks] == [3, 3, 3]

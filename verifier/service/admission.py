@@ -29,8 +29,10 @@ from verifier.errors import BusyError, JobRejectedError, RateLimitedError
 from verifier.service.schemas import JobIn
 from verifier.store.models import LOWEST_PRIORITY
 
-PRIORITY_FREE_UNITS = 1_000_000
-"""Queued work of a key (about 50 s of one worker) under which its checks go first."""
+PRIORITY_FREE_UNITS = 100_000
+"""Queued work of a key (about 5 s of one worker) under which its checks go first: another
+key's first check waits behind at most this much of a flooding key's work, beside the checks
+already running (benchmarks/reliability.py, the flood)."""
 MAX_RETRY_AFTER_S = 3600
 MAX_CHECKS_NAMED = 10
 """Checks a refusal for an unserved queue names by index; the rest are counted."""
@@ -116,7 +118,7 @@ def queue_priority(queued_units: int) -> int:
     highest) until ``PRIORITY_FREE_UNITS``, then one step lower for each doubling, down to
     ``LOWEST_PRIORITY``. A key with little queued goes first; a backlog waits behind it.
 
-    >>> [queue_priority(units) for units in (0, 999_999, 1_000_000, 2_000_000, 10**12)]
+    >>> [queue_priority(units) for units in (0, 99_999, 100_000, 200_000, 10**12)]
     [0, 0, 1, 2, 9]
     """
     if queued_units < PRIORITY_FREE_UNITS:

@@ -171,7 +171,7 @@ def shape(parsed: ParsedExpression) -> Shape:
     """The shape of ``parsed``: variables, tree nodes, distinct inner nodes, jump functions,
     limit-prone nodes."""
     tree = list(sympy.preorder_traversal(parsed.expr))
-    expanded = sympy.preorder_traversal(sp.expand_definitions(parsed.expr))
+    expanded = sympy.preorder_traversal(_defined(parsed.expr))
     return Shape(
         variables=len(parsed.variables),
         symbolic_size=len(tree),
@@ -179,6 +179,23 @@ def shape(parsed: ParsedExpression) -> Shape:
         jumps=sum(1 for node in tree if isinstance(node, _JUMPS)),
         limit_prone=sum(1 for node in expanded if _limit_prone(node)),
     )
+
+
+def _defined(expr: sympy.Basic) -> sympy.Basic:
+    """``expr`` with torch's functions replaced by their definitions where they have one (a
+    function that the evaluator runs as a jump instruction, ``rint``, has none)."""
+
+    def definition(function: sp.TorchFunction) -> sympy.Basic:
+        try:
+            return function.definition()
+        except NotImplementedError:
+            return function
+
+    while True:
+        expanded = expr.replace(lambda e: isinstance(e, sp.TorchFunction), definition)
+        if expanded == expr:
+            return expr
+        expr = expanded
 
 
 def _limit_prone(node: sympy.Basic) -> bool:
