@@ -51,6 +51,8 @@ MAX_REPORT_PAGE_ENTRIES = 10_000
 """Entries in one page of a job's report (``GET /jobs/{id}/report``), the default page size."""
 MAX_REPORT_PAGE_CHECKS = 1000
 """Checks in one page of a job's report: the default limit of checks per job fits in one."""
+UI_SESSION_S = 12 * 3600
+"""Seconds a sign-in to the report pages lasts (a working day), unless signed out first."""
 DEFAULT_METRICS_CACHE_S = 15.0
 """Seconds an API process keeps the database's counts for ``/metrics`` (Prometheus' default
 scrape interval is 15 s): a scrape's scans of the reports cost about 0.5 s at 300,000 reports."""
@@ -200,6 +202,11 @@ class Settings(BaseSettings):
         description="auto: off only for embedded defaults served on a loopback address",
     )
     api_key: str = Field(default="", description="the key the CLI sends to the API")
+    ui_session_s: int = Field(
+        default=UI_SESSION_S,
+        ge=60,
+        description="how long a sign-in to the report pages lasts (docs/pages.md)",
+    )
     rate_limit_per_minute: int = Field(
         default=600, ge=0, description="requests per key per minute; 0: no limit"
     )

@@ -20,7 +20,15 @@ from verifier.store.blocks import decode
 from verifier.store.engine import make_engine
 from verifier.store.models import Base, Check, CheckFunction, Job, StoredReport
 
-SERVICE_TABLES = {"jobs", "checks", "check_functions", "reports", "report_blocks", "api_keys"}
+SERVICE_TABLES = {
+    "jobs",
+    "checks",
+    "check_functions",
+    "reports",
+    "report_blocks",
+    "api_keys",
+    "ui_sessions",
+}
 VERSIONS = Path(__file__).resolve().parents[2] / "migrations" / "versions"
 # The newest file in migrations/versions (each is named NNNN_*.py, numbered in order).
 HEAD_REVISION = max(path.name[:4] for path in VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))

@@ -56,15 +56,16 @@ def test_every_verdict_has_its_own_colour() -> None:
     assert len(set(VERDICT_COLOURS.values())) == len(VERDICT_COLOURS)
 
 
-def test_signing_in_keeps_the_key_in_an_http_only_cookie_and_lists_the_callers_jobs(
+def test_signing_in_keeps_a_session_not_the_key_in_an_http_only_cookie_and_lists_the_jobs(
     site: Site, browser: Chromium, screenshots: Path
 ) -> None:
     assert sign_in(browser, site, site.alice) == 200
     assert browser.evaluate("location.pathname") == "/ui/"
-    (cookie,) = [c for c in browser.cookies() if c["name"] == "derivcheck_key"]
+    (cookie,) = [c for c in browser.cookies() if c["name"] == "derivcheck_session"]
     assert cookie["httpOnly"] is True
     assert cookie["sameSite"] == "Strict"
     assert cookie["path"] == "/ui"
+    assert all(site.alice not in c["value"] for c in browser.cookies())
     assert site.alice not in browser.evaluate("document.cookie")
     # Newest first: the sine job was submitted after the float32 one.
     assert listed_jobs(browser) == [site.jobs["sine"], site.jobs["float32"]]
@@ -74,7 +75,8 @@ def test_signing_in_keeps_the_key_in_an_http_only_cookie_and_lists_the_callers_j
 def test_a_wrong_key_is_refused_with_the_form_again(site: Site, browser: Chromium) -> None:
     assert sign_in(browser, site, "dck_not-a-key") == 401
     assert "not valid" in browser.evaluate("document.getElementById('problem').textContent")
-    assert browser.cookies() == []
+    # Only the form's CSRF token is kept, for the next try; no sign-in.
+    assert [c["name"] for c in browser.cookies()] == ["derivcheck_csrf"]
 
 
 def test_a_hostile_label_is_shown_as_text(site: Site, browser: Chromium) -> None:
@@ -306,9 +308,11 @@ def test_the_stats_page_charts_verdicts_by_function_and_dtype(
     browser.screenshot(screenshots / "stats.png")
 
 
-def test_pages_send_no_script_and_forbid_any(site: Site) -> None:
+def test_pages_send_no_script_and_forbid_any(site: Site, browser: Chromium) -> None:
+    sign_in(browser, site, site.alice)
+    (cookie,) = [c for c in browser.cookies() if c["name"] == "derivcheck_session"]
     with httpx.Client(
-        base_url=site.url, cookies={"derivcheck_key": site.alice}, timeout=30 * SLOWNESS
+        base_url=site.url, cookies={"derivcheck_session": cookie["value"]}, timeout=30 * SLOWNESS
     ) as http:
         answer = http.get("/ui/")
     assert answer.status_code == 200

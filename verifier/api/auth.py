@@ -8,6 +8,11 @@ off for the embedded defaults (SQLite database and broker) served on 127.0.0.1, 
 otherwise; ``off`` on any other address refuses to start. Where a request comes from (for
 the rate limits of callers without a key, verifier/api/ratelimit.py) is the peer's address,
 or the client a trusted proxy names (``VERIFIER_TRUSTED_PROXIES``); see :func:`client_address`.
+
+The report pages (``/ui/``) authenticate by a UI session instead of a header: a browser signs
+in once with its key and keeps only a random session token (:func:`identify_ui_session`,
+verifier/store/keys.py). Their forms are accepted only from this site's own origin
+(:func:`site_origin`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from verifier.config import Settings
 from verifier.errors import UnauthorizedError
-from verifier.store.keys import authenticate
+from verifier.store.keys import authenticate, ui_session_key
 
 bearer = HTTPBearer(auto_error=False, description="an API key from `derivcheck keys create`")
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same key")
@@ -157,3 +162,34 @@ def identify(request: Request, session: Session, secret: str | None, address: st
     if key is None:
         raise UnauthorizedError("the API key is not valid (unknown or revoked)")
     return Caller(key_id=key.id, bucket=f"key:{key.id}")
+
+
+def identify_ui_session(
+    request: Request, session: Session, token: str | None, address: str
+) -> Caller:
+    """The caller of a report page signed in with the UI session ``token``; UnauthorizedError
+    when keys are required and ``token`` is no live session of a live key."""
+    if not request.app.state.keys_required:
+        return Caller(key_id=None, bucket=f"address:{address}")
+    if not token:
+        raise UnauthorizedError("the report pages need a sign-in: sign in at /ui/login")
+    key = ui_session_key(session, token)
+    session.commit()  # end the lookup's transaction before the route's own work
+    if key is None:
+        raise UnauthorizedError(
+            "the sign-in has ended (signed out, expired, or its API key revoked): "
+            "sign in again at /ui/login"
+        )
+    return Caller(key_id=key.id, bucket=f"key:{key.id}")
+
+
+def site_origin(request: Request, trusted: Sequence[Network]) -> str:
+    """This site's origin as a browser names it (``scheme://host[:port]``): the scheme of the
+    request, or the ``X-Forwarded-Proto`` of a trusted proxy in front (one that ends TLS), and
+    the ``Host`` the browser sent."""
+    scheme = request.url.scheme
+    peer = _ip(request.client.host if request.client else None)
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    if forwarded in ("http", "https") and peer is not None and _within(peer, trusted):
+        scheme = forwarded
+    return f"{scheme}://{request.url.netloc}".lower()

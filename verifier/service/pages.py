@@ -1,10 +1,13 @@
 """What the report pages (``/ui/``, docs/pages.md) show: a caller's jobs, one job's checks,
 one check's entries worst first with the data of its plots, and verdicts by function and dtype.
 
-Pages read entries only through ``repository.report_entries`` (never the stored column), at
-most ``MAX_PAGE_ENTRIES`` of one check; the rest of a check's report through
-``repository.report_documents``. Every read is scoped to the caller's ``api_key_id`` (None
-while keys are off), and another key's job or check is "not found".
+A check's page reads a bounded sample of its report, whatever the report's size: the list of
+its stored blocks (no bytes), then at most ``SAMPLE_BLOCKS`` of them, decoded: the first
+block and the blocks with the most non-passing entries (:func:`sample_blocks`). Its plots,
+histogram, Hessian matrix and worst entries are of that sample, and the page says how many
+entries the report holds and links to the paged JSON report for the rest. Every read is
+scoped to the caller's ``api_key_id`` (None while keys are off), and another key's job or
+check is "not found".
 """
 
 from __future__ import annotations
@@ -14,29 +17,46 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
 
 from verifier.core.judge.verdict import VERDICT_ORDER
 from verifier.errors import NotFoundError
 from verifier.service.jobs import job_status
-from verifier.service.reports import report_stats
+from verifier.service.reports import ENTRY_PLACES, encode_cursor, report_stats
 from verifier.service.schemas import JobOut, Stats
 from verifier.store import page_queries, repository
+from verifier.store.blocks import BLOCK_ENTRIES, decode
 from verifier.store.documents import ReportView, report_number
-from verifier.store.page_queries import JobCheckRow, JobFilters, ListedJob, StoredCheck
+from verifier.store.page_queries import (
+    JobCheckRow,
+    JobFilters,
+    ListedJob,
+    StoredBlock,
+    StoredCheck,
+)
 from verifier.store.repository import ReportFilters
 
-MAX_PAGE_ENTRIES = 100_000
-"""Entries of one check that its page reads for its plots and table; past it the page says
-how many it left out."""
-ENTRY_READ_BATCH = 10_000
-"""Entries read from the database in one query."""
+FIRST_BLOCKS_READ = 1
+"""Blocks from the start of a report that its check page reads: its first entries."""
+FAILING_BLOCKS_READ = 3
+"""Further blocks a check page reads: those with the most non-passing entries."""
+SAMPLE_BLOCKS = FIRST_BLOCKS_READ + FAILING_BLOCKS_READ
+"""Stored blocks one check page decodes at most, whatever the size of the report."""
+MAX_PAGE_ENTRIES = SAMPLE_BLOCKS * BLOCK_ENTRIES
+"""Entries of one check that its page reads at most (16,384): its plots, histogram, Hessian
+matrix and worst entries are of these; the page says how many the report holds."""
 WORST_ENTRIES_SHOWN = 100
 """Rows of a check's entries table (the worst ones)."""
 MIN_PLOTTED_ULPS = 1e-3
 """Errors below this many ulps (0 included: autograd exact) are drawn at this floor of the
 log scale."""
+MAX_PLOTTED_VARIABLES = 8
+"""Input variables a check page plots errors against (the first ones); the page names how
+many more there are."""
+MAX_HESSIAN_VARIABLES = 12
+"""Rows and columns of the Hessian matrix a check page draws (the first variables')."""
 
 _RANK = {str(verdict): place for place, verdict in enumerate(VERDICT_ORDER)}
 
@@ -130,22 +150,43 @@ class HistogramBin:
 
 @dataclass
 class CheckPage:
-    """One check: its options, its report (without entries), its worst entries, and the data
-    of its plots."""
+    """One check: its options, its report (without entries), a bounded sample of its entries
+    (their number, the worst of them, the data of their plots) and links to the rest."""
 
     options: StoredCheck
     report: ReportView
     entries_read: int = 0
     entries_total: int = 0
+    failing_total: int = 0
+    blocks_read: int = 0
+    blocks_total: int = 0
     worst: list[dict[str, Any]] = field(default_factory=list)
+    plotted: list[str] = field(default_factory=list)
+    variables_total: int = 0
     series: dict[str, list[PlotPoint]] = field(default_factory=dict)
     unplotted: int = 0
     histogram: list[HistogramBin] = field(default_factory=list)
+    hessian_variables: list[str] = field(default_factory=list)
     hessian: dict[tuple[str, str], tuple[float | None, str]] = field(default_factory=dict)
+    every_entry_url: str = ""
+    failing_entries_url: str = ""
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the page shows fewer entries than the report holds."""
+        return self.entries_read < self.entries_total
 
 
-def check_page(session: Session, check_id: uuid.UUID, api_key_id: uuid.UUID | None) -> CheckPage:
-    """The check's page; NotFoundError for no check or another key's."""
+def check_page(
+    session: Session,
+    check_id: uuid.UUID,
+    api_key_id: uuid.UUID | None,
+    *,
+    json_page_entries: int,
+) -> CheckPage:
+    """The check's page, from at most ``SAMPLE_BLOCKS`` stored blocks of its report; its
+    links to the JSON report ask for ``json_page_entries`` a page. NotFoundError for no
+    check or another key's."""
     options = page_queries.stored_check(session, check_id, api_key_id)
     if options is None:
         raise NotFoundError(f"no check {check_id}")
@@ -153,36 +194,47 @@ def check_page(session: Session, check_id: uuid.UUID, api_key_id: uuid.UUID | No
         return CheckPage(options=options, report=ReportView.read(None, options.verdict))
     document = repository.report_documents(session, [options.report_id]).get(options.report_id)
     report = ReportView.read(document, options.verdict)
-    entries = _read_entries(session, options)
-    total = sum(report.counts.values()) if report.counts is not None else len(entries)
+    stored = page_queries.report_blocks(session, options.report_id)
+    chosen = sample_blocks(stored)
+    data = page_queries.block_data(session, options.report_id, [b.number for b in chosen])
+    entries = [entry for block in chosen for entry in decode(data[block.number])]
+    variables = report.variables or list(options.variables)
     page = CheckPage(
         options=options,
         report=report,
         entries_read=len(entries),
-        entries_total=max(total, len(entries)),
+        entries_total=sum(block.entries for block in stored),
+        failing_total=sum(block.failing for block in stored),
+        blocks_read=len(chosen),
+        blocks_total=len(stored),
+        plotted=variables[:MAX_PLOTTED_VARIABLES],
+        variables_total=len(variables),
+        hessian_variables=variables[:MAX_HESSIAN_VARIABLES],
     )
+    page.every_entry_url = _json_url(options, "all", json_page_entries)
+    page.failing_entries_url = _json_url(options, "failing", json_page_entries)
     page.worst = sorted(entries, key=_badness)[:WORST_ENTRIES_SHOWN]
-    _plot_data(page, entries, report.points, report.variables or list(options.variables))
+    _plot_data(page, entries, report.points)
     return page
 
 
-def _read_entries(session: Session, options: StoredCheck) -> list[dict[str, Any]]:
-    assert options.report_id is not None
-    entries: list[dict[str, Any]] = []
-    index = 0
-    while len(entries) < MAX_PAGE_ENTRIES:
-        batch = repository.report_entries(
-            session,
-            [options.report_id],
-            after=(options.position, index),
-            limit=min(ENTRY_READ_BATCH, MAX_PAGE_ENTRIES - len(entries)),
-            failing=False,
-        )
-        entries.extend(entry for _position, _index, entry in batch)
-        if len(batch) < ENTRY_READ_BATCH:
-            break
-        index = batch[-1][1] + 1
-    return entries
+def sample_blocks(stored: list[StoredBlock]) -> list[StoredBlock]:
+    """The blocks a check page reads, in order: the first ``FIRST_BLOCKS_READ`` and the
+    ``FAILING_BLOCKS_READ`` others with the most non-passing entries (the earliest first
+    among equals); never more than ``SAMPLE_BLOCKS``."""
+    first = stored[:FIRST_BLOCKS_READ]
+    failing = sorted(
+        (block for block in stored[FIRST_BLOCKS_READ:] if block.failing > 0),
+        key=lambda block: (-block.failing, block.number),
+    )[:FAILING_BLOCKS_READ]
+    return sorted([*first, *failing], key=lambda block: block.number)
+
+
+def _json_url(options: StoredCheck, selection: str, limit: int) -> str:
+    """The paged JSON report of the check's job from this check's first entry on."""
+    cursor = encode_cursor(options.position * ENTRY_PLACES, "e")
+    query = urlencode({"entries": selection, "limit": limit, "cursor": cursor})
+    return f"/jobs/{options.job_id}/report?{query}"
 
 
 def _badness(entry: dict[str, Any]) -> tuple[int, float]:
@@ -201,12 +253,11 @@ def entry_ulps(entry: dict[str, Any]) -> float | None:
     return max(ulps, MIN_PLOTTED_ULPS)
 
 
-def _plot_data(
-    page: CheckPage, entries: list[dict[str, Any]], points: list[Any], variables: list[str]
-) -> None:
-    series: dict[str, list[PlotPoint]] = {name: [] for name in variables}
+def _plot_data(page: CheckPage, entries: list[dict[str, Any]], points: list[Any]) -> None:
+    series: dict[str, list[PlotPoint]] = {name: [] for name in page.plotted}
     bins: dict[int, Counter[str]] = defaultdict(Counter)
     worst_cell: dict[tuple[str, str], tuple[float | None, str]] = {}
+    drawn_cells = set(page.hessian_variables)
     unplotted = 0
     for entry in entries:
         verdict = str(entry.get("verdict"))
@@ -217,13 +268,15 @@ def _plot_data(
             decade = math.floor(math.log10(ulps)) if math.isfinite(ulps) else _INF_DECADE
             bins[decade][verdict] += 1
         point = _point(points, entry.get("point"))
-        for name in variables:
+        for name in page.plotted:
             x = report_number(point.get(name))
             if x is not None and math.isfinite(x):
                 series[name].append(PlotPoint(x=x, ulps=ulps, verdict=verdict))
         wrt = entry.get("wrt")
         if entry.get("kind") == "hessian" and isinstance(wrt, list) and len(wrt) == 2:
             cell = (str(wrt[0]), str(wrt[1]))
+            if not drawn_cells.issuperset(cell):
+                continue
             held = worst_cell.get(cell)
             if held is None or _worse(ulps, verdict, held):
                 worst_cell[cell] = (ulps, verdict)

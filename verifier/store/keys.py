@@ -1,25 +1,45 @@
-"""API keys: made at random, shown once, stored only as a hash, revoked by name or prefix.
+"""API keys: made at random, shown once, stored only as a hash, revoked by name or prefix;
+and the sign-ins of the report pages made from them.
 
 A key is ``dck_`` followed by 43 URL-safe characters (32 random bytes). With that much
 entropy a plain SHA-256 is the right hash: a slow password hash only protects guessable
 secrets, and a lookup by hash must stay fast because every request makes one. The first
 characters (``prefix``) are kept in the clear so an operator can tell keys apart.
+
+A browser that signs in to ``/ui/`` with a key gets a UI session instead of keeping the key:
+a token of the same kind (``dcs_`` and 32 random bytes) whose SHA-256 is stored with the key's
+id and an expiry (``ui_sessions``). It ends at sign-out (:func:`close_ui_session`), at its
+expiry, or when its key is revoked (:func:`ui_session_key` finds no live key); a key holds at
+most ``MAX_UI_SESSIONS_PER_KEY`` of them, the oldest ending first (docs/pages.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from verifier.errors import NotFoundError
 from verifier.store import repository
-from verifier.store.models import KEY_PREFIX_CHARS, MAX_KEY_NAME_CHARS, ApiKey, utc_now
+from verifier.store.models import (
+    KEY_PREFIX_CHARS,
+    MAX_KEY_NAME_CHARS,
+    ApiKey,
+    UiSession,
+    utc_now,
+)
 
 KEY_MARKER = "dck_"
 KEY_RANDOM_BYTES = 32
+UI_SESSION_MARKER = "dcs_"
+MAX_UI_SESSIONS_PER_KEY = 50
+"""Live sign-ins of one key at most: signing in again ends the oldest beyond them, so a key
+cannot grow the table without bound."""
 
 
 def hash_key(secret: str) -> str:
@@ -49,6 +69,8 @@ def revoke_key(session: Session, name_or_prefix: str) -> int:
     count = repository.revoke_api_keys(session, name_or_prefix, utc_now())
     if not count:
         raise NotFoundError(f"no live API key named or starting with {name_or_prefix!r}")
+    revoked = select(ApiKey.id).where(ApiKey.revoked_at.is_not(None))
+    session.execute(delete(UiSession).where(UiSession.api_key_id.in_(revoked)))
     session.commit()
     return count
 
@@ -61,3 +83,60 @@ def authenticate(session: Session, secret: str) -> ApiKey | None:
     if key is None or key.revoked_at is not None:
         return None
     return key
+
+
+def open_ui_session(session: Session, key_id: uuid.UUID, lifetime_s: int) -> str:
+    """A new sign-in of key ``key_id`` for ``lifetime_s`` seconds, committed; returns its
+    token (only its hash is stored). Ends every expired sign-in, and this key's oldest beyond
+    ``MAX_UI_SESSIONS_PER_KEY``."""
+    now = utc_now()
+    token = UI_SESSION_MARKER + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+    session.execute(delete(UiSession).where(UiSession.expires_at <= now))
+    session.add(
+        UiSession(
+            token_hash=hash_key(token),
+            api_key_id=key_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=lifetime_s),
+        )
+    )
+    session.flush()
+    kept = (
+        select(UiSession.token_hash)
+        .where(UiSession.api_key_id == key_id)
+        .order_by(UiSession.created_at.desc(), UiSession.token_hash)
+        .limit(MAX_UI_SESSIONS_PER_KEY)
+    )
+    session.execute(
+        delete(UiSession).where(
+            UiSession.api_key_id == key_id,
+            UiSession.token_hash.not_in(select(kept.subquery().c.token_hash)),
+        )
+    )
+    session.commit()
+    return token
+
+
+def ui_session_key(session: Session, token: str) -> ApiKey | None:
+    """The live key the sign-in ``token`` acts as, or None (unknown, ended, expired, its key
+    revoked, or malformed)."""
+    if not token.startswith(UI_SESSION_MARKER) or len(token) > 2 * KEY_RANDOM_BYTES + len(
+        UI_SESSION_MARKER
+    ):
+        return None
+    query = (
+        select(ApiKey)
+        .join(UiSession, UiSession.api_key_id == ApiKey.id)
+        .where(
+            UiSession.token_hash == hash_key(token),
+            UiSession.expires_at > utc_now(),
+            ApiKey.revoked_at.is_(None),
+        )
+    )
+    return session.scalars(query).first()
+
+
+def close_ui_session(session: Session, token: str) -> None:
+    """End the sign-in ``token`` (nothing if there is none), committed."""
+    session.execute(delete(UiSession).where(UiSession.token_hash == hash_key(token)))
+    session.commit()

@@ -142,6 +142,21 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class UiSession(Base):
+    """A browser's sign-in to the report pages: the SHA-256 of its random token (the cookie
+    holds the token, never the API key), the key it acts as, and when it ends
+    (verifier/store/keys.py). Deleted at sign-out; useless once its key is revoked."""
+
+    __tablename__ = "ui_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(KEY_HASH_CHARS), primary_key=True)
+    api_key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Job(Base):
     """One submission: one or many checks.
 

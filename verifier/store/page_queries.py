@@ -1,9 +1,10 @@
 """SQL of the report pages (``/ui/``) and of ``/metrics``: job listings, a job's checks, one
-check's options, the fleet-wide counts that metrics export, and a check's job for log lines.
+check's options and its report's stored blocks, and the fleet-wide counts that metrics export.
 
-Nothing here reads a report's entries: they are read through ``repository.report_entries``
-only, whatever their storage. Every read of a job or check is scoped to an ``api_key_id``
-(None: every job, as while keys are off).
+A check's page reads the list of its report's blocks (sizes and failing counts, never their
+bytes: :func:`report_blocks`), then the bytes of the few blocks it samples
+(:func:`block_data`); nothing here reads every entry of a report. Every read of a job or check
+is scoped to an ``api_key_id`` (None: every job, as while keys are off).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from verifier.store.models import Check, CheckFunction, CheckStatus, Job, StoredReport
+from verifier.store.models import (
+    Check,
+    CheckFunction,
+    CheckStatus,
+    Job,
+    ReportBlock,
+    StoredReport,
+)
 from verifier.store.repository import device_matches
 
 
@@ -280,6 +288,43 @@ def stored_check(
     values[5] = [str(name) for name in values[5] or []]
     values[17] = str(values[17])
     return StoredCheck(*values)
+
+
+@dataclass(frozen=True)
+class StoredBlock:
+    """One stored block of a report, without its bytes: its number, first entry index, size
+    and how many of its entries do not pass."""
+
+    number: int
+    first: int
+    entries: int
+    failing: int
+
+
+def report_blocks(session: Session, report_id: int) -> list[StoredBlock]:
+    """Every block of the report, in order, without its bytes (one small row per 4,096
+    entries)."""
+    query = (
+        select(
+            ReportBlock.number, ReportBlock.first_entry, ReportBlock.entries, ReportBlock.failing
+        )
+        .where(ReportBlock.report_id == report_id)
+        .order_by(ReportBlock.number)
+    )
+    return [
+        StoredBlock(number=row[0], first=row[1], entries=row[2], failing=row[3])
+        for row in session.execute(query)
+    ]
+
+
+def block_data(session: Session, report_id: int, numbers: Sequence[int]) -> dict[int, bytes]:
+    """The stored bytes of the report's blocks ``numbers`` (and of no other), by number."""
+    if not numbers:
+        return {}
+    query = select(ReportBlock.number, ReportBlock.data).where(
+        ReportBlock.report_id == report_id, ReportBlock.number.in_(list(numbers))
+    )
+    return {int(number): bytes(data) for number, data in session.execute(query)}
 
 
 def count_jobs(session: Session) -> int:

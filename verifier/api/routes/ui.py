@@ -1,24 +1,32 @@
 """``/ui/``: the report pages, HTML rendered here with SVG charts (docs/pages.md).
 
-A browser signs in once with its API key (``/ui/login``), which is kept in an HTTP-only,
-same-site cookie scoped to ``/ui``; every page then acts as that key exactly as the JSON API
-does (another key's job or check is "not found") and draws on the same rate limits. While
-keys are off (the local default), the pages need no sign-in. The pages carry no script, and
-their ``Content-Security-Policy`` allows none.
+A browser signs in once with its API key (``/ui/login``) and gets a UI session: a random
+token in an HTTP-only, same-site cookie scoped to ``/ui`` (the key itself is never kept),
+stored hashed with the key it acts as and an expiry (``ui_session_s``), ended by sign-out or
+by revoking the key (verifier/store/keys.py). Every page then acts as that key exactly as the
+JSON API does (another key's job or check is "not found") and draws on the same rate limits.
+The sign-in and sign-out forms carry a CSRF token (sign-in: a double-submit cookie; sign-out:
+an HMAC of the session token) and are refused with a 403 page when they come from another
+origin than this site's (``Origin``, or ``Referer`` without it). While keys are off (the
+local default), the pages need no sign-in. The pages carry no script, and their
+``Content-Security-Policy`` allows none.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from verifier.api.auth import Caller, client_address, identify
+from verifier.api.auth import Caller, client_address, identify, identify_ui_session, site_origin
 from verifier.api.deps import SessionDep
 from verifier.api.metrics import count_refusal
 from verifier.api.ratelimit import Limiter
@@ -30,11 +38,22 @@ from verifier.core.floats.dtypes import DTYPES
 from verifier.core.judge.verdict import VERDICT_ORDER
 from verifier.errors import NotFoundError, RateLimitedError, UnauthorizedError
 from verifier.service import pages
+from verifier.store import keys
 from verifier.store.page_queries import JobFilters
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
-KEY_COOKIE = "derivcheck_key"
+SESSION_COOKIE = "derivcheck_session"
+"""The UI session's token (never the API key)."""
+CSRF_COOKIE = "derivcheck_csrf"
+"""The sign-in form's CSRF token, which the form sends again as ``CSRF_FIELD``."""
+CSRF_FIELD = "csrf_token"
+CSRF_TOKEN_BYTES = 32
+MAX_CSRF_TOKEN_CHARS = 64
+OLD_KEY_COOKIE = "derivcheck_key"
+"""The cookie earlier versions kept the API key in: deleted at sign-in and sign-out."""
+SIGN_OUT_PURPOSE = b"derivcheck sign-out"
+COOKIE_PATH = "/ui"
 JOBS_PER_PAGE = 25
 CHECKS_PER_PAGE = 100
 MAX_PAGE_NUMBER = 10_000
@@ -44,12 +63,21 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: under it a browser sends "Origin: null" with the pages' own forms,
+    # which the origin check must refuse; same-origin sends this site's origin to itself only.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
 
-def _page(name: str, status_code: int = status.HTTP_200_OK, **context: Any) -> HTMLResponse:
+def _page(
+    request: Request, name: str, status_code: int = status.HTTP_200_OK, **context: Any
+) -> HTMLResponse:
+    """The page ``name``; signed in (the sign-out button, with its token) while keys are on
+    and the request carries a session cookie, unless ``context`` says otherwise."""
+    token = request.cookies.get(SESSION_COOKIE) or ""
+    context.setdefault("signed_in", bool(request.app.state.keys_required and token))
+    context.setdefault("sign_out_token", sign_out_token(token) if token else "")
     return HTMLResponse(render(name, **context), status_code=status_code, headers=SECURITY_HEADERS)
 
 
@@ -61,14 +89,18 @@ def _take(request: Request, bucket: str) -> None:
         raise RateLimitedError(max(1, int(wait) + 1))
 
 
-def page_caller(request: Request, session: SessionDep) -> Caller | None:
-    """The caller of a page, from the key in its cookie, once its rate limit allows the
-    request; None when it must sign in first."""
+def _address(request: Request) -> str:
     settings: Settings = request.app.state.settings
-    address = client_address(request, settings.trusted_proxy_networks)
-    secret = request.cookies.get(KEY_COOKIE) or None
+    return client_address(request, settings.trusted_proxy_networks)
+
+
+def page_caller(request: Request, session: SessionDep) -> Caller | None:
+    """The caller of a page, from the UI session in its cookie, once its rate limit allows
+    the request; None when it must sign in first."""
+    address = _address(request)
+    token = request.cookies.get(SESSION_COOKIE) or None
     try:
-        caller = identify(request, session, secret, address)
+        caller = identify_ui_session(request, session, token, address)
     except UnauthorizedError:
         _take(request, f"unauthenticated:{address}")
         return None
@@ -80,11 +112,48 @@ PageCallerDep = Annotated[Caller | None, Depends(page_caller)]
 
 
 def _sign_in() -> RedirectResponse:
-    return RedirectResponse("/ui/login", status_code=status.HTTP_303_SEE_OTHER)
+    response = RedirectResponse("/ui/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+    return response
 
 
-def _signed_in(request: Request) -> bool:
-    return bool(request.app.state.keys_required)
+def sign_out_token(session_token: str) -> str:
+    """The sign-out form's CSRF token of a UI session: an HMAC of its token, which only the
+    session's own pages know."""
+    return hmac.new(session_token.encode(), SIGN_OUT_PURPOSE, hashlib.sha256).hexdigest()
+
+
+def _secure(request: Request) -> bool:
+    settings: Settings = request.app.state.settings
+    return site_origin(request, settings.trusted_proxy_networks).startswith("https:")
+
+
+def _cross_site_problem(request: Request) -> str | None:
+    """Why a form POST did not come from this site's own pages (None: it did): its
+    ``Origin``, or its ``Referer``'s origin when it sends no ``Origin``, must be this site's."""
+    settings: Settings = request.app.state.settings
+    ours = site_origin(request, settings.trusted_proxy_networks)
+    origin = request.headers.get("origin")
+    if origin is None:
+        referer = request.headers.get("referer")
+        if referer is None:
+            return "the form was sent with neither Origin nor Referer, so its site is unknown"
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else referer
+    if origin.strip().lower() != ours:
+        return f"the form was sent from {origin[:100]!r}, not from this site ({ours})"
+    return None
+
+
+def _refused(request: Request, problem: str) -> HTMLResponse:
+    """The 403 page of a form refused as a possible cross-site request."""
+    return _page(
+        request,
+        "refused.html",
+        status.HTTP_403_FORBIDDEN,
+        signed_in=False,
+        problem=f"{problem}: refused, nothing was changed",
+    )
 
 
 async def form_fields(request: Request) -> dict[str, str]:
@@ -96,12 +165,39 @@ async def form_fields(request: Request) -> dict[str, str]:
     return {name: values[0] for name, values in fields.items() if values}
 
 
+def _login_page(request: Request, status_code: int, problem: str | None) -> HTMLResponse:
+    """The sign-in form with a CSRF token, kept (or set) in its double-submit cookie."""
+    token = request.cookies.get(CSRF_COOKIE) or ""
+    if not (token.isascii() and token.replace("-", "").replace("_", "").isalnum()):
+        token = ""
+    if not token or len(token) > MAX_CSRF_TOKEN_CHARS:
+        token = secrets.token_urlsafe(CSRF_TOKEN_BYTES)
+    response = _page(
+        request, "login.html", status_code, signed_in=False, problem=problem, csrf_token=token
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        token,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    return response
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
     """The sign-in form (straight to the jobs while keys are off)."""
     if not request.app.state.keys_required:
         return RedirectResponse("/ui/", status_code=status.HTTP_303_SEE_OTHER)
-    return _page("login.html", signed_in=False, problem=None)
+    return _login_page(request, status.HTTP_200_OK, None)
+
+
+def _same_token(sent: str | None, expected: str | None) -> bool:
+    if not sent or not expected:
+        return False
+    return hmac.compare_digest(sent.encode(), expected.encode())
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -110,35 +206,66 @@ def login(
     session: SessionDep,
     fields: Annotated[dict[str, str], Depends(form_fields)],
 ) -> Response:
-    """Check the key and keep it in an HTTP-only cookie; back to the form if it is not valid."""
-    settings: Settings = request.app.state.settings
-    address = client_address(request, settings.trusted_proxy_networks)
+    """Check the form's origin and CSRF token, then the key, and sign in: a new UI session
+    in an HTTP-only cookie; 403 for a cross-site form, back to the form for a wrong key."""
+    if not request.app.state.keys_required:
+        return RedirectResponse("/ui/", status_code=status.HTTP_303_SEE_OTHER)
+    address = _address(request)
+    problem = _cross_site_problem(request)
+    if problem is None and not _same_token(
+        fields.get(CSRF_FIELD), request.cookies.get(CSRF_COOKIE)
+    ):
+        problem = (
+            "the sign-in form's CSRF token is missing or does not match its cookie "
+            "(open /ui/login again and sign in there)"
+        )
+    if problem is not None:
+        _take(request, f"unauthenticated:{address}")
+        return _refused(request, problem)
     secret = fields.get("api_key", "").strip()[:MAX_KEY_CHARS]
     try:
-        identify(request, session, secret, address)
+        caller = identify(request, session, secret, address)
     except UnauthorizedError as error:
         _take(request, f"unauthenticated:{address}")
-        return _page(
-            "login.html", status.HTTP_401_UNAUTHORIZED, signed_in=False, problem=str(error)
-        )
+        return _login_page(request, status.HTTP_401_UNAUTHORIZED, str(error))
+    assert caller.key_id is not None  # keys are required here
+    _take(request, caller.bucket)
+    settings: Settings = request.app.state.settings
+    token = keys.open_ui_session(session, caller.key_id, settings.ui_session_s)
     response = RedirectResponse("/ui/", status_code=status.HTTP_303_SEE_OTHER)
-    if request.app.state.keys_required:
-        response.set_cookie(
-            KEY_COOKIE,
-            secret,
-            path="/ui",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.ui_session_s,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request),
+    )
+    response.delete_cookie(CSRF_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+    response.delete_cookie(OLD_KEY_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
     return response
 
 
-@router.post("/logout")
-def logout() -> Response:
-    """Forget the key."""
+@router.post("/logout", response_class=HTMLResponse)
+def logout(
+    request: Request,
+    session: SessionDep,
+    fields: Annotated[dict[str, str], Depends(form_fields)],
+) -> Response:
+    """End the UI session (403 for a cross-site form or a wrong token) and forget it."""
+    problem = _cross_site_problem(request)
+    token = request.cookies.get(SESSION_COOKIE) or ""
+    if problem is None and token:
+        if not _same_token(fields.get(CSRF_FIELD), sign_out_token(token)):
+            problem = "the sign-out form's CSRF token is missing or wrong"
+    if problem is not None:
+        _take(request, f"unauthenticated:{_address(request)}")
+        return _refused(request, problem)
+    if token:
+        keys.close_ui_session(session, token)
     response = _sign_in()
-    response.delete_cookie(KEY_COOKIE, path="/ui", httponly=True, samesite="strict")
+    response.delete_cookie(OLD_KEY_COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
     return response
 
 
@@ -218,9 +345,9 @@ def job_list(request: Request, caller: PageCallerDep, session: SessionDep) -> Re
         return "/ui/?" + urlencode({**kept, "page": number})
 
     return _page(
+        request,
         "jobs.html",
         status.HTTP_422_UNPROCESSABLE_CONTENT if problem else status.HTTP_200_OK,
-        signed_in=_signed_in(request),
         listing=listing,
         filters=filters,
         since=query.get("since", "") if problem is None else "",
@@ -235,9 +362,9 @@ def job_list(request: Request, caller: PageCallerDep, session: SessionDep) -> Re
 
 def _not_found(request: Request, what: str) -> HTMLResponse:
     return _page(
+        request,
         "not_found.html",
         status.HTTP_404_NOT_FOUND,
-        signed_in=_signed_in(request),
         problem=f"no {what} (or it belongs to another key)",
     )
 
@@ -263,8 +390,8 @@ def job_page(request: Request, job_id: str, caller: PageCallerDep, session: Sess
     except (NotFoundError, ValueError):
         return _not_found(request, "such job")
     return _page(
+        request,
         "job.html",
-        signed_in=_signed_in(request),
         job=data.job,
         checks=data.checks,
         chart=charts.verdict_bars(data.counts, "checks by verdict"),
@@ -296,11 +423,14 @@ def check_page(
     try:
         if found is None:
             raise NotFoundError(check_id)
-        data = pages.check_page(session, found, caller.key_id)
+        settings: Settings = request.app.state.settings
+        data = pages.check_page(
+            session, found, caller.key_id, json_page_entries=settings.max_report_page_entries
+        )
     except NotFoundError:
         return _not_found(request, "such check")
     allowed = data.report.tolerance.get("ulps")
-    variables = list(data.series)
+    marks = charts.marks_per_plot(len(data.series))
     scatters = [
         (
             name,
@@ -309,19 +439,20 @@ def check_page(
                 name,
                 f"error in ulps against {name}",
                 float(allowed) if isinstance(allowed, (int, float)) else None,
+                marks,
             ),
         )
         for name, points in data.series.items()
     ]
     return _page(
+        request,
         "check.html",
-        signed_in=_signed_in(request),
         options=data.options,
         document=data.report,
         page=data,
         scatters=scatters,
         histogram=charts.error_histogram(data.histogram, "errors by decade of ulps"),
-        hessian=charts.hessian_matrix(variables, data.hessian, "worst Hessian errors")
+        hessian=charts.hessian_matrix(data.hessian_variables, data.hessian, "worst Hessian errors")
         if data.hessian
         else None,
         point_text=_point_text(data.report.points),
@@ -335,8 +466,8 @@ def stats_page(request: Request, caller: PageCallerDep, session: SessionDep) -> 
         return _sign_in()
     data = pages.stats_page(session, caller.key_id)
     return _page(
+        request,
         "stats.html",
-        signed_in=_signed_in(request),
         by_function=data.by_function,
         by_dtype=data.by_dtype,
         function_chart=charts.stacked_bars(

@@ -22,6 +22,15 @@ PENDING_COLOUR = "#ced4da"
 MAX_DRAWN_MARKS = 4000
 """Marks one scatter plot draws at most: every non-passing entry first, then passes evenly
 spread; the caption says how many were left out."""
+MAX_PAGE_MARKS = 8000
+"""Marks all the scatter plots of one page draw together at most (each draws its share, up
+to ``MAX_DRAWN_MARKS``): a mark is about 230 bytes of HTML."""
+
+
+def marks_per_plot(plots: int) -> int:
+    """The marks each of ``plots`` scatter plots of one page may draw."""
+    return min(MAX_DRAWN_MARKS, MAX_PAGE_MARKS // max(1, plots))
+
 
 WIDTH = 600
 HEIGHT = 300
@@ -123,12 +132,12 @@ def _decades(low: float, high: float) -> tuple[int, int]:
     return bottom, max(top, bottom + 1)
 
 
-def _thin(points: Sequence[PlotPoint]) -> list[PlotPoint]:
-    if len(points) <= MAX_DRAWN_MARKS:
+def _thin(points: Sequence[PlotPoint], most: int) -> list[PlotPoint]:
+    if len(points) <= most:
         return list(points)
-    failing = [point for point in points if point.verdict != Verdict.PASS][:MAX_DRAWN_MARKS]
+    failing = [point for point in points if point.verdict != Verdict.PASS][:most]
     passing = [point for point in points if point.verdict == Verdict.PASS]
-    room = MAX_DRAWN_MARKS - len(failing)
+    room = most - len(failing)
     if room <= 0 or not passing:
         return failing
     step = len(passing) / room
@@ -136,13 +145,17 @@ def _thin(points: Sequence[PlotPoint]) -> list[PlotPoint]:
 
 
 def error_scatter(
-    points: Sequence[PlotPoint], variable: str, title: str, allowed_ulps: float | None
+    points: Sequence[PlotPoint],
+    variable: str,
+    title: str,
+    allowed_ulps: float | None,
+    max_marks: int = MAX_DRAWN_MARKS,
 ) -> Markup:
     """Error in ulps (log scale) against ``variable``'s value, one mark per entry coloured by
-    its verdict; a dashed line at the tolerance in ulps (``allowed_ulps``); non-finite errors
-    on a band at the top."""
+    its verdict (at most ``max_marks``); a dashed line at the tolerance in ulps
+    (``allowed_ulps``); non-finite errors on a band at the top."""
     drawn = [point for point in points if point.ulps is not None]
-    marks = _thin(drawn)
+    marks = _thin(drawn, max_marks)
     finite = [point.ulps for point in drawn if point.ulps is not None and math.isfinite(point.ulps)]
     levels = [*finite, *([allowed_ulps] if allowed_ulps else [])] or [1.0]
     bottom, top = _decades(min(levels), max(levels))

@@ -57,8 +57,9 @@ svg .allowed { stroke: #212529; stroke-dasharray: 5 4; } svg .empty { fill: #f1f
 <body>
 <header><a class="brand" href="/ui/">derivcheck</a><a href="/ui/">Jobs</a>
 <a href="/ui/stats">Stats</a>
-{% if signed_in %}<form method="post" action="/ui/logout"><button type="submit">Sign out</button>
-</form>{% endif %}</header>
+{% if signed_in %}<form method="post" action="/ui/logout" id="logout">
+<input type="hidden" name="csrf_token" value="{{ sign_out_token }}">
+<button type="submit">Sign out</button></form>{% endif %}</header>
 <main>{% block main %}{% endblock %}</main>
 </body></html>
 """
@@ -77,9 +78,11 @@ MACROS = """
 LOGIN = """{% extends "base.html" %}{% block title %}Sign in{% endblock %}
 {% block main %}<h1>Sign in</h1>
 <p>Reports are shown to the API key that submitted them. Enter your key (from
-<code>derivcheck keys create NAME</code>); it is kept in an HTTP-only cookie of this site.</p>
+<code>derivcheck keys create NAME</code>); this site keeps a sign-in for it in an HTTP-only
+cookie, never the key itself, until you sign out.</p>
 {% if problem %}<p class="problem" id="problem">{{ problem }}</p>{% endif %}
 <form method="post" action="/ui/login" id="login">
+<input type="hidden" name="csrf_token" value="{{ csrf_token }}">
 <label>API key <input type="password" name="api_key" id="api_key" autocomplete="off" required>
 </label> <button type="submit">Sign in</button></form>
 {% endblock %}
@@ -190,22 +193,38 @@ document.versions.items() %}{{ name }} {{ value }}{% if not loop.last %}, {% end
 <th>node</th><th>phase</th><th>entries</th></tr>{% for row in document.blamed %}<tr>
 <td>{{ m.verdict(row.verdict) }}</td><td><code>{{ row.node }}</code></td><td>{{ row.phase }}</td>
 <td class="num">{{ row.entries }}</td></tr>{% endfor %}</table>{% endif %}
+{% if page.entries_total %}
+<p id="sample" class="{{ 'problem' if page.sampled else 'muted' }}">This report holds
+<strong id="entries-total">{{ page.entries_total | thousands }}</strong> entries
+({{ page.failing_total | thousands }} not passing) in {{ page.blocks_total | thousands }} stored
+blocks.{% if page.sampled %} This page read <span id="entries-read">{{ page.entries_read |
+thousands }}</span> of them ({{ page.blocks_read }} blocks): the first ones and the blocks with
+the most entries that do not pass. The plots, the histogram, the Hessian matrix and the worst
+entries below are of these only. For every entry, read
+<a id="every-entry" href="{{ page.every_entry_url }}">the JSON report</a> a page at a time, or
+<a id="failing-entries" href="{{ page.failing_entries_url }}">only its entries that do not
+pass</a>, and follow each page's <code>next_cursor</code> (the pages go on into the job's next
+checks; <code>GET /jobs/{id}/report?entries=all|failing&amp;limit=&amp;cursor=</code>).{% endif %}
+</p>{% endif %}
 {% if page.entries_read %}
 <h2>Plots</h2>
-<p class="muted">Error in ulps of {{ options.dtype }} (log scale) of every entry against each
-input variable, coloured by verdict{% if page.unplotted %}; {{ page.unplotted }} entries have
-no error in ulps (the exact value is 0 or unknown) and are not drawn{% endif %}.
-{% if page.entries_read < page.entries_total %}Read {{ page.entries_read }} of
-{{ page.entries_total }} entries.{% endif %}</p>
+<p class="muted">Error in ulps of {{ options.dtype }} (log scale) of every entry read against
+{% if page.plotted | length < page.variables_total %}the first {{ page.plotted | length }} of
+the {{ page.variables_total }} input variables{% else %}each input variable{% endif %},
+coloured by verdict{% if page.unplotted %}; {{ page.unplotted }} entries have no error in ulps
+(the exact value is 0 or unknown) and are not drawn{% endif %}.</p>
 <div class="charts" id="plots">
 {% for name, svg in scatters %}<figure class="scatter" data-variable="{{ name }}">{{ svg }}
 <figcaption>error vs <code>{{ name }}</code></figcaption></figure>{% endfor %}
 <figure id="histogram">{{ histogram }}<figcaption>errors by decade of ulps</figcaption></figure>
 {% if hessian %}<figure id="hessian">{{ hessian }}<figcaption>worst error (ulps) of each
-Hessian element over the points</figcaption></figure>{% endif %}
+Hessian element over the points{% if page.hessian_variables | length < page.variables_total %}
+(the first {{ page.hessian_variables | length }} variables){% endif %}</figcaption></figure>
+{% endif %}
 </div>
 <h2>Entries, worst first</h2>
-<p class="muted">{{ page.worst | length }} of {{ page.entries_total }} entries.</p>
+<p class="muted">The {{ page.worst | length }} worst of the {{ page.entries_read | thousands }}
+entries read.</p>
 <table id="entries"><thead><tr><th>verdict</th><th>kind</th><th>of</th><th>point</th>
 <th>autograd</th><th>exact</th><th>ulps</th><th>error / allowed</th><th>correct bits</th>
 <th>blame</th><th>detail</th>{% if document.compared %}<th>on {{ document.compared.device }}
@@ -247,6 +266,12 @@ NOT_FOUND = """{% extends "base.html" %}{% block title %}Not found{% endblock %}
 <p><a href="/ui/">your jobs</a></p>{% endblock %}
 """
 
+REFUSED = """{% extends "base.html" %}{% block title %}Refused{% endblock %}
+{% block main %}<h1>Refused</h1><p class="problem" id="problem">{{ problem }}</p>
+<p>Forms of these pages are accepted only from this site's own pages.
+<a href="/ui/login">Sign in here</a>.</p>{% endblock %}
+"""
+
 TEMPLATES = {
     "base.html": BASE,
     "macros.html": MACROS,
@@ -256,6 +281,7 @@ TEMPLATES = {
     "check.html": CHECK,
     "stats.html": STATS,
     "not_found.html": NOT_FOUND,
+    "refused.html": REFUSED,
 }
 MAX_SHORT_EXPRESSION_CHARS = 120
 
@@ -271,6 +297,11 @@ def _number(value: Any) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return f"{value:.4g}"
+
+
+def _thousands(value: int) -> str:
+    """A count with its thousands separated: 1,121,000."""
+    return f"{value:,}"
 
 
 def _when(value: datetime | None) -> str:
@@ -290,7 +321,9 @@ def make_environment() -> Environment:
         loader=DictLoader(TEMPLATES),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
-    environment.filters.update(num=_number, when=_when, short=_short, colour=colour)
+    environment.filters.update(
+        num=_number, when=_when, short=_short, colour=colour, thousands=_thousands
+    )
     return environment
 
 
