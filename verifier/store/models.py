@@ -64,6 +64,9 @@ IDEMPOTENCY_SCOPE_CHARS = UUID_TEXT_CHARS + 1 + MAX_IDEMPOTENCY_KEY_CHARS
 """A stored key: its owner's id (36 characters, or "-" while keys are off), ":", the key."""
 REQUEST_DIGEST_CHARS = 64
 """A SHA-256 digest in hex."""
+FUNCTION_NAME_CHARS = 64
+"""The longest function name a check may call: the parser's ``MAX_NAME_CHARS``
+(verifier/core/expression/syntax.py; tests/store/test_name_columns.py holds them equal)."""
 
 
 def utc_now() -> datetime:
@@ -260,7 +263,7 @@ class CheckFunction(Base):
     check_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("checks.id", ondelete="CASCADE"), primary_key=True
     )
-    function: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    function: Mapped[str] = mapped_column(String(FUNCTION_NAME_CHARS), primary_key=True, index=True)
 
 
 class StoredReport(Base):
