@@ -143,7 +143,8 @@ class Sandbox:
         sent again, once, within what is left of the sum; ``meanwhile`` is not run again.
         """
         with self._lock:
-            end = time.monotonic() + sum(seconds for _, seconds in budgets)
+            begun = time.monotonic()
+            end = begun + sum(seconds for _, seconds in budgets)
             self._send_job(fn, args, end)
             try:
                 here = meanwhile()
@@ -153,7 +154,7 @@ class Sandbox:
             kills: list[str] = []
             while True:
                 try:
-                    return self._collect(budgets, end), here
+                    return self._collect(budgets, begun, end), here
                 except _Died as death:
                     if not death.killed:
                         raise death.crash() from None
@@ -167,6 +168,7 @@ class Sandbox:
                 # Killed from outside (an operator, the OOM killer): the job was not at fault,
                 # so a fresh child runs it from its first stage, within what is left of the
                 # budgets.
+                begun = time.monotonic()
                 self._send_job(fn, args, end)
 
     def _send_job(self, fn: Callable[..., Any], args: tuple[Any, ...], end: float) -> None:
@@ -176,12 +178,16 @@ class Sandbox:
         except OSError:
             pass  # the child is dead: receiving its answer meets the end of its pipe and says how
 
-    def _collect(self, budgets: list[tuple[str, float]], end: float) -> Any:
+    def _collect(self, budgets: list[tuple[str, float]], begun: float, end: float) -> Any:
+        """The job's result; each stage timed from when the one before ended in the child
+        (its monotonic clock is this process's), the first from ``begun``."""
         assert self._recv is not None
+        stage_began = begun
         for stage, seconds in budgets:
-            deadline = min(end, time.monotonic() + seconds)
+            deadline = min(end, stage_began + seconds)
             kind, payload = self._receive(self._recv, stage, deadline - time.monotonic())
             if kind == "stage":
+                stage_began = payload
                 continue
             if kind == "result":
                 return payload
@@ -252,7 +258,7 @@ def _serve(recv: Connection, send: Connection) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (spent + int(cpu_budget) + 1, hard))
 
         def progress(stage: str) -> None:
-            send.send(("stage", stage))
+            send.send(("stage", time.monotonic()))
 
         try:
             result = fn(*args, progress=progress)
