@@ -1,7 +1,8 @@
 """Verdict counts: how many checks and entries end in each verdict, per corpus and dtype.
 
     .venv/bin/python benchmarks/verdicts.py [--points N] [--dtypes float64,float32]
-        [--corpus demo,feynman,random] [--random-count K] [--seed S] [--json] [--markdown FILE]
+        [--corpus demo,feynman,random,dso] [--random-count K] [--seed S] [--json]
+        [--markdown FILE]
 
 Every check runs inline through ``verifier.check`` (gradient and Hessian). Corpora:
 
@@ -11,10 +12,17 @@ Every check runs inline through ``verifier.check`` (gradient and Hessian). Corpo
   counted as skipped, with the reason;
 - random: ``--random-count`` seeded random smooth expressions of one to three variables, each
   with a box where it is real; some grow past float32's range on purpose (``exp(5*x)`` with
-  x up to 30).
+  x up to 30);
+- dso: the 268 symbolic-regression benchmark formulas of Deep Symbolic Optimization (Nguyen,
+  Keijzer, Korns, Livermore, Livermore2, Jin, Constant, R, Vladislavleva, Koza, Meier, Neat,
+  Pagie, Poly, Sine ...) in benchmarks/corpora/dso.csv, whose header cites the papers and the
+  repository they come from; ``--points`` points drawn uniformly inside each formula's
+  published training range, node gradients compared too (``nodes=True``).
 
-Prints, per row, checks per check verdict and entries per entry verdict, the seconds taken, and
-every check with a ``fail`` or ``nonfinite`` entry. A progress bar goes to stderr.
+Prints, per row, checks per check verdict and entries per entry verdict, the seconds taken,
+every check with a ``fail`` or ``nonfinite`` entry, and each such entry with the operation its
+verdict blames (or ``none blamed``). A progress bar goes to stderr. The counts of a whole run
+of the DSO corpus are in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ from verifier.errors import InputError
 
 FEYNMAN = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "feynman"
 FEYNMAN_TABLES = ("FeynmanEquations.csv", "BonusEquations.csv")
+DSO = Path(__file__).resolve().parent / "corpora" / "dso.csv"
+DSO_COMMENT = "#"  # the table's header lines: its provenance and columns
 MAX_TABLE_VARIABLES = 10
 DEFAULT_SEED = 2020
 DEFAULT_POINTS = 20
@@ -50,7 +60,8 @@ FALLBACK_VERDICTS = (
     "fail", "error",
 )  # fmt: skip
 LISTED_VERDICTS = ("fail", "nonfinite")
-CORPORA = ("demo", "feynman", "random")
+CORPORA = ("demo", "feynman", "random", "dso")
+NONE_BLAMED = "none blamed"
 NAME_COLUMNS = ("corpus", "dtype", "name", "entry", "verdict")
 PIPED_WIDTH = 200  # columns of the tables when stdout is a pipe or a file
 
@@ -225,20 +236,64 @@ def feynman_rows(folder: Path) -> Iterator[tuple[str, str, dict[str, tuple[float
                 yield row["Filename"], row["Formula"].strip(), ranges
 
 
+@dataclass(frozen=True)
+class Formula:
+    """One formula of the DSO corpus (benchmarks/corpora/dso.csv): the published variable
+    count, the expression in this project's syntax, the published range of each variable and
+    DSO's design of its training set."""
+
+    name: str
+    family: str
+    variables: int
+    expression: str
+    domain: dict[str, tuple[float, float]]
+    design: str
+
+    def used_domain(self) -> dict[str, tuple[float, float]]:
+        """The ranges of the variables the expression uses (a check refuses the others)."""
+        from verifier.core.expression.parse import parse_expression
+
+        used = parse_expression(self.expression).variables
+        return {name: box for name, box in self.domain.items() if name in used}
+
+
+def dso_rows(path: Path = DSO) -> list[Formula]:
+    """Every formula of the DSO corpus, in the table's order."""
+    from verifier.core.floats.points import parse_domain
+
+    with open(path, encoding="utf-8", newline="") as handle:
+        lines = [line for line in handle if not line.startswith(DSO_COMMENT)]
+    return [
+        Formula(row["name"], row["family"], int(row["variables"]), row["expression"],
+                parse_domain(row["domain"]), row["design"])
+        for row in csv.DictReader(lines)
+    ]  # fmt: skip
+
+
 def sampled_tasks(
     corpus: str,
     equations: list[tuple[str, str, dict[str, tuple[float, float]]]],
     dtypes: list[str],
     points: int,
     seed: int,
+    *,
+    nodes: bool = False,
 ) -> list[Task]:
-    """``points`` sampled points per equation, in each dtype (gradient and Hessian)."""
+    """``points`` sampled points per equation, in each dtype (gradient and Hessian, and the
+    node gradients with ``nodes``)."""
     return [
         Task(corpus, dtype, name, formula,
-             {"samples": points, "domain": ranges, "seed": seed + index, "dtype": dtype})
+             {"samples": points, "domain": ranges, "seed": seed + index, "dtype": dtype,
+              **({"nodes": True} if nodes else {})})
         for dtype in dtypes
         for index, (name, formula, ranges) in enumerate(equations)
     ]  # fmt: skip
+
+
+def dso_tasks(formulas: list[Formula], dtypes: list[str], points: int, seed: int) -> list[Task]:
+    """The DSO corpus's checks: ``points`` points in each formula's published box, nodes on."""
+    equations = [(f.name, f.expression, f.used_domain()) for f in formulas]
+    return sampled_tasks("dso", equations, dtypes, points, seed, nodes=True)
 
 
 @dataclass
@@ -293,7 +348,8 @@ def run_task(run: Callable[..., Any], accepted: set[str], task: Task, tally: Tal
             {**where, "dtype": report.dtype, "verdict": report.verdict, "entries": [
                 {"point": report.points[e.point], "entry": _entry_label(e), "verdict": e.verdict,
                  "autograd": _number(e.autograd), "reference": _number(e.reference),
-                 "ulp_error": _number(e.ulp_error), "detail": e.detail}
+                 "ulp_error": _number(e.ulp_error), "detail": e.detail, "blame": e.blame,
+                 "phase": e.phase}
                 for e in listed
             ]}
         )  # fmt: skip
@@ -347,6 +403,19 @@ def listed_rows(tallies: list[Tally]) -> list[list[str]]:
     return rows
 
 
+def blame_rows(tallies: list[Tally]) -> list[list[str]]:
+    """One line per fail or nonfinite entry: the operation its verdict blames, and where."""
+    return [
+        [t.corpus, item["dtype"], item["name"],
+         ", ".join(f"{k}={v:.6g}" for k, v in e["point"].items()), e["entry"], e["verdict"],
+         e.get("blame") or NONE_BLAMED, e.get("phase") or "", _short(e["ulp_error"]),
+         e["detail"] or ""]
+        for t in tallies
+        for item in t.listed
+        for e in item["entries"]
+    ]  # fmt: skip
+
+
 def problem_rows(tallies: list[Tally]) -> list[list[str]]:
     """Skipped, crashed and error checks, with their reasons."""
     return [
@@ -369,6 +438,10 @@ def report_tables(tallies: list[Tally], columns: list[str]) -> list[TableRows]:
          ["corpus", "dtype", "name", "expression", "point", "entry", "verdict", "of",
           "autograd", "reference", "ulps", "detail"],
          listed_rows(tallies)),
+        ("Fail and nonfinite entries, each with the operation it blames",
+         ["corpus", "dtype", "name", "point", "entry", "verdict", "blame", "phase", "ulps",
+          "detail"],
+         blame_rows(tallies)),
         ("Checks skipped, crashed or in error",
          ["corpus", "dtype", "kind", "name", "expression", "reason"], problem_rows(tallies)),
     ]  # fmt: skip
@@ -396,7 +469,7 @@ def print_tables(console: Console, tables: list[TableRows]) -> None:
             continue
         table = Table(title=title, title_justify="left")
         for header in headers:
-            text = header in ("expression", "detail", "reason", "point")
+            text = header in ("expression", "detail", "reason", "point", "blame")
             table.add_column(
                 header, justify="left" if text or header in NAME_COLUMNS else "right",
                 overflow="fold", max_width=40 if text else None, no_wrap=not text,
@@ -414,6 +487,7 @@ def main() -> None:
     parser.add_argument("--random-count", type=int, default=DEFAULT_RANDOM_COUNT)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--feynman-dir", type=Path, default=FEYNMAN)
+    parser.add_argument("--dso-table", type=Path, default=DSO)
     parser.add_argument("--limit", type=int, default=None, help="at most this many per corpus")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--markdown", type=Path, default=None)
@@ -428,6 +502,9 @@ def main() -> None:
     for corpus in corpora:
         if corpus == "demo":
             tasks += demo_tasks()[: arguments.limit]
+        elif corpus == "dso":
+            formulas = dso_rows(arguments.dso_table)[: arguments.limit]
+            tasks += dso_tasks(formulas, dtypes, arguments.points, arguments.seed)
         elif corpus == "feynman":
             equations = list(feynman_rows(arguments.feynman_dir))[: arguments.limit]
             tasks += sampled_tasks("feynman", equations, dtypes, arguments.points, arguments.seed)
