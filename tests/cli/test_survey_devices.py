@@ -45,9 +45,15 @@ def test_cuda_without_cuda_is_refused_before_anything_runs(tmp_path: Path) -> No
 def test_the_rows_and_the_meta_say_the_device(tmp_path: Path) -> None:
     result = _survey(
         "--device", "cpu", "--op", "tanh", "--dtype", "float64", "--points", "2",
-        "--workers", "1", cwd=tmp_path,
+        "--region-points", "2", "--workers", "1", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     document = json.loads((tmp_path / "survey.json").read_text())
     assert document["meta"]["device"] == "cpu"
     assert [row["device"] for row in document["findings"]] == ["cpu"]
+    # The header says which CPU kernel path and CPU gave the bits, and torch's version.
+    meta = document["meta"]
+    assert meta["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert meta["torch"] == torch.__version__ and meta["cpu"] and meta["region_points"] == 2
+    table = (tmp_path / "survey.md").read_text()
+    assert f"- cpu_capability: `{meta['cpu_capability']}`" in table

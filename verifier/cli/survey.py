@@ -23,9 +23,11 @@ from verifier.core.floats.dtypes import is_device
 from verifier.core.judge.verdict import Verdict
 from verifier.core.ops import OPERATIONS
 from verifier.core.survey import (
+    DEFAULT_REGION_POINTS,
     DEFAULT_SURVEY_POINTS,
     SURVEY_DTYPES,
     Finding,
+    machine,
     markdown,
     run_survey,
     to_json,
@@ -39,6 +41,12 @@ def survey(
     points: Annotated[
         int, typer.Option(help="Sampled points per operation and dtype.")
     ] = DEFAULT_SURVEY_POINTS,
+    region_points: Annotated[
+        int,
+        typer.Option(
+            help="Points per special region of each operation and dtype (verifier/core/ops.py)."
+        ),
+    ] = DEFAULT_REGION_POINTS,
     dtype: Annotated[
         list[str] | None, typer.Option("--dtype", help="A dtype (repeat); default all four.")
     ] = None,
@@ -70,8 +78,8 @@ def survey(
         fail(f"unknown device {', '.join(strange)}; choose cpu, cuda or cuda:N")
     if any(name != "cpu" for name in devices) and not _cuda_here():
         fail("--device cuda: CUDA is not available here")
-    if points < 1 or workers < 1:
-        fail("--points and --workers must be at least 1")
+    if points < 1 or workers < 1 or region_points < 0:
+        fail("--points and --workers must be at least 1, --region-points at least 0")
     chosen = [op for op in OPERATIONS if not operation or op.name in operation]
     started = time.perf_counter()
     findings: list[Finding] = []
@@ -96,17 +104,18 @@ def survey(
             workers=workers,
             progress=advance,
             devices=devices,
+            region_points=region_points,
         )
     seconds = time.perf_counter() - started
-    import torch  # already loaded by the survey's checks
-
     where = " and ".join("CPU" if name == "cpu" else name.upper() for name in devices)
+    bits = machine()
     meta = {
-        "title": f"torch {torch.__version__} on {platform.machine()} {where}",
+        "title": f"torch {bits['torch']} on {platform.machine()} {where}",
         "command": "derivcheck survey " + shlex.join(sys.argv[2:]),
-        "torch": torch.__version__,
+        **bits,
         "device": ", ".join(devices),
         "points": points,
+        "region_points": region_points,
         "seconds": round(seconds, 1),
         "workers": workers,
     }

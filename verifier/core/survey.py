@@ -1,13 +1,15 @@
 """The survey: every covered torch operation checked over sampled points, per dtype.
 
 For each operation of :data:`verifier.core.ops.OPERATIONS`, each dtype and each device (the CPU
-by default), points are drawn
-from the operation's domain (half uniform, half log-uniform in magnitude so that tiny and huge
-arguments are reached, plus its special points) and checked with :func:`verifier.core.check`
-(gradient and Hessian). Each (operation, dtype, device) gives one :class:`Finding`: the verdict
-counts, the worst error/allowed with its point and entry, and the operations blamed for
-failures.
-``docs/survey-torch-2.13-cpu.md`` is a table written by :func:`markdown`.
+by default), the points of :mod:`verifier.core.survey_points` (uniform and log-uniform points
+within the dtype's range, the operation's special points and its special regions) are checked
+with :func:`verifier.core.check` (gradient and Hessian). Each (operation, dtype, device) gives
+one :class:`Finding`: the verdict counts, the worst entry with its point, how many ulps it is
+from the exact value (:func:`verifier.core.floats.ordinals.ulps_apart`, a number that does not
+saturate, unlike error/allowed), its correct bits and error/allowed, the operations blamed for
+failures, and an example of its non-finite entries.
+``docs/survey-torch-2.13-cpu.md`` is written by :func:`markdown`: the failures ranked by their
+worst error in ulps, the rows with non-finite results, then every row.
 
 >>> points = sample_points({"x": (0.0, 1.0)}, 4, seed=0)
 >>> len(points), all(0.0 <= p["x"] <= 1.0 for p in points)
@@ -18,22 +20,31 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import random
+import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from verifier.core.floats.dtypes import DTYPES
+from verifier.core.floats.dtypes import DTYPES, DType
+from verifier.core.floats.ordinals import ulps_apart
 from verifier.core.judge.report import Entry
 from verifier.core.ops import OPERATIONS, Operation
+from verifier.core.survey_points import DEFAULT_REGION_POINTS, sample_points, survey_points
+
+__all__ = ["DEFAULT_REGION_POINTS", "sample_points"]
 
 SURVEY_DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEFAULT_SURVEY_POINTS = 1000
-TINY_MAGNITUDE = 1e-300
-"""Smallest magnitude the log-uniform half draws (subnormal or 0 in the narrower dtypes)."""
+CPUINFO = Path("/proc/cpuinfo")
+"""Where Linux names the CPU model (``model name``); elsewhere :mod:`platform` is asked."""
+BITS_CAVEAT = (
+    "torch's last bits depend on the kernels it picks for the CPU (the capability above) and "
+    "on the CPU itself: on another machine some counts, worst points and worst values differ."
+)
 
 
 @dataclass
@@ -44,11 +55,20 @@ class Finding:
         operation, expression, dtype, device: what was checked, and where.
         points: how many points.
         counts: verdict name to number of entries.
-        worst_ratio: the largest error/allowed over the entries that have one.
+        worst_ulps: how many of the dtype's ulps the worst entry's autograd value is from the
+            exact value, counted along the dtype's numbers (uncapped; infinite for a
+            non-finite value). The worst entry is the failure with the most, else the entry
+            of largest error/allowed.
+        worst_bits: that entry's correct bits.
+        worst_ratio: that entry's error/allowed (capped where autograd is 0: then it is
+            1/relative tolerance whatever the exact value).
         worst_point, worst_entry: where (the point, ``gradient x`` or ``hessian x,y``).
         worst_verdict: that entry's verdict.
         worst_autograd, worst_reference: its autograd and exact values.
         blamed: operation and phase named by failures, with their counts.
+        nonfinite_point, nonfinite_entry, nonfinite_autograd, nonfinite_reference,
+            nonfinite_detail: the first non-finite entry, as an example.
+        nonfinite_blamed: operation and phase named by non-finite entries, with their counts.
         seconds: wall time of the check.
         error: why the check could not run, if it could not.
     """
@@ -68,46 +88,31 @@ class Finding:
     seconds: float = 0.0
     error: str | None = None
     device: str = "cpu"
-
-
-def sample_points(
-    domains: Mapping[str, tuple[float, float]], count: int, *, seed: int
-) -> list[dict[str, float]]:
-    """``count`` points: half uniform in each domain, half log-uniform in magnitude."""
-    rng = random.Random(seed)
-    points = []
-    for index in range(count):
-        point = {}
-        for name, (low, high) in domains.items():
-            point[name] = rng.uniform(low, high) if index % 2 == 0 else _log_uniform(rng, low, high)
-        points.append(point)
-    return points
-
-
-def _log_uniform(rng: random.Random, low: float, high: float) -> float:
-    """A value of [low, high] whose magnitude is log-uniform (signs as the domain allows)."""
-    signs = [s for s in (1, -1) if (high > 0 if s > 0 else low < 0)]
-    sign = rng.choice(signs)
-    top = high if sign > 0 else -low
-    bottom = max(TINY_MAGNITUDE, low if sign > 0 and low > 0 else TINY_MAGNITUDE)
-    value = sign * 10 ** rng.uniform(math.log10(bottom), math.log10(top))
-    return min(max(value, low), high)
+    worst_ulps: float | None = None
+    worst_bits: float | None = None
+    nonfinite_point: dict[str, float] | None = None
+    nonfinite_entry: str | None = None
+    nonfinite_autograd: float | None = None
+    nonfinite_reference: float | None = None
+    nonfinite_detail: str | None = None
+    nonfinite_blamed: dict[str, int] = field(default_factory=dict)
 
 
 def survey_operation(
-    operation: Operation, dtype: str, count: int, *, seed: int = 0, device: str = "cpu"
+    operation: Operation,
+    dtype: str,
+    count: int,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    region_points: int = DEFAULT_REGION_POINTS,
 ) -> Finding:
-    """Check one operation in one dtype on ``device`` at ``count`` sampled points and its
-    special points (the same points on every device)."""
+    """Check one operation in one dtype on ``device`` at ``count`` sampled points, its
+    special points and ``region_points`` points of each special region (the same points on
+    every device)."""
     from verifier.core.check import check  # torch is loaded only where a survey runs
 
-    # A domain wider than the dtype's range is cut to it (float16 ends at 65504).
-    largest = DTYPES[dtype].max_finite
-    domains = {
-        name: (max(low, -largest), min(high, largest))
-        for name, (low, high) in operation.domains.items()
-    }
-    points = list(operation.specials) + sample_points(domains, count, seed=seed)
+    points = survey_points(operation, DTYPES[dtype], count, region_points, seed=seed)
     finding = Finding(operation.name, operation.expression, dtype, len(points), device=device)
     started = time.perf_counter()
     report = check(
@@ -118,39 +123,83 @@ def survey_operation(
         finding.error = report.reason
         return finding
     counts: Counter[str] = Counter()
-    blamed: Counter[str] = Counter()
-    worst: Entry | None = None
-    worst_ratio = -math.inf
+    blamed: dict[str, Counter[str]] = {"fail": Counter(), "nonfinite": Counter()}
+    nonfinite: Entry | None = None
     for entry in report.entries:
         verdict = _verdict(entry)
         counts[verdict] += 1
-        if verdict == "fail" and entry.blame:
-            blamed[f"{entry.blame} ({entry.phase})" if entry.phase else entry.blame] += 1
-    # The worst failure where there is one, else the worst entry of all.
-    failing = [e for e in report.entries if _verdict(e) == "fail"]
-    for entry in failing or report.entries:
-        if entry.ratio is not None and math.isfinite(entry.ratio) and entry.ratio > worst_ratio:
-            worst, worst_ratio = entry, entry.ratio
+        if verdict in blamed and entry.blame:
+            blamed[verdict][_blame(entry)] += 1
+        if verdict == "nonfinite" and nonfinite is None:
+            nonfinite = entry
     finding.counts = dict(counts)
-    finding.blamed = dict(blamed.most_common())
+    finding.blamed = dict(blamed["fail"].most_common())
+    finding.nonfinite_blamed = dict(blamed["nonfinite"].most_common())
+    if nonfinite is not None:
+        finding.nonfinite_point = report.points[nonfinite.point]
+        finding.nonfinite_entry = _label(nonfinite)
+        finding.nonfinite_autograd = nonfinite.autograd
+        finding.nonfinite_reference = nonfinite.reference
+        finding.nonfinite_detail = nonfinite.detail
+    worst = _worst(report.entries, DTYPES[dtype])
     if worst is not None:
-        finding.worst_ratio = worst.ratio
-        finding.worst_point = report.points[worst.point]
-        finding.worst_entry = f"{worst.kind} {','.join(worst.wrt or ())}".strip()
-        finding.worst_verdict = _verdict(worst)
-        finding.worst_autograd = worst.autograd
-        finding.worst_reference = worst.reference
+        entry, finding.worst_ulps = worst
+        finding.worst_ratio = entry.ratio
+        finding.worst_bits = entry.correct_bits
+        finding.worst_point = report.points[entry.point]
+        finding.worst_entry = _label(entry)
+        finding.worst_verdict = _verdict(entry)
+        finding.worst_autograd = entry.autograd
+        finding.worst_reference = entry.reference
     return finding
+
+
+def _worst(entries: Sequence[Entry], dtype: DType) -> tuple[Entry, float] | None:
+    """The failure furthest in ulps from its exact value (ties: the larger error/allowed),
+    else the entry of largest finite error/allowed; with its distance in ulps."""
+    failing = [e for e in entries if _verdict(e) == "fail" and e.reference is not None]
+    if failing:
+        ulps, _, entry = max(
+            ((_ulps_of(e, dtype), _finite(e.ratio), e) for e in failing),
+            key=lambda item: (item[0], item[1]),
+        )
+        return entry, ulps
+    rated = [e for e in entries if e.ratio is not None and math.isfinite(e.ratio)]
+    if not rated:
+        return None
+    entry = max(rated, key=lambda e: e.ratio or 0.0)
+    return entry, _ulps_of(entry, dtype)
+
+
+def _ulps_of(entry: Entry, dtype: DType) -> float:
+    """How many ulps ``entry``'s autograd value is from its exact value (NaN without one)."""
+    if entry.reference is None:
+        return math.nan
+    return ulps_apart(entry.autograd, entry.reference, dtype)
+
+
+def _finite(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else -math.inf
+
+
+def _blame(entry: Entry) -> str:
+    return f"{entry.blame} ({entry.phase})" if entry.phase else str(entry.blame)
+
+
+def _label(entry: Entry) -> str:
+    return f"{entry.kind} {','.join(entry.wrt or ())}".strip()
 
 
 def _verdict(entry: Entry) -> str:
     return str(getattr(entry.verdict, "value", entry.verdict))
 
 
-def _run(task: tuple[Operation, str, int, int, str]) -> Finding:
-    operation, dtype, count, seed, device = task
+def _run(task: tuple[Operation, str, int, int, str, int]) -> Finding:
+    operation, dtype, count, seed, device, per_region = task
     try:
-        return survey_operation(operation, dtype, count, seed=seed, device=device)
+        return survey_operation(
+            operation, dtype, count, seed=seed, device=device, region_points=per_region
+        )
     except Exception as error:  # noqa: BLE001  (one operation's crash is its row, not the survey's end)
         return Finding(
             operation.name, operation.expression, dtype, count, error=repr(error), device=device
@@ -166,11 +215,12 @@ def run_survey(
     workers: int = 1,
     progress: Callable[[Finding], None] | None = None,
     devices: Sequence[str] = ("cpu",),
+    region_points: int = DEFAULT_REGION_POINTS,
 ) -> list[Finding]:
     """Survey ``operations`` in ``dtypes`` on ``devices``; ``workers`` processes share the
     work (started fresh, not forked, when a device is CUDA: CUDA does not survive a fork)."""
     tasks = [
-        (op, dtype, points, seed, device)
+        (op, dtype, points, seed, device, region_points)
         for op in operations
         for dtype in dtypes
         for device in devices
@@ -193,38 +243,125 @@ def run_survey(
     return findings
 
 
+def machine() -> dict[str, str]:
+    """What produced the bits: torch's version, the CPU kernel path torch picked
+    (``torch.backends.cpu.get_cpu_capability()``), the CPU model and the architecture."""
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": cpu_model(),
+        "machine": platform.machine(),
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what :mod:`platform` says."""
+    try:
+        for line in CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def to_json(findings: Sequence[Finding], meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The survey as a JSON-ready dict: ``meta`` (versions, command) and one row per finding."""
+    """The survey as a JSON-ready dict: ``meta`` (versions, machine, command) and one row per
+    finding."""
     return {"meta": dict(meta), "findings": [asdict(f) for f in findings]}
 
 
 _VERDICT_COLUMNS = ("pass", "ill-conditioned", "fail", "range", "nonfinite", "undefined", "domain")
+_META_KEYS = (
+    "command",
+    "torch",
+    "cpu_capability",
+    "cpu",
+    "machine",
+    "device",
+    "points",
+    "region_points",
+    "seconds",
+)
+
+
+def ranked_failures(findings: Sequence[Finding]) -> list[Finding]:
+    """The rows with failures, worst first: by their worst error in ulps (which does not
+    saturate), then by error/allowed."""
+    failing = [f for f in findings if f.counts.get("fail")]
+    return sorted(failing, key=lambda f: (-_key(f.worst_ulps), -_key(f.worst_ratio)))
+
+
+def nonfinite_rows(findings: Sequence[Finding]) -> list[Finding]:
+    """The rows with non-finite entries, those without failures first, most entries first."""
+    rows = [f for f in findings if f.counts.get("nonfinite")]
+    return sorted(rows, key=lambda f: (bool(f.counts.get("fail")), -f.counts["nonfinite"]))
+
+
+def _key(value: float | None) -> float:
+    return -math.inf if value is None or math.isnan(value) else value
 
 
 def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
-    """The findings table in Markdown, failures first, then every row."""
+    """The findings in Markdown: the failures ranked, the non-finite results, every row."""
     lines = [f"# Survey: {meta.get('title', 'derivative accuracy of torch operations')}", ""]
-    for key in ("command", "torch", "device", "points", "seconds"):
+    for key in _META_KEYS:
         if key in meta:
             lines.append(f"- {key}: `{meta[key]}`")
-    lines += ["", "Counts are entries (gradient and Hessian elements at each point).", ""]
-    failing = [f for f in findings if f.counts.get("fail")]
-    lines += ["## Failures", ""]
+    if "note" in meta:
+        lines += ["", str(meta["note"])]
+    lines += ["", BITS_CAVEAT, ""]
+    lines += [
+        "Counts are entries (gradient and Hessian elements at each point). The points are "
+        "uniform and log-uniform within each dtype's range plus each operation's special "
+        "regions (verifier/core/ops.py). The worst entry of a row is its failure furthest "
+        "from the exact value in ulps counted along the dtype's numbers (a number that keeps "
+        "growing where error/allowed stops: an autograd 0 gives error/allowed 1/tolerance "
+        "whatever the exact value).",
+        "",
+    ]
+    failing = ranked_failures(findings)
+    lines += ["## Failures, worst first", ""]
     if not failing:
         lines.append("No operation failed.")
     for f in failing:
         lines.append(
             f"- `{f.expression}` in {f.dtype} on {f.device}: {f.counts['fail']} failing "
-            f"entries; worst {_ratio(f.worst_ratio)} x allowed at {_point(f.worst_point)} "
+            f"entries; worst {_ulps(f.worst_ulps)} ulps ({_bits(f.worst_bits)} correct bits, "
+            f"{_ratio(f.worst_ratio)} x allowed) at {_point(f.worst_point)} "
             f"({f.worst_entry}: autograd {_number(f.worst_autograd)}, exact "
             f"{_number(f.worst_reference)}); blamed: {_blamed(f.blamed)}"
+        )
+    lines += ["", "## Non-finite results", ""]
+    rows = nonfinite_rows(findings)
+    if not rows:
+        lines.append("No operation gave a non-finite derivative where the exact one is finite.")
+    else:
+        lines += [
+            "Rows with `nonfinite` entries (autograd NaN or infinite where the exact value is "
+            "finite), those without any `fail` first.",
+            "",
+        ]
+    for f in rows:
+        also = f"; also {f.counts['fail']} failing" if f.counts.get("fail") else ""
+        lines.append(
+            f"- `{f.expression}` in {f.dtype} on {f.device}: {f.counts['nonfinite']} "
+            f"non-finite entries{also}; e.g. at {_point(f.nonfinite_point)} "
+            f"({f.nonfinite_entry}: autograd {_number(f.nonfinite_autograd)}, exact "
+            f"{_number(f.nonfinite_reference)}): {f.nonfinite_detail or ''}; blamed: "
+            f"{_blamed(f.nonfinite_blamed)}"
         )
     header = [
         "operation",
         "dtype",
         "device",
         *_VERDICT_COLUMNS,
-        "worst err/allowed",
+        "worst ulps",
+        "bits",
+        "err/allowed",
         "at",
         "entry",
         "blamed",
@@ -241,6 +378,8 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
                 f.dtype,
                 f.device,
                 *(str(f.counts.get(v, 0)) for v in _VERDICT_COLUMNS),
+                _ulps(f.worst_ulps),
+                _bits(f.worst_bits),
                 _ratio(f.worst_ratio),
                 _point(f.worst_point),
                 f.worst_entry or "",
@@ -252,6 +391,14 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
 
 def _ratio(value: float | None) -> str:
     return "" if value is None else f"{value:.3g}"
+
+
+def _ulps(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.3g}"
+
+
+def _bits(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 def _number(value: float | None) -> str:
