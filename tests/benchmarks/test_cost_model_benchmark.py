@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
+from benchmark_scripts import load_benchmark
 from slowness import SLOWNESS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,17 +15,8 @@ SCRIPT = ROOT / "benchmarks" / "cost_model.py"
 TINY_RUN_TIMEOUT_S = 300 * SLOWNESS
 
 
-def load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cost_model_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_every_class_puts_its_points_where_the_class_says() -> None:
-    benchmark = load_benchmark()
+    benchmark = load_benchmark("cost_model")
     classes = {c.name: c for c in benchmark.cost_classes(1.0)}
     on_jump = classes["jumps, every point on one"].points
     assert all(point["x"] == point["y"] or point["x"] == 0.0 for point in on_jump)
@@ -38,7 +28,7 @@ def test_every_class_puts_its_points_where_the_class_says() -> None:
 
 
 def test_a_class_whose_references_ran_past_their_budget_breaks_the_run() -> None:
-    benchmark = load_benchmark()
+    benchmark = load_benchmark("cost_model")
     row = benchmark.Row("c", 1, 1, 1.0, 9.0, 9.0, 4.0, 5.0, "error", None, "estimate")
     assert benchmark.broken([row]) == []
     late = benchmark.Row("c", 1, 1, 1.0, 9.0, 9.0, 7.5, 5.0, "error", None, "estimate")

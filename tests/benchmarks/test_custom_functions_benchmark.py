@@ -10,26 +10,15 @@ float64 tolerance is 64 ulps (about 1.4e-14 relative, docs/report-format.md), so
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "custom_functions.py"
-
-
-def load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("custom_functions_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def test_the_benchmark_tells_what_each_tool_detects(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    results = load_benchmark().main(["--points", "6", "--json", str(tmp_path / "out.json")])
+    results = load_benchmark("custom_functions").main(
+        ["--points", "6", "--json", str(tmp_path / "out.json")]
+    )
     rows = {row["name"]: row for row in results["rows"]}
     for row in rows.values():
         # derivcheck passes every correct Function and detects every buggy one.

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
+from benchmark_scripts import load_benchmark
 from slowness import SLOWNESS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,19 +15,10 @@ SCRIPT = ROOT / "benchmarks" / "performance.py"
 TINY_RUN_TIMEOUT_S = 600 * SLOWNESS
 
 
-def load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("performance_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_floor_computes_the_w1_gradient_and_hessian() -> None:
     # Hand derivation of f = sin(x) exp(y) + x y z^2 + log(1 + z^2):
     # df/dx = cos(x) e^y + y z^2, df/dz = 2 x y z + 2 z / (1 + z^2), d2f/dx dy = cos(x) e^y + z^2.
-    benchmark = load_benchmark()
+    benchmark = load_benchmark("performance")
     x, y, z = 0.5, -0.25, 0.75
     out = benchmark.floor_run([{"x": x, "y": y, "z": z}], ["x", "y", "z"])
     assert len(out) == 3 + 9
@@ -38,7 +28,7 @@ def test_floor_computes_the_w1_gradient_and_hessian() -> None:
 
 
 def test_chain_expression_names_exactly_its_variables() -> None:
-    benchmark = load_benchmark()
+    benchmark = load_benchmark("performance")
     text, names = benchmark.chain_expression(4)
     assert names == ["v1", "v2", "v3", "v4"]
     assert all(name in text for name in names) and "v5" not in text

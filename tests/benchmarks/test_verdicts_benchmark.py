@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
+from benchmark_scripts import load_benchmark
 from slowness import SLOWNESS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,24 +17,15 @@ FEYNMAN_TABLE = ROOT.parent / "shared" / "corpora" / "feynman" / "FeynmanEquatio
 TINY_RUN_TIMEOUT_S = 300 * SLOWNESS
 
 
-def load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("verdicts_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_random_corpus_is_the_same_for_the_same_seed() -> None:
-    benchmark = load_benchmark()
+    benchmark = load_benchmark("verdicts")
     first = [benchmark.RandomExpressions(11).draw() for _ in range(50)]
     again = [benchmark.RandomExpressions(11).draw() for _ in range(50)]
     assert first == again
 
 
 def test_random_expressions_name_exactly_the_variables_they_sample() -> None:
-    benchmark = load_benchmark()
+    benchmark = load_benchmark("verdicts")
     generator = benchmark.RandomExpressions(3)
     for _ in range(200):
         text, ranges = generator.draw()

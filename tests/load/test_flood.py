@@ -10,13 +10,11 @@ benchmark (``benchmarks/reliability.py --flood-seconds 60``) prints the figures 
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from benchmark_scripts import load_benchmark
 from slowness import SLOWNESS
 
 pytestmark = pytest.mark.slow
@@ -25,20 +23,10 @@ FLOOD_S = 20.0 if os.environ.get("CI") == "true" else 12.0
 """How long the victim submits under the flood: the size of the test, not a wait."""
 
 
-def _benchmark() -> Any:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "reliability.py"
-    spec = importlib.util.spec_from_file_location("reliability_benchmark_flood", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_key_flooding_the_fleet_leaves_another_key_served_within_its_bounds(
     tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
-    reliability = _benchmark()
+    reliability = load_benchmark("reliability")
     with reliability.running_fleet(
         tmp_path, postgres_url, redis_url, overrides=reliability.FLOOD_ENV
     ) as fleet:

@@ -11,13 +11,12 @@ takes no other path, it only repeats the same submissions, polls and kills.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from benchmark_scripts import load_benchmark
 from slowness import SLOWNESS
 
 pytestmark = pytest.mark.slow
@@ -29,16 +28,6 @@ CALM_S = 15.0 if FULL else 6.0
 KILLING_S = 30.0 if FULL else 12.0
 KILL_EVERY_S = 10.0 if FULL else 3.0
 DRAIN_TIMEOUT_S = 120.0 * SLOWNESS
-
-
-def _benchmark() -> Any:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "reliability.py"
-    spec = importlib.util.spec_from_file_location("reliability_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _assert_held(load: Any) -> None:
@@ -54,7 +43,7 @@ def _assert_held(load: Any) -> None:
 def test_load_with_and_without_worker_kills_loses_nothing(
     tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
-    reliability = _benchmark()
+    reliability = load_benchmark("reliability")
     with reliability.running_fleet(tmp_path, postgres_url, redis_url) as fleet:
         calm = reliability.run_load(
             fleet, clients=CLIENTS, seconds=CALM_S, drain_timeout_s=DRAIN_TIMEOUT_S
