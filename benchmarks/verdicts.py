@@ -238,10 +238,11 @@ def feynman_rows(folder: Path) -> Iterator[tuple[str, str, dict[str, tuple[float
 
 @dataclass(frozen=True)
 class Formula:
-    """One formula of the DSO corpus (benchmarks/corpora/dso.csv): the published variable
-    count, the expression in this project's syntax, the published range of each variable and
-    DSO's design of its training set."""
+    """One formula of the DSO corpus (benchmarks/corpora/dso.csv): its row in the table, the
+    published variable count, the expression in this project's syntax, the published range of
+    each variable and DSO's design of its training set."""
 
+    index: int
     name: str
     family: str
     variables: int
@@ -264,9 +265,9 @@ def dso_rows(path: Path = DSO) -> list[Formula]:
     with open(path, encoding="utf-8", newline="") as handle:
         lines = [line for line in handle if not line.startswith(DSO_COMMENT)]
     return [
-        Formula(row["name"], row["family"], int(row["variables"]), row["expression"],
+        Formula(index, row["name"], row["family"], int(row["variables"]), row["expression"],
                 parse_domain(row["domain"]), row["design"])
-        for row in csv.DictReader(lines)
+        for index, row in enumerate(csv.DictReader(lines))
     ]  # fmt: skip
 
 
@@ -276,24 +277,27 @@ def sampled_tasks(
     dtypes: list[str],
     points: int,
     seed: int,
-    *,
-    nodes: bool = False,
 ) -> list[Task]:
-    """``points`` sampled points per equation, in each dtype (gradient and Hessian, and the
-    node gradients with ``nodes``)."""
+    """``points`` sampled points per equation, in each dtype (gradient and Hessian)."""
     return [
         Task(corpus, dtype, name, formula,
-             {"samples": points, "domain": ranges, "seed": seed + index, "dtype": dtype,
-              **({"nodes": True} if nodes else {})})
+             {"samples": points, "domain": ranges, "seed": seed + index, "dtype": dtype})
         for dtype in dtypes
         for index, (name, formula, ranges) in enumerate(equations)
     ]  # fmt: skip
 
 
 def dso_tasks(formulas: list[Formula], dtypes: list[str], points: int, seed: int) -> list[Task]:
-    """The DSO corpus's checks: ``points`` points in each formula's published box, nodes on."""
-    equations = [(f.name, f.expression, f.used_domain()) for f in formulas]
-    return sampled_tasks("dso", equations, dtypes, points, seed, nodes=True)
+    """The DSO corpus's checks: ``points`` points in each formula's published box, node
+    gradients compared too. A formula's seed follows its row in the table, so a sample of the
+    corpus checks the same points as the whole (fewer points: the first of them)."""
+    return [
+        Task("dso", dtype, f.name, f.expression,
+             {"samples": points, "domain": f.used_domain(), "seed": seed + f.index,
+              "dtype": dtype, "nodes": True})
+        for dtype in dtypes
+        for f in formulas
+    ]  # fmt: skip
 
 
 @dataclass

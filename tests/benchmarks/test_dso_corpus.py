@@ -1,7 +1,14 @@
 """The DSO corpus (benchmarks/corpora/dso.csv) and a CI-sized sample of the verdicts benchmark's
 run of it: every formula parses, each family has its published count, and the sample's
-entries hold what docs/report-format.md promises (no ``nonfinite`` entry where a range event
-explains the value, no ``fail`` without the operation it blames)."""
+entries hold what the verdicts promise (docs/report-format.md): no ``nonfinite`` entry (a NaN
+or an infinity that a range event explains is ``range``), and no ``fail`` without the operation
+it blames.
+
+The sample: every 11th formula of the table at its first 5 points, and the formulas where the
+whole run (``benchmarks/verdicts.py --corpus dso``, docs/performance.md) found a ``nonfinite``
+entry or a ``fail`` that blames nothing, at the first 8 of that run's points, which hold one of
+those entries in each (a formula's points follow its row, see ``dso_tasks``).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +28,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "verdicts.py"
 SAMPLE_STRIDE = 11  # every 11th formula of the table, from the first: 25 of the 268
 SAMPLE_POINTS = 5
+# The whole run's nonfinite entries and its fail that blamed nothing (docs/performance.md):
+# exp(x2)*exp(x2**4) and exp(exp(x3)) overflow where the entry's variable is not (x1, x2);
+# in float32 at its second point, log's second backward in Livermore2-Vars4-15 divides
+# x1/A by A again (A = exp(x2**2) + ... = 1.6e22) and the quotient, 2.76e-44, is subnormal.
+FOUND_IN_WHOLE_RUN = ("Livermore2-Vars3-8", "Livermore2-Vars4-8", "Livermore2-Vars4-15")
+FOUND_POINTS = 8  # Livermore2-Vars4-8's first nonfinite entry is at its 7th point (float32)
 SAMPLE_DTYPES = ("float64", "float32")
 # Formulas per family in the DSO repository's benchmarks.csv (dso-org/deep-symbolic-optimization,
 # dso/dso/task/regression/benchmarks.csv, commit 2069d4e, the table the corpus is translated
@@ -54,10 +67,12 @@ def sample_entries(benchmark: ModuleType) -> list[dict[str, Any]]:
     """Every entry of the sample's checks, run as the benchmark's ``--corpus dso`` runs them."""
     from verifier import check
 
-    formulas = benchmark.dso_rows()[::SAMPLE_STRIDE]
-    tasks = benchmark.dso_tasks(
-        formulas, list(SAMPLE_DTYPES), SAMPLE_POINTS, benchmark.DEFAULT_SEED
-    )
+    formulas = benchmark.dso_rows()
+    found = [f for f in formulas if f.name in FOUND_IN_WHOLE_RUN]
+    assert len(found) == len(FOUND_IN_WHOLE_RUN)
+    seed, dtypes = benchmark.DEFAULT_SEED, list(SAMPLE_DTYPES)
+    tasks = benchmark.dso_tasks(formulas[::SAMPLE_STRIDE], dtypes, SAMPLE_POINTS, seed)
+    tasks += benchmark.dso_tasks(found, dtypes, FOUND_POINTS, seed)
     entries = []
     for task in tasks:
         report = check(task.expression, **task.options)
@@ -106,6 +121,12 @@ def test_dso_sample_has_no_nonfinite_entry(sample_entries: list[dict[str, Any]])
     assert not nonfinite, nonfinite
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a range event inside one torch formula (log's second backward takes x1/A/A to a "
+    "float32 subnormal in Livermore2-Vars4-15) is not yet a rule of range, so its entries "
+    "are fail with no operation blamed",
+)
 def test_every_fail_of_the_dso_sample_blames_an_operation(
     sample_entries: list[dict[str, Any]],
 ) -> None:
