@@ -12,20 +12,16 @@ those entries in each (a formula's points follow its row, see ``dso_tasks``).
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from collections import Counter
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 from verifier.core.expression.parse import parse_expression
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "verdicts.py"
 SAMPLE_STRIDE = 11  # every 11th formula of the table, from the first: 25 of the 268
 SAMPLE_POINTS = 5
 # The whole run's nonfinite entries and its fail that blamed nothing (docs/performance.md):
@@ -48,18 +44,9 @@ PUBLISHED_FAMILY_COUNTS = {
 PUBLISHED_FORMULAS = 268  # the rows of that benchmarks.csv
 
 
-def load_benchmark() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("verdicts_benchmark", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def benchmark() -> ModuleType:
-    return load_benchmark()
+    return load_benchmark("verdicts")
 
 
 @pytest.fixture(scope="module")
