@@ -62,7 +62,7 @@ FALLBACK_VERDICTS = (
 LISTED_VERDICTS = ("fail", "nonfinite")
 CORPORA = ("demo", "feynman", "random", "dso")
 NONE_BLAMED = "none blamed"
-NAME_COLUMNS = ("corpus", "dtype", "name", "entry", "verdict")
+NAME_COLUMNS = ("corpus", "dtype", "name", "entry", "verdict", "phase")
 PIPED_WIDTH = 200  # columns of the tables when stdout is a pipe or a file
 
 # The random corpus. Bounds are interval hulls, so they over-estimate; an ordinary expression
