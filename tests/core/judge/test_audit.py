@@ -34,7 +34,9 @@ from verifier.core.judge.audit import (
     Finding,
     audit,
 )
+from verifier.core.judge.reads import backward_reads, read_by
 from verifier.core.judge.tolerance import Tolerance
+from verifier.core.program.translate import Translation, program_order
 
 BIAS = 1e-9
 # The float64 tolerance: 64 ulps at 1.0 (2**-46) relative, the smallest normal absolute.
@@ -201,3 +203,21 @@ def test_a_derivative_rule_applied_at_a_kink_is_found_in_each_backward() -> None
     at_zero, at_half = audited("Abs(x)", [{"x": 0.0}, {"x": 0.5}])
     assert summary(at_zero) == {("Abs(x)", FIRST_BACKWARD, KINK), ("Abs(x)", SECOND_BACKWARD, KINK)}
     assert at_half == []
+
+
+def test_a_backward_reads_only_the_forward_values_its_formula_uses() -> None:
+    # torch's derivatives.yaml: exp's backward is grad * result, mul's reads the other factor,
+    # ndtr's reads its input alone (exp(-x**2/2)/sqrt(2*pi)), never its own value.
+    parsed = parse_expression("ndtr(x) + exp(x)*y")
+    inputs = {n: torch.tensor([0.5], dtype=torch.float64, requires_grad=True) for n in "xy"}
+    translation = Translation(parsed.expr, inputs, DTYPES["float64"], torch.device("cpu"))
+    tensors = translation.tensors
+    by_name = {str(node): node for node in tensors}
+    x, y, ndtr, exp = (by_name[n] for n in ("x", "y", "ndtr(x)", "exp(x)"))
+    assert ndtr not in backward_reads(ndtr, tensors)
+    assert exp in backward_reads(exp, tensors)
+    assert backward_reads(by_name["y*exp(x)"], tensors) == {exp, y}
+    reached = read_by(program_order(parsed.expr), tensors)
+    # exp(x) is read by its own backward (toward x) and by the product's (toward x and y).
+    assert (reached[ndtr], reached[exp]) == (frozenset(), frozenset({"x", "y"}))
+    assert x in backward_reads(ndtr, tensors)

@@ -251,3 +251,22 @@ def test_an_operation_that_gave_a_non_finite_value_is_not_excused_by_the_bound()
     found = [finding(EXP_X, FORWARD, NONFINITE)]
     result = diagnosed(found, abs_error=5e-13)
     assert (result.verdict, result.blame, result.phase) == (Verdict.FAIL, EXP_X, FORWARD)
+
+
+def test_a_local_second_derivative_touches_only_the_hessian_elements_of_its_pair() -> None:
+    # x**y: an overflow of its d2/dx2 (children x, x) is not d2/dxdy's, its d2/dxdy is.
+    power = x**y
+    by_xx = Finding(power, SECOND_BACKWARD, OVERFLOW, math.inf, "d2/dx2 overflows", wrt=(x, x))
+    by_xy = Finding(power, SECOND_BACKWARD, OVERFLOW, math.inf, "d2/dxdy overflows", wrt=(x, y))
+    assert diagnosed([by_xx], key=HESS_XY).verdict is Verdict.ILL_CONDITIONED
+    assert diagnosed([by_xy], key=HESS_XY).verdict is Verdict.RANGE
+
+
+def test_a_forward_value_counts_only_for_the_gradients_that_read_it() -> None:
+    # read_by is what the audit found in torch's saved tensors: ndtr(x)'s value is read by no
+    # backward, exp(y)'s by x's (through x*exp(y)) although exp(y) has no x.
+    ndtr_value = Finding(SIN_X, FORWARD, INACCURATE, 9.0, "value off", read_by=frozenset())
+    exp_y = Finding(sympy.exp(y), FORWARD, OVERFLOW, math.inf, "inf", read_by=frozenset("x"))
+    assert diagnosed([ndtr_value]).verdict is Verdict.ILL_CONDITIONED
+    assert diagnosed([exp_y]).verdict is Verdict.RANGE
+    assert diagnosed([ndtr_value], key=VALUE_KEY).verdict is Verdict.FAIL

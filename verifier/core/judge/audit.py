@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ from verifier.core.expression.symbolic import Target
 from verifier.core.expression.syntax import make_symbol
 from verifier.core.floats.dtypes import DTYPES, DType
 from verifier.core.judge.magnitudes import grad_or_none
+from verifier.core.judge.reads import read_by
 from verifier.core.judge.tolerance import Tolerance
 from verifier.core.program.translate import (
     Translation,
@@ -58,13 +59,21 @@ _SKIPPED = (sympy.Piecewise, sympy.core.relational.Relational)
 @dataclass(frozen=True)
 class Finding:
     """Something one operation did at one point: ``kind`` in ``phase``, ``ratio`` its local
-    error over the allowed error (inaccuracies), ``detail`` in words."""
+    error over the allowed error (inaccuracies), ``detail`` in words.
+
+    ``wrt`` names the children a local derivative is taken by (one in the first backward, two
+    in the second; empty for a value and for a gradient flowing back), so a finding stays with
+    its own derivative. ``read_by``, for a forward value, is the set of variables whose
+    gradient reads it (:func:`verifier.core.judge.reads.read_by`); None where not known.
+    """
 
     node: sympy.Basic
     phase: str
     kind: str
     ratio: float
     detail: str
+    wrt: tuple[sympy.Basic, ...] = ()
+    read_by: frozenset[str] | None = None
 
 
 def audit(
@@ -87,14 +96,28 @@ def audit(
     values = {node: t.detach().expand(count) for node, t in translation.tensors.items()}
     findings: list[list[Finding]] = [[] for _ in range(count)]
     order = [node for node in program_order(expr) if node in translation.tensors]
+    reached = read_by(order, translation.tensors)
     for node in order:
         if node.is_Atom or isinstance(node, _SKIPPED) or not children(node):
             continue
+        readers = reached.get(node, frozenset())
         for point, found in enumerate(_local(node, values, dtype, tolerance, hessian, count)):
-            findings[point].extend(found)
+            findings[point].extend(_readers(f, readers, node == expr) for f in found)
     for point, found in enumerate(_adjoint_events(translation, expr, inputs, dtype, hessian)):
         findings[point].extend(found)
     return findings
+
+
+def _readers(finding: Finding, readers: frozenset[str], root: bool) -> Finding:
+    """``finding`` with the variables whose derivatives read it, where they are known: for a
+    forward value, those whose gradient reads it; for the output's own derivative by a
+    variable, none (its incoming gradient is the constant seed, and a variable has no double
+    backward to read it)."""
+    if finding.phase == FORWARD:
+        return replace(finding, read_by=readers)
+    if finding.phase == FIRST_BACKWARD and root and all(c.is_Atom for c in finding.wrt):
+        return replace(finding, read_by=frozenset())
+    return finding
 
 
 def _local(
@@ -120,12 +143,14 @@ def _local(
     targets = [Target("value", (), None, local, ())]
     torch_values = [values[node]]
     phases = [FORWARD]
+    wrts: list[tuple[sympy.Basic, ...]] = [()]
     firsts, seconds = _torch_derivatives(node, values, kids, hessian, count)
     for a, kid in enumerate(kids):
         first = sympy.diff(local, symbols[kid])
         targets.append(Target("gradient", (names[kid],), None, first, (local,)))
         torch_values.append(firsts[a])
         phases.append(FIRST_BACKWARD)
+        wrts.append((kid,))
         if hessian:
             for b, other in enumerate(kids):
                 second = sympy.diff(first, symbols[other])
@@ -133,6 +158,7 @@ def _local(
                 targets.append(Target("hessian", (names[kid], names[other]), None, second, chain))
                 torch_values.append(seconds[a][b])
                 phases.append(SECOND_BACKWARD)
+                wrts.append((kid, other))
     if any(t.expr.atoms(sympy.Derivative) for t in targets):
         targets = targets[:1]
     local_points = [{names[c]: float(values[c][p]) for c in args} for p in range(count)]
@@ -147,7 +173,7 @@ def _local(
                 node, phases[target_index], observed, reference, dtype, tolerance, basic
             )
             if finding is not None:
-                found.append(finding)
+                found.append(replace(finding, wrt=wrts[target_index]))
             if target.kind == "value" and finding is not None and finding.kind == OUTSIDE_DOMAIN:
                 break
         result.append(found)

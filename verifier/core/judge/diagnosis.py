@@ -141,14 +141,43 @@ def _first(findings: Sequence[Finding], kind: str) -> Finding | None:
 
 
 def _relevant(finding: Finding, key: Key) -> bool:
-    """Whether a finding can touch the entry: its node depends on the entry's variables
-    (every node for a node gradient) in a phase the entry goes through."""
+    """Whether a finding can touch the entry: it lies on the entry's dependency path, in a
+    phase the entry reads (every finding, for a node gradient).
+
+    - A forward value touches an entry whose gradient reads it or a value computed from it
+      (``read_by``): ``ndtr``'s backward never reads ``ndtr(x)``, ``x*exp(y)``'s backward for x
+      reads ``exp(y)``.
+    - A local first derivative by child ``c`` touches the gradients of the variables in ``c``
+      and the Hessian elements of their rows, except those the audit knows no double backward
+      reads (``read_by``: the output's derivative by a variable, whose incoming gradient is
+      the constant seed).
+    - A local second derivative by ``(a, b)`` touches the Hessian elements by one variable of
+      ``a`` and one of ``b``.
+    - A gradient flowing back through a node touches the entries of the node's variables.
+    """
     kind, wrt, _ = key
     if finding.phase == SECOND_BACKWARD and kind != HESSIAN:
         return False
     if kind == VALUE:
         return finding.phase == FORWARD
-    if kind == NODE or not finding.node.free_symbols:
+    if kind == NODE:
         return True
-    names = {symbol.name for symbol in finding.node.free_symbols}
-    return bool(names & set(wrt))
+    asked = set(wrt)
+    if finding.phase == FORWARD and finding.read_by is not None:
+        return bool(finding.read_by & asked)
+    if not finding.node.free_symbols:
+        return True
+    if len(finding.wrt) == 1:
+        (child,) = finding.wrt
+        names = _names(child)
+        if kind == HESSIAN and finding.read_by is not None:
+            return wrt[0] in names and bool(finding.read_by & asked)
+        return bool(names & asked)
+    if len(finding.wrt) == 2 and kind == HESSIAN:
+        first, second = (_names(child) for child in finding.wrt)
+        return (wrt[0] in first and wrt[1] in second) or (wrt[1] in first and wrt[0] in second)
+    return bool(_names(finding.node) & asked)
+
+
+def _names(node: sympy.Basic) -> set[str]:
+    return {symbol.name for symbol in node.free_symbols}

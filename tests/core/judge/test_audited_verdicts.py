@@ -1,0 +1,67 @@
+"""Verdicts and blame that hold up under an independent audit: one reproducer per rule.
+
+Each test checks one expression at one float point end to end and asserts the claim (verdict,
+blamed operation, phase), not torch's bits. Exact values are mpmath at 50 digits at exactly
+the dtype-rounded input (``mpmath.mpf`` of a float is exact); float64's largest finite number
+is 1.797e308, its smallest normal 2**-1022 = 2.2e-308 and its smallest subnormal 2**-1074 =
+4.9e-324 (IEEE 754 binary64).
+"""
+
+from __future__ import annotations
+
+import mpmath
+
+from verifier import check
+from verifier.core.judge.report import Entry, Report
+
+mpmath.mp.dps = 50
+
+
+def entry(report: Report, kind: str, wrt: tuple[str, ...]) -> Entry:
+    (found,) = [e for e in report.entries if e.kind == kind and e.wrt == wrt]
+    return found
+
+
+def claim(found: Entry) -> tuple[str, str | None, str | None]:
+    return found.verdict, found.blame, found.phase
+
+
+def test_an_overflow_in_a_node_without_the_variable_reaches_its_gradient_as_range() -> None:
+    # x*exp(y)/exp(y) at (1, 800): exp(800) = 2.726e347 (mpmath) is beyond float64, so the
+    # tensor exp(y) is inf, 1/exp(y) is 0 and x*inf*0 is nan. d/dx is exactly 1, and x's
+    # backward through the product reads exp(y): the overflow explains the nan.
+    assert mpmath.exp(800) > mpmath.mpf("1.7976931348623157e308")
+    report = check("x*exp(y)/exp(y)", {"x": 1.0, "y": 800.0})
+    assert claim(entry(report, "gradient", ("x",))) == ("range", "exp(y)", "forward")
+    assert report.counts.get("nonfinite", 0) == 0
+
+
+def test_a_forward_value_its_own_backward_never_reads_is_not_blamed_for_a_gradient() -> None:
+    # ndtr(x) at x = -34.0938181856216: torch's value is 0 against 4.554e-255 (mpmath ncdf),
+    # but ndtr's backward computes exp(-x**2/2)/sqrt(2*pi) from x alone: exactly
+    # 1.5540598382831054500e-253 (mpmath). torch's derivative is off by more than the
+    # tolerance (2**-46 relative) at that exact input: rounding x*x = 1162 (half an ulp,
+    # 2**-43) alone moves exp(-x*x/2) by up to 2**-44 relative, four tolerances. The
+    # gradient's error is the first backward's own.
+    x = -34.0938181856216
+    exact = mpmath.exp(-(mpmath.mpf(x) ** 2) / 2) / mpmath.sqrt(2 * mpmath.pi)
+    report = check("ndtr(x)", {"x": x})
+    found = entry(report, "gradient", ("x",))
+    assert found.reference == float(exact)
+    assert claim(found) == ("fail", "ndtr(x)", "first backward")
+
+
+def test_an_overflowing_second_derivative_stays_with_its_own_hessian_element() -> None:
+    # x**y at x = 5.689981688051112e-206, y = 0.00018968770343749157 (mpmath):
+    # d2/dx2 = y(y-1)x**(y-2) = -5.36e406, beyond float64 (its own entry is range), while
+    # d2/dxdy = x**(y-1)(1 + y log x) = 1.4627407772690492546e205 is in range: its error is
+    # that of torch's mixed second derivative of pow, judged at the very inputs it received.
+    x, y = 5.689981688051112e-206, 0.00018968770343749157
+    mx, my = mpmath.mpf(x), mpmath.mpf(y)
+    assert abs(my * (my - 1) * mx ** (my - 2)) > mpmath.mpf("1.8e308")
+    mixed = mx ** (my - 1) * (1 + my * mpmath.log(mx))
+    report = check("x**y", {"x": x, "y": y})
+    found = entry(report, "hessian", ("x", "y"))
+    assert found.reference == float(mixed)
+    if found.verdict != "pass":  # torch's last bits decide whether it is outside at all
+        assert claim(found) == ("fail", "x**y", "second backward")
