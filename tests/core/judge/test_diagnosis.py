@@ -233,15 +233,6 @@ def test_a_node_gradient_sees_findings_on_every_node() -> None:
     assert diagnosed(found, key=NODE_KEY).verdict is Verdict.FAIL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "diagnose ignores the audit's 'nonfinite' findings when autograd's value is finite: "
-        "an operation that gave nan or inf where its exact local value is finite and in "
-        "range is locally inaccurate, yet the entry is called ill-conditioned (or a fail "
-        "whose detail says no operation is locally inaccurate) and the operation is not named"
-    ),
-)
 def test_an_operation_that_gave_a_non_finite_value_is_not_excused_by_the_bound() -> None:
     # exp(-inf) = 0 and 1/inf = 0 can turn an operation's inf into a finite entry. Seen end
     # to end: a registered function defined as x**2 whose torch code adds a detached inf for

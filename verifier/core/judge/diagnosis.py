@@ -32,6 +32,7 @@ from verifier.core.judge.audit import (
     FORWARD,
     INACCURATE,
     KINK,
+    NONFINITE,
     OVERFLOW,
     SECOND_BACKWARD,
     UNDERFLOW,
@@ -77,7 +78,9 @@ def diagnose(
         )
     if overflow is not None:
         return _from(Verdict.RANGE, overflow, "")
-    inaccurate = [f for f in relevant if f.kind == INACCURATE]
+    # An operation that gave nan or inf where its exact local value is finite and in range is
+    # inaccurate too, even where the entry came out finite (exp(-inf) and 1/inf are 0).
+    inaccurate = [f for f in relevant if f.kind in (INACCURATE, NONFINITE)]
     if inaccurate:
         worst = max(inaccurate, key=lambda f: f.ratio)
         detail = f"{worst.detail}, {worst.ratio:.3g} times the tolerance"
