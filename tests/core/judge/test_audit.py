@@ -221,3 +221,12 @@ def test_a_backward_reads_only_the_forward_values_its_formula_uses() -> None:
     # exp(x) is read by its own backward (toward x) and by the product's (toward x and y).
     assert (reached[ndtr], reached[exp]) == (frozenset(), frozenset({"x", "y"}))
     assert x in backward_reads(ndtr, tensors)
+
+
+def test_an_exact_local_value_below_float64s_subnormals_keeps_its_exponent() -> None:
+    # 1/u at u = exp(400) (float64 5.22e173): d/du = -u**-2 = -3.67e-348 (mpmath exp(-800)),
+    # which float64 holds as 0; torch's 0 is more than half of it away: an underflow.
+    (found,) = audited("1/exp(x)", [{"x": 400.0}], hessian=False)
+    assert ("1/exp(x)", FIRST_BACKWARD, UNDERFLOW) in summary(found)
+    (event,) = [f for f in found if f.kind == UNDERFLOW]
+    assert "-3.66787e-348" in event.detail  # 6 digits of 3.6678745841776872e-348

@@ -65,3 +65,17 @@ def test_an_overflowing_second_derivative_stays_with_its_own_hessian_element() -
     assert found.reference == float(mixed)
     if found.verdict != "pass":  # torch's last bits decide whether it is outside at all
         assert claim(found) == ("fail", "x**y", "second backward")
+
+
+def test_an_underflow_below_the_subnormals_is_range_on_the_operation_that_underflowed() -> None:
+    # 1/exp(y) at y = 400: d/dy = -exp(-400) = -1.915e-174 (mpmath), in range, but the pow's
+    # backward computes -exp(y)**-2 = -exp(-800) = -3.668e-348 (mpmath), below float64's
+    # smallest subnormal 4.9e-324: it is 0, and so is autograd's gradient. The exact local
+    # value keeps its exponent, so the underflow is seen.
+    assert mpmath.exp(-800) < mpmath.mpf(2) ** -1074
+    report = check("1/exp(y)", {"y": 400.0})
+    found = entry(report, "gradient", ("y",))
+    assert found.reference == float(-mpmath.exp(-400))
+    assert found.autograd == 0.0
+    assert claim(found) == ("range", "1/exp(y)", "first backward")
+    assert "below float64's normal range" in (found.detail or "")

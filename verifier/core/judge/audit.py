@@ -21,11 +21,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import mpmath
 import numpy as np
 import sympy
 import torch
 
-from verifier.core.exact.reference import DOMAIN, UNDEFINED, ReferenceValue, reference_values
+from verifier.core.exact.reference import (
+    DOMAIN,
+    OK,
+    UNDEFINED,
+    ReferenceValue,
+    reference_values,
+)
 from verifier.core.expression.custom import CustomFunction
 from verifier.core.expression.functions import PARAMETER_POSITIONS
 from verifier.core.expression.symbolic import Target
@@ -52,6 +59,10 @@ OVERFLOW = "overflow"
 UNDERFLOW = "underflow"
 KINK = "kink"
 OUTSIDE_DOMAIN = "domain"
+
+SCALE_BITS = 1100
+"""Powers of two an out-of-range exact value is scaled by to be seen (float64 spans 2**-1074
+to 2**1024: 2**1100 takes every subnormal-underflowing value back above it)."""
 
 _SKIPPED = (sympy.Piecewise, sympy.core.relational.Relational)
 
@@ -163,6 +174,7 @@ def _local(
         targets = targets[:1]
     local_points = [{names[c]: float(values[c][p]) for c in args} for p in range(count)]
     exact = reference_values(local, targets, list(names.values()), local_points, dtype)
+    beyond = _beyond_float64(targets, exact, list(names.values()), local_points)
     result: list[list[Finding]] = []
     for p in range(count):
         found = []
@@ -170,7 +182,14 @@ def _local(
             reference = exact[p][target_index]
             observed = float(torch_values[target_index][p].detach())
             finding = _judge_local(
-                node, phases[target_index], observed, reference, dtype, tolerance, basic
+                node,
+                phases[target_index],
+                observed,
+                reference,
+                dtype,
+                tolerance,
+                basic,
+                beyond.get((p, target_index)),
             )
             if finding is not None:
                 found.append(replace(finding, wrt=wrts[target_index]))
@@ -178,6 +197,49 @@ def _local(
                 break
         result.append(found)
     return result
+
+
+def _beyond_float64(
+    targets: Sequence[Target],
+    exact: Sequence[Sequence[ReferenceValue]],
+    names: list[str],
+    points: Sequence[Mapping[str, float]],
+) -> dict[tuple[int, int], mpmath.mpf]:
+    """The exact local values that float64 holds as 0 or inf, with their true exponent.
+
+    Each such target is evaluated again times ``2**SCALE_BITS`` (below float64's smallest
+    subnormal) or ``2**-SCALE_BITS`` (beyond its largest number), which brings a value within
+    that many powers of two back into float64's range; the result is the scaled value as an
+    mpmath number, whose exponent is unbounded. A value still 0 after scaling up is left 0.
+    """
+    found: dict[tuple[int, int], mpmath.mpf] = {}
+    for direction in (1, -1):
+        asked = [
+            (p, t)
+            for p, row in enumerate(exact)
+            for t, value in enumerate(row)
+            if value.status == OK
+            and value.certified
+            and value.high is not None
+            and (value.high == 0 if direction == 1 else math.isinf(value.high))
+        ]
+        for t in sorted({t for _, t in asked}):
+            rows = [p for p, target in asked if target == t]
+            target = targets[t]
+            scaled = replace(
+                target, expr=target.expr * sympy.Integer(2) ** (direction * SCALE_BITS)
+            )
+            # In arb at float64's precision target: the scale is no float32 or float16 literal.
+            again = reference_values(
+                scaled.expr, [scaled], names, [points[p] for p in rows], DTYPES["float64"]
+            )
+            for p, (value,) in zip(rows, again, strict=True):
+                if value.high is None or not value.certified or value.high == 0:
+                    continue
+                if math.isfinite(value.high):
+                    high = mpmath.mpf(value.high) + mpmath.mpf(value.low)
+                    found[p, t] = mpmath.ldexp(high, -direction * SCALE_BITS)
+    return found
 
 
 def _parameter(tensor: torch.Tensor) -> sympy.Rational:
@@ -232,7 +294,10 @@ def _judge_local(
     dtype: DType,
     tolerance: Tolerance,
     basic: bool,
+    beyond: mpmath.mpf | None = None,
 ) -> Finding | None:
+    """What ``node`` did against its exact local value, or None; ``beyond`` is that value
+    where float64 holds it as 0 or inf (:func:`_beyond_float64`)."""
     what = "its value" if phase == FORWARD else f"its {phase}"
     if reference.status == DOMAIN:
         if phase != FORWARD:
@@ -245,15 +310,19 @@ def _judge_local(
     if reference.high is None or not reference.certified:
         return None
     exact = reference.high + reference.low
+    shown = f"{reference.high:.6g}" if beyond is None else mpmath.nstr(beyond, 6)
     if abs(exact) > dtype.max_finite:
-        detail = f"{what} {reference.high:.6g} is beyond {dtype.name}'s range"
+        detail = f"{what} {shown} is beyond {dtype.name}'s range"
         return Finding(node, phase, OVERFLOW, math.inf, detail)
     error = abs(observed - exact) if math.isfinite(observed) else math.inf
     allowed = tolerance.allowed(exact)
-    if exact != 0 and abs(exact) < dtype.smallest_normal and error > abs(exact) / 2:
+    tiny = exact if beyond is None else beyond
+    if tiny != 0 and abs(tiny) < dtype.smallest_normal:
         # Tiny against the dtype's atol, but it may multiply something huge later.
-        detail = f"{what} {reference.high:.6g} is below {dtype.name}'s normal range"
-        return Finding(node, phase, UNDERFLOW, error / allowed, detail)
+        gap = abs(mpmath.mpf(observed) - tiny) if math.isfinite(observed) else mpmath.inf
+        if gap > abs(tiny) / 2:
+            detail = f"{what} {shown} is below {dtype.name}'s normal range"
+            return Finding(node, phase, UNDERFLOW, float(gap / allowed), detail)
     if error <= allowed:
         return None
     if basic:
