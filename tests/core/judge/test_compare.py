@@ -27,7 +27,7 @@ from verifier.core.exact.reference import (
 )
 from verifier.core.floats.dtypes import DTYPES, DType
 from verifier.core.judge.compare import correct_bits, judge, judge_table
-from verifier.core.judge.tolerance import Tolerance
+from verifier.core.judge.tolerance import Tolerance, make_tolerance
 from verifier.core.judge.verdict import Verdict
 
 FP64 = DTYPES["float64"]
@@ -267,3 +267,13 @@ def test_the_table_judge_leaves_out_what_fails_and_what_is_out_of_range() -> Non
     assert in64.passed.tolist() == [[False, True]]
     in16 = judge_table(np.array([[1.0, 70000.0]]), table_of(rows), TOL16, FP16)
     assert in16.passed.tolist() == [[True, False]]
+
+
+def test_nan_against_a_finite_uncertified_ball_is_left_to_the_diagnosis() -> None:
+    # A ball [-1, 1] that could not be narrowed: nan is wrong for every value in it, so it is
+    # outside the tolerance (verdict None), not unverified; a finite value stays unverified.
+    fp64 = DTYPES["float64"]
+    ball = ReferenceValue(OK, 0.0, 0.0, 1.0, False)
+    tolerance = make_tolerance(fp64)
+    assert judge(math.nan, ball, tolerance, fp64).verdict is None
+    assert judge(0.5, ball, tolerance, fp64).verdict is Verdict.UNVERIFIED

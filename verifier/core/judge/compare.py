@@ -106,7 +106,9 @@ def _ratio(abs_error: float, allowed: float) -> float:
 
 
 def _uncertified(autograd: float, reference: ReferenceValue, tolerance: Tolerance) -> Judgement:
-    """A reference that is only a bound: a pass when every value in it would pass."""
+    """A reference that is only a bound: a pass when every value in it would pass, outside
+    the tolerance (to be diagnosed) when autograd's nan or inf is wrong for every value in it,
+    else ``unverified``."""
     assert reference.high is not None and reference.radius is not None
     radius = reference.radius
     low, high = reference.high - radius, reference.high + radius
@@ -118,6 +120,11 @@ def _uncertified(autograd: float, reference: ReferenceValue, tolerance: Toleranc
             return Judgement(Verdict.PASS, None, farthest, None, None, allowed, farthest / allowed)
     if math.isfinite(radius):
         detail = f"the exact value lies in [{low:.6g}, {high:.6g}] and could not be narrowed"
+        if not math.isfinite(autograd):
+            # nan or inf is wrong for every value of a finite ball: judged as non-finite.
+            nearest = 0.0 if low <= 0 <= high else min(abs(low), abs(high))
+            allowed = tolerance.allowed(nearest)
+            return Judgement(None, None, math.inf, math.inf, None, allowed, math.inf, 0.0, detail)
     else:
         detail = "the exact value could not be bounded (the certified ball is unbounded)"
     return Judgement(Verdict.UNVERIFIED, None, detail=detail)

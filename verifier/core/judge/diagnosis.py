@@ -70,7 +70,11 @@ def diagnose(
         if event is not None:
             return _from(Verdict.RANGE, event, f"autograd gave {autograd}: ")
         culprit = relevant[0] if relevant else None
-        detail = f"autograd gave {autograd} where the exact value is {judgement.reference:.17g}"
+        if judgement.reference is not None:
+            exact = f"the exact value is {judgement.reference:.17g}"
+        else:  # a finite bound that could not be narrowed
+            exact = (judgement.detail or "the exact value is finite").split(" and could not")[0]
+        detail = f"autograd gave {autograd} where {exact}"
         if culprit is None:
             return Diagnosis(Verdict.NONFINITE, None, None, detail)
         return Diagnosis(
