@@ -421,7 +421,14 @@ def _judged(
         judgements[flat] = judge(float(values[point, column]), reference, plan.tolerance, fmt)
     outside = sorted({flat // width for flat, j in judgements.items() if j.verdict is None})
     findings = _audit(
-        plan.parsed, plan.points, outside, fmt, plan.tolerance, notes, hessian=hessian
+        plan.parsed,
+        plan.points,
+        outside,
+        fmt,
+        plan.tolerance,
+        notes,
+        hessian=hessian,
+        forward=autograd.forward,
     )
     for overflowed in plan.literals.overflowed:
         detail = f"the literal {overflowed} is beyond {fmt.name}'s range: its tensor is infinite"
@@ -537,18 +544,22 @@ def _audit(
     notes: list[str],
     *,
     hessian: bool,
+    forward: Mapping[sympy.Basic, torch.Tensor],
 ) -> dict[int, list[Finding]]:
-    """The local audit at the points ``outside`` (where some entry is outside the tolerance)."""
+    """The local audit at the points ``outside`` (where some entry is outside the tolerance),
+    on the node values ``forward`` the autograd run computed for all points together."""
     if not outside:
         return {}
     try:
         found = audit(
             parsed.expr,
             parsed.variables,
-            [points[i] for i in outside],
+            points,
             fmt,
             tolerance,
             hessian=hessian,
+            rows=outside,
+            forward=forward,
         )
     except (RuntimeError, NotImplementedError, ValueError, UnsupportedError) as error:
         # Without the audit no operation is blamed; the bound alone decides (see diagnosis).

@@ -91,3 +91,19 @@ def test_nan_against_a_finite_bound_is_judged_as_nan_and_traced_to_the_overflow(
     found = entry(report, "gradient", ("x",))
     assert found.reference is None
     assert claim(found) == ("range", "exp(exp(y))", "forward")
+
+
+def test_the_audit_judges_the_values_the_batch_run_computed_not_a_rerun_on_part_of_it() -> None:
+    # fmod(x, y) in bfloat16 at (58.75, -9.8125): d/dy = -trunc(x/y) = -trunc(-5.987) = 5
+    # (hand). torch's backward divides in bfloat16, where 58.75/-9.8125 rounds to -6.0 on its
+    # vectorised path (a batch of 8) and may not on its scalar path (one point). Whatever the
+    # batch gives, an entry that is wrong is blamed on the operation that gave it: the audit
+    # takes torch's local derivative on the same whole batch, not on the failing point alone.
+    points = [{"x": 1.0 + i, "y": 3.0} for i in range(7)] + [{"x": 58.75, "y": -9.8125}]
+    report = check("fmod(x, y)", points, dtype="bfloat16")
+    (found,) = [e for e in report.entries if e.point == 7 and e.wrt == ("y",)]
+    assert found.reference == 5.0
+    if found.autograd != 5.0:
+        assert claim(found) == ("fail", "fmod(x, y)", "first backward")
+    else:
+        assert found.verdict == "pass"

@@ -95,28 +95,53 @@ def audit(
     tolerance: Tolerance,
     *,
     hessian: bool,
+    rows: Sequence[int] | None = None,
+    forward: Mapping[sympy.Basic, torch.Tensor] | None = None,
 ) -> list[list[Finding]]:
-    """Every finding at each of ``points`` (dtype-rounded), in program order."""
+    """Every finding at each of ``rows`` (indices into ``points``; all of them by default),
+    in program order.
+
+    ``points`` are all the dtype-rounded points autograd ran on together, and ``forward`` the
+    node values it computed (:attr:`AutogradResult.forward
+    <verifier.core.program.autograd.AutogradResult>`): torch's vectorised and scalar kernels
+    give different bits, so each operation is judged on the values the run actually fed it,
+    and torch's local derivatives are taken on the same whole batch, never a sub-batch.
+    """
     count = len(points)
+    chosen = list(range(count)) if rows is None else list(rows)
     inputs = {
         name: torch.tensor([p[name] for p in points], dtype=dtype.torch) for name in variables
     }
     for tensor in inputs.values():
         tensor.requires_grad_(True)
     translation = Translation(expr, inputs, dtype, torch.device("cpu"))
-    values = {node: t.detach().expand(count) for node, t in translation.tensors.items()}
-    findings: list[list[Finding]] = [[] for _ in range(count)]
+    captured = forward or {}
+    values = {
+        node: _captured(captured.get(node), t).detach().expand(count)
+        for node, t in translation.tensors.items()
+    }
+    findings: list[list[Finding]] = [[] for _ in chosen]
     order = [node for node in program_order(expr) if node in translation.tensors]
     reached = read_by(order, translation.tensors)
     for node in order:
         if node.is_Atom or isinstance(node, _SKIPPED) or not children(node):
             continue
         readers = reached.get(node, frozenset())
-        for point, found in enumerate(_local(node, values, dtype, tolerance, hessian, count)):
-            findings[point].extend(_readers(f, readers, node == expr) for f in found)
-    for point, found in enumerate(_adjoint_events(translation, expr, inputs, dtype, hessian)):
-        findings[point].extend(found)
+        local = _local(node, values, dtype, tolerance, hessian, count, chosen)
+        for row, found in enumerate(local):
+            findings[row].extend(_readers(f, readers, node == expr) for f in found)
+    events = _adjoint_events(translation, expr, inputs, dtype, hessian)
+    for row, point in enumerate(chosen):
+        findings[row].extend(events[point])
     return findings
+
+
+def _captured(value: torch.Tensor | None, own: torch.Tensor) -> torch.Tensor:
+    """The value the autograd run computed for a node, on the CPU in the audit's dtype;
+    the audit's own where the run's is not known."""
+    if value is None or value.shape != own.shape:
+        return own
+    return value.detach().to(device="cpu", dtype=own.dtype)
 
 
 def _readers(finding: Finding, readers: frozenset[str], root: bool) -> Finding:
@@ -138,7 +163,10 @@ def _local(
     tolerance: Tolerance,
     hessian: bool,
     count: int,
+    rows: Sequence[int],
 ) -> list[list[Finding]]:
+    """The findings of ``node`` at each of ``rows``; torch's local derivatives are taken on
+    all ``count`` points at once, as the autograd run took them."""
     # A literal parameter (softplus's beta) stays the number torch was handed, not an input.
     parameters = PARAMETER_POSITIONS.get(type(node), ())
     args = list(dict.fromkeys(c for i, c in enumerate(node.args) if i not in parameters))
@@ -172,14 +200,14 @@ def _local(
                 wrts.append((kid, other))
     if any(t.expr.atoms(sympy.Derivative) for t in targets):
         targets = targets[:1]
-    local_points = [{names[c]: float(values[c][p]) for c in args} for p in range(count)]
+    local_points = [{names[c]: float(values[c][p]) for c in args} for p in rows]
     exact = reference_values(local, targets, list(names.values()), local_points, dtype)
     beyond = _beyond_float64(targets, exact, list(names.values()), local_points)
     result: list[list[Finding]] = []
-    for p in range(count):
+    for row, p in enumerate(rows):
         found = []
         for target_index, target in enumerate(targets):
-            reference = exact[p][target_index]
+            reference = exact[row][target_index]
             observed = float(torch_values[target_index][p].detach())
             finding = _judge_local(
                 node,
@@ -189,7 +217,7 @@ def _local(
                 dtype,
                 tolerance,
                 basic,
-                beyond.get((p, target_index)),
+                beyond.get((row, target_index)),
             )
             if finding is not None:
                 found.append(replace(finding, wrt=wrts[target_index]))

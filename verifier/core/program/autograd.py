@@ -41,12 +41,16 @@ class AutogradResult:
         second_backward: per variable whose Hessian row autograd could not differentiate
             (asked for with ``black_box``): why, in words. A gradient with no graph gives a
             row of zeros; one whose double backward raised gives a row of nan.
+        forward: every node's value as this run computed it (detached, on the CPU), for the
+            local audit: torch's kernels for a whole batch and for part of it may differ in
+            the last bits, so the audit judges the values this very run fed each operation.
     """
 
     values: dict[Key, Floats]
     device: str
     seed_idiom: str | None
     second_backward: dict[str, str] = field(default_factory=dict)
+    forward: dict[sympy.Basic, torch.Tensor] = field(default_factory=dict)
 
 
 NO_GRAPH = (
@@ -141,8 +145,13 @@ def run_autograd(
             for name_j, second in zip(variables, row, strict=True):
                 found[(HESSIAN, (name_i, name_j), None)] = _floats(second, len(points))
         seed_idiom = _seed_idiom(expr, variables, points[:1], dtype, device)
+    forward = {node: tensor.detach().cpu() for node, tensor in translation.tensors.items()}
     return AutogradResult(
-        values=found, device=str(device), seed_idiom=seed_idiom, second_backward=problems
+        values=found,
+        device=str(device),
+        seed_idiom=seed_idiom,
+        second_backward=problems,
+        forward=forward,
     )
 
 
