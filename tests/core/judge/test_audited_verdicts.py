@@ -107,3 +107,17 @@ def test_the_audit_judges_the_values_the_batch_run_computed_not_a_rerun_on_part_
         assert claim(found) == ("fail", "fmod(x, y)", "first backward")
     else:
         assert found.verdict == "pass"
+
+
+def test_an_overflow_inside_one_torch_formula_is_that_operations_fault() -> None:
+    # acosh in float16 at 257.5 (exact in float16): d/dx = 1/sqrt(x**2 - 1) = 0.0038835
+    # (mpmath), in range; torch squares x first, 66306.25 > 65504 (float16's largest), and
+    # returns 0. The overflow is inside acosh's own formula, not a value of the expression:
+    # docs/report-format.md ("Range inside one torch formula") makes that a fail on acosh.
+    exact = 1 / mpmath.sqrt(mpmath.mpf(257.5) ** 2 - 1)
+    assert 257.5**2 > 65504
+    report = check("acosh(x)", {"x": 257.5}, dtype="float16")
+    found = entry(report, "gradient", ("x",))
+    assert abs(found.reference - float(exact)) < 1e-6
+    if found.autograd != found.reference:  # torch's kernel decides whether it overflows
+        assert claim(found) == ("fail", "acosh(x)", "first backward")
