@@ -2,6 +2,10 @@
 
 Every command prints a readable table by default and JSON with ``--json``; bad input ends with
 a one-line message on stderr and exit code 2, never a traceback (verifier/cli/toolkit.py).
+
+Help is plain text (click's), not rich markup: markup would eat a help text's brackets
+(``[default: VERIFIER_API_URL]``). Building it imports no numpy, SymPy, SQLAlchemy or torch;
+each command imports what it needs when it runs (tests/cli/test_help.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ def create_cli() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
     )
     app.callback()(_root)
     app.command("check")(check.check)
@@ -31,6 +36,8 @@ def create_cli() -> typer.Typer:
     app.command("reconcile")(reconcile)
     app.command("submit")(jobs.submit)
     app.command("status")(jobs.status)
+    app.command("jobs")(jobs.jobs)
+    app.command("cancel")(jobs.cancel)
     app.command("reports")(jobs.reports)
     app.command("stats")(jobs.stats)
     app.command("demo")(server.demo)

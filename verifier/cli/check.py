@@ -8,7 +8,7 @@ or a check that could not run (verdict ``error``).
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -28,9 +28,11 @@ from verifier.cli.toolkit import (
     fail,
     print_json,
 )
-from verifier.core.judge.report import Entry, Report
 from verifier.core.judge.verdict import VERDICT_ORDER, Verdict
 from verifier.errors import VerifierError
+
+if TYPE_CHECKING:  # the report loads numpy: imported when a check runs, not for --help
+    from verifier.core.judge.report import Entry, Report
 
 FULL_TABLE_MAX_POINTS = 5
 WORST_ENTRIES_SHOWN = 10

@@ -17,8 +17,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from verifier.cli.toolkit import EXIT_FAILED, JsonOption, console, errors, print_json
-from verifier.core.expression import registry
-from verifier.core.expression.functions import ALIASES, FUNCTIONS
 
 BUILT_IN = "built-in"
 
@@ -34,6 +32,8 @@ def functions(
     as_json: JsonOption = False,
 ) -> None:
     """List the functions expressions may call: built-in ones and those of plugins."""
+    from verifier.core.expression import registry
+
     rows = _rows()
     problems = [
         {"entry_point": p.entry_point, "problem": p.reason} for p in registry.plugin_problems()
@@ -50,6 +50,9 @@ def functions(
 
 
 def _rows() -> list[dict[str, Any]]:
+    from verifier.core.expression import registry
+    from verifier.core.expression.functions import ALIASES, FUNCTIONS
+
     aliases: dict[str, list[str]] = {}
     for alias, name in ALIASES.items():
         aliases.setdefault(name, []).append(alias)

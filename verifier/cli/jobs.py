@@ -1,8 +1,12 @@
 """Commands that talk to a running service over its HTTP API: ``submit``, ``status``,
-``reports`` and ``stats``.
+``jobs``, ``cancel``, ``reports`` and ``stats``.
+
+A job is named by its whole id or by a prefix of at least 8 hex digits (as the commands print
+it: ``job beb21642``), resolved among the caller's jobs as git resolves a short commit id.
 
 ``submit --wait`` exits as ``check`` does, over every check of the job: 0 when the job passed,
-1 when a check has an entry with a verdict of its fail-on policy, 2 when a check could not run.
+1 when a check has an entry with a verdict of its fail-on policy, 2 when a check could not run
+or the job was cancelled.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from verifier.cli.toolkit import (
 from verifier.core.judge.verdict import Verdict
 
 DEFAULT_WAIT_TIMEOUT_S = 3600.0
+SHORT_ID_CHARS = 8
+"""Hex digits of a job id the commands print where the whole id is not needed."""
+JOB_STATUSES = "queued, running, done, error or cancelled"
 
 
 @friendly
@@ -70,7 +77,7 @@ def submit(
                 print_json(accepted)
             else:
                 console.print(f"job {job_id} queued ({len(checks)} checks)")
-                console.print(f"follow it with: derivcheck status {job_id}")
+                console.print(f"follow it with: derivcheck status {job_id[:SHORT_ID_CHARS]}")
             return
         target = errors if as_json else console
         job = wait_for_job(client, job_id, target, poll_interval_s=0.5, timeout_s=timeout)
@@ -83,7 +90,11 @@ def submit(
 
 
 def _exit_for(job: dict[str, Any]) -> None:
-    """Exit 2 when a check could not run, 1 when the job did not pass its checks' fail-on."""
+    """Exit 2 when a check could not run or the job was cancelled, 1 when the job did not
+    pass its checks' fail-on."""
+    if job.get("status") == "cancelled":
+        errors.print(f"[red]error:[/] job {job['id']} was cancelled", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
     if job.get("verdict") == Verdict.ERROR:  # the job's status is then "error" too
         raise typer.Exit(EXIT_BAD_INPUT)
     if job.get("passed") is False:
@@ -92,7 +103,7 @@ def _exit_for(job: dict[str, Any]) -> None:
 
 @friendly
 def status(
-    job: Annotated[str, typer.Argument(help="job id")],
+    job: Annotated[str, typer.Argument(help="job id, or its first 8 or more hex digits")],
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -100,6 +111,7 @@ def status(
     from verifier.cli.render import job_table, print_job_summary
 
     with api_client(url) as client:
+        job = client.resolve_job_id(job)
         state = client.job(job)
         report = None if as_json or not state["progress"]["done"] else client.report(job)
     if as_json:
@@ -118,7 +130,7 @@ def reports(
     function: Annotated[str | None, typer.Option(help="a function used, e.g. sinc")] = None,
     dtype: Annotated[str | None, typer.Option(help="float64, float32, ...")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda")] = None,
-    job: Annotated[str | None, typer.Option(help="job id")] = None,
+    job: Annotated[str | None, typer.Option(help="job id or its first 8+ hex digits")] = None,
     since: Annotated[datetime | None, typer.Option(help="written at or after")] = None,
     until: Annotated[datetime | None, typer.Option(help="written before")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500, help="reports per page")] = 50,
@@ -141,6 +153,8 @@ def reports(
         "cursor": cursor,
     }
     with api_client(url) as client:
+        if job is not None:
+            params["job"] = client.resolve_job_id(job)
         page = client.reports(params)
     if as_json:
         print_json(page)
@@ -163,7 +177,7 @@ def stats(
     dtype: Annotated[str | None, typer.Option(help="only this dtype")] = None,
     device: Annotated[str | None, typer.Option(help="only this device")] = None,
     function: Annotated[str | None, typer.Option(help="only checks calling it")] = None,
-    job: Annotated[str | None, typer.Option(help="only this job")] = None,
+    job: Annotated[str | None, typer.Option(help="only this job (id or 8+ hex digits)")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Count reports by verdict, grouped by function, dtype or device."""
@@ -178,8 +192,56 @@ def stats(
         "job": job,
     }
     with api_client(url) as client:
+        if job is not None:
+            params["job"] = client.resolve_job_id(job)
         counts = client.stats(params)
     if as_json:
         print_json(counts)
     else:
         console.print(stats_table(counts))
+
+
+@friendly
+def jobs(
+    url: UrlOption = None,
+    job_status: Annotated[
+        str | None, typer.Option("--status", help=f"only jobs that are {JOB_STATUSES}")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="jobs per page")] = 20,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of a previous page")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List your jobs, newest first."""
+    from verifier.cli.render import jobs_table
+
+    with api_client(url) as client:
+        page = client.jobs({"status": job_status, "limit": limit, "cursor": cursor})
+    if as_json:
+        print_json(page)
+        return
+    console.print(jobs_table(page))
+    if page["next_cursor"]:
+        console.print(f"more: derivcheck jobs --cursor {page['next_cursor']}")
+
+
+@friendly
+def cancel(
+    job: Annotated[str, typer.Argument(help="job id, or its first 8 or more hex digits")],
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a job: its queued checks never run; running ones finish and keep their reports."""
+    with api_client(url) as client:
+        job_id = client.resolve_job_id(job)
+        state = client.cancel(job_id)
+    if as_json:
+        print_json(state)
+        return
+    done, total = state["progress"]["done"], state["progress"]["total"]
+    if state["status"] == "cancelled":
+        console.print(
+            f"job {job_id} cancelled: {done} of {total} checks have reports; checks that "
+            "were running finish and keep theirs"
+        )
+    else:
+        console.print(f"job {job_id} had already finished ({state['status']}); nothing to cancel")

@@ -9,16 +9,20 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from verifier.cli.client import CliError
 from verifier.cli.toolkit import JsonOption, console, friendly, load_settings, print_json
 
-keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+if TYPE_CHECKING:  # SQLAlchemy loads when a command runs, not for --help
+    from sqlalchemy.orm import Session
+
+keys_app = typer.Typer(
+    help="API keys: create, list, revoke.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @contextmanager

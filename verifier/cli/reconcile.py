@@ -18,7 +18,7 @@ def reconcile(
         typer.Option(min=0.1, help="seconds between passes [default: VERIFIER_REQUEUE_INTERVAL_S]"),
     ] = None,
 ) -> None:
-    """Re-publish checks that nobody will run (lost messages, dead workers; docs/delivery.md)."""
+    """Re-publish checks that nobody will run (lost messages, dead workers)."""
     import logging
 
     from celery import Celery

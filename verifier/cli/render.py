@@ -16,7 +16,8 @@ from verifier.cli.client import ApiClient, CliError
 from verifier.cli.style import blamed_table, counts_text, styled
 from verifier.core.judge.verdict import VERDICT_ORDER, ordered_counts
 
-FINISHED_STATUSES = frozenset({"done", "error"})
+FINISHED_STATUSES = frozenset({"done", "error", "cancelled"})
+SHORT_ID_CHARS = 8
 EXPRESSION_COLUMN_CHARS = 48
 REASON_CHARS = 120
 
@@ -58,10 +59,20 @@ def wait_for_job(
         task = progress.add_task(
             "job", total=job["progress"]["total"], short=job_id[:8], status=job["status"]
         )
+        warned = False
         while True:
             progress.update(task, completed=job["progress"]["done"], status=job["status"])
             if job["status"] in FINISHED_STATUSES:
                 return job
+            if job.get("waiting") and not warned:
+                # The job will not move until a worker serves its queue: say so at once
+                # instead of polling in silence until the timeout.
+                progress.console.print(
+                    f"[yellow]warning:[/] job {job_id[:SHORT_ID_CHARS]} is {job['waiting']}; "
+                    "start one with `derivcheck worker` (its --queues)",
+                    highlight=False,
+                )
+                warned = True
             if time.monotonic() > deadline:
                 raise CliError(
                     f"job {job_id} is not finished after {timeout_s:g} s "
@@ -165,6 +176,30 @@ def job_table(job: dict[str, Any]) -> Table:
     table.add_row("label", Text(job.get("label") or "-"))  # a label is text, never markup
     table.add_row("created", job["created_at"])
     table.add_row("finished", job.get("finished_at") or "-")
+    return table
+
+
+def jobs_table(page: dict[str, Any]) -> Table:
+    """One row per job of a listing page, its id whole (for copying)."""
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("verdict", no_wrap=True, min_width=9)
+    table.add_column("passed", no_wrap=True)
+    table.add_column("checks", justify="right", no_wrap=True)
+    table.add_column("created", no_wrap=True)
+    table.add_column("label", overflow="ellipsis", max_width=30)
+    for job in page["items"]:
+        progress = job["progress"]
+        table.add_row(
+            str(job["id"]),
+            job["status"],
+            styled(job.get("verdict")),
+            _passed(job.get("passed")),
+            f"{progress['done']}/{progress['total']}",
+            str(job["created_at"])[:19],
+            Text(job.get("label") or "-"),
+        )
     return table
 
 

@@ -7,31 +7,33 @@ options.
 
 from __future__ import annotations
 
+import difflib
 import json
 import platform
 import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from verifier.cli.toolkit import JsonOption, errors, fail, print_json
-from verifier.core.floats.dtypes import is_device
+from verifier.cli.toolkit import JsonOption, console, errors, fail, print_json
 from verifier.core.judge.verdict import Verdict
 from verifier.core.ops import OPERATIONS
-from verifier.core.survey import (
-    DEFAULT_REGION_POINTS,
-    DEFAULT_SURVEY_POINTS,
-    SURVEY_DTYPES,
-    Finding,
-    machine,
-    markdown,
-    run_survey,
-    to_json,
-)
+
+if TYPE_CHECKING:  # the survey loads numpy: imported when it runs, not for --help
+    from verifier.core.survey import Finding
+
+SURVEY_POINTS = 1000
+"""verifier.core.survey.DEFAULT_SURVEY_POINTS, written here so that --help imports no numpy
+(tests/cli/test_help.py holds the two equal)."""
+REGION_POINTS = 100
+"""verifier.core.survey_points.DEFAULT_REGION_POINTS, for the same reason."""
+SUGGESTIONS = 3
 
 
 def survey(
@@ -40,20 +42,26 @@ def survey(
     ] = Path("survey.md"),
     points: Annotated[
         int, typer.Option(help="Sampled points per operation and dtype.")
-    ] = DEFAULT_SURVEY_POINTS,
+    ] = SURVEY_POINTS,
     region_points: Annotated[
         int,
         typer.Option(
-            help="Points per special region of each operation and dtype (verifier/core/ops.py)."
+            help="Points per special region (pole, kink, tail ...) of each operation and dtype."
         ),
-    ] = DEFAULT_REGION_POINTS,
+    ] = REGION_POINTS,
     dtype: Annotated[
         list[str] | None, typer.Option("--dtype", help="A dtype (repeat); default all four.")
     ] = None,
     operation: Annotated[
         list[str] | None,
-        typer.Option("--op", help="An operation's row name (repeat); default all."),
+        typer.Option(
+            "--op", help="An operation's row name, e.g. polygamma_n1 (repeat); default all."
+        ),
     ] = None,
+    list_ops: Annotated[
+        bool,
+        typer.Option("--list-ops", help="List the operations' row names for --op, then exit."),
+    ] = False,
     device: Annotated[
         list[str] | None,
         typer.Option("--device", help="cpu, cuda or cuda:N (repeat for several); default cpu."),
@@ -63,7 +71,13 @@ def survey(
     as_json: JsonOption = False,
 ) -> None:
     """Survey torch's derivative accuracy, operation by operation and dtype by dtype."""
-    console = errors
+    if list_ops:
+        _list_operations(as_json)
+        return
+    from verifier.core.floats.dtypes import is_device
+    from verifier.core.survey import SURVEY_DTYPES, machine, markdown, run_survey, to_json
+
+    progress_console = errors
     dtypes = list(dtype or SURVEY_DTYPES)
     unknown = sorted(set(dtypes) - set(SURVEY_DTYPES))
     if unknown:
@@ -71,7 +85,8 @@ def survey(
     names = {op.name for op in OPERATIONS}
     missing = sorted(set(operation or []) - names)
     if missing:
-        fail(f"unknown operation {', '.join(missing)}; see docs/functions.md for the names")
+        unknown_ops = _with_suggestions(missing, names)
+        fail(f"unknown operation {unknown_ops}; see derivcheck survey --list-ops")
     devices = list(dict.fromkeys(device or ["cpu"]))
     strange = [name for name in devices if not is_device(name)]
     if strange:
@@ -88,7 +103,7 @@ def survey(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=progress_console,
     ) as progress:
         task = progress.add_task("survey", total=len(chosen) * len(dtypes) * len(devices))
 
@@ -125,10 +140,37 @@ def survey(
     if as_json:
         print_json(document)
     failing = sum(1 for f in findings if f.counts.get(Verdict.FAIL))
-    console.print(
+    progress_console.print(
         f"{len(findings)} rows, {failing} with failures, in {seconds:.0f} s: {output} and "
         f"{output.with_suffix('.json')}"
     )
+
+
+def _with_suggestions(missing: list[str], names: set[str]) -> str:
+    """The unknown names, each with the closest row names (difflib), e.g. ``polygamma1 (did
+    you mean polygamma_n1?)``."""
+    shown = []
+    for name in missing:
+        close = difflib.get_close_matches(name, sorted(names), n=SUGGESTIONS)
+        shown.append(f"{name} (did you mean {' or '.join(close)}?)" if close else name)
+    return ", ".join(shown)
+
+
+def _list_operations(as_json: bool) -> None:
+    """Every row name --op takes, with what it checks and the OpInfo names it covers."""
+    rows = [
+        {"op": op.name, "expression": op.expression, "opinfo": list(op.opinfo)} for op in OPERATIONS
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="survey operations (--op)", title_justify="left")
+    table.add_column("op", no_wrap=True)
+    table.add_column("checks")
+    table.add_column("OpInfo names")
+    for op in OPERATIONS:
+        table.add_row(op.name, escape(op.expression), ", ".join(op.opinfo))
+    console.print(table)
 
 
 def _cuda_here() -> bool:

@@ -10,17 +10,18 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from verifier.cli.client import ApiClient, CliError
-from verifier.config import Settings
 from verifier.core.judge.verdict import VERDICT_ORDER
 from verifier.errors import VerifierError
+
+if TYPE_CHECKING:  # the settings import the core's limits (SymPy): loaded when a command runs
+    from verifier.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,7 +45,8 @@ console = Console(width=None if sys.stdout.isatty() else PIPED_WIDTH)
 errors = Console(stderr=True)
 
 UrlOption = Annotated[
-    str | None, typer.Option("--url", help="API address [default: VERIFIER_API_URL]")
+    str | None,
+    typer.Option("--url", help="API address [default: VERIFIER_API_URL]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for programs")]
 
@@ -71,6 +73,10 @@ def friendly(command: F) -> F:
 
 def load_settings() -> Settings:
     """Settings from the environment; a bad variable is a one-line error."""
+    from pydantic import ValidationError
+
+    from verifier.config import Settings
+
     try:
         return Settings()
     except ValidationError as error:
@@ -82,7 +88,11 @@ def load_settings() -> Settings:
 def api_client(url: str | None) -> ApiClient:
     """A client of the API at ``url`` (default: the settings'), with the settings' key."""
     settings = load_settings()
-    return ApiClient(url or settings.api_url, api_key=settings.api_key or None)
+    return ApiClient(
+        url or settings.api_url,
+        api_key=settings.api_key or None,
+        on_retry=lambda note: errors.print(f"[yellow]note:[/] {escape(note)}", highlight=False),
+    )
 
 
 def print_json(data: Any) -> None:

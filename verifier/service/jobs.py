@@ -14,6 +14,8 @@ commit) can therefore retry it without making a second job.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import logging
@@ -21,6 +23,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +32,7 @@ from sqlalchemy.orm import Session
 from verifier.config import Settings
 from verifier.core.guard import check_expressions
 from verifier.delivery.fleet import fleet_for
-from verifier.errors import JobRejectedError, NotFoundError
+from verifier.errors import JobRejectedError, NotFoundError, RequestRejectedError
 from verifier.service.admission import (
     admit,
     check_quota,
@@ -39,6 +42,7 @@ from verifier.service.admission import (
 from verifier.service.schemas import (
     JobIn,
     JobOut,
+    JobPage,
     Progress,
 )
 from verifier.service.submission import Parser, validate_job
@@ -49,6 +53,7 @@ from verifier.store.models import (
     CheckFunction,
     Job,
     JobStatus,
+    utc_now,
 )
 
 logger = logging.getLogger(__name__)
@@ -61,6 +66,10 @@ ULIDs, hex and base64 digests fit)."""
 NO_API_KEY = "-"
 """The API key part of a stored idempotency key while API keys are off."""
 SHOWN_KEY_CHARS = 60
+MIN_PREFIX_DIGITS = 8
+"""The fewest hex digits of a job id prefix (what the CLI prints: ``job beb21642``)."""
+JOB_PREFIX_TEXT = re.compile(rf"[0-9a-f]{{{MIN_PREFIX_DIGITS},32}}")
+JOB_CURSOR_KIND = "j"
 
 
 def queue_for(device: str, settings: Settings, compared: Sequence[str] | None = None) -> str:
@@ -270,3 +279,96 @@ def _job_out(job: Job, waiting: str | None = None) -> JobOut:
         started_at=job.started_at,
         finished_at=job.finished_at,
     )
+
+
+def list_jobs(
+    session: Session,
+    api_key_id: uuid.UUID | None,
+    *,
+    status: JobStatus | None = None,
+    prefix: str | None = None,
+    cursor: str | None = None,
+    limit: int,
+) -> JobPage:
+    """``api_key_id``'s jobs, newest first, ``limit`` a page, from ``cursor`` on; only those
+    with ``status``, or whose id starts with ``prefix`` (hex digits, hyphens ignored).
+
+    RequestRejectedError names a prefix of fewer than MIN_PREFIX_DIGITS hex digits, or a bad
+    cursor."""
+    filters = repository.JobFilters(
+        api_key_id=api_key_id,
+        status=status,
+        prefix=None if prefix is None else job_prefix(prefix),
+    )
+    before = _decode_job_cursor(cursor) if cursor is not None else None
+    rows = repository.list_jobs(session, filters, before=before, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit and page:
+        next_cursor = _encode_job_cursor(page[-1])
+    return JobPage(items=[_job_out(job) for job in page], next_cursor=next_cursor)
+
+
+def job_prefix(text: str) -> str:
+    """The lowercase hex digits of a job id prefix (hyphens dropped); RequestRejectedError
+    naming it unless it has MIN_PREFIX_DIGITS to 32 of them."""
+    digits = text.replace("-", "").lower()
+    if JOB_PREFIX_TEXT.fullmatch(digits):
+        return digits
+    shown = text if len(text) <= SHOWN_KEY_CHARS else f"{text[:SHOWN_KEY_CHARS]}..."
+    raise RequestRejectedError(
+        [
+            {
+                "loc": ["query", "prefix"],
+                "msg": f"invalid job id prefix {shown!r}: give {MIN_PREFIX_DIGITS} to 32 hex "
+                "digits of a job id (hyphens allowed)",
+                "type": "prefix",
+                "position": None,
+            }
+        ]
+    )
+
+
+def cancel_job(
+    session: Session,
+    job_id: uuid.UUID,
+    api_key_id: uuid.UUID | None = None,
+    settings: Settings | None = None,
+) -> JobOut:
+    """Cancel ``api_key_id``'s job: its queued checks are never run, its running checks
+    finish (their reports are kept) and the job ends ``cancelled``. A finished job (done,
+    error or already cancelled) is left as it is, so cancelling twice is harmless. Returns
+    the job's state afterwards; NotFoundError if there is no such job of ``api_key_id``."""
+    job = repository.get_job(session, job_id, api_key_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    cancelled = repository.cancel_job(session, job, utc_now())
+    session.commit()
+    if cancelled:
+        logger.info("job %s cancelled: %d queued checks will not run", job_id, cancelled)
+    return job_status(session, job_id, api_key_id, settings)
+
+
+def _encode_job_cursor(job: Job) -> str:
+    text = f"{JOB_CURSOR_KIND}{job.created_at.isoformat()}|{job.id.hex}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_job_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not text.startswith(JOB_CURSOR_KIND):
+            raise ValueError(cursor)
+        created, _, job_id = text[len(JOB_CURSOR_KIND) :].partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(hex=job_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise RequestRejectedError(
+            [
+                {
+                    "loc": ["query", "cursor"],
+                    "msg": f"invalid cursor {cursor!r}: pass next_cursor from a previous page",
+                    "type": "cursor",
+                    "position": None,
+                }
+            ]
+        ) from None

@@ -154,6 +154,13 @@ class JobOut(BaseModel):
     )
 
 
+class JobPage(BaseModel):
+    """One page of the caller's jobs, newest first; pass ``next_cursor`` back as ``cursor``."""
+
+    items: list[JobOut]
+    next_cursor: str | None
+
+
 class PendingCheck(BaseModel):
     """A check of a job that has no report yet."""
 

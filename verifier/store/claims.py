@@ -46,7 +46,12 @@ def _claim(takes_over: bool) -> Update:
         free.append(checks.claim_token == bindparam("takes_over"))
     return (
         update(_CHECKS)
-        .where(checks.id == bindparam("check"), checks.status != CheckStatus.DONE, or_(*free))
+        .where(
+            checks.id == bindparam("check"),
+            # Neither done nor cancelled: a cancelled job's queued checks are never run.
+            checks.status.in_([CheckStatus.QUEUED, CheckStatus.RUNNING]),
+            or_(*free),
+        )
         .values(
             status=CheckStatus.RUNNING,
             attempts=checks.attempts + 1,

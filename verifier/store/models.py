@@ -98,20 +98,24 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class JobStatus(StrEnum):
-    """Where a job is: waiting, being worked on, or finished (``error``: a check could not run)."""
+    """Where a job is: waiting, being worked on, or finished (``error``: a check could not run;
+    ``cancelled``: its owner cancelled it, and its queued checks never ran)."""
 
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
     ERROR = "error"
+    CANCELLED = "cancelled"
 
 
 class CheckStatus(StrEnum):
-    """Where one check is."""
+    """Where one check is (``cancelled``: its job was cancelled while it was queued; no worker
+    claims it)."""
 
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
+    CANCELLED = "cancelled"
 
 
 def _status_type(enum: type[StrEnum], name: str) -> Enum:

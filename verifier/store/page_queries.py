@@ -348,7 +348,7 @@ def unfinished_checks_by_queue(session: Session) -> dict[tuple[str, str], int]:
     """Checks not finished yet, per (queue, status): ``queued`` ones are the queue's depth."""
     query = (
         select(Check.queue, Check.status, func.count())
-        .where(Check.status != CheckStatus.DONE)
+        .where(Check.status.in_([CheckStatus.QUEUED, CheckStatus.RUNNING]))
         .group_by(Check.queue, Check.status)
     )
     return {

@@ -40,12 +40,19 @@ from verifier.store.models import (
     CheckFunction,
     CheckStatus,
     Job,
+    JobStatus,
     ReportBlock,
     StoredReport,
     utc_now,
 )
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
+
+UNFINISHED_CHECK_STATUSES = (CheckStatus.QUEUED, CheckStatus.RUNNING)
+"""A check a worker will still run or is running (neither done nor cancelled)."""
+UNFINISHED_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+"""A job that may still change: cancelling one of these stops its queued checks."""
+UUID_HEX_DIGITS = 32
 
 MAX_SQL_INTEGER = 2**31 - 1
 BLOCKS_PER_FETCH = 4
@@ -512,7 +519,7 @@ def queued_cost_units(session: Session, api_key_id: uuid.UUID) -> int:
     query = (
         select(func.coalesce(func.sum(Check.cost_units), 0))
         .join(Job, Job.id == Check.job_id)
-        .where(Job.api_key_id == api_key_id, Check.status != CheckStatus.DONE)
+        .where(Job.api_key_id == api_key_id, Check.status.in_(UNFINISHED_CHECK_STATUSES))
     )
     return int(session.scalar(query) or 0)
 
@@ -529,3 +536,64 @@ def never_sent_checks(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
         .order_by(Check.position)
     )
     return session.scalars(query).all()
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    """Filters of a job listing; None means no filter."""
+
+    api_key_id: uuid.UUID | None = None
+    """Only jobs submitted with this API key (None: every job)."""
+    status: JobStatus | None = None
+    prefix: str | None = None
+    """Only jobs whose id, in lowercase hex without hyphens, starts with these digits."""
+
+
+def list_jobs(
+    session: Session,
+    filters: JobFilters,
+    *,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> Sequence[Job]:
+    """At most ``limit`` jobs, newest first (ties by id), strictly after ``before`` (the
+    ``created_at`` and id of the last job of the previous page) in that order."""
+    query = select(Job)
+    if filters.api_key_id is not None:
+        query = query.where(Job.api_key_id == filters.api_key_id)
+    if filters.status is not None:
+        query = query.where(Job.status == filters.status)
+    if filters.prefix is not None:
+        # A range of ids instead of a text match: uuids compare as their hex digits do on
+        # PostgreSQL (uuid) and on SQLite (32 hex characters), and the primary key serves it.
+        low = uuid.UUID(filters.prefix.ljust(UUID_HEX_DIGITS, "0"))
+        high = uuid.UUID(filters.prefix.ljust(UUID_HEX_DIGITS, "f"))
+        query = query.where(Job.id >= low, Job.id <= high)
+    if before is not None:
+        created_at, job_id = before
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    return session.scalars(query).all()
+
+
+def cancel_job(session: Session, job: Job, now: datetime) -> int:
+    """Cancel ``job`` if it is unfinished: its queued checks become cancelled (no worker
+    claims them, verifier/store/claims.py) and the job ends ``cancelled`` at ``now``; its
+    running checks finish. Returns how many checks were cancelled; a finished job is left as
+    it is (0)."""
+    ended = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status.in_(UNFINISHED_JOB_STATUSES))
+        .values(status=JobStatus.CANCELLED, finished_at=now)
+    )
+    if not ended.rowcount:  # type: ignore[attr-defined]
+        return 0
+    cancelled = session.execute(
+        update(Check)
+        .where(Check.job_id == job.id, Check.status == CheckStatus.QUEUED)
+        .values(status=CheckStatus.CANCELLED, finished_at=now, enqueued_at=None)
+    )
+    session.expire(job)
+    return int(cancelled.rowcount)  # type: ignore[attr-defined]

@@ -1,26 +1,32 @@
-"""``/jobs``: submit a job, follow it, read its report."""
+"""``/jobs``: submit a job, list the caller's jobs, follow one, cancel one."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from verifier.api.deps import SenderDep, SessionDep, SettingsDep
 from verifier.api.parsing import ParserDep
 from verifier.api.ratelimit import CallerDep
 from verifier.api.responses import ACCESS_RESPONSES
+from verifier.config import MAX_PAGE_SIZE
 from verifier.delivery.sender import send_checks
 from verifier.service import jobs as job_cases
-from verifier.service.schemas import JobAccepted, JobIn, JobOut
-from verifier.store.models import MAX_IDEMPOTENCY_KEY_CHARS
+from verifier.service.schemas import JobAccepted, JobIn, JobOut, JobPage
+from verifier.store.models import MAX_IDEMPOTENCY_KEY_CHARS, JobStatus
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=ACCESS_RESPONSES)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such job (or it belongs to another key)"}
 }
+DEFAULT_PAGE_SIZE = 50
+"""Jobs per page of ``GET /jobs`` unless ``limit`` says otherwise."""
+MAX_CURSOR_CHARS = 128
+MAX_PREFIX_CHARS = 36
+"""A whole job id with its hyphens."""
 IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
 IDEMPOTENCY_KEY_DESCRIPTION = (
     f"a key of this submission (1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters of "
@@ -95,3 +101,43 @@ def read_job(
 ) -> JobOut:
     """The job's status, verdict and progress, and what its queued checks wait for."""
     return job_cases.job_status(session, job_id, caller.key_id, settings)
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    caller: CallerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    status: Annotated[JobStatus | None, Query(description="only jobs with this status")] = None,
+    prefix: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_PREFIX_CHARS,
+            description=f"only jobs whose id starts with these hex digits (at least "
+            f"{job_cases.MIN_PREFIX_DIGITS}; hyphens ignored), to resolve a short id",
+        ),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_CURSOR_CHARS, description="next_cursor of a page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+) -> JobPage:
+    """The caller's jobs, newest first, a page at a time."""
+    return job_cases.list_jobs(
+        session,
+        caller.key_id,
+        status=status,
+        prefix=prefix,
+        cursor=cursor,
+        limit=min(limit, settings.max_page_size),
+    )
+
+
+@router.delete("/{job_id}", response_model=JobOut, responses=NOT_FOUND)
+def cancel_job(
+    job_id: uuid.UUID, caller: CallerDep, session: SessionDep, settings: SettingsDep
+) -> JobOut:
+    """Cancel a job: its queued checks never run, its running checks finish and keep their
+    reports, and the job ends ``cancelled``. A finished job is answered as it is (cancelling
+    twice is harmless)."""
+    return job_cases.cancel_job(session, job_id, caller.key_id, settings)
