@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import pytest
 import typer
 import yaml
+from slowness import SLOWNESS
 
 from verifier.config import Settings
 
@@ -126,3 +130,104 @@ def test_images_build_from_files_that_exist(compose: dict[str, Any]) -> None:
                 for source in sources:
                     if not source.startswith("--"):
                         assert (context / source).exists(), (name, f"COPY source {source}")
+
+
+def test_flower_listens_on_loopback_only(compose: dict[str, Any]) -> None:
+    # Before: "5555:5555", every interface of the host.
+    for port in compose["services"]["flower"]["ports"]:
+        assert str(port).startswith("127.0.0.1:"), port
+
+
+def test_flower_has_no_default_credentials(compose: dict[str, Any]) -> None:
+    # Before: ${FLOWER_BASIC_AUTH:-admin:change-me}. Not ${FLOWER_BASIC_AUTH:?...}: compose
+    # interpolates every service before it applies profiles, so a plain `docker compose up`
+    # would then fail without Flower's credentials.
+    value = compose["services"]["flower"]["environment"]["FLOWER_BASIC_AUTH"]
+    assert value == "${FLOWER_BASIC_AUTH:-}"
+
+
+def _flower_script(compose: dict[str, Any]) -> list[str]:
+    """Flower's command as the container runs it (compose turns ``$$`` into ``$``)."""
+    return [part.replace("$$", "$") for part in compose["services"]["flower"]["command"]]
+
+
+@pytest.mark.parametrize(("credentials", "starts"), [("", False), ("ops:s3cret", True)])
+def test_flower_starts_only_with_credentials_from_the_environment(
+    compose: dict[str, Any], tmp_path: Path, credentials: str, starts: bool
+) -> None:
+    command = _flower_script(compose)
+    assert command[:2] == ["sh", "-c"]
+    # A stand-in for celery that says it was started and with which arguments.
+    fake = tmp_path / "celery"
+    fake.write_text('#!/bin/sh\necho "celery $*"\n')
+    fake.chmod(0o755)
+    ran = subprocess.run(
+        command,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "FLOWER_BASIC_AUTH": credentials},
+        capture_output=True,
+        text=True,
+        timeout=10 * SLOWNESS,
+    )
+    if starts:
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.startswith("celery --app workers.app:app flower")
+    else:
+        assert ran.returncode != 0
+        assert "FLOWER_BASIC_AUTH" in ran.stderr
+        assert "celery" not in ran.stdout
+
+
+def test_the_api_has_a_healthcheck_on_health(compose: dict[str, Any]) -> None:
+    # Before: none, so `docker compose ps` said "running" for an API that answered 503.
+    check = compose["services"]["api"]["healthcheck"]
+    test = check["test"]
+    assert test[0] == "CMD"
+    assert "http://127.0.0.1:8000/health" in " ".join(test)
+    command = compose["services"]["api"]["command"]
+    assert f":{command[command.index('--port') + 1]}/health" in " ".join(test)
+
+
+def test_the_api_healthcheck_fails_on_an_api_that_is_not_healthy(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """The healthcheck's own command, run here against a server that answers 503 and one
+    that answers 200, exits non-zero and zero (urllib raises on a 503)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    test = compose["services"]["api"]["healthcheck"]["test"]
+    code = test[test.index("-c") + 1]
+    results = {}
+    for status in (503, 200):
+
+        class Answer(BaseHTTPRequestHandler):
+            answer = status
+
+            def do_GET(self) -> None:  # the handler's name is http.server's
+                self.send_response(self.answer)
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            ran = subprocess.run(
+                [sys.executable, "-c", code.replace("8000", str(server.server_address[1]))],
+                capture_output=True,
+                timeout=30 * SLOWNESS,
+            )
+        finally:
+            server.shutdown()
+            server.server_close()
+        results[status] = ran.returncode
+    assert results[200] == 0
+    assert results[503] != 0
+
+
+def test_readme_says_how_to_create_the_first_key_in_compose(compose: dict[str, Any]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    command = "docker compose run --rm api derivcheck keys create"
+    assert command in readme
+    _resolve(_cli(), ["keys", "create", "operator"])

@@ -21,8 +21,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
+from verifier.api.instrumentation import RequestMetrics
 from verifier.api.limits import BodySizeLimitMiddleware
-from verifier.api.metrics import AcceptedJobLog, make_registry
+from verifier.api.metrics import AcceptedJobLog, forget_this_process, make_registry
 from verifier.api.ratelimit import make_rate_limiter
 from verifier.api.routes import health, jobs, metrics, reports, ui
 from verifier.api.routes.docs import add_docs
@@ -106,6 +107,7 @@ def create_app(
             rate_limiter.close()
             address_limiter.close()
             engine.dispose()
+            forget_this_process()
 
     # /docs is served with its assets (routes/docs.py); ReDoc would load its script from a CDN.
     app = FastAPI(
@@ -124,11 +126,13 @@ def create_app(
     app.state.address_limiter = address_limiter
     app.state.health_probe = health.DatabaseProbe(app.state.sessions, settings.health_timeout_s)
     app.state.parser = parser
-    app.state.metrics = make_registry(
+    app.state.metrics, http_metrics = make_registry(
         app.state.sessions, (settings.cpu_queue, settings.gpu_queue), settings.metrics_cache_s
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AcceptedJobLog)
+    # Added last, so outermost: it counts every answer, the body limit's 413 included.
+    app.add_middleware(RequestMetrics, metrics=http_metrics)
     app.include_router(jobs.router)
     app.include_router(reports.router)
     app.include_router(health.router)

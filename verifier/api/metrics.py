@@ -6,22 +6,45 @@ verdict, unfinished checks per queue (the queue's depth), and check durations by
 device. Those scans cost about half a second at 300,000 reports, so they run at most once per
 ``metrics_cache_s`` in each API process (:class:`CachedCounts`): concurrent scrapes wait for
 the one that reads and share its answer. What only this process sees is counted here:
-``RATE_LIMITED`` (refusals, by kind of caller) and the reconciler's re-publications
-(``verifier.delivery.reconciler.REPUBLISHED``). Each app has a registry of its own
+``RATE_LIMITED`` (refusals, by kind of caller), the reconciler's re-publications
+(``verifier.delivery.reconciler.REPUBLISHED``) and the HTTP requests
+(verifier/api/instrumentation.py), with the process's own CPU, memory and file descriptors
+and :class:`BuildInfo`, the versions it runs. Each app has a registry of its own
 (:func:`make_registry`), so apps made by tests do not share collectors.
+
+Under ``derivcheck serve --processes N`` the N processes count into one folder in
+prometheus_client's multiprocess mode (``serve`` sets it up), and whichever process a scrape
+reaches answers with the sum of all of them, and with each live process's CPU and memory
+labelled by its ``pid`` (:class:`ApiProcessesCollector`). prometheus_client's ``_created``
+series are turned off: the text format has no type for them, so they came out as gauges.
 
 :class:`AcceptedJobLog` writes the API's ``job_accepted`` event line (verifier/delivery/logs.py).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import platform
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import (
+    GC_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    ProcessCollector,
+    disable_created_metrics,
+    multiprocess,
+    values,
+)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -32,6 +55,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from verifier.api.instrumentation import HttpMetrics, make_http_metrics
 from verifier.delivery.reconciler import REPUBLISHED
 from verifier.service.pages import FleetCounts, fleet_counts
 from verifier.store.models import CheckStatus
@@ -165,16 +189,127 @@ class FleetCollector(Collector):
         yield durations
 
 
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's own switch to its multiprocess mode: the folder its processes count
+into (``derivcheck serve --processes N`` sets it for its processes)."""
+
+BUILD_PACKAGES = ("derivcheck", "torch", "sympy")
+"""The distributions whose versions ``derivcheck_build_info`` names (with Python's)."""
+
+NOT_INSTALLED = "none"
+"""The version label of a distribution that is not installed (an API image without torch)."""
+
+_LIVE_FILE = re.compile(r"^gauge_livesum_(\d+)\.db$")
+"""A file of a live process's ``derivcheck_api_processes`` in the multiprocess folder."""
+
+
+def installed_version(distribution: str) -> str:
+    """The installed version of ``distribution``, from its package metadata (never imported:
+    the API does not load torch), or :data:`NOT_INSTALLED`."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return NOT_INSTALLED
+
+
+class BuildInfo(Collector):
+    """``derivcheck_build_info``: 1, labelled with the versions this process runs."""
+
+    def __init__(self) -> None:
+        self._labels = {name: installed_version(name) for name in BUILD_PACKAGES}
+        self._labels["python"] = platform.python_version()
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "derivcheck_build_info",
+            "1, labelled with the versions of derivcheck, torch, sympy and Python this API "
+            "process runs (read from the packages' metadata)",
+            labels=list(self._labels),
+        )
+        info.add_metric(list(self._labels.values()), 1)
+        yield info
+
+
+class ApiProcessesCollector(Collector):
+    """The CPU, memory and file descriptors of every live API process sharing a multiprocess
+    folder, each labelled with its ``pid`` (prometheus_client's process collector, asked
+    once per process). The processes are those whose ``derivcheck_api_processes`` file is
+    in the folder and that are still running."""
+
+    def __init__(self, folder: Path, proc: Path = Path("/proc")):
+        self._folder = folder
+        self._proc = proc
+
+    def pids(self) -> list[int]:
+        """The live API processes of the folder."""
+        found = []
+        for path in self._folder.iterdir():
+            match = _LIVE_FILE.match(path.name)
+            if match and (self._proc / match.group(1)).exists():
+                found.append(int(match.group(1)))
+        return sorted(found)
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self.pids():
+            collector = ProcessCollector(
+                pid=functools.partial(int, pid), proc=str(self._proc), registry=None
+            )
+            for family in collector.collect():
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        yield from families.values()
+
+
+def in_multiprocess_mode() -> bool:
+    """Whether this process's metrics count into prometheus_client's multiprocess folder
+    (chosen when prometheus_client was imported, from :data:`MULTIPROCESS_DIR_VARIABLE`)."""
+    return values.ValueClass is not values.MutexValue
+
+
+def multiprocess_dir() -> Path:
+    """The multiprocess folder prometheus_client counts into (in multiprocess mode)."""
+    # prometheus_client's own variable, read by it too; not one of the service's settings.
+    return Path(os.environ[MULTIPROCESS_DIR_VARIABLE])
+
+
 def make_registry(
     sessions: sessionmaker[Session], queues: Iterable[str], cache_s: float
-) -> CollectorRegistry:
-    """The registry that ``GET /metrics`` of one app exports (reads nothing until scraped);
-    the database's counts are read at most once per ``cache_s``."""
+) -> tuple[CollectorRegistry, HttpMetrics]:
+    """The registry that ``GET /metrics`` of one app exports (reads nothing until scraped)
+    and the HTTP request metrics its middleware updates; the database's counts are read at
+    most once per ``cache_s``."""
+    disable_created_metrics()
     registry = CollectorRegistry()
     registry.register(FleetCollector(sessions, queues, cache_s))
+    registry.register(BuildInfo())
+    processes = Gauge(
+        "derivcheck_api_processes",
+        "API processes serving (each counts 1 while it runs)",
+        multiprocess_mode="livesum",
+        registry=None,
+    )
+    processes.set(1)
+    if in_multiprocess_mode():
+        folder = multiprocess_dir()
+        multiprocess.MultiProcessCollector(registry, path=str(folder))
+        registry.register(ApiProcessesCollector(folder))
+        return registry, make_http_metrics(None)
+    registry.register(processes)
     registry.register(RATE_LIMITED)
     registry.register(REPUBLISHED)
-    return registry
+    registry.register(ProcessCollector(registry=None))
+    registry.register(GC_COLLECTOR)
+    return registry, make_http_metrics(registry)
+
+
+def forget_this_process() -> None:
+    """In multiprocess mode, drop this process's live gauges from the folder (at exit)."""
+    if in_multiprocess_mode():
+        multiprocess.mark_process_dead(os.getpid(), str(multiprocess_dir()))
 
 
 class AcceptedJobLog:

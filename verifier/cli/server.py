@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -28,42 +28,82 @@ def serve(
     ] = 1,
 ) -> None:
     """Run the HTTP API server (API keys: see verifier/api/auth.py)."""
+    import logging.config
+    import shutil
+    import tempfile
+
     import uvicorn
 
     from verifier.api import create_app
     from verifier.api.auth import keys_required
+    from verifier.delivery.logs import uvicorn_log_config
 
     settings = load_settings()
     try:
         required = keys_required(settings, host)
     except ValueError as error:
         raise CliError(str(error)) from None
-    if required:
-        console.print(f"API keys are required at {host}:{port} (derivcheck keys create NAME)")
-    else:
-        console.print(
-            f"[yellow]API keys are off[/]: anyone who can reach {host}:{port} on this machine "
-            "can use this API (local default; set VERIFIER_API_KEYS=required to change it)",
-            highlight=False,
-        )
+    # With JSON logs, uvicorn writes JSON from its first line on, and so does this notice.
+    log_config = uvicorn_log_config(log_level) if settings.log_format == "json" else None
+    if log_config is not None:
+        logging.config.dictConfig(log_config)
+    _announce_keys(required, f"{host}:{port}", as_log=log_config is not None)
+    logging_options: dict[str, Any] = {"log_level": log_level}
+    if log_config is not None:
+        logging_options["log_config"] = log_config
     # Forwarded headers are believed only from VERIFIER_TRUSTED_PROXIES (verifier/api/auth.py),
     # never by uvicorn on its own.
     if processes == 1:
         app = create_app(settings, keys_required=required)
-        uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+        uvicorn.run(app, host=host, port=port, proxy_headers=False, **logging_options)
         return
     # Each process builds its app from the environment; the keys decision made here goes
-    # with it, so every process answers the same.
+    # with it, so every process answers the same. They count their metrics into one fresh
+    # folder, so that a scrape reaching any of them gets the sum (verifier/api/metrics.py).
     os.environ["VERIFIER_API_KEYS"] = "required" if required else "off"
-    uvicorn.run(
-        "verifier.api.app:app_from_environment",
-        factory=True,
-        workers=processes,
-        host=host,
-        port=port,
-        log_level=log_level,
-        proxy_headers=False,
-    )
+    from verifier.api.metrics import MULTIPROCESS_DIR_VARIABLE
+
+    folder = tempfile.mkdtemp(prefix=API_METRICS_DIR_PREFIX)
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = folder
+    try:
+        uvicorn.run(
+            "verifier.api.app:app_from_environment",
+            factory=True,
+            workers=processes,
+            host=host,
+            port=port,
+            proxy_headers=False,
+            **logging_options,
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+API_METRICS_DIR_PREFIX = "derivcheck-api-metrics-"
+"""The name of the temporary folder where ``serve --processes N`` keeps its metrics starts
+with this."""
+
+
+def _announce_keys(required: bool, address: str, *, as_log: bool) -> None:
+    """Say whether the API at ``address`` requires keys: as a log line with JSON logs, else
+    as a line for a person at a terminal."""
+    if required:
+        text = f"API keys are required at {address} (derivcheck keys create NAME)"
+    else:
+        text = (
+            f"API keys are off: anyone who can reach {address} on this machine can use this "
+            "API (local default; set VERIFIER_API_KEYS=required to change it)"
+        )
+    if as_log:
+        import logging
+
+        logging.getLogger("verifier.api").log(logging.INFO if required else logging.WARNING, text)
+    elif required:
+        console.print(text)
+    else:
+        console.print(
+            text.replace("API keys are off", "[yellow]API keys are off[/]", 1), highlight=False
+        )
 
 
 @friendly

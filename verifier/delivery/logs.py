@@ -7,6 +7,11 @@ A JSON line has ``time``, ``level``, ``logger``, ``message``, ``event`` (a name 
 ``duration_s`` ...). ``job_id`` and ``check_id`` come from the call's ``extra`` or, for every
 line logged inside :func:`log_context` (a worker's task), from that context, so lines of code
 that never heard of the ids carry them too. docs/metrics.md lists the events.
+
+uvicorn configures its loggers when it starts, before the application does:
+:func:`uvicorn_log_config` is the configuration ``derivcheck serve`` hands it, so that its
+first lines are JSON too. uvicorn's ``color_message`` (its message again, with terminal colour
+codes) is left out of every JSON line.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ _RECORD_FIELDS = frozenset(
 """Attributes every LogRecord has: anything else on a record came from ``extra``."""
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+LEFT_OUT_FIELDS = frozenset({"color_message"})
+"""Fields of a record that no JSON line carries: uvicorn's ``color_message`` is its message
+again, with ANSI colour codes."""
 
 
 @contextmanager
@@ -66,7 +75,7 @@ class JsonFormatter(logging.Formatter):
         }
         line.update(_CONTEXT.get() or {})
         for name, value in vars(record).items():
-            if name not in _RECORD_FIELDS and not name.startswith("_"):
+            if name not in _RECORD_FIELDS and name not in LEFT_OUT_FIELDS and name[0] != "_":
                 line[name] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
@@ -78,6 +87,27 @@ def json_handler(stream: Any = None) -> logging.Handler:
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter())
     return handler
+
+
+def uvicorn_log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration (``logging.config.dictConfig``) for JSON lines: its
+    loggers, and the root logger, write :class:`JsonFormatter` lines to stderr from the first
+    line on, at ``level`` (uvicorn's level names: ``info``, ``warning`` ...)."""
+    formatter = {"()": f"{JsonFormatter.__module__}.{JsonFormatter.__qualname__}"}
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    uvicorn_level = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        # uvicorn sets use_colors on formatters of these names when asked; JSON has none.
+        "formatters": {name: dict(formatter) for name in ("json", "default", "access")},
+        "handlers": {"json": handler},
+        "loggers": {
+            name: {"handlers": ["json"], "level": uvicorn_level, "propagate": False}
+            for name in UVICORN_LOGGERS
+        },
+        "root": {"handlers": ["json"], "level": uvicorn_level},
+    }
 
 
 def use_json_logs(level: int = logging.INFO, stream: Any = None) -> logging.Handler:
