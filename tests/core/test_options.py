@@ -48,6 +48,17 @@ def test_a_given_rtol_overrides_the_dtypes_and_is_kept_as_given() -> None:
     assert options.tolerance.atol == 2.0**-126  # atol keeps the dtype's default
 
 
+def test_rtol_ulps_is_resolved_to_the_relative_rtol_of_the_dtype() -> None:
+    # 64 ulps of float32 at 1.0: 64 * 2**-23 = 2**-17 (IEEE 754 binary32's epsilon 2**-23).
+    options = CheckOptions.of(dtype="float32", rtol_ulps=64)
+    assert options.rtol == 2.0**-17 and options.tolerance.rtol == 2.0**-17
+    assert options.tolerance.ulps == 64
+    # Resolved once: what is stored is the relative rtol, and it comes back the same.
+    assert options.stored()["rtol"] == 2.0**-17
+    assert CheckOptions.from_stored(options.stored()) == options
+    assert CheckOptions.of(rtol_ulps=0).tolerance.rtol == 0.0
+
+
 def test_strict_is_folded_into_fail_on_once() -> None:
     assert CheckOptions.of(strict=True).failing_names == [
         "fail",
@@ -77,7 +88,16 @@ def test_compare_devices_true_is_cuda_against_the_cpu() -> None:
         ({"samples": 0}, "samples", "positive integer"),
         ({"domain": {"x": (0, 1)}}, "domain", "without samples"),
         ({"seed": -1}, "seed", "seed must be an integer"),
-        ({"rtol": -1.0}, "rtol", "rtol must be a non-negative number"),
+        ({"rtol": -1.0}, "rtol", "rtol must be a non-negative number below 1"),
+        ({"rtol": 64}, "rtol", "rtol must be a non-negative number below 1, .* give rtol_ulps"),
+        ({"rtol": 1.0}, "rtol", "rtol must be a non-negative number below 1"),
+        ({"rtol": float("nan")}, "rtol", "rtol must be a non-negative number below 1"),
+        ({"rtol": "1e-3"}, "rtol", "rtol must be a non-negative number below 1"),
+        ({"rtol_ulps": -1}, "rtol_ulps", "rtol_ulps must be a non-negative number below"),
+        ({"rtol_ulps": float("nan")}, "rtol_ulps", "rtol_ulps must be"),
+        # float16's unit at 1.0 is 2**-10 (IEEE 754 binary16): 1024 ulps would be rtol 1.
+        ({"dtype": "float16", "rtol_ulps": 1024}, "rtol_ulps", "below 1024 .*float16"),
+        ({"rtol": 1e-3, "rtol_ulps": 64}, "rtol_ulps", "rtol or rtol_ulps, not both"),
         ({"atol": float("inf")}, "atol", "atol must be"),
         ({"fail_on": ["wrong"]}, "fail_on", "wrong"),
         ({"compare_devices": ["cuda"]}, "compare_devices", "give two devices"),
@@ -129,7 +149,12 @@ def test_every_way_to_give_options_names_the_same_options() -> None:
     parameters = inspect.signature(CheckOptions.of).parameters
     assert list(parameters) == list(names)
     assert set(STORED_OPTIONS) <= set(names)
-    assert set(names) - set(STORED_OPTIONS) == {"symbolic_timeout_s", "reference_timeout_s"}
+    # rtol_ulps is resolved into rtol where the options are built: it is never stored.
+    assert set(names) - set(STORED_OPTIONS) == {
+        "rtol_ulps",
+        "symbolic_timeout_s",
+        "reference_timeout_s",
+    }
 
 
 def test_options_and_options_by_name_together_are_refused() -> None:

@@ -117,7 +117,7 @@ def _variables(in_spec: Sequence[str], given: Sequence[str] | None) -> tuple[str
 
 def _register(fn: Callable[..., Any], spec: str, names: tuple[str, ...]) -> str:
     """Register ``fn`` under its own name where it is free, else a numbered one."""
-    own = getattr(fn, "__name__", "") or ""
+    own = _own_name(fn)
     candidates = [own] if own.isidentifier() and not own.startswith("_") else []
     with _names_lock:
         numbered = (f"fn{next(_names)}" for _ in range(1000))
@@ -130,3 +130,13 @@ def _register(fn: Callable[..., Any], spec: str, names: tuple[str, ...]) -> str:
                 continue
             return candidate
     raise OptionError("no free name to check the function under")  # pragma: no cover
+
+
+def _own_name(fn: Callable[..., Any]) -> str:
+    """The name a report gives ``fn``: its ``__name__``, but a custom autograd Function's
+    class name for its ``apply`` (``MySin.apply`` is ``MySin``: every one is ``apply``)."""
+    own = getattr(fn, "__name__", "") or ""
+    owner = getattr(fn, "__self__", None)
+    if own == "apply" and isinstance(owner, type):
+        return owner.__name__
+    return own

@@ -15,6 +15,12 @@ what it stores. Torch-free: the API validates with it.
 Traceback (most recent call last):
 ...
 verifier.errors.OptionError: unknown device 'tpu': choose one of auto, cpu, cuda
+
+``rtol`` is relative; a tolerance in units in the last place is ``rtol_ulps``, resolved here
+into the relative ``rtol`` (ulps x the dtype's epsilon) and never stored as such:
+
+>>> CheckOptions.of(dtype="float32", rtol_ulps=64).rtol == 64 * 2.0**-23
+True
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ DEFAULT_PAIR = ("cuda", "cpu")
 CompareDevices = bool | Sequence[str] | None
 """``compare_devices`` as given: False or None (one device), True (:data:`DEFAULT_PAIR`),
 or the two devices, the report's first."""
+MAX_RTOL = 1.0
+"""``rtol`` is below this: a relative tolerance of 1 allows any value of the right sign."""
 MAX_SEED = 2**31 - 1
 """Largest seed of the sampler (the service stores seeds in a 32-bit integer column)."""
 STORED_OPTIONS = (
@@ -52,7 +60,10 @@ STORED_OPTIONS = (
     "compare_devices",
 )
 """The options a request to the service may carry and a stored check keeps, by name; the two
-time budgets are the runner's, not the request's."""
+time budgets are the runner's, not the request's, and ``rtol_ulps`` is resolved into ``rtol``."""
+GIVEN_ONLY = {"rtol_ulps": "rtol"}
+"""Options a user may give that :meth:`CheckOptions.of` resolves into another field (the key
+into its value), so no :class:`CheckOptions` field holds them."""
 
 
 class OptionFields(TypedDict, total=False):
@@ -66,6 +77,7 @@ class OptionFields(TypedDict, total=False):
     domain: Mapping[str, tuple[float, float]] | None
     seed: int
     rtol: float | None
+    rtol_ulps: float | None
     atol: float | None
     strict: bool
     fail_on: Iterable[str] | None
@@ -87,8 +99,9 @@ class CheckOptions:
         samples: also draw this many points uniformly from ``domain``.
         domain: variable to (low, high) for sampling; default -1..1 per variable.
         seed: seed of the sampler.
-        rtol, atol: the tolerance as given (None: the dtype's default); :attr:`tolerance` is
-            the resolved one.
+        rtol, atol: the tolerance as given (None: the dtype's default), ``rtol`` relative
+            (below 1; given as ``rtol_ulps``, that many ulps of the dtype at 1.0);
+            :attr:`tolerance` is the resolved one.
         strict: fail on every verdict but ``pass`` and ``domain``.
         fail_on: the verdicts that make a check fail, ``strict`` included (default ``fail``
             and ``nonfinite``).
@@ -131,6 +144,7 @@ class CheckOptions:
         domain: Mapping[str, tuple[float, float]] | None = None,
         seed: int = 0,
         rtol: float | None = None,
+        rtol_ulps: float | None = None,
         atol: float | None = None,
         strict: bool = False,
         fail_on: Iterable[str] | None = None,
@@ -139,6 +153,10 @@ class CheckOptions:
         reference_timeout_s: float | None = None,
     ) -> CheckOptions:
         """Validate and resolve the options given by name (:class:`OptionFields`).
+
+        ``rtol`` is a relative tolerance, from 0 to below 1; ``rtol_ulps`` the same tolerance
+        in units in the last place of ``dtype`` at 1.0, resolved to ``rtol`` here (at most
+        one of the two).
 
         Raises:
             OptionError: an option is invalid; the message names it and ``error.option`` is
@@ -158,6 +176,7 @@ class CheckOptions:
             raise OptionError("domain is given without samples", option="domain")
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
             raise OptionError(f"seed must be an integer from 0 to {MAX_SEED}", option="seed")
+        rtol = relative_tolerance(fmt, rtol, rtol_ulps)
         for name, tolerance in (("rtol", {"rtol": rtol}), ("atol", {"atol": atol})):
             _option(name, lambda given: make_tolerance(fmt, **given), tolerance)
         if isinstance(fail_on, str):
@@ -242,8 +261,57 @@ class CheckOptions:
 
 
 def option_names() -> tuple[str, ...]:
-    """Every option's name, in the order of :class:`CheckOptions`."""
-    return tuple(f.name for f in fields(CheckOptions) if f.init)
+    """Every option's name, in the order of :class:`CheckOptions`, each of
+    :data:`GIVEN_ONLY` after the field it is resolved into."""
+    names: list[str] = []
+    for f in fields(CheckOptions):
+        if f.init:
+            names.append(f.name)
+            names.extend(given for given, into in GIVEN_ONLY.items() if into == f.name)
+    return tuple(names)
+
+
+def relative_tolerance(dtype: DType, rtol: Any, rtol_ulps: Any) -> float | None:
+    """The relative tolerance given as ``rtol`` or as ``rtol_ulps`` (units in the last place
+    of ``dtype`` at 1.0, times its epsilon), or None for the dtype's default.
+
+    ``rtol`` and ``rtol_ulps`` are two units for one thing: the tolerance itself
+    (:func:`verifier.core.judge.tolerance.make_tolerance`) takes the relative value.
+
+    Raises:
+        OptionError: both are given, or one is not a number in its range (negative, NaN,
+            ``rtol`` 1 or more, ``rtol_ulps`` as many ulps as 1); ``error.option`` names it.
+    """
+    if rtol is not None and rtol_ulps is not None:
+        raise OptionError(
+            f"give rtol or rtol_ulps, not both (rtol={rtol!r}, rtol_ulps={rtol_ulps!r})",
+            option="rtol_ulps",
+        )
+    if rtol is not None:
+        if not _number_in(rtol, MAX_RTOL):
+            raise OptionError(
+                f"rtol must be a non-negative number below {MAX_RTOL:g}, a relative tolerance "
+                f"(e.g. 1e-12), not {rtol!r}; for a tolerance in units in the last place of the "
+                "dtype give rtol_ulps",
+                option="rtol",
+            )
+        return float(rtol)
+    if rtol_ulps is not None:
+        most = MAX_RTOL / dtype.epsilon
+        if not _number_in(rtol_ulps, most):
+            raise OptionError(
+                f"rtol_ulps must be a non-negative number below {most:g} (the ulps of "
+                f"{dtype.name} at 1.0 in a relative tolerance of {MAX_RTOL:g}), "
+                f"not {rtol_ulps!r}",
+                option="rtol_ulps",
+            )
+        return float(rtol_ulps) * dtype.epsilon
+    return None
+
+
+def _number_in(value: Any, below: float) -> bool:
+    """Whether ``value`` is a real number (not a bool) in ``[0, below)``; NaN is not."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < below
 
 
 def _option(name: str, resolve: Callable[[Any], Any], value: Any) -> Any:

@@ -4,11 +4,14 @@ Installed as a pytest plugin (entry point ``pytest11``), so a project that has d
 installed gets, with nothing to configure:
 
 - :func:`assert_derivatives` (also importable without pytest): fails with a short table of the
-  worst entries (point, entry, autograd, exact, error in ulps, verdict) and, for sampled
-  points, the seed that reproduces them;
-- the ``derivcheck`` fixture, whose ``assert_derivatives`` runs once per dtype chosen with
+  worst entries, worst error/allowed first (point, entry, autograd, exact, absolute error,
+  error/allowed, error in ulps, verdict) and, for sampled points, the seed that reproduces
+  them; pytest hides its frames (``__tracebackhide__``), so a failure shows the test's own
+  line and the table;
+- the ``derivcheck`` fixture: a test that takes it runs once per dtype chosen with
   ``--derivcheck-dtype`` (repeatable) or ``@pytest.mark.derivcheck(dtypes=[...],
-  device=...)``, on ``--derivcheck-device``;
+  device=...)``, each dtype its own test id (``test_x[float32]``), on
+  ``--derivcheck-device``; its ``assert_derivatives`` checks in that dtype;
 - :func:`points`, a Hypothesis strategy of points in a domain, each value exactly
   representable in the dtype under test.
 
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Unpack
 
 from verifier.core.judge.verdict import Verdict
+from verifier.errors import InputError
 
 if TYPE_CHECKING:
     import pytest
@@ -34,9 +38,21 @@ if TYPE_CHECKING:
     from verifier.core.options import CheckOptions, OptionFields
 
 WORST_ROWS = 5
-"""Entries shown in a failure's table, worst first."""
+"""Entries shown in a failure's table, worst first (the largest error/allowed)."""
 MARK = "derivcheck"
+FIXTURE = "derivcheck"
 DEFAULT_DTYPES = ("float64",)
+TABLE_COLUMNS = (
+    "point",
+    "entry",
+    "autograd",
+    "exact",
+    "abs_error",
+    "err/allowed",
+    "ulps",
+    "verdict",
+)
+"""The columns of a failure's table; rows are sorted by ``err/allowed``, largest first."""
 
 
 class DerivativeMismatch(AssertionError):
@@ -57,15 +73,22 @@ def assert_derivatives(
     The options are :func:`verifier.check_function`'s, the device ``cpu`` unless given.
     Returns the report when it passed. Raises :class:`DerivativeMismatch` (an
     AssertionError) with the worst entries, and the seed where points were sampled, when an
-    entry has a failing verdict or the check could not run.
+    entry has a failing verdict or the check could not run; an InputError (a bad option,
+    spec or point, e.g. ``rtol=64``: rtol is relative, ``rtol_ulps`` is in ulps) with only
+    its message, as pytest shows it from the caller's line.
     """
+    __tracebackhide__ = True  # pytest shows the caller's line and the message, not this frame
     from verifier.core.check import resolve_options
     from verifier.core.function_check import check_function
 
     if options is None:
         given = {"device": "cpu", **given}
-    options = resolve_options(options, given)
-    report = check_function(fn, spec, at, variables=variables, options=options)
+    try:
+        options = resolve_options(options, given)
+        report = check_function(fn, spec, at, variables=variables, options=options)
+    except InputError as error:
+        # The message says what is wrong and where; the frames that found it are the core's.
+        raise error.with_traceback(None) from None
     if report.verdict == Verdict.ERROR.value or not report.passed:
         raise DerivativeMismatch(failure_text(report, options.seed if options.samples else None))
     return report
@@ -82,7 +105,7 @@ def failure_text(report: Report, seed: int | None) -> str:
     lines = [f"{head}: {len(bad)} of {len(report.entries)} entries fail ({counts})"]
     if seed is not None:
         lines.append(f"sampled points: seed={seed} reproduces them")
-    rows = [("point", "entry", "autograd", "exact", "ulps", "verdict")]
+    rows = [TABLE_COLUMNS]
     worst = sorted(bad, key=_badness, reverse=True)[:WORST_ROWS]
     for entry in worst:
         rows.append(
@@ -91,13 +114,16 @@ def failure_text(report: Report, seed: int | None) -> str:
                 _label(entry),
                 _number(entry.autograd),
                 _number(entry.reference),
-                "-" if entry.ulp_error is None else f"{entry.ulp_error:.3g}",
+                _short(entry.abs_error),
+                _short(entry.ratio),
+                _short(entry.ulp_error),
                 str(entry.verdict),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        lines.append("  ".join(cells).rstrip())
     if len(bad) > len(worst):
         lines.append(f"... and {len(bad) - len(worst)} more")
     for entry in worst[:1]:
@@ -107,6 +133,8 @@ def failure_text(report: Report, seed: int | None) -> str:
 
 
 def _badness(entry: Entry) -> float:
+    """The sort key of the table: error/allowed, an entry without one (no exact value to
+    measure against) first."""
     ratio = entry.ratio
     return math.inf if ratio is None or math.isnan(ratio) else ratio
 
@@ -116,6 +144,11 @@ def _label(entry: Entry) -> str:
         return f"node {entry.node}"
     wrt = ",".join(entry.wrt or ())
     return f"{entry.kind} {wrt}".strip()
+
+
+def _short(value: float | None) -> str:
+    """An error to three digits, ``-`` where there is none."""
+    return "-" if value is None else f"{value:.3g}"
 
 
 def _point(point: Mapping[str, float]) -> str:
@@ -187,19 +220,19 @@ def _to_bfloat16(value: float) -> float:
 
 @dataclass(frozen=True)
 class Derivcheck:
-    """The ``derivcheck`` fixture: :func:`assert_derivatives` in every chosen dtype."""
+    """The ``derivcheck`` fixture of one test id: :func:`assert_derivatives` in its dtype."""
 
-    dtypes: tuple[str, ...]
+    dtype: str
     device: str
 
     def assert_derivatives(
         self, fn: Callable[..., Any], spec: str, at: Any = None, **given: Any
-    ) -> list[Report]:
-        """:func:`assert_derivatives` once per dtype; the reports, in dtype order."""
-        return [
-            assert_derivatives(fn, spec, at, **{"dtype": dtype, "device": self.device, **given})
-            for dtype in self.dtypes
-        ]
+    ) -> Report:
+        """:func:`assert_derivatives` in this test's dtype, on its device; the report."""
+        __tracebackhide__ = True  # pytest shows the caller's line and the message
+        return assert_derivatives(
+            fn, spec, at, **{"dtype": self.dtype, "device": self.device, **given}
+        )
 
 
 # pytest hooks (this module is the plugin named by the ``pytest11`` entry point).
@@ -227,16 +260,56 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One test id per chosen dtype for every test that takes the ``derivcheck`` fixture."""
+    if FIXTURE not in metafunc.fixturenames:
+        return
+    import pytest
+
+    from verifier.core.floats.dtypes import get_dtype
+    from verifier.errors import OptionError
+
+    dtypes = _chosen_dtypes(metafunc.config, metafunc.definition.get_closest_marker(MARK))
+    for dtype in dtypes:
+        try:
+            get_dtype(dtype)
+        except OptionError as error:
+            pytest.fail(
+                f"{metafunc.definition.nodeid}: the derivcheck mark or --derivcheck-dtype: {error}",
+                pytrace=False,
+            )
+    metafunc.parametrize(FIXTURE, dtypes, indirect=True, ids=dtypes)
+
+
+def _chosen_dtypes(config: pytest.Config, marker: pytest.Mark | None) -> list[str]:
+    """The dtypes of the mark, else of ``--derivcheck-dtype``, else the default; each once."""
+    dtypes = config.getoption("--derivcheck-dtype") or DEFAULT_DTYPES
+    if marker is not None:
+        dtypes = marker.kwargs.get("dtypes") or dtypes
+    return list(dict.fromkeys(str(dtype) for dtype in dtypes))
+
+
 def _fixture(request: pytest.FixtureRequest) -> Derivcheck:
-    """derivcheck: ``derivcheck.assert_derivatives(fn, spec, ...)`` in the chosen dtypes."""
+    """derivcheck: ``derivcheck.assert_derivatives(fn, spec, ...)`` in this test id's dtype."""
+    import pytest
+
     config = request.config
-    dtypes = tuple(config.getoption("--derivcheck-dtype") or DEFAULT_DTYPES)
     device = str(config.getoption("--derivcheck-device"))
     marker = request.node.get_closest_marker(MARK)
     if marker is not None:
-        dtypes = tuple(marker.kwargs.get("dtypes") or dtypes)
         device = str(marker.kwargs.get("device") or device)
-    return Derivcheck(dtypes, device)
+    dtype = getattr(request, "param", None)
+    if dtype is None:  # taken with request.getfixturevalue: pytest_generate_tests never saw it
+        dtypes = _chosen_dtypes(config, marker)
+        if len(dtypes) != 1:
+            pytest.fail(
+                f"{request.node.nodeid}: the derivcheck fixture runs a test once per dtype "
+                f"({', '.join(dtypes)}): take it as an argument of the test or of one of its "
+                "fixtures, not with request.getfixturevalue",
+                pytrace=False,
+            )
+        dtype = dtypes[0]
+    return Derivcheck(str(dtype), device)
 
 
 def _register_fixture() -> Any:
