@@ -200,9 +200,9 @@ def _compared(report: Report, console: Console) -> None:
         table.add_row(
             _label(entry),
             str(entry.point),
-            _number(entry.autograd),
+            _whole(entry.autograd),
             styled(entry.verdict),
-            _number(entry.compared_autograd),
+            _whole(entry.compared_autograd),
             styled(entry.compared_verdict),
             _number(entry.device_difference, ".3g"),
         )
@@ -251,6 +251,17 @@ def _number(value: Any, spec: str = ".10g") -> str:
     return format(value, spec)
 
 
+def _whole(value: Any) -> str:
+    """A value's shortest decimal that reads back as the same float (``repr``): two values
+    that differ in their last bit print differently, and a point pastes back into ``--at``."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    text = repr(float(value))
+    return text.removesuffix(".0")  # 2, not 2.0: whole numbers as people write them
+
+
 def _ulps(entry: Entry) -> str:
     # Ulps count against a non-zero scale only: next to a zero reference they say nothing.
     if entry.ulp_error is None or entry.reference == 0:
@@ -287,12 +298,12 @@ def _entries_table(
         table.add_column("detail", overflow="fold", ratio=1)
     below: list[str] = []
     for entry in entries:
-        point = ", ".join(f"{k}={v:.8g}" for k, v in report.points[entry.point].items())
+        point = ",".join(f"{k}={_whole(v)}" for k, v in report.points[entry.point].items())
         cells = [
             point,
             _label(entry),
-            _number(entry.autograd),
-            _number(entry.reference),
+            _whole(entry.autograd),
+            _whole(entry.reference),
             _number(entry.ratio, ".3g"),
             _number(entry.condition, ".3g"),
             _number(entry.correct_bits, ".1f"),

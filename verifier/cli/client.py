@@ -40,7 +40,12 @@ FULL_ID = re.compile(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}")
 
 
 class CliError(VerifierError):
-    """A failure to show the user as one line (exit status 2)."""
+    """A failure to show the user as one line (exit status 2); ``problems``: the API's
+    structured refusal (its ``detail`` list: ``loc``, ``msg``), when it gave one."""
+
+    def __init__(self, message: str, problems: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
 
 
 class ApiClient:
@@ -95,7 +100,7 @@ class ApiClient:
                 )
             self._sleep(wait_s)
         if response.status_code >= 400:
-            raise CliError(_describe_failure(response))
+            raise CliError(_describe_failure(response), _problems(response))
         return response.json()
 
     def submit(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
@@ -211,6 +216,14 @@ def _retry_after_s(header: str) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _problems(response: httpx.Response) -> list[dict[str, Any]]:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return []
+    return [p for p in detail if isinstance(p, dict)] if isinstance(detail, list) else []
 
 
 def _present(params: dict[str, Any]) -> dict[str, Any]:

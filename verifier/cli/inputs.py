@@ -18,9 +18,16 @@ MAX_TABLE_VARIABLES = 10
 
 
 def read_checks(
-    path: Path, *, file_format: str, samples: int, dtype: str | None, seed: int
+    path: Path,
+    *,
+    file_format: str,
+    samples: int,
+    dtype: str | None,
+    seed: int,
+    lines: list[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """The checks in ``path`` (``jsonl``, ``csv`` or ``auto`` by extension)."""
+    """The checks in ``path`` (``jsonl``, ``csv`` or ``auto`` by extension); with ``lines``,
+    each check's line in the file (1-based) is appended to it, in the checks' order."""
     if file_format == "auto":
         file_format = "csv" if path.suffix.lower() == ".csv" else "jsonl"
     try:
@@ -28,9 +35,9 @@ def read_checks(
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror or error}") from None
     if file_format == "csv":
-        checks = read_feynman_table(text, path=path, samples=samples, seed=seed)
+        checks = read_feynman_table(text, path=path, samples=samples, seed=seed, lines=lines)
     elif file_format == "jsonl":
-        checks = read_json_lines(text, path=path)
+        checks = read_json_lines(text, path=path, lines=lines)
     else:
         raise CliError(f"unknown --format {file_format!r}: use auto, jsonl or csv")
     if dtype is not None:
@@ -40,8 +47,10 @@ def read_checks(
     return checks
 
 
-def read_json_lines(text: str, *, path: Path) -> list[dict[str, Any]]:
-    """One check object per non-blank line."""
+def read_json_lines(
+    text: str, *, path: Path, lines: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """One check object per non-blank line (with ``lines``, their numbers appended)."""
     checks: list[dict[str, Any]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -55,11 +64,16 @@ def read_json_lines(text: str, *, path: Path) -> list[dict[str, Any]]:
         if not isinstance(check, dict) or "expression" not in check:
             raise CliError(f"{path}:{number}: expected an object with an 'expression' key")
         checks.append(check)
+        if lines is not None:
+            lines.append(number)
     return checks
 
 
-def read_feynman_table(text: str, *, path: Path, samples: int, seed: int) -> list[dict[str, Any]]:
-    """One sampled check per equation row of an AI Feynman table."""
+def read_feynman_table(
+    text: str, *, path: Path, samples: int, seed: int, lines: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """One sampled check per equation row of an AI Feynman table (with ``lines``, the rows'
+    line numbers appended)."""
     reader = csv.DictReader(text.splitlines())
     if reader.fieldnames is None or "Formula" not in reader.fieldnames:
         raise CliError(f"{path}: not an AI Feynman table (no 'Formula' column)")
@@ -82,4 +96,6 @@ def read_feynman_table(text: str, *, path: Path, samples: int, seed: int) -> lis
                 ) from None
             domain[name] = [low, high]
         checks.append({"expression": formula, "samples": samples, "domain": domain, "seed": seed})
+        if lines is not None:
+            lines.append(number)
     return checks

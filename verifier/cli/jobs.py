@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from verifier.cli.client import CliError
 from verifier.cli.toolkit import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -64,13 +65,19 @@ def submit(
     from verifier.cli.style import parse_fail_on
 
     failing = parse_fail_on(fail_on)
-    checks = read_checks(file, file_format=file_format, samples=samples, dtype=dtype, seed=seed)
+    lines: list[int] = []
+    checks = read_checks(
+        file, file_format=file_format, samples=samples, dtype=dtype, seed=seed, lines=lines
+    )
     if strict:
         checks = [{**check, "strict": True} for check in checks]
     if failing is not None:
         checks = [{**check, "fail_on": failing} for check in checks]
     with api_client(url) as client:
-        accepted = client.submit({"checks": checks, "label": label or file.name})
+        try:
+            accepted = client.submit({"checks": checks, "label": label or file.name})
+        except CliError as error:
+            raise _at_lines(error, file, lines) from None
         job_id = str(accepted["id"])
         if not wait:
             if as_json:
@@ -87,6 +94,21 @@ def submit(
     else:
         print_job_summary(console, job, report)
     _exit_for(job)
+
+
+def _at_lines(error: CliError, file: Path, lines: list[int]) -> CliError:
+    """The API's refusal of a submission, each problem of a check led by the check's place in
+    the file, ``FILE:LINE`` (1-based, as editors count); the API counts checks from 0, as
+    their place in the request's ``checks`` list (``loc``: body, checks, index, field)."""
+    placed = []
+    for problem in error.problems:
+        loc = problem.get("loc") or []
+        index = loc[2] if len(loc) > 2 and loc[:2] == ["body", "checks"] else None
+        if isinstance(index, int) and 0 <= index < len(lines):
+            placed.append(f"{file}:{lines[index]}: {problem.get('msg')}")
+    if not placed:
+        return error
+    return CliError("; ".join(placed), error.problems)
 
 
 def _exit_for(job: dict[str, Any]) -> None:

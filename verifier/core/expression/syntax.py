@@ -17,6 +17,7 @@ a constant exponent is bounded from its parts (:class:`_Range`) without computin
 from __future__ import annotations
 
 import ast
+import difflib
 import math
 import re
 import threading
@@ -346,9 +347,7 @@ class _Builder:
 
     def _call(self, node: ast.Call) -> sympy.Basic:
         if not isinstance(node.func, ast.Name):
-            raise ForbiddenSyntaxError(
-                "only named functions may be called", position=_position(node)
-            )
+            raise ForbiddenSyntaxError(_qualified_call(node.func), position=_position(node))
         written = node.func.id
         _check_name(written, node.func)
         name = ALIASES.get(written, written)
@@ -357,7 +356,9 @@ class _Builder:
             return self._custom(node, written, custom)
         if spec is None:
             raise UnknownFunctionError(
-                f"unknown function {written!r}", position=_position(node), token=written
+                f"unknown function {written!r}{_suggestion(written)}",
+                position=_position(node),
+                token=written,
             )
         if node.keywords:
             raise ForbiddenSyntaxError(
@@ -669,6 +670,36 @@ def _signed_literal(node: ast.AST, source: str) -> Decimal | None:
 
 
 _BOUNDED_CALLS = frozenset({"sqrt", "Abs", "Max", "Min", "floor", "ceiling"})
+
+TORCH_MODULES = frozenset({"torch", "torch.special", "torch.nn.functional", "F"})
+"""Where torch's functions live, as users write them (``F`` for torch.nn.functional)."""
+SUGGESTION_CUTOFF = 0.8
+"""difflib's similarity above which a known name is suggested for an unknown one: 'digama'
+gets digamma (0.92), 'foo' no floor (0.75)."""
+SUGGESTIONS = 3
+
+
+def _qualified_call(func: ast.expr) -> str:
+    """Why a call of ``torch.special.digamma``, say, is refused, and what to write instead."""
+    parts: list[str] = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name) or not parts:
+        return "only named functions may be called"
+    parts.append(func.id)
+    dotted = ".".join(reversed(parts))
+    module, _, name = dotted.rpartition(".")
+    if module in TORCH_MODULES and ALIASES.get(name, name) in FUNCTIONS:
+        return f"write {name}(...), not {dotted}(...): functions are called by their bare name"
+    return f"only named functions may be called, not {dotted}(...){_suggestion(name)}"
+
+
+def _suggestion(name: str) -> str:
+    """`` (did you mean ...?)`` naming the known functions closest to ``name``, or ``""``."""
+    known = sorted({*FUNCTIONS, *ALIASES})
+    close = difflib.get_close_matches(name, known, n=SUGGESTIONS, cutoff=SUGGESTION_CUTOFF)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
 def _called(node: ast.Call) -> str | None:
