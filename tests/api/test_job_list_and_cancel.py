@@ -112,6 +112,28 @@ def test_cancel_stops_queued_checks_lets_running_ones_finish_and_is_idempotent(
     assert [check["status"] for check in report["pending"]] == ["cancelled"]
 
 
+def test_a_running_check_of_a_cancelled_job_whose_worker_died_is_not_run_again(
+    client: httpx.Client, session: Session
+) -> None:
+    job_id = _submit(client, checks=1)
+    job = repository.get_job(session, uuid.UUID(job_id))
+    assert job is not None
+    (check,) = job.checks
+    claimed = utc_now()
+    assert claims.claim_check(session, check.id, "worker-a", claimed, claimed + LEASE) == 1
+    session.commit()
+    assert client.delete(f"/jobs/{job_id}").json()["status"] == "cancelled"
+    # worker-a dies; once its lease has expired the reconciler releases its claims. A check
+    # put back to queued would be sent and run again for a job nobody wants any more.
+    later = claimed + 2 * LEASE
+    assert claims.release_expired_claims(session, later, limit=10) == 1
+    session.commit()
+    session.expire_all()
+    assert check.status == CheckStatus.CANCELLED
+    assert claims.claim_check(session, check.id, "worker-b", later, later + LEASE) is None
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+
+
 def test_cancelling_a_finished_job_leaves_it_as_it_is(
     client: httpx.Client, session: Session, make_report_document: object
 ) -> None:

@@ -227,25 +227,32 @@ def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -
 
 
 def release_expired_claims(session: Session, now: datetime, limit: int) -> int:
-    """Put running checks whose lease expired back to queued (their worker is presumed dead)."""
+    """Put running checks whose lease expired back to queued (their worker is presumed dead);
+    those of a job cancelled meanwhile end ``cancelled`` instead, so they never run again."""
     expired = select(Check.id).where(
         Check.status == CheckStatus.RUNNING, Check.lease_expires_at < now
     )
     ids = session.scalars(expired.limit(limit)).all()
     if not ids:
         return 0
-    result = session.execute(
-        update(Check)
-        .where(
-            Check.id.in_(ids),
-            Check.status == CheckStatus.RUNNING,
-            Check.lease_expires_at < now,
-        )
-        .values(
-            status=CheckStatus.QUEUED, claim_token=None, lease_expires_at=None, enqueued_at=None
-        )
+    still_expired = (
+        Check.id.in_(ids),
+        Check.status == CheckStatus.RUNNING,
+        Check.lease_expires_at < now,
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    of_cancelled_job = Check.job_id.in_(select(Job.id).where(Job.status == JobStatus.CANCELLED))
+    unclaimed = {"claim_token": None, "lease_expires_at": None, "enqueued_at": None}
+    ended = session.execute(
+        update(Check)
+        .where(*still_expired, of_cancelled_job)
+        .values(status=CheckStatus.CANCELLED, finished_at=now, **unclaimed)
+    )
+    queued = session.execute(
+        update(Check)
+        .where(*still_expired, ~of_cancelled_job)
+        .values(status=CheckStatus.QUEUED, **unclaimed)
+    )
+    return int(ended.rowcount) + int(queued.rowcount)  # type: ignore[attr-defined]
 
 
 def release_for_resend(session: Session, check_id: uuid.UUID, claim_token: str) -> bool:
