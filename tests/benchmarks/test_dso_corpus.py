@@ -27,7 +27,8 @@ SAMPLE_POINTS = 5
 # The whole run's nonfinite entries and its fail that blamed nothing (docs/performance.md):
 # exp(x2)*exp(x2**4) and exp(exp(x3)) overflow where the entry's variable is not (x1, x2);
 # in float32 at its second point, log's second backward in Livermore2-Vars4-15 divides
-# x1/A by A again (A = exp(x2**2) + ... = 1.6e22) and the quotient, 2.76e-44, is subnormal.
+# x1/A by A again (A = exp(x2**2) + ... = 1.6e22) and the quotient, 2.76e-44, is subnormal:
+# those entries are range on log's second backward.
 FOUND_IN_WHOLE_RUN = ("Livermore2-Vars3-8", "Livermore2-Vars4-8", "Livermore2-Vars4-15")
 FOUND_POINTS = 8  # Livermore2-Vars4-8's first nonfinite entry is at its 7th point (float32)
 SAMPLE_DTYPES = ("float64", "float32")
@@ -108,12 +109,6 @@ def test_dso_sample_has_no_nonfinite_entry(sample_entries: list[dict[str, Any]])
     assert not nonfinite, nonfinite
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a range event inside one torch formula (log's second backward takes x1/A/A to a "
-    "float32 subnormal in Livermore2-Vars4-15) is not yet a rule of range, so its entries "
-    "are fail with no operation blamed",
-)
 def test_every_fail_of_the_dso_sample_blames_an_operation(
     sample_entries: list[dict[str, Any]],
 ) -> None:

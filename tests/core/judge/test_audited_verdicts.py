@@ -10,6 +10,7 @@ is 1.797e308, its smallest normal 2**-1022 = 2.2e-308 and its smallest subnormal
 from __future__ import annotations
 
 import mpmath
+import numpy as np
 
 from verifier import check
 from verifier.core.judge.report import Entry, Report
@@ -118,6 +119,86 @@ def test_an_overflow_inside_one_torch_formula_is_that_operations_fault() -> None
     assert 257.5**2 > 65504
     report = check("acosh(x)", {"x": 257.5}, dtype="float16")
     found = entry(report, "gradient", ("x",))
+    assert found.reference is not None
     assert abs(found.reference - float(exact)) < 1e-6
     if found.autograd != found.reference:  # torch's kernel decides whether it overflows
         assert claim(found) == ("fail", "acosh(x)", "first backward")
+
+
+def test_a_local_second_derivative_below_the_normal_range_is_range_on_that_operation() -> None:
+    # The DSO corpus's Livermore2-Vars4-15 in float32 at its second sampled point: log's
+    # argument A = x3 + x4 + exp(x2**2) - 0.28/x1 = 1.6e22 (mpmath, at the float32 inputs),
+    # so log's exact second derivative -1/A**2 = -3.9e-45 is below float32's smallest normal
+    # 2**-126 = 1.18e-38 (a subnormal keeps 2 bits here: 1.4e-45 is the smallest). Its product
+    # with the incoming gradient x1 (2.76e-44, rounded to a subnormal 1.4 % off) is multiplied
+    # by (dA/dx2)**2 = 5.2e46, so d2/dx2**2 = -14.09 comes out wrong; the exact local value is
+    # itself out of range (docs/report-format.md, "Range inside one torch formula"): range on
+    # log's second backward, and the same for the other elements by x2 that read it.
+    point = {
+        "x1": -7.044427871704102,
+        "x2": 7.150206089019775,
+        "x3": -8.279621124267578,
+        "x4": 0.3639562129974365,
+    }
+    m = {name: mpmath.mpf(value) for name, value in point.items()}
+    argument = (
+        m["x3"] + m["x4"] + mpmath.exp(m["x2"] ** 2) - mpmath.mpf(float(_f32(0.28))) / m["x1"]
+    )
+    assert 1 / argument**2 < mpmath.mpf(2) ** -126
+    expression = "x1 * (x2 + log(x3 + x4 + exp(x2 ** 2) - 0.28 / x1)) - x3 - x4 / (2 * x1 * x3)"
+    report = check(expression, point, dtype="float32")
+    log = "log(x3 + x4 + exp(x2**2) - 7/(25*x1))"
+    for wrt in (("x2", "x2"), ("x2", "x3"), ("x2", "x4")):
+        found = entry(report, "hessian", wrt)
+        if found.verdict != "pass":  # torch's subnormal rounding decides how far off it is
+            assert claim(found) == ("range", log, "second backward")
+    assert claim(entry(report, "hessian", ("x2", "x2")))[0] == "range"
+
+
+def _f32(value: float) -> float:
+    """``value`` rounded to float32, as the torch graph holds a literal."""
+    return float(np.float32(value))
+
+
+def test_an_operation_just_over_the_tolerance_at_its_exact_inputs_is_blamed_not_rounding() -> None:
+    # logaddexp(x, y) at (-93.97315308954602, 83.85647068032273): d/dx = exp(x)/(exp(x) +
+    # exp(y)) = 5.8826861372889124340e-78 (mpmath). torch's backward is the entry itself (the
+    # incoming gradient is the seed 1), so whatever the entry's error is, it is logaddexp's
+    # own at its exact inputs: it cannot pass the local audit and fail the entry. Judged against
+    # the exact value rounded to float64 first, the audit saw an error half an ulp smaller
+    # than the entry's and called rounding of the computation (condition factor 1) what was
+    # the operation's.
+    x, y = -93.97315308954602, 83.85647068032273
+    exact = mpmath.exp(x) / (mpmath.exp(x) + mpmath.exp(y))
+    report = check("logaddexp(x, y)", {"x": x, "y": y})
+    found = entry(report, "gradient", ("x",))
+    assert found.reference == float(exact)
+    if found.verdict != "pass":  # torch's last bits decide whether it is outside at all
+        assert claim(found) == ("fail", "logaddexp(x, y)", "first backward")
+
+
+def test_an_error_without_a_sum_is_not_blamed_on_cancelling_terms() -> None:
+    # x/exp(y**4) at (1, -4.807074230625076): d/dx = exp(-y**4) with y**4 = 533.98 (mpmath).
+    # x occurs once, so its gradient is one chain-rule term and nothing cancels; rounding y**4
+    # by half an ulp (5.7e-14) moves exp(y**4) by 533.98 times as much relative: the digits
+    # are lost at exp(y**4) (its local condition number, |y**4|), not in a sum.
+    y = -4.807074230625076
+    assert 500 < mpmath.mpf(y) ** 4 < 600
+    report = check("x/exp(y**4)", {"x": 1.0, "y": y})
+    found = entry(report, "gradient", ("x",))
+    assert found.reference == float(mpmath.exp(-(mpmath.mpf(y) ** 4)))
+    if found.verdict != "pass":  # torch's last bits decide whether it is outside at all
+        assert claim(found) == ("ill-conditioned", "exp(y**4)", "forward")
+        assert "cancel" not in (found.detail or "")
+
+
+def test_an_infinite_bound_explains_nothing_where_a_range_event_does() -> None:
+    # 1/exp(y) at y = 400: d2/dy2 = exp(-400) = 1.915e-174 (mpmath), but pow's backward
+    # computes exp(-800) = 3.7e-348, below float64's subnormals, so autograd gives 0, and the
+    # float64 shadow that bounds rounding breaks down there too (its bound is infinite). The
+    # underflow explains the entry: range, not ill-conditioned with an infinite factor.
+    report = check("1/exp(y)", {"y": 400.0})
+    found = entry(report, "hessian", ("y", "y"))
+    assert found.reference == float(mpmath.exp(-400))
+    assert found.autograd == 0.0
+    assert claim(found) == ("range", "1/exp(y)", "first backward")

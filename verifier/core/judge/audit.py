@@ -342,13 +342,18 @@ def _judge_local(
     if abs(exact) > dtype.max_finite:
         detail = f"{what} {shown} is beyond {dtype.name}'s range"
         return Finding(node, phase, OVERFLOW, math.inf, detail)
-    error = abs(observed - exact) if math.isfinite(observed) else math.inf
+    # Against high + low, as the entries are judged (compare.py): rounding the exact value to
+    # float64 first moves the error by up to half an ulp, which decides at the threshold.
+    error = (
+        abs((observed - reference.high) - reference.low) if math.isfinite(observed) else math.inf
+    )
     allowed = tolerance.allowed(exact)
     tiny = exact if beyond is None else beyond
     if tiny != 0 and abs(tiny) < dtype.smallest_normal:
-        # Tiny against the dtype's atol, but it may multiply something huge later.
+        # Tiny against the dtype's atol, but it may multiply something huge later: a subnormal
+        # keeps fewer bits, so a value off by more than rtol relative has lost its digits.
         gap = abs(mpmath.mpf(observed) - tiny) if math.isfinite(observed) else mpmath.inf
-        if gap > abs(tiny) / 2:
+        if gap > abs(tiny) * tolerance.rtol:
             detail = f"{what} {shown} is below {dtype.name}'s normal range"
             return Finding(node, phase, UNDERFLOW, float(gap / allowed), detail)
     if error <= allowed:
@@ -362,9 +367,10 @@ def _judge_local(
             f"{reference.high:.17g} at the {dtype.name} input it received"
         )
     else:
+        digits = 9 if f"{observed:.9g}" != f"{reference.high:.9g}" else 17  # tell them apart
         detail = (
-            f"torch's {node} gave {observed:.9g} for {what}, exactly {reference.high:.9g} "
-            f"at the {dtype.name} input it received"
+            f"torch's {node} gave {observed:.{digits}g} for {what}, exactly "
+            f"{reference.high:.{digits}g} at the {dtype.name} input it received"
         )
     return Finding(node, phase, kind, error / allowed, detail)
 

@@ -12,7 +12,8 @@ An entry outside the tolerance is diagnosed from three sources, in this order
 4. torch applied a derivative rule at a kink or tie of an operation although the whole
    expression is differentiable there (``Abs(x)*Abs(x)`` at 0): ``fail``;
 5. the error is within what rounding of the computation as written explains
-   (:mod:`verifier.core.judge.conditioning`): ``ill-conditioned``, naming where digits are lost;
+   (:mod:`verifier.core.judge.conditioning`): ``ill-conditioned``, naming where digits are lost
+   (an infinite bound explains nothing where a range event the entry reads does: ``range``);
 6. an intermediate underflowed: ``range``;
 7. otherwise ``fail``: no bound explains the error.
 """
@@ -41,6 +42,12 @@ from verifier.core.judge.audit import (
 from verifier.core.judge.compare import Judgement
 from verifier.core.judge.conditioning import Conditioning
 from verifier.core.judge.verdict import Verdict
+
+CANCELLATION = 2.0
+"""A condition factor from this on means the chain rule's terms cancel: the sum of their
+absolute values is at least twice the sum's."""
+AMPLIFYING = 2.0
+"""A local condition number from this on makes an operation where digits are lost."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,11 @@ def diagnose(
         return Diagnosis(Verdict.FAIL, kink.node, kink.phase, detail)
     assert judgement.abs_error is not None
     bound = conditioning.bound[key][point]
+    event = overflow or _first(relevant, UNDERFLOW)
+    if not math.isfinite(bound) and event is not None:
+        # The float64 shadow broke down where the range event is: its infinite bound is no
+        # explanation, the range event is.
+        return _from(Verdict.RANGE, event, "")
     if judgement.abs_error <= bound:
         return _conditioned(key, point, judgement, conditioning, dtype)
     underflow = _first(relevant, UNDERFLOW)
@@ -130,9 +142,33 @@ def _conditioned(
         return Diagnosis(Verdict.ILL_CONDITIONED, None, FORWARD, detail)
     phase = SECOND_BACKWARD if kind == HESSIAN else FIRST_BACKWARD
     where = wrt[-1] if wrt else "this node"
-    detail = f"{head}: the terms of the chain rule summed for {where} cancel in the {phase}"
-    blame = sympy.Symbol(wrt[-1]) if wrt else None
-    return Diagnosis(Verdict.ILL_CONDITIONED, blame, phase, detail)
+    if factor >= CANCELLATION:
+        detail = f"{head}: the terms of the chain rule summed for {where} cancel in the {phase}"
+        blame = sympy.Symbol(wrt[-1]) if wrt else None
+        return Diagnosis(Verdict.ILL_CONDITIONED, blame, phase, detail)
+    # No sum cancels: the error is a rounding that an operation amplifies, where the float64
+    # shadow cannot weigh it (its derivative of the rounding underflowed), or the backward's
+    # own roundings adding up.
+    amplifier = _amplifier(conditioning, point)
+    if amplifier is not None:
+        detail = f"{head}: the digits are lost at {amplifier}, which amplifies its inputs' errors"
+        return Diagnosis(Verdict.ILL_CONDITIONED, amplifier, FORWARD, detail)
+    detail = f"{head}: the roundings of the chain rule's products for {where} add up"
+    return Diagnosis(Verdict.ILL_CONDITIONED, None, phase, detail)
+
+
+def _amplifier(conditioning: Conditioning, point: int) -> sympy.Basic | None:
+    """The node that amplifies relative errors most at ``point``, where it amplifies them at
+    least ``AMPLIFYING`` times; None where none does."""
+    local = {
+        node: float(values[point])
+        for node, values in conditioning.local.items()
+        if node.free_symbols and math.isfinite(float(values[point]))
+    }
+    if not local:
+        return None
+    node = max(local, key=lambda n: local[n])
+    return node if local[node] >= AMPLIFYING else None
 
 
 def _exact(judgement: Judgement) -> float:
