@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from slowness import SLOWNESS
 from typer.testing import CliRunner
 
@@ -48,6 +49,13 @@ def test_help_keeps_its_brackets_and_shows_no_bool_metavar() -> None:
     assert "[default: VERIFIER_API_URL]" in result.output  # rich markup ate it
     assert "<bool>" not in result.output
     assert ".py" not in result.output  # no pointers into the source
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "submit", "status", "survey", "check"])
+def test_no_help_points_into_the_source(command: str) -> None:
+    result = CliRunner().invoke(create_cli(), [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert ".py" not in result.output  # a user reads docs, not verifier/api/auth.py
 
 
 def test_the_survey_defaults_written_for_help_are_the_cores() -> None:

@@ -27,7 +27,7 @@ def serve(
         ),
     ] = 1,
 ) -> None:
-    """Run the HTTP API server (API keys: see verifier/api/auth.py)."""
+    """Run the HTTP API server (API keys: `derivcheck keys create`; README, "API keys")."""
     import logging.config
     import shutil
     import tempfile
@@ -133,7 +133,7 @@ def worker(
         str | None, typer.Option(hidden=True, help="Celery node name (one per slot)")
     ] = None,
 ) -> None:
-    """Run a Celery worker that runs checks (never forks: see workers/app.py)."""
+    """Run a Celery worker that runs checks, one process per slot (docs/admission.md)."""
     settings = load_settings()
     names = [name.strip() for name in (queues or settings.cpu_queue).split(",") if name.strip()]
     if supervise:
