@@ -283,3 +283,13 @@ def test_a_bad_device_pair_is_one_line_and_exit_two(pair: str, message: str) -> 
     result = invoke("x", "--at", "x=1", "--compare-devices", pair)
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rtol_64_is_refused_and_rtol_ulps_64_is_the_same_tolerance_in_ulps() -> None:
+    refused = invoke("x**2", "--at", "x=3", "--rtol", "64")
+    assert refused.exit_code == 2
+    assert "rtol" in refused.output and "rtol_ulps" in refused.output
+    # 64 ulps of float32 are 64 * 2**-23 relative (IEEE 754 binary32: 23 fraction bits).
+    given = invoke("x**2", "--at", "x=3", "--dtype", "float32", "--rtol-ulps", "64", "--json")
+    assert given.exit_code == 0, given.output
+    assert json.loads(given.output)["tolerance"]["rtol"] == 64 * 2.0**-23

@@ -61,7 +61,12 @@ def check(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
     rtol: Annotated[
-        float | None, typer.Option(help="Relative tolerance (default: per dtype).")
+        float | None,
+        typer.Option(help="Relative tolerance, below 1 (default: a number of ulps per dtype)."),
+    ] = None,
+    rtol_ulps: Annotated[
+        float | None,
+        typer.Option("--rtol-ulps", help="The relative tolerance in ulps of the dtype, e.g. 64."),
     ] = None,
     atol: Annotated[
         float | None, typer.Option(help="Absolute tolerance (default: per dtype).")
@@ -92,6 +97,7 @@ def check(
             domain=parse_domain(domain) if domain is not None else None,
             seed=seed,
             rtol=rtol,
+            rtol_ulps=rtol_ulps,
             atol=atol,
             strict=strict,
             fail_on=parse_fail_on(fail_on),
