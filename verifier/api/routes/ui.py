@@ -478,4 +478,5 @@ def stats_page(request: Request, caller: PageCallerDep, session: SessionDep) -> 
             [(group.key or "(none)", group.counts) for group in data.by_dtype.groups],
             "verdicts by dtype",
         ),
+        legend=charts.verdict_legend(),
     )

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
+from verifier.api.ui.ticks import linear_axis
 from verifier.core.judge.verdict import VERDICT_ORDER, VERDICTS, Verdict
 from verifier.service.pages import HistogramBin, PlotPoint
 
@@ -34,7 +35,9 @@ def marks_per_plot(plots: int) -> int:
 
 WIDTH = 600
 HEIGHT = 300
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 44
+LEFT, RIGHT, TOP, BOTTOM = 64, 40, 28, 44
+"""Margins around a plot, in px: RIGHT leaves room for half of the last x tick's label,
+which is centred on the plot's right edge."""
 
 
 def colour(verdict: str) -> str:
@@ -48,6 +51,11 @@ def _number(value: float) -> str:
 
 def _label(value: float) -> str:
     return f"{value:.3g}"
+
+
+def _halo(text: str) -> str:
+    """``text`` (an SVG ``<text>``) outlined in white, readable over the marks."""
+    return text.replace("<text ", '<text paint-order="stroke" stroke="#fff" stroke-width="3" ', 1)
 
 
 def _svg(body: list[str], title: str, width: int = WIDTH, height: int = HEIGHT) -> Markup:
@@ -83,7 +91,7 @@ def verdict_bars(counts: dict[str, int], title: str) -> Markup:
 
 def stacked_bars(groups: Sequence[tuple[str, dict[str, int]]], title: str) -> Markup:
     """One horizontal bar per group (a function, a dtype), split by verdict."""
-    height = TOP + 24 * max(1, len(groups)) + 40
+    height = TOP + 24 * max(1, len(groups)) + 12
     body: list[str] = []
     most = max((sum(counts.values()) for _, counts in groups), default=1) or 1
     span = WIDTH - 150 - RIGHT - 50
@@ -109,21 +117,18 @@ def stacked_bars(groups: Sequence[tuple[str, dict[str, int]]], title: str) -> Ma
         body.append(
             f'<text x="{_number(x + 6)}" y="{y + 15}" class="value">{sum(counts.values())}</text>'
         )
-    body.append(_legend(TOP + 24 * max(1, len(groups)) + 10))
     return _svg(body, title, height=height)
 
 
-def _legend(y: float) -> str:
-    parts = []
-    x = LEFT
-    for verdict in VERDICT_ORDER:
-        name = str(verdict)
-        parts.append(
-            f'<rect x="{x}" y="{_number(y)}" width="10" height="10" fill="{colour(name)}"/>'
-            f'<text x="{x + 14}" y="{_number(y + 9)}" class="legend">{name}</text>'
-        )
-        x += 14 + 7 * len(name) + 12
-    return "".join(parts)
+def verdict_legend() -> Markup:
+    """The verdicts' colours as an HTML list beside a chart: the browser lays out and wraps
+    its text, which an SVG legend would have to guess the width of."""
+    items = "".join(
+        f'<li data-verdict="{verdict}"><span class="swatch" '
+        f'style="background: {colour(str(verdict))}"></span>{verdict}</li>'
+        for verdict in VERDICT_ORDER
+    )
+    return Markup(f'<ul class="legend">{items}</ul>')
 
 
 def _decades(low: float, high: float) -> tuple[int, int]:
@@ -160,10 +165,8 @@ def error_scatter(
     levels = [*finite, *([allowed_ulps] if allowed_ulps else [])] or [1.0]
     bottom, top = _decades(min(levels), max(levels))
     xs = [point.x for point in drawn] or [0.0]
-    x_low, x_high = min(xs), max(xs)
-    if x_high == x_low:
-        pad = abs(x_low) * 0.1 or 1.0
-        x_low, x_high = x_low - pad, x_high + pad
+    x_axis = linear_axis(min(xs), max(xs))
+    x_low, x_high = x_axis.low, x_axis.high
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
     band = 14.0  # the band of non-finite errors above the plot
@@ -191,11 +194,12 @@ def error_scatter(
             f'class="grid"/><text x="{LEFT - 4}" y="{_number(y + 4)}" text-anchor="end" '
             f'class="tick">1e{decade}</text>'
         )
-    for number in range(5):
-        x = x_low + (x_high - x_low) * number / 4
+    for x in x_axis.ticks:
         body.append(
+            f'<line x1="{_number(sx(x))}" x2="{_number(sx(x))}" y1="{TOP}" '
+            f'y2="{TOP + plot_h}" class="grid"/>'
             f'<text x="{_number(sx(x))}" y="{TOP + plot_h + 16}" text-anchor="middle" '
-            f'class="tick">{_label(x)}</text>'
+            f'class="tick x-tick" data-value="{x!r}">{x_axis.label(x)}</text>'
         )
     if any(point.ulps is not None and not math.isfinite(point.ulps) for point in drawn):
         body.append(
@@ -207,8 +211,6 @@ def error_scatter(
         body.append(
             f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{_number(y)}" y2="{_number(y)}" '
             f'class="allowed" data-ulps="{allowed_ulps:g}"/>'
-            f'<text x="{LEFT + plot_w - 4}" y="{_number(y - 4)}" text-anchor="end" '
-            f'class="tick">tolerance {allowed_ulps:g} ulps</text>'
         )
     for point in sorted(marks, key=lambda p: p.verdict == Verdict.PASS, reverse=True):
         assert point.ulps is not None
@@ -217,6 +219,14 @@ def error_scatter(
             f'data-verdict="{escape(point.verdict)}" data-x="{point.x!r}" '
             f'data-ulps="{point.ulps!r}" cx="{_number(sx(point.x))}" '
             f'cy="{_number(sy(point.ulps))}" r="2.6" fill="{colour(point.verdict)}"/>'
+        )
+    if allowed_ulps:
+        # After the marks, outlined: the label must not sit under the data.
+        body.append(
+            _halo(
+                f'<text x="{LEFT + plot_w - 4}" y="{_number(sy(allowed_ulps) - 4)}" '
+                f'text-anchor="end" class="tick">tolerance {allowed_ulps:g} ulps</text>'
+            )
         )
     caption = f"{len(marks)} entries drawn"
     if len(marks) < len(drawn):
@@ -230,7 +240,16 @@ def error_histogram(bins: Sequence[HistogramBin], title: str) -> Markup:
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
     body = [f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>']
-    most = max((sum(b.counts.values()) for b in bins), default=1) or 1
+    most_count = max((sum(b.counts.values()) for b in bins), default=1) or 1
+    count_axis = linear_axis(0, most_count, integer=True)
+    most = count_axis.high
+    for count in count_axis.ticks:
+        y = TOP + plot_h - plot_h * count / most
+        body.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{_number(y)}" y2="{_number(y)}" '
+            f'class="grid"/><text x="{LEFT - 4}" y="{_number(y + 4)}" text-anchor="end" '
+            f'class="tick y-tick" data-value="{count!r}">{count_axis.label(count)}</text>'
+        )
     width = plot_w / max(1, len(bins))
     for number, bin_ in enumerate(bins):
         x = LEFT + number * width
@@ -252,8 +271,6 @@ def error_histogram(bins: Sequence[HistogramBin], title: str) -> Markup:
     body.append(
         f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle" class="axis">'
         "error (ulps), by decade</text>"
-        f'<text x="{LEFT - 4}" y="{TOP + 10}" text-anchor="end" class="tick">{most}</text>'
-        f'<text x="{LEFT - 4}" y="{TOP + plot_h}" text-anchor="end" class="tick">0</text>'
     )
     if not bins:
         body.append(f'<text x="{LEFT + 10}" y="{TOP + 20}" class="axis">no errors to draw</text>')

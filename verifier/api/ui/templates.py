@@ -51,6 +51,11 @@ svg .axis { font-size: 12px; fill: #343a40; } svg .tick, svg .legend { font-size
 svg .cell { font-size: 11px; fill: #fff; font-weight: 600; }
 svg .frame { fill: none; stroke: #adb5bd; } svg .grid { stroke: #e9ecef; }
 svg .allowed { stroke: #212529; stroke-dasharray: 5 4; } svg .empty { fill: #f1f3f5; }
+ul.legend { list-style: none; display: flex; flex-wrap: wrap; gap: 2px 14px; padding: 0;
+  margin: 4px 0; max-width: 600px; font-size: 12px; color: #495057; }
+ul.legend li { display: flex; align-items: center; gap: 4px; }
+ul.legend .swatch { display: inline-block; width: 10px; height: 10px; }
+ul.legend .marker { font-size: 14px; line-height: 1; }
 .pager a { margin-right: 12px; }
 .muted { color: #868e96; }
 </style></head>
@@ -252,8 +257,8 @@ STATS = """{% extends "base.html" %}{% import "macros.html" as m %}
 {% block title %}Stats{% endblock %}
 {% block main %}<h1>Verdicts of your reports</h1>
 <p>{{ by_dtype.total }} reports: {{ m.counts(by_dtype.counts) }}</p>
-<h2>By dtype</h2><figure id="by-dtype">{{ dtype_chart }}</figure>
-<h2>By function</h2><figure id="by-function">{{ function_chart }}</figure>
+<h2>By dtype</h2><figure id="by-dtype">{{ dtype_chart }}{{ legend }}</figure>
+<h2>By function</h2><figure id="by-function">{{ function_chart }}{{ legend }}</figure>
 <table id="functions"><tr><th>function</th><th>reports</th><th>by verdict</th></tr>
 {% for group in by_function.groups %}<tr><td>{{ group.key or '(none)' }}</td>
 <td class="num">{{ group.total }}</td><td>{{ m.counts(group.counts) }}</td></tr>{% endfor %}
