@@ -127,3 +127,30 @@ def test_the_stats_legends_name_every_verdict_inside_their_boxes(
         assert names == [str(verdict) for verdict in VERDICT_ORDER]
     assert browser.evaluate(LEGENDS_OUTSIDE) == []
     assert browser.evaluate(OUTSIDE_TEXTS) == []
+
+
+def test_gradient_and_hessian_entries_have_their_own_marker_named_in_a_legend(
+    site: Site, browser: Chromium
+) -> None:
+    # tanh(x)*y: 200 points x 2 gradient entries and 3 drawn Hessian elements (d2/dy2 is 0,
+    # test_pages.py); each kind's marks share one shape, and the two shapes differ.
+    check = job_report(site, site.jobs["float32"], site.alice)["checks"][0]
+    sign_in(browser, site, site.alice)
+    browser.open(f"{site.url}/ui/checks/{check['check']}")
+    figure = "document.querySelector('figure.scatter[data-variable=\"x\"]')"
+    shapes = browser.evaluate(
+        f"[...{figure}.querySelectorAll('svg.chart .mark')]"
+        ".map(mark => [mark.dataset.kind, mark.tagName])"
+    )
+    by_kind: dict[str, set[str]] = {}
+    for kind, tag in shapes:
+        by_kind.setdefault(kind, set()).add(tag)
+    assert sum(kind == "gradient" for kind, _ in shapes) == 400
+    assert sum(kind == "hessian" for kind, _ in shapes) == 600
+    assert by_kind == {"gradient": {"circle"}, "hessian": {"rect"}}
+    legend = browser.evaluate(
+        f"[...{figure}.querySelectorAll('ul.legend li[data-kind]')]"
+        ".map(item => [item.textContent, item.querySelector('svg :last-child').tagName])"
+    )
+    assert legend == [["gradient", "circle"], ["hessian", "rect"]]
+    assert browser.evaluate(LEGENDS_OUTSIDE) == []

@@ -175,9 +175,10 @@ def _scatter(browser: Chromium, variable: str) -> dict[str, Any]:
         f"""(() => {{
         const figure = document.querySelector('figure.scatter[data-variable="{variable}"]');
         const frame = figure.querySelector('rect.frame').getBoundingClientRect();
-        const marks = [...figure.querySelectorAll('circle.mark')].map(mark => {{
+        const marks = [...figure.querySelectorAll('svg .mark')].map(mark => {{
             const box = mark.getBoundingClientRect();
-            return {{verdict: mark.dataset.verdict, x: Number(mark.dataset.x),
+            return {{verdict: mark.dataset.verdict, kind: mark.dataset.kind,
+                     x: Number(mark.dataset.x),
                      ulps: Number(mark.dataset.ulps), cx: box.x + box.width / 2,
                      cy: box.y + box.height / 2, width: box.width,
                      fill: getComputedStyle(mark).fill}};

@@ -132,11 +132,12 @@ def job_page(
 @dataclass(frozen=True)
 class PlotPoint:
     """One entry on a plot against a variable: the variable's value at the entry's point, the
-    error in ulps (None: not drawn) and the entry's verdict."""
+    error in ulps (None: not drawn), the entry's verdict and its kind (gradient, hessian...)."""
 
     x: float
     ulps: float | None
     verdict: str
+    kind: str = "gradient"
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,9 @@ def _plot_data(page: CheckPage, entries: list[dict[str, Any]], points: list[Any]
         for name in page.plotted:
             x = report_number(point.get(name))
             if x is not None and math.isfinite(x):
-                series[name].append(PlotPoint(x=x, ulps=ulps, verdict=verdict))
+                series[name].append(
+                    PlotPoint(x=x, ulps=ulps, verdict=verdict, kind=str(entry.get("kind")))
+                )
         wrt = entry.get("wrt")
         if entry.get("kind") == "hessian" and isinstance(wrt, list) and len(wrt) == 2:
             cell = (str(wrt[0]), str(wrt[1]))

@@ -441,6 +441,7 @@ def check_page(
                 float(allowed) if isinstance(allowed, (int, float)) else None,
                 marks,
             ),
+            charts.scatter_legend(points),
         )
         for name, points in data.series.items()
     ]

@@ -58,6 +58,62 @@ def _halo(text: str) -> str:
     return text.replace("<text ", '<text paint-order="stroke" stroke="#fff" stroke-width="3" ', 1)
 
 
+MARKER_SHAPES: dict[str, str] = {"gradient": "circle", "hessian": "square"}
+"""The shape of an entry's mark on a scatter plot, by its kind; any other kind (a node's
+gradient, a value) is a triangle. Colour says the verdict, shape the kind."""
+OTHER_SHAPE = "triangle"
+MARK_RADIUS = 2.6
+"""Half the size of a mark, in px."""
+
+
+def marker_shape(kind: str) -> str:
+    """The shape of the marks of entries of ``kind``."""
+    return MARKER_SHAPES.get(kind, OTHER_SHAPE)
+
+
+def _marker(shape: str, cx: float, cy: float, r: float, attributes: str) -> str:
+    """One mark of ``shape`` centred on (cx, cy) with ``attributes`` (already escaped); the
+    centre of its box is the centre given, rounded to 0.1 px, whatever the shape."""
+    cx, cy = round(cx, 1), round(cy, 1)
+    if shape == "circle":
+        return f'<circle {attributes} cx="{_number(cx)}" cy="{_number(cy)}" r="{r}"/>'
+    half = round(0.9 * r, 1)
+    if shape == "square":
+        return (
+            f'<rect {attributes} x="{_number(cx - half)}" y="{_number(cy - half)}" '
+            f'width="{_number(2 * half)}" height="{_number(2 * half)}"/>'
+        )
+    half = round(1.1 * r, 1)
+    return (
+        f'<path {attributes} d="M{_number(cx)} {_number(cy - half)}L{_number(cx + half)} '
+        f'{_number(cy + half)}L{_number(cx - half)} {_number(cy + half)}Z"/>'
+    )
+
+
+LEGEND_FILL = 'fill="#495057"'
+"""The legend's marker shapes are grey: their colour is not a verdict."""
+
+
+def scatter_legend(points: Sequence[PlotPoint]) -> Markup:
+    """What the marks of a scatter plot mean, as an HTML list beside it: a shape per kind of
+    entry drawn, a colour per verdict drawn."""
+    kinds = sorted({point.kind for point in points}, key=lambda k: (k not in MARKER_SHAPES, k))
+    drawn = {point.verdict for point in points}
+    items = [
+        f'<li data-kind="{escape(kind)}"><svg class="marker" viewBox="0 0 10 10" width="10" '
+        f'height="10">{_marker(marker_shape(kind), 5, 5, 4, LEGEND_FILL)}</svg>'
+        f"{escape(kind)}</li>"
+        for kind in kinds
+    ]
+    items += [
+        f'<li data-verdict="{verdict}"><span class="swatch" '
+        f'style="background: {colour(str(verdict))}"></span>{verdict}</li>'
+        for verdict in VERDICT_ORDER
+        if str(verdict) in drawn
+    ]
+    return Markup(f'<ul class="legend">{"".join(items)}</ul>')
+
+
 def _svg(body: list[str], title: str, width: int = WIDTH, height: int = HEIGHT) -> Markup:
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" class="chart" '
@@ -214,11 +270,13 @@ def error_scatter(
         )
     for point in sorted(marks, key=lambda p: p.verdict == Verdict.PASS, reverse=True):
         assert point.ulps is not None
+        attributes = (
+            f'class="mark verdict-{escape(point.verdict)} kind-{escape(point.kind)}" '
+            f'data-verdict="{escape(point.verdict)}" data-kind="{escape(point.kind)}" '
+            f'data-x="{point.x!r}" data-ulps="{point.ulps!r}" fill="{colour(point.verdict)}"'
+        )
         body.append(
-            f'<circle class="mark verdict-{escape(point.verdict)}" '
-            f'data-verdict="{escape(point.verdict)}" data-x="{point.x!r}" '
-            f'data-ulps="{point.ulps!r}" cx="{_number(sx(point.x))}" '
-            f'cy="{_number(sy(point.ulps))}" r="2.6" fill="{colour(point.verdict)}"/>'
+            _marker(marker_shape(point.kind), sx(point.x), sy(point.ulps), MARK_RADIUS, attributes)
         )
     if allowed_ulps:
         # After the marks, outlined: the label must not sit under the data.

@@ -216,11 +216,12 @@ checks; <code>GET /jobs/{id}/report?entries=all|failing&amp;limit=&amp;cursor=</
 <p class="muted">Error in ulps of {{ options.dtype }} (log scale) of every entry read against
 {% if page.plotted | length < page.variables_total %}the first {{ page.plotted | length }} of
 the {{ page.variables_total }} input variables{% else %}each input variable{% endif %},
-coloured by verdict{% if page.unplotted %}; {{ page.unplotted }} entries have no error in ulps
+coloured by verdict, shaped by kind (gradient: circle, Hessian: square, others: triangle)
+{%- if page.unplotted %}; {{ page.unplotted }} entries have no error in ulps
 (the exact value is 0 or unknown) and are not drawn{% endif %}.</p>
 <div class="charts" id="plots">
-{% for name, svg in scatters %}<figure class="scatter" data-variable="{{ name }}">{{ svg }}
-<figcaption>error vs <code>{{ name }}</code></figcaption></figure>{% endfor %}
+{% for name, svg, legend in scatters %}<figure class="scatter" data-variable="{{ name }}">
+{{ svg }}{{ legend }}<figcaption>error vs <code>{{ name }}</code></figcaption></figure>{% endfor %}
 <figure id="histogram">{{ histogram }}<figcaption>errors by decade of ulps</figcaption></figure>
 {% if hessian %}<figure id="hessian">{{ hessian }}<figcaption>worst error (ulps) of each
 Hessian element over the points{% if page.hessian_variables | length < page.variables_total %}
