@@ -154,3 +154,17 @@ def test_gradient_and_hessian_entries_have_their_own_marker_named_in_a_legend(
     )
     assert legend == [["gradient", "circle"], ["hessian", "rect"]]
     assert browser.evaluate(LEGENDS_OUTSIDE) == []
+
+
+def test_the_jobs_list_shows_each_jobs_short_id_as_a_link_to_it(
+    site: Site, browser: Chromium
+) -> None:
+    # The CLI prints a job as its first 8 hex digits ("job beb21642") and accepts them.
+    sign_in(browser, site, site.alice)
+    cells = browser.evaluate(
+        "[...document.querySelectorAll('tr.job a.job-id')]"
+        ".map(link => [link.textContent, new URL(link.href).pathname])"
+    )
+    assert cells == [
+        [site.jobs[name][:8], f"/ui/jobs/{site.jobs[name]}"] for name in ("sine", "float32")
+    ]

@@ -111,15 +111,17 @@ size="18"></label>
 <label>to (inclusive) <input type="date" name="until" value="{{ until }}"></label>
 <button type="submit">Filter</button> <a href="/ui/">clear</a></form>
 {% if problem %}<p class="problem" id="problem">{{ problem }}</p>{% endif %}
-<table id="jobs"><thead><tr><th>submitted (UTC)</th><th>label</th><th>status</th>
+<table id="jobs"><thead><tr><th>id</th><th>submitted (UTC)</th><th>label</th><th>status</th>
 <th>progress</th><th>verdict</th><th>checks by verdict</th></tr></thead><tbody>
 {% for row in listing.jobs %}<tr class="job" data-job="{{ row.job.id }}">
+<td><a class="job-id" href="/ui/jobs/{{ row.job.id }}" title="{{ row.job.id }}"><code>
+{{- (row.job.id | string)[:SHORT_ID_CHARS] }}</code></a></td>
 <td><a href="/ui/jobs/{{ row.job.id }}">{{ row.job.created_at | when }}</a></td>
 <td class="label">{{ row.job.label or '' }}</td><td>{{ row.job.status }}</td>
 <td>{% if row.job.status in ('queued', 'running') %}<progress max="{{ row.job.check_count }}"
 value="{{ row.done }}"></progress> {% endif %}{{ row.done }} / {{ row.job.check_count }}</td>
 <td>{{ m.verdict(row.job.verdict) }}</td><td>{{ m.counts(row.counts) }}</td></tr>
-{% else %}<tr><td colspan="6" class="muted" id="no-jobs">no jobs</td></tr>{% endfor %}
+{% else %}<tr><td colspan="7" class="muted" id="no-jobs">no jobs</td></tr>{% endfor %}
 </tbody></table>
 <p class="pager">{% if listing.page > 0 %}<a rel="prev" href="{{ prev_url }}">newer</a>{% endif %}
 {% if listing.has_next %}<a rel="next" href="{{ next_url }}">older</a>{% endif %}
@@ -290,6 +292,8 @@ TEMPLATES = {
     "refused.html": REFUSED,
 }
 MAX_SHORT_EXPRESSION_CHARS = 120
+SHORT_ID_CHARS = 8
+"""A job's short id on the pages: its first 8 hex digits, as the CLI prints it and accepts."""
 
 
 def _number(value: Any) -> str:
@@ -327,6 +331,7 @@ def make_environment() -> Environment:
         loader=DictLoader(TEMPLATES),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
+    environment.globals["SHORT_ID_CHARS"] = SHORT_ID_CHARS
     environment.filters.update(
         num=_number, when=_when, short=_short, colour=colour, thousands=_thousands
     )
