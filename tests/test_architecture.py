@@ -14,11 +14,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SHARED = {"verifier.config", "verifier.errors"}
+SHARED = {"verifier.config", "verifier.errors", "verifier.ids"}
 ALLOWED: dict[str, set[str]] = {
     "verifier.core": {"verifier.core", "verifier.errors"},
     "verifier.config": {"verifier.core", "verifier.errors"},
     "verifier.errors": set(),
+    "verifier.ids": set(),
     "verifier.store": {"verifier.store", "verifier.core", *SHARED},
     "verifier.delivery": {"verifier.delivery", "verifier.store", "verifier.core", *SHARED},
     "verifier.service": {

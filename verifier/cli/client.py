@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from verifier.errors import VerifierError
+from verifier.ids import SHORT_ID_CHARS
 
 DEFAULT_TIMEOUT_S = 30.0
 MAX_PROBLEMS_SHOWN = 5
@@ -33,8 +34,8 @@ MAX_RETRY_WAIT_S = 60.0
 MAX_TOTAL_RETRY_WAIT_S = 180.0
 """The longest time one request spends waiting to be sent again, all retries together."""
 RETRIED_STATUSES = frozenset({429, 503})
-MIN_PREFIX_DIGITS = 8
-"""The fewest hex digits of a job id prefix (verifier.service.jobs.MIN_PREFIX_DIGITS)."""
+MIN_PREFIX_DIGITS = SHORT_ID_CHARS
+"""The fewest hex digits of a job id prefix."""
 CANDIDATES_SHOWN = 10
 FULL_ID = re.compile(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}")
 

@@ -33,9 +33,9 @@ from verifier.cli.toolkit import (
     print_json,
 )
 from verifier.core.judge.verdict import Verdict
+from verifier.ids import SHORT_ID_CHARS
 
 DEFAULT_WAIT_TIMEOUT_S = 3600.0
-SHORT_ID_CHARS = 8
 """Hex digits of a job id the commands print where the whole id is not needed."""
 JOB_STATUSES = "queued, running, done, error or cancelled"
 

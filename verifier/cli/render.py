@@ -15,9 +15,9 @@ from rich.text import Text
 from verifier.cli.client import ApiClient, CliError
 from verifier.cli.style import blamed_table, counts_text, styled
 from verifier.core.judge.verdict import VERDICT_ORDER, ordered_counts
+from verifier.ids import SHORT_ID_CHARS
 
 FINISHED_STATUSES = frozenset({"done", "error", "cancelled"})
-SHORT_ID_CHARS = 8
 EXPRESSION_COLUMN_CHARS = 48
 REASON_CHARS = 120
 
@@ -57,7 +57,10 @@ def wait_for_job(
         transient=False,
     ) as progress:
         task = progress.add_task(
-            "job", total=job["progress"]["total"], short=job_id[:8], status=job["status"]
+            "job",
+            total=job["progress"]["total"],
+            short=job_id[:SHORT_ID_CHARS],
+            status=job["status"],
         )
         warned = False
         while True:
@@ -218,7 +221,7 @@ def reports_table(page: dict[str, Any]) -> Table:
     table.add_column("worst err/allowed", justify="right", no_wrap=True)
     for item in page["items"]:
         table.add_row(
-            item["job"][:8],
+            item["job"][:SHORT_ID_CHARS],
             str(item["index"]),
             item["expression"],
             ",".join(item["functions"]),
@@ -235,7 +238,7 @@ def reports_table(page: dict[str, Any]) -> Table:
 def reports_blamed_table(page: dict[str, Any]) -> Table | None:
     """The blamed nodes of a listing page's reports, or None when nothing is blamed."""
     rows = [
-        {**row, "check": f"{item['job'][:8]} #{item['index']}"}
+        {**row, "check": f"{item['job'][:SHORT_ID_CHARS]} #{item['index']}"}
         for item in page["items"]
         for row in item.get("blamed") or []
     ]

@@ -33,6 +33,7 @@ from verifier.config import Settings
 from verifier.core.guard import check_expressions
 from verifier.delivery.fleet import fleet_for
 from verifier.errors import JobRejectedError, NotFoundError, RequestRejectedError
+from verifier.ids import SHORT_ID_CHARS
 from verifier.service.admission import (
     admit,
     check_quota,
@@ -66,7 +67,7 @@ ULIDs, hex and base64 digests fit)."""
 NO_API_KEY = "-"
 """The API key part of a stored idempotency key while API keys are off."""
 SHOWN_KEY_CHARS = 60
-MIN_PREFIX_DIGITS = 8
+MIN_PREFIX_DIGITS = SHORT_ID_CHARS
 """The fewest hex digits of a job id prefix (what the CLI prints: ``job beb21642``)."""
 JOB_PREFIX_TEXT = re.compile(rf"[0-9a-f]{{{MIN_PREFIX_DIGITS},32}}")
 JOB_CURSOR_KIND = "j"

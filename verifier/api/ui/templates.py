@@ -17,6 +17,7 @@ from typing import Any
 from jinja2 import DictLoader, Environment, select_autoescape
 
 from verifier.api.ui.charts import colour
+from verifier.ids import SHORT_ID_CHARS
 
 BASE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -292,8 +293,6 @@ TEMPLATES = {
     "refused.html": REFUSED,
 }
 MAX_SHORT_EXPRESSION_CHARS = 120
-SHORT_ID_CHARS = 8
-"""A job's short id on the pages: its first 8 hex digits, as the CLI prints it and accepts."""
 
 
 def _number(value: Any) -> str:
