@@ -103,15 +103,50 @@ def job_list(session: Session, filters: JobFilters, *, page: int, page_size: int
 
 
 @dataclass(frozen=True)
+class BlamedOperation:
+    """A node blamed by checks of a job: its entries of one verdict in one phase, summed over
+    those checks, and their positions in the job."""
+
+    node: str
+    phase: str
+    verdict: str
+    entries: int
+    checks: list[int]
+
+
+def blamed_operations(checks: list[JobCheckRow]) -> list[BlamedOperation]:
+    """The nodes the ``checks`` blame, one row per (node, phase, verdict) with its entries
+    summed over the checks; the most entries first (then by node, phase and verdict)."""
+    entries: Counter[tuple[str, str, str]] = Counter()
+    positions: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for check in checks:
+        for row in check.blamed:
+            key = (
+                str(row.get("node") or "-"),
+                str(row.get("phase") or "-"),
+                str(row.get("verdict")),
+            )
+            count = row.get("entries")
+            entries[key] += count if isinstance(count, int) else 0
+            if check.position not in positions[key]:
+                positions[key].append(check.position)
+    return [
+        BlamedOperation(*key, entries=entries[key], checks=positions[key])
+        for key in sorted(positions, key=lambda key: (-entries[key], key))
+    ]
+
+
+@dataclass(frozen=True)
 class JobPage:
-    """One job, a page of its checks, and its checks counted by verdict (``pending``: no
-    report yet)."""
+    """One job, a page of its checks, its checks counted by verdict (``pending``: no report
+    yet), and the operations that page's checks blame."""
 
     job: JobOut
     checks: list[JobCheckRow]
     counts: dict[str, int]
     page: int
     has_next: bool
+    blamed: list[BlamedOperation] = field(default_factory=list)
 
 
 def job_page(
@@ -124,8 +159,14 @@ def job_page(
     pending = job.progress.total - job.progress.done
     if pending > 0:
         counts["pending"] = pending
+    shown = rows[:page_size]
     return JobPage(
-        job=job, checks=rows[:page_size], counts=counts, page=page, has_next=len(rows) > page_size
+        job=job,
+        checks=shown,
+        counts=counts,
+        page=page,
+        has_next=len(rows) > page_size,
+        blamed=blamed_operations(shown),
     )
 
 

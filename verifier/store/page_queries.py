@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from verifier.store.documents import ReportView
 from verifier.store.models import (
     Check,
     CheckFunction,
@@ -153,7 +154,9 @@ def check_verdicts_of_jobs(
 
 @dataclass(frozen=True)
 class JobCheckRow:
-    """One check of a job as the job's page lists it (its report's columns, if any)."""
+    """One check of a job as the job's page lists it (its report's columns, if any): its
+    worst error over its tolerance (``worst_ratio``, err/allowed) and its blamed nodes are read
+    through :class:`ReportView` from those two sections of its document alone."""
 
     id: uuid.UUID
     position: int
@@ -167,6 +170,8 @@ class JobCheckRow:
     worst_ulp_error: float | None
     counts: dict[str, int] | None
     total_seconds: float | None
+    worst_ratio: float | None = None
+    blamed: list[dict[str, Any]] = field(default_factory=list)
 
 
 def job_checks(
@@ -187,29 +192,37 @@ def job_checks(
             StoredReport.worst_ulp_error,
             StoredReport.document["counts"],
             StoredReport.total_seconds,
+            StoredReport.document["worst"],
+            StoredReport.document["blamed"],
         )
         .outerjoin(StoredReport, StoredReport.check_id == Check.id)
         .where(Check.job_id == job_id, Check.position >= offset)
         .order_by(Check.position)
         .limit(limit)
     )
-    return [
-        JobCheckRow(
-            id=row[0],
-            position=row[1],
-            expression=row[2],
-            dtype=row[3],
-            device=row[4],
-            status=str(row[5]),
-            verdict=row[6],
-            reason=row[7],
-            ran_on=row[8],
-            worst_ulp_error=row[9],
-            counts=row[10] if isinstance(row[10], dict) else None,
-            total_seconds=row[11],
+    found: list[JobCheckRow] = []
+    for row in session.execute(query):
+        # The two sections read, never the document's points or notes.
+        view = ReportView.read({"worst": row[12], "blamed": row[13]}, row[6])
+        found.append(
+            JobCheckRow(
+                id=row[0],
+                position=row[1],
+                expression=row[2],
+                dtype=row[3],
+                device=row[4],
+                status=str(row[5]),
+                verdict=row[6],
+                reason=row[7],
+                ran_on=row[8],
+                worst_ulp_error=row[9],
+                counts=row[10] if isinstance(row[10], dict) else None,
+                total_seconds=row[11],
+                worst_ratio=view.worst["ratio"],
+                blamed=view.blamed,
+            )
         )
-        for row in session.execute(query)
-    ]
+    return found
 
 
 @dataclass(frozen=True)

@@ -394,6 +394,7 @@ def job_page(request: Request, job_id: str, caller: PageCallerDep, session: Sess
         "job.html",
         job=data.job,
         checks=data.checks,
+        blamed=data.blamed,
         chart=charts.verdict_bars(data.counts, "checks by verdict"),
         page=data.page,
         has_next=data.has_next,

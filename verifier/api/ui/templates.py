@@ -143,16 +143,27 @@ JOB = """{% extends "base.html" %}{% import "macros.html" as m %}
 <figure id="verdict-chart">{{ chart }}<figcaption>checks by verdict</figcaption></figure>
 <h2>Checks</h2>
 <table id="checks"><thead><tr><th>#</th><th>expression</th><th>dtype</th><th>device</th>
-<th>status</th><th>verdict</th><th>worst ulps</th><th>entries by verdict</th><th>time (s)</th>
+<th>status</th><th>verdict</th><th>worst err/allowed (ulps)</th><th>entries by verdict</th>
+<th>time (s)</th>
 </tr></thead><tbody>
 {% for check in checks %}<tr class="check" data-check="{{ check.id }}">
 <td>{{ check.position }}</td>
 <td><a class="expr" href="/ui/checks/{{ check.id }}">{{ check.expression | short }}</a></td>
 <td>{{ check.dtype }}</td><td>{{ check.ran_on or check.device }}</td><td>{{ check.status }}</td>
 <td>{{ m.verdict(check.verdict) }}{% if check.reason %} <span class="muted">{{ check.reason }}
-</span>{% endif %}</td><td class="num">{{ check.worst_ulp_error | num }}</td>
+</span>{% endif %}</td><td class="num ratio">{{ check.worst_ratio | num }}
+{% if check.worst_ulp_error is not none %}<span class="muted">({{ check.worst_ulp_error | num }}
+ulps)</span>{% endif %}</td>
 <td>{{ m.counts(check.counts or {}) }}</td><td class="num">{{ check.total_seconds | num }}</td>
 </tr>{% endfor %}</tbody></table>
+{% if blamed %}<h2>Blamed operations</h2>
+<p class="muted">Summed over the checks listed above: entries of each verdict that blame the
+node, and the checks (#) they are in.</p>
+<table id="blamed"><thead><tr><th>node</th><th>phase</th><th>verdict</th><th>entries</th>
+<th>checks</th></tr></thead><tbody>{% for row in blamed %}<tr class="blamed">
+<td><code>{{ row.node }}</code></td><td>{{ row.phase }}</td><td>{{ m.verdict(row.verdict) }}</td>
+<td class="num">{{ row.entries }}</td><td>{{ row.checks | join(', ') }}</td></tr>{% endfor %}
+</tbody></table>{% endif %}
 <p class="pager">{% if page > 0 %}<a rel="prev" href="?page={{ page - 1 }}">previous checks</a>
 {% endif %}{% if has_next %}<a rel="next" href="?page={{ page + 1 }}">next checks</a>{% endif %}
 </p>
