@@ -13,6 +13,7 @@ check is "not found".
 from __future__ import annotations
 
 import math
+import shlex
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -179,6 +180,12 @@ class PlotPoint:
     ulps: float | None
     verdict: str
     kind: str = "gradient"
+    entry: str = ""
+    """What the entry is of: ``gradient x``, ``hessian x,y``, ``node <name>``."""
+    autograd: float | None = None
+    exact: float | None = None
+    ratio: float | None = None
+    """The error over the allowed error (err/allowed)."""
 
 
 @dataclass(frozen=True)
@@ -314,7 +321,16 @@ def _plot_data(page: CheckPage, entries: list[dict[str, Any]], points: list[Any]
             x = report_number(point.get(name))
             if x is not None and math.isfinite(x):
                 series[name].append(
-                    PlotPoint(x=x, ulps=ulps, verdict=verdict, kind=str(entry.get("kind")))
+                    PlotPoint(
+                        x=x,
+                        ulps=ulps,
+                        verdict=verdict,
+                        kind=str(entry.get("kind")),
+                        entry=entry_label(entry),
+                        autograd=report_number(entry.get("autograd")),
+                        exact=report_number(entry.get("reference")),
+                        ratio=report_number(entry.get("ratio")),
+                    )
                 )
         wrt = entry.get("wrt")
         if entry.get("kind") == "hessian" and isinstance(wrt, list) and len(wrt) == 2:
@@ -337,8 +353,46 @@ def _plot_data(page: CheckPage, entries: list[dict[str, Any]], points: list[Any]
     ]
 
 
+def entry_label(entry: dict[str, Any]) -> str:
+    """What an entry is of, in words: its kind and the variables (or the node) it is of."""
+    kind = str(entry.get("kind"))
+    if entry.get("node"):
+        return f"{kind} {entry['node']}"
+    wrt = entry.get("wrt")
+    return f"{kind} {','.join(str(name) for name in wrt)}" if isinstance(wrt, list) else kind
+
+
+CHECK_COMMAND = "derivcheck check"
+"""The command line that checks one expression at given points (verifier/cli/check.py)."""
+
+
+def reproduce_command(expression: str, point: dict[str, Any], dtype: str) -> str:
+    """The ``derivcheck check`` command line that checks ``expression`` at ``point`` in
+    ``dtype``: each value printed with ``repr`` (it reads back as the same float), every
+    argument quoted for a POSIX shell."""
+    words = [CHECK_COMMAND, shlex.quote(expression)]
+    if point:
+        assignments = ",".join(f"{name}={_exact(value)}" for name, value in point.items())
+        words += ["--at", shlex.quote(assignments)]
+    words += ["--dtype", shlex.quote(dtype)]
+    return " ".join(words)
+
+
+def _exact(value: Any) -> str:
+    """A point's value as text that reads back as the same number (a report's non-finite
+    values are text already: ``inf``, ``nan``)."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        return repr(value)
+    return str(value)
+
+
 _INF_DECADE = 10**6
 """The histogram's bin of non-finite errors, after every finite one."""
+
+
+def point_of(points: list[Any], index: Any) -> dict[str, Any]:
+    """The point an entry's ``point`` index names in the report's ``points``; {} for none."""
+    return _point(points, index)
 
 
 def _point(points: list[Any], index: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from verifier.api.auth import Caller, client_address, identify, identify_ui_session, site_origin
 from verifier.api.deps import SessionDep
@@ -413,6 +413,31 @@ def _point_text(points: list[Any]) -> Callable[[Any], str]:
     return text
 
 
+def _reproduce(data: pages.CheckPage) -> list[tuple[str, str]]:
+    """Each point of the worst entries, once, in the table's order: its text and the
+    ``derivcheck check`` command that checks the expression there."""
+    points = data.report.points
+    text = _point_text(points)
+    seen: list[Any] = []
+    for entry in data.worst:
+        index = entry.get("point")
+        if index not in seen and pages.point_of(points, index):
+            seen.append(index)
+    return [
+        (
+            text(index),
+            pages.reproduce_command(
+                data.options.expression, pages.point_of(points, index), data.options.dtype
+            ),
+        )
+        for index in seen
+    ]
+
+
+def _csv_url(check_id: uuid.UUID, variable: str) -> str:
+    return f"/ui/checks/{check_id}/points.csv?" + urlencode({"variable": variable})
+
+
 @router.get("/checks/{check_id}", response_class=HTMLResponse)
 def check_page(
     request: Request, check_id: str, caller: PageCallerDep, session: SessionDep
@@ -443,6 +468,7 @@ def check_page(
                 marks,
             ),
             charts.scatter_legend(points),
+            _csv_url(found, name),
         )
         for name, points in data.series.items()
     ]
@@ -458,7 +484,38 @@ def check_page(
         if data.hessian
         else None,
         point_text=_point_text(data.report.points),
+        reproduce=_reproduce(data),
     )
+
+
+CSV_HEADERS = {**SECURITY_HEADERS, "Content-Type": "text/csv; charset=utf-8"}
+
+
+@router.get("/checks/{check_id}/points.csv", response_class=PlainTextResponse)
+def check_points_csv(
+    request: Request, check_id: str, caller: PageCallerDep, session: SessionDep
+) -> Response:
+    """The data of one scatter plot of a check's page (``?variable=``) as CSV: the same
+    bounded sample of entries the plot draws, under the same access rules as the page."""
+    if caller is None:
+        return _sign_in()
+    found = _uuid(check_id)
+    variable = request.query_params.get("variable", "")
+    try:
+        if found is None:
+            raise NotFoundError(check_id)
+        settings: Settings = request.app.state.settings
+        data = pages.check_page(
+            session, found, caller.key_id, json_page_entries=settings.max_report_page_entries
+        )
+    except NotFoundError:
+        return _not_found(request, "such check")
+    if variable not in data.series:
+        return _not_found(request, f"plot against {variable[:100]!r} on this check")
+    body = charts.scatter_csv(
+        data.series[variable], variable, charts.marks_per_plot(len(data.series))
+    )
+    return Response(body, headers=CSV_HEADERS)
 
 
 @router.get("/stats", response_class=HTMLResponse)

@@ -8,6 +8,8 @@ was drawn. Colours are ``VERDICT_COLOURS``, one per verdict of verifier/core/jud
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Sequence
 
@@ -205,6 +207,51 @@ def _thin(points: Sequence[PlotPoint], most: int) -> list[PlotPoint]:
     return failing + [passing[int(number * step)] for number in range(room)]
 
 
+def drawn_marks(points: Sequence[PlotPoint], max_marks: int = MAX_DRAWN_MARKS) -> list[PlotPoint]:
+    """The entries a scatter plot of ``points`` draws: those with an error in ulps, at most
+    ``max_marks`` (every non-passing one first, then passes evenly spread)."""
+    return _thin([point for point in points if point.ulps is not None], max_marks)
+
+
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula: a text cell starting
+with one is sent with a ``'`` before it (numbers are sent as numbers)."""
+
+
+def _csv_text(value: str) -> str:
+    return f"'{value}" if value.startswith(CSV_FORMULA_STARTS) else value
+
+
+def _csv_number(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def scatter_csv(
+    points: Sequence[PlotPoint], variable: str, max_marks: int = MAX_DRAWN_MARKS
+) -> str:
+    """The data of the scatter plot of ``points`` against ``variable`` as CSV: a header, then
+    one row per mark the plot draws (the same bounded sample, :func:`drawn_marks`); numbers
+    printed with ``repr`` so that they read back as the same floats."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(
+        [_csv_text(variable), "entry", "autograd", "exact", "ulps", "err/allowed", "verdict"]
+    )
+    for point in drawn_marks(points, max_marks):
+        writer.writerow(
+            [
+                repr(point.x),
+                _csv_text(point.entry),
+                _csv_number(point.autograd),
+                _csv_number(point.exact),
+                _csv_number(point.ulps),
+                _csv_number(point.ratio),
+                _csv_text(point.verdict),
+            ]
+        )
+    return out.getvalue()
+
+
 def error_scatter(
     points: Sequence[PlotPoint],
     variable: str,
@@ -216,7 +263,7 @@ def error_scatter(
     its verdict (at most ``max_marks``); a dashed line at the tolerance in ulps
     (``allowed_ulps``); non-finite errors on a band at the top."""
     drawn = [point for point in points if point.ulps is not None]
-    marks = _thin(drawn, max_marks)
+    marks = drawn_marks(drawn, max_marks)
     finite = [point.ulps for point in drawn if point.ulps is not None and math.isfinite(point.ulps)]
     levels = [*finite, *([allowed_ulps] if allowed_ulps else [])] or [1.0]
     bottom, top = _decades(min(levels), max(levels))

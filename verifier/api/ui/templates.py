@@ -234,8 +234,9 @@ coloured by verdict, shaped by kind (gradient: circle, Hessian: square, others: 
 {%- if page.unplotted %}; {{ page.unplotted }} entries have no error in ulps
 (the exact value is 0 or unknown) and are not drawn{% endif %}.</p>
 <div class="charts" id="plots">
-{% for name, svg, legend in scatters %}<figure class="scatter" data-variable="{{ name }}">
-{{ svg }}{{ legend }}<figcaption>error vs <code>{{ name }}</code></figcaption></figure>{% endfor %}
+{% for name, svg, legend, csv_url in scatters %}<figure class="scatter"
+data-variable="{{ name }}">{{ svg }}{{ legend }}<figcaption>error vs <code>{{ name }}</code>
+(<a class="csv" href="{{ csv_url }}">its points as CSV</a>)</figcaption></figure>{% endfor %}
 <figure id="histogram">{{ histogram }}<figcaption>errors by decade of ulps</figcaption></figure>
 {% if hessian %}<figure id="hessian">{{ hessian }}<figcaption>worst error (ulps) of each
 Hessian element over the points{% if page.hessian_variables | length < page.variables_total %}
@@ -262,6 +263,11 @@ entries read.</p>
 <td>{{ m.verdict(entry.compared_verdict) if entry.compared_verdict else '' }}</td>
 <td class="num">{{ entry.device_difference | num }}</td>{% endif %}</tr>{% endfor %}
 </tbody></table>
+{% if reproduce %}<h2>Reproduce a point</h2>
+<p class="muted">Each point of the table above, checked again on its own by the command line
+(its values print back as the same floats):</p>
+<ul id="reproduce">{% for text, command in reproduce %}<li>{{ text }}:
+<code class="reproduce">{{ command }}</code></li>{% endfor %}</ul>{% endif %}
 {% endif %}
 {% if document.notes %}<h2>Notes</h2><ul>{% for note in document.notes %}<li>{{ note }}</li>
 {% endfor %}</ul>{% endif %}

@@ -21,6 +21,9 @@ MAX_FIXED_DECIMALS = 6
 """Steps finer than 10**-6 are labelled in scientific notation."""
 MAX_FIXED_POWER = 6
 """Steps of 10**7 and more are labelled in scientific notation."""
+MIN_AXIS_SPAN = 1e-300
+"""The narrowest axis, widened around its middle: a step of a narrower span (subnormal
+points, 5e-324 apart) would be a power of ten that underflows to 0."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ def linear_axis(
     if high == low:
         pad = abs(low) * 0.1 or 1.0
         low, high = low - pad, high + pad
+    if high - low < MIN_AXIS_SPAN:
+        middle = low / 2 + high / 2
+        low, high = middle - MIN_AXIS_SPAN / 2, middle + MIN_AXIS_SPAN / 2
     step, power = _step(low, high, count, integer)
     # Widen to the step's multiples once; the wider span may want the next step (d3's nice).
     for _ in range(2):
