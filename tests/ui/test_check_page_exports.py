@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from verifier.api import create_app
 from verifier.api.deps import get_session
-from verifier.api.ui.charts import MAX_DRAWN_MARKS, marks_per_plot
+from verifier.api.ui.charts import MAX_DRAWN_MARKS, marks_per_plot, scatter_csv
 from verifier.config import Settings
 from verifier.delivery.sender import InMemorySender
+from verifier.service.pages import PlotPoint
 from verifier.store import repository
 from verifier.store.documents import report_row
 
@@ -170,3 +171,11 @@ def test_the_csv_of_a_missing_check_or_variable_is_not_found(
     assert client.get(f"/ui/checks/{check_id}/points.csv?variable=z").status_code == 404
     assert client.get(f"/ui/checks/{uuid.uuid4()}/points.csv?variable=x").status_code == 404
     assert client.get(f"/ui/checks/{check_id}/points.csv?variable=y").status_code == 200
+
+
+def test_a_csv_text_cell_a_spreadsheet_would_read_as_a_formula_is_sent_as_text() -> None:
+    # OWASP's CSV injection advice: a cell starting with = + - @ is prefixed with '.
+    point = PlotPoint(x=-1.5, ulps=2.0, verdict="fail", entry='=HYPERLINK("http://x")')
+    rows = list(csv.reader(io.StringIO(scatter_csv([point], "@y"))))
+    assert rows[0][0] == "'@y"
+    assert rows[1][:2] == ["-1.5", '\'=HYPERLINK("http://x")']  # numbers stay numbers
