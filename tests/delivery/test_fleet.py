@@ -1,12 +1,14 @@
 """Which queues the workers serve (verifier/delivery/fleet.py): announcements as Redis keys
 that expire with the window, or files beside the embedded broker's file; a job with CUDA checks
 refused with a 503 and Retry-After while no worker serves the gpu queue; a job's status saying
-what its queued checks wait for. A real worker announcing its queues is in
-tests/faults/test_served_queues.py."""
+what its queued checks wait for; /health counting the workers of each queue. A real worker
+announcing its queues is in tests/faults/test_served_queues.py."""
 
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -43,10 +45,10 @@ def _fresh_readings(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_queue_is_served_on_redis_while_its_key_lives_and_not_after(redis_url: str) -> None:
     fleet = Fleet(redis_url, WINDOW_S)
     assert fleet.served("gpu") is False  # nobody ever announced it
-    fleet.announce(["cpu", "gpu"])
+    fleet.announce(["cpu", "gpu"], worker="host-a")
     client = redis.Redis.from_url(redis_url)
     try:
-        ttl_ms = client.pttl(REDIS_KEY_PREFIX + "gpu")
+        ttl_ms = client.pttl(REDIS_KEY_PREFIX + "gpu:host-a")
         assert 0 < ttl_ms <= math.ceil(WINDOW_S * 1000)  # it expires with the window (ms)
         assert fleet.served("gpu") is True and fleet.served("cpu") is True
         time.sleep(WINDOW_S * 1.5)
@@ -62,15 +64,92 @@ def test_a_queue_is_served_on_the_embedded_broker_while_its_file_is_young(
     folder = served_folder(settings.broker_url)
     assert folder is not None and folder.parent == settings.data_dir  # beside broker.sqlite3
     assert fleet.served("gpu") is False
-    fleet.announce(["gpu"])
-    assert (folder / "gpu").is_file() and fleet.served("gpu") is True
+    fleet.announce(["gpu"], worker="host-a")
+    assert (folder / "gpu@host-a").is_file() and fleet.served("gpu") is True
     time.sleep(WINDOW_S * 1.5)
     assert fleet.served("gpu") is False
 
 
+def test_two_workers_announcing_on_redis_count_two_until_their_keys_expire(
+    redis_url: str,
+) -> None:
+    fleet = Fleet(redis_url, WINDOW_S)
+    assert fleet.workers("gpu") == 0
+    fleet.announce(["cpu", "gpu"], worker="host-a")
+    fleet.announce(["gpu"], worker="host-b")
+    fleet.announce(["gpu"], worker="host-b")  # announcing again is still one worker
+    assert fleet.workers("gpu") == 2 and fleet.workers("cpu") == 1
+    assert fleet.workers("gp") == 0  # a queue whose name starts another's counts apart
+    time.sleep(WINDOW_S * 1.5)  # past the keys' TTL (the window)
+    assert fleet.workers("gpu") == 0 and fleet.served("gpu") is False
+
+
+def test_two_workers_announcing_on_the_embedded_broker_count_two_until_their_files_age(
+    settings: Settings,
+) -> None:
+    fleet = Fleet(settings.broker_url, WINDOW_S)
+    assert fleet.workers("gpu") == 0
+    fleet.announce(["gpu"], worker="host-a")
+    fleet.announce(["gpu"], worker="host-b")
+    assert fleet.workers("gpu") == 2 and fleet.workers("cpu") == 0
+    time.sleep(WINDOW_S * 1.5)
+    assert fleet.workers("gpu") == 0 and fleet.served("gpu") is False
+
+
+def test_a_worker_announcing_without_a_name_is_named_by_its_host_and_process(
+    redis_url: str,
+) -> None:
+    fleet = Fleet(redis_url, WINDOW_S)
+    fleet.announce(["gpu"])
+    client = redis.Redis.from_url(redis_url)
+    try:
+        expected = f"{REDIS_KEY_PREFIX}gpu:{socket.gethostname()}.{os.getpid()}"
+        assert client.exists(expected) == 1
+    finally:
+        client.close()
+
+
+def test_the_health_answer_counts_the_workers_of_each_queue_and_stays_200_with_none(
+    redis_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        broker_url=redis_url,
+        requeue_interval_s=0,
+        parse_processes=0,
+        queue_served_window_s=WINDOW_S,
+    )
+    migrate.upgrade(settings.database_url)
+    app = create_app(settings, InMemorySender(), keys_required=False)
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http:
+        nobody = http.get("/health")
+        assert nobody.status_code == 200, nobody.text  # no worker is not the API's failure
+        assert nobody.json()["workers"] == {"cpu": 0, "gpu": 0}
+        fleet_for(settings).announce(["cpu"], worker="host-a")
+        fleet_for(settings).announce(["cpu", "gpu"], worker="host-b")
+        counted = http.get("/health")
+        assert counted.status_code == 200
+        assert counted.json()["workers"] == {"cpu": 2, "gpu": 1}
+
+
+def test_the_health_answer_says_none_where_the_broker_cannot_tell(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        broker_url="amqp://127.0.0.1//",
+        requeue_interval_s=0,
+        parse_processes=0,
+    )
+    migrate.upgrade(settings.database_url)
+    app = create_app(settings, InMemorySender(), keys_required=False)
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30 * SLOWNESS) as http:
+        answer = http.get("/health")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["workers"] == {"cpu": None, "gpu": None}
+
+
 def test_a_broker_the_fleet_cannot_read_refuses_nothing() -> None:
     fleet = Fleet("amqp://127.0.0.1//", WINDOW_S)
-    assert fleet.served("gpu") is None
+    assert fleet.served("gpu") is None and fleet.workers("gpu") is None
     time.sleep(WINDOW_S)
     assert not fleet.unserved("gpu")
 

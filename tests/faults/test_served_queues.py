@@ -37,13 +37,14 @@ def test_a_real_worker_announces_its_queue_and_a_cuda_job_is_refused_without_a_g
     start_worker("cpu-worker")
     client = private_redis.client()
     deadline = time.monotonic() + ANNOUNCED_TIMEOUT_S
-    while not client.exists(REDIS_KEY_PREFIX + fault_settings.cpu_queue):
+    announced = f"{REDIS_KEY_PREFIX}{fault_settings.cpu_queue}:*"  # one key per worker
+    while not (keys := client.keys(announced)):
         assert time.monotonic() < deadline, "the worker did not announce its queue"
         time.sleep(POLL_S)
     # The worker's window is Settings' default (120 s): its key lives at most that long.
     window_ms = Settings.model_fields["queue_served_window_s"].default * 1000
-    assert 0 < client.pttl(REDIS_KEY_PREFIX + fault_settings.cpu_queue) <= window_ms
-    assert not client.exists(REDIS_KEY_PREFIX + fault_settings.gpu_queue)
+    assert len(keys) == 1 and 0 < client.pttl(keys[0]) <= window_ms
+    assert not client.keys(f"{REDIS_KEY_PREFIX}{fault_settings.gpu_queue}:*")
 
     api = fault_settings.model_copy(update={"queue_served_window_s": WINDOW_S})
     fleet = fleet_for(api)

@@ -270,11 +270,14 @@ class Stats(BaseModel):
 
 
 class Health(BaseModel):
-    """Whether the database and the broker answer."""
+    """Whether the database and the broker answer, and how many workers serve each queue."""
 
     status: Literal["ok", "unavailable"]
     database: str
     broker: str
+    workers: dict[str, int | None] = {}
+    """Workers that announced each queue within ``queue_served_window_s``; None where the broker
+    cannot tell. 0 does not make the API unhealthy: nothing will run that queue's checks."""
 
 
 class Problem(BaseModel):

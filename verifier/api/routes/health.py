@@ -1,4 +1,6 @@
-"""``/health``: whether the database can be read and written, and whether the broker answers.
+"""``/health``: whether the database can be read and written, whether the broker answers, and
+how many workers serve the cpu and gpu queues (verifier/delivery/fleet.py, read at most every
+2 s; 0 workers leaves the answer 200: the API itself is well, but nothing runs those checks).
 
 A database that answers reads but refuses writes (PostgreSQL set read-only, a standby, a
 read-only SQLite file) once passed for healthy while every submission failed. The database's
@@ -23,6 +25,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from verifier.api.deps import SenderDep
+from verifier.config import Settings
+from verifier.delivery.fleet import fleet_for
 from verifier.service.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -112,7 +116,7 @@ class DatabaseProbe:
 )
 def read_health(request: Request, sender: SenderDep, response: Response) -> Health:
     """200 when the database can be read and written and the broker answers, else 503 naming
-    what failed."""
+    what failed; ``workers`` counts the workers of each queue either way."""
     probe: DatabaseProbe = request.app.state.health_probe
     database = probe.check()
     broker = "ok"
@@ -123,7 +127,15 @@ def read_health(request: Request, sender: SenderDep, response: Response) -> Heal
     healthy = database == "ok" and broker == "ok"
     if not healthy:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return Health(status="ok" if healthy else "unavailable", database=database, broker=broker)
+    settings: Settings = request.app.state.settings
+    fleet = fleet_for(settings)
+    workers = {queue: fleet.workers(queue) for queue in (settings.cpu_queue, settings.gpu_queue)}
+    return Health(
+        status="ok" if healthy else "unavailable",
+        database=database,
+        broker=broker,
+        workers=workers,
+    )
 
 
 def _describe(error: Exception) -> str:
