@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from verifier.api.auth import Caller, client_address, identify, identify_ui_session, site_origin
 from verifier.api.deps import SessionDep
@@ -438,6 +439,24 @@ def _csv_url(check_id: uuid.UUID, variable: str) -> str:
     return f"/ui/checks/{check_id}/points.csv?" + urlencode({"variable": variable})
 
 
+def _check_data(
+    request: Request, check_id: str, key_id: uuid.UUID | None, session: Session
+) -> tuple[uuid.UUID, pages.CheckPage] | Response:
+    """The check page's data of ``key_id``'s check ``check_id`` (what its page and its plots'
+    CSV show), or the not-found page."""
+    found = _uuid(check_id)
+    try:
+        if found is None:
+            raise NotFoundError(check_id)
+        settings: Settings = request.app.state.settings
+        data = pages.check_page(
+            session, found, key_id, json_page_entries=settings.max_report_page_entries
+        )
+    except NotFoundError:
+        return _not_found(request, "such check")
+    return found, data
+
+
 @router.get("/checks/{check_id}", response_class=HTMLResponse)
 def check_page(
     request: Request, check_id: str, caller: PageCallerDep, session: SessionDep
@@ -445,16 +464,10 @@ def check_page(
     """One check: its expression and options, plots of its errors, its worst entries."""
     if caller is None:
         return _sign_in()
-    found = _uuid(check_id)
-    try:
-        if found is None:
-            raise NotFoundError(check_id)
-        settings: Settings = request.app.state.settings
-        data = pages.check_page(
-            session, found, caller.key_id, json_page_entries=settings.max_report_page_entries
-        )
-    except NotFoundError:
-        return _not_found(request, "such check")
+    looked_up = _check_data(request, check_id, caller.key_id, session)
+    if isinstance(looked_up, Response):
+        return looked_up
+    found, data = looked_up
     allowed = data.report.tolerance.get("ulps")
     marks = charts.marks_per_plot(len(data.series))
     scatters = [
@@ -499,17 +512,11 @@ def check_points_csv(
     bounded sample of entries the plot draws, under the same access rules as the page."""
     if caller is None:
         return _sign_in()
-    found = _uuid(check_id)
     variable = request.query_params.get("variable", "")
-    try:
-        if found is None:
-            raise NotFoundError(check_id)
-        settings: Settings = request.app.state.settings
-        data = pages.check_page(
-            session, found, caller.key_id, json_page_entries=settings.max_report_page_entries
-        )
-    except NotFoundError:
-        return _not_found(request, "such check")
+    looked_up = _check_data(request, check_id, caller.key_id, session)
+    if isinstance(looked_up, Response):
+        return looked_up
+    _, data = looked_up
     if variable not in data.series:
         return _not_found(request, f"plot against {variable[:100]!r} on this check")
     body = charts.scatter_csv(
