@@ -74,3 +74,33 @@ def test_survey_lists_the_names_op_takes_and_suggests_a_close_one() -> None:
     assert wrong.exit_code == 2
     assert "did you mean polygamma_n1" in wrong.output
     assert "derivcheck survey --list-ops" in wrong.output
+
+
+def _listed(output: str) -> dict[str, str]:
+    """The commands a help lists, each with its description (wrapped lines joined)."""
+    listed: dict[str, str] = {}
+    name = ""
+    for line in output.split("Commands:", 1)[1].splitlines():
+        if line.startswith("  ") and not line.startswith("   "):
+            name, _, text = line.strip().partition(" ")
+            listed[name] = text.strip()
+        elif line.strip() and name:
+            listed[name] += " " + line.strip()
+    return listed
+
+
+@pytest.mark.parametrize("columns", [50, 60, 80])
+@pytest.mark.parametrize("group", [[], ["keys"], ["db"]], ids=["derivcheck", "keys", "db"])
+def test_every_listed_command_has_a_whole_phrase_not_a_cut_one(
+    group: list[str], columns: int
+) -> None:
+    # click's make_default_short_help cuts a docstring's first sentence to the room beside
+    # the names and ends it with "..." (45 characters at 60 columns); a sentence it keeps
+    # whole ends with its full stop, as every description here is written.
+    result = CliRunner().invoke(create_cli(), [*group, "--help"], terminal_width=columns)
+    assert result.exit_code == 0, result.output
+    listed = _listed(result.output)
+    assert listed, result.output
+    for name, text in listed.items():
+        assert not text.endswith("..."), (name, text)
+        assert text[:1].isupper() and text.endswith("."), (name, text)

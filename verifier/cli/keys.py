@@ -37,7 +37,7 @@ def _session() -> Iterator[Session]:
         engine.dispose()
 
 
-@keys_app.command("create")
+@keys_app.command("create", short_help="Make a key, printed once, stored hashed.")
 @friendly
 def create(
     name: Annotated[str, typer.Argument(help="who the key is for")],
@@ -58,7 +58,7 @@ def create(
     sys.stdout.write(secret + "\n")
 
 
-@keys_app.command("list")
+@keys_app.command("list", short_help="List the keys, never the keys themselves.")
 @friendly
 def list_keys(as_json: JsonOption = False) -> None:
     """List keys: name, prefix, created, revoked (never the keys themselves)."""
@@ -83,7 +83,7 @@ def list_keys(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-@keys_app.command("revoke")
+@keys_app.command("revoke", short_help="Revoke keys by name or prefix.")
 @friendly
 def revoke(name_or_prefix: Annotated[str, typer.Argument(help="a key's name or prefix")]) -> None:
     """Revoke keys by name or prefix; their requests get 401 from now on."""

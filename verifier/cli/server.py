@@ -227,7 +227,7 @@ def _supervise_worker(
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", short_help="Create or update the schema.")
 @friendly
 def db_upgrade(
     revision: Annotated[str, typer.Option(help="target revision")] = "head",
