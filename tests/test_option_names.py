@@ -7,7 +7,7 @@ from __future__ import annotations
 import typer.main
 
 from verifier.cli import check as cli_check
-from verifier.core.options import STORED_OPTIONS, CheckOptions
+from verifier.core.options import GIVEN_ONLY, STORED_OPTIONS, CheckOptions
 from verifier.service.schemas import CheckIn
 from verifier.store.models import Check
 
@@ -16,7 +16,7 @@ CHECK_INPUTS = {"expression", "points"}
 
 
 def test_the_request_schema_carries_the_stored_options_by_name() -> None:
-    assert set(CheckIn.model_fields) == CHECK_INPUTS | set(STORED_OPTIONS)
+    assert set(CheckIn.model_fields) == CHECK_INPUTS | set(STORED_OPTIONS) | set(GIVEN_ONLY)
 
 
 def test_the_schemas_defaults_are_the_options_defaults() -> None:

@@ -20,7 +20,7 @@ from verifier.core.floats.points import (
     SERVICE_POINTS_PER_CHECK,
 )
 from verifier.core.judge.verdict import Verdict, parse_verdict
-from verifier.core.options import MAX_SEED, STORED_OPTIONS, CheckOptions
+from verifier.core.options import GIVEN_ONLY, MAX_SEED, STORED_OPTIONS, CheckOptions
 from verifier.store.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
 
 PRINTABLE_TEXT = r"^[^\x00-\x1f\x7f]*$"
@@ -81,7 +81,19 @@ class CheckIn(BaseModel):
         default=None, description="variable -> [low, high] for sampled points"
     )
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
-    rtol: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    rtol: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="relative tolerance, from 0 to below 1 (default: the dtype's, a number of "
+        "ulps times its epsilon)",
+    )
+    rtol_ulps: float | None = Field(
+        default=None,
+        strict=True,
+        description="the relative tolerance in units in the last place of the dtype at 1.0, "
+        "instead of rtol: 64 in float32 is rtol 64 * 2**-23; stored as that rtol",
+    )
     atol: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     strict: bool = Field(
         default=False,
@@ -100,8 +112,9 @@ class CheckIn(BaseModel):
     )
 
     def option_fields(self) -> dict[str, Any]:
-        """The check's options by name, as given (:data:`STORED_OPTIONS`)."""
-        return {name: getattr(self, name) for name in STORED_OPTIONS}
+        """The check's options by name, as given (:data:`STORED_OPTIONS` and the
+        :data:`GIVEN_ONLY` ones that resolve into them)."""
+        return {name: getattr(self, name) for name in (*STORED_OPTIONS, *GIVEN_ONLY)}
 
     def options(self) -> CheckOptions:
         """The check's options, validated and resolved as the worker resolves them
