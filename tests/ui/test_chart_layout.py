@@ -168,3 +168,112 @@ def test_the_jobs_list_shows_each_jobs_short_id_as_a_link_to_it(
     assert cells == [
         [site.jobs[name][:8], f"/ui/jobs/{site.jobs[name]}"] for name in ("sine", "float32")
     ]
+
+
+def _x_axis(browser: Chromium, variable: str) -> dict[str, Any]:
+    """The scale, tick labels and switch link of the scatter plot against ``variable``."""
+    figure = f"document.querySelector('figure.scatter[data-variable=\"{variable}\"]')"
+    found: dict[str, Any] = browser.evaluate(
+        f"""(() => {{
+            const figure = {figure};
+            const link = figure.querySelector('a.xscale');
+            return {{
+                scale: figure.querySelector('text.x-axis').dataset.scale,
+                ticks: [...figure.querySelectorAll('text.x-tick')].map(tick => tick.textContent),
+                link: link ? [link.textContent, link.href] : null,
+                note: figure.querySelector('span.xscale')?.textContent ?? null,
+            }};
+        }})()"""
+    )
+    return found
+
+
+POWER_OF_TEN = re.compile(r"1e(-?\d+)")
+
+
+def test_a_plots_log_link_draws_its_variable_on_a_log_axis_ticked_at_powers_of_ten(
+    site: Site, browser: Chromium, screenshots: Path
+) -> None:
+    # tanh(x)*y samples y in [0.5, 2] (ui_site.py); widened to whole decades that is
+    # [1e-1, 1e1], and matplotlib's LogLocator ticks 2 decades every decade: 1e-1, 1e0, 1e1.
+    check = job_report(site, site.jobs["float32"], site.alice)["checks"][0]
+    ys = [point["y"] for point in check["points"]]
+    assert 0.1 < min(ys) < 1 < max(ys) < 10  # the derivation's premise
+    sign_in(browser, site, site.alice)
+    page = f"{site.url}/ui/checks/{check['check']}"
+    assert browser.open(page) == 200
+    linear = _x_axis(browser, "y")
+    assert linear["scale"] == "linear"
+    assert linear["link"][0] == "log scale for y"
+
+    assert browser.open(linear["link"][1]) == 200  # following the link, as a person would
+    assert browser.evaluate("location.search") == "?log=y"
+    logarithmic = _x_axis(browser, "y")
+    assert logarithmic["scale"] == "log"
+    assert logarithmic["ticks"] == ["1e-1", "1e0", "1e1"]
+    for label in logarithmic["ticks"]:
+        assert POWER_OF_TEN.fullmatch(label), label
+    assert browser.evaluate(OUTSIDE_TEXTS) == []
+    assert _x_axis(browser, "x")["scale"] == "linear"  # the other plot keeps its own scale
+    browser.screenshot(screenshots / "check-log-axis.png", max_height=1450)
+
+    assert logarithmic["link"][0] == "linear scale for y"
+    assert browser.open(logarithmic["link"][1]) == 200
+    assert browser.evaluate("location.search") == ""
+    assert _x_axis(browser, "y")["scale"] == "linear"
+
+
+def test_a_log_axis_for_a_variable_with_values_at_or_below_zero_is_refused_on_the_page(
+    site: Site, browser: Chromium
+) -> None:
+    # x is sampled in [-10, 10] (ui_site.py): no log axis can hold its values below 0.
+    check = job_report(site, site.jobs["float32"], site.alice)["checks"][0]
+    sign_in(browser, site, site.alice)
+    page = f"{site.url}/ui/checks/{check['check']}"
+    assert browser.open(f"{page}?log=x") == 422
+    problem = browser.evaluate("document.getElementById('problem').textContent")
+    assert "log='x'" in problem
+    assert "every plotted value of x above 0" in problem
+    refused = _x_axis(browser, "x")
+    assert refused["scale"] == "linear"
+    assert refused["ticks"] == ["-10", "-5", "0", "5", "10"]
+    assert refused["link"] is None
+    assert refused["note"].startswith("no log scale: a log axis needs every plotted value of x")
+
+    assert browser.open(f"{page}?log=nosuch&log=y") == 422
+    problem = browser.evaluate("document.getElementById('problem').textContent")
+    assert problem == "log='nosuch': this check has no plot against it"
+    assert _x_axis(browser, "y")["scale"] == "log"  # the name that can be drawn still is
+
+
+def test_a_scatter_over_many_decades_ticks_every_other_one_inside_its_box(
+    browser: Chromium, tmp_path: Path
+) -> None:
+    # Points over [3e-5, 2e3]: widened to [1e-5, 1e4], 9 decades; matplotlib's LogLocator
+    # strides (9 + 1) // 9 + 1 = 2 decades from the bottom: 1e-5, 1e-3, 1e-1, 1e1, 1e3.
+    xs = [3e-5 * (2e3 / 3e-5) ** (number / 20) for number in range(21)]
+    points = [PlotPoint(x=x, ulps=1.0 + number, verdict="pass") for number, x in enumerate(xs)]
+    _open_chart(browser, tmp_path, charts.error_scatter(points, "x", "errors", 64.0, x_scale="log"))
+    assert browser.evaluate(OUTSIDE_TEXTS) == []
+    ticks = browser.evaluate(
+        "[...document.querySelectorAll('text.x-tick')].map(tick => tick.textContent)"
+    )
+    assert ticks == ["1e-5", "1e-3", "1e-1", "1e1", "1e3"]
+    # Each mark lies between the labelled powers of ten around its value, left to right.
+    marks = browser.evaluate(
+        "[...document.querySelectorAll('.mark')].map(mark => {"
+        " const r = mark.getBoundingClientRect();"
+        " return [Number(mark.dataset.x), (r.left + r.right) / 2]; })"
+    )
+    labelled = browser.evaluate(
+        "[...document.querySelectorAll('text.x-tick')].map(tick => {"
+        " const r = tick.getBoundingClientRect();"
+        " return [Number(tick.textContent), (r.left + r.right) / 2]; })"
+    )
+    assert len(marks) == len(xs)
+    for x, centre in marks:
+        below = [at for value, at in labelled if value <= x]
+        above = [at for value, at in labelled if value > x]
+        assert below and below[-1] - 0.5 <= centre, x
+        assert not above or centre <= above[0] + 0.5, x
+    assert [centre for _, centre in sorted(marks)] == sorted(centre for _, centre in marks)

@@ -3,9 +3,11 @@ the axis spans it, labels without a float's noise."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from verifier.api.ui.ticks import linear_axis
+from verifier.api.ui.ticks import linear_axis, log_axis
 
 
 def test_a_small_range_across_zero_gets_steps_of_a_thousandth_with_zero_among_them() -> None:
@@ -63,3 +65,49 @@ def test_very_small_and_very_large_steps_are_labelled_in_scientific_notation() -
     assert small.label(small.ticks[-1]) == "3.0e-09"
     large = linear_axis(0, 5e8)
     assert large.label(large.ticks[-1]) == "5e+08"
+
+
+# matplotlib's LogLocator.tick_values (subs=(1.0,), numticks 9, as without an axis): with
+# numdec decades between the axis ends, stride = (numdec + 1) // 9 + 1, cut to numdec - 1 (at
+# least 1) when it would reach numdec; ticks every stride-th decade from the bottom one.
+@pytest.mark.parametrize(
+    ("low", "high", "decades"),
+    [
+        # [0.5, 2] widened to the decades around it, [1e-1, 1e1]: 2 decades, stride 1.
+        (0.5, 2.0, (-1, 0, 1)),
+        # [3e-5, 2e3] widened to [1e-5, 1e4]: 9 decades, stride 10 // 9 + 1 = 2.
+        (3e-5, 2e3, (-5, -3, -1, 1, 3)),
+        # [2, 3] inside one decade: [1, 10], both ends ticked.
+        (2.0, 3.0, (0, 1)),
+        # a single power of ten: a decade on either side (matplotlib's nonsingular).
+        (10.0, 10.0, (0, 1, 2)),
+        # [1, 1e7]: 7 decades, stride 8 // 9 + 1 = 1, every decade.
+        (1.0, 1e7, (0, 1, 2, 3, 4, 5, 6, 7)),
+    ],
+)
+def test_a_log_axis_is_ticked_at_powers_of_ten_by_matplotlibs_rule(
+    low: float, high: float, decades: tuple[int, ...]
+) -> None:
+    axis = log_axis(low, high)
+    assert axis.decades == decades
+    assert axis.ticks == tuple(10.0**k for k in decades)
+    assert [axis.label(k) for k in axis.decades] == [f"1e{k}" for k in decades]
+    assert axis.fraction(10.0**axis.bottom) == 0.0
+    assert axis.fraction(10.0**axis.top) == 1.0
+
+
+def test_a_log_axis_over_every_positive_double_keeps_at_most_nine_ticks() -> None:
+    # 5e-324 (the least subnormal) to 1.7e308: decades -324 to 309, whose powers of ten
+    # underflow and overflow as floats; the positions come from the exponents.
+    axis = log_axis(5e-324, 1.7e308)
+    assert (axis.bottom, axis.top) == (-324, 309)
+    assert len(axis.decades) <= 9
+    assert 0.0 < axis.fraction(5e-324) < axis.fraction(1.7e308) < 1.0
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.0, 1.0), (-1.0, 1.0), (1.0, math.inf)])
+def test_a_log_axis_refuses_ends_that_are_not_above_zero_and_finite(
+    low: float, high: float
+) -> None:
+    with pytest.raises(ValueError, match="above 0"):
+        log_axis(low, high)

@@ -32,7 +32,7 @@ from verifier.api.deps import SessionDep
 from verifier.api.metrics import count_refusal
 from verifier.api.ratelimit import Limiter
 from verifier.api.routes.reports import MAX_FILTER_CHARS
-from verifier.api.ui import charts
+from verifier.api.ui import charts, scales
 from verifier.api.ui.templates import render
 from verifier.config import Settings
 from verifier.core.floats.dtypes import DTYPES
@@ -470,6 +470,9 @@ def check_page(
     found, data = looked_up
     allowed = data.report.tolerance.get("ulps")
     marks = charts.marks_per_plot(len(data.series))
+    chosen = scales.choose(
+        request.query_params.getlist(scales.LOG_PARAMETER), data.series, request.url.path
+    )
     scatters = [
         (
             name,
@@ -479,15 +482,19 @@ def check_page(
                 f"error in ulps against {name}",
                 float(allowed) if isinstance(allowed, (int, float)) else None,
                 marks,
+                chosen.scale(name),
             ),
             charts.scatter_legend(points),
             _csv_url(found, name),
+            chosen.switches[name],
         )
         for name, points in data.series.items()
     ]
     return _page(
         request,
         "check.html",
+        status.HTTP_422_UNPROCESSABLE_CONTENT if chosen.problems else status.HTTP_200_OK,
+        problem="; ".join(chosen.problems) or None,
         options=data.options,
         document=data.report,
         page=data,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from verifier.api.ui.ticks import linear_axis
+from verifier.api.ui.ticks import linear_axis, log_axis
 from verifier.core.judge.verdict import VERDICT_ORDER, VERDICTS, Verdict
 from verifier.service.pages import HistogramBin, PlotPoint
 
@@ -258,24 +258,46 @@ def error_scatter(
     title: str,
     allowed_ulps: float | None,
     max_marks: int = MAX_DRAWN_MARKS,
+    x_scale: str = "linear",
 ) -> Markup:
     """Error in ulps (log scale) against ``variable``'s value, one mark per entry coloured by
     its verdict (at most ``max_marks``); a dashed line at the tolerance in ulps
-    (``allowed_ulps``); non-finite errors on a band at the top."""
+    (``allowed_ulps``); non-finite errors on a band at the top. With ``x_scale="log"`` the
+    variable's axis is logarithmic, ticked at powers of ten (every value must be above 0:
+    verifier/api/ui/scales.py decides)."""
     drawn = [point for point in points if point.ulps is not None]
     marks = drawn_marks(drawn, max_marks)
     finite = [point.ulps for point in drawn if point.ulps is not None and math.isfinite(point.ulps)]
     levels = [*finite, *([allowed_ulps] if allowed_ulps else [])] or [1.0]
     bottom, top = _decades(min(levels), max(levels))
     xs = [point.x for point in drawn] or [0.0]
-    x_axis = linear_axis(min(xs), max(xs))
-    x_low, x_high = x_axis.low, x_axis.high
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
     band = 14.0  # the band of non-finite errors above the plot
+    x_ticks: list[tuple[float, str, str]] = []  # position, label, value
+    if x_scale == "log":
+        log_x = log_axis(min(xs), max(xs))
 
-    def sx(x: float) -> float:
-        return LEFT + (x - x_low) / (x_high - x_low) * plot_w
+        def sx(x: float) -> float:
+            return LEFT + log_x.fraction(x) * plot_w
+
+        # A tick's value is its label: 10**k may underflow to 0 or overflow to inf as a float.
+        x_ticks = [
+            (LEFT + log_x.decade_fraction(k) * plot_w, log_x.label(k), log_x.label(k))
+            for k in log_x.decades
+        ]
+        axis_name = f"{variable} (log scale)"
+    elif x_scale == "linear":
+        x_axis = linear_axis(min(xs), max(xs))
+        x_low, x_high = x_axis.low, x_axis.high
+
+        def sx(x: float) -> float:
+            return LEFT + (x - x_low) / (x_high - x_low) * plot_w
+
+        x_ticks = [(sx(x), x_axis.label(x), repr(x)) for x in x_axis.ticks]
+        axis_name = variable
+    else:
+        raise ValueError(f"x_scale is linear or log, not {x_scale!r}")
 
     def sy(ulps: float) -> float:
         if not math.isfinite(ulps):
@@ -284,8 +306,8 @@ def error_scatter(
 
     body = [
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>',
-        f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle" class="axis">'
-        f"{escape(variable)}</text>",
+        f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle" '
+        f'class="axis x-axis" data-scale="{x_scale}">{escape(axis_name)}</text>',
         f'<text x="14" y="{TOP + plot_h / 2}" text-anchor="middle" class="axis" '
         f'transform="rotate(-90 14 {TOP + plot_h / 2})">error (ulps)</text>',
     ]
@@ -297,12 +319,12 @@ def error_scatter(
             f'class="grid"/><text x="{LEFT - 4}" y="{_number(y + 4)}" text-anchor="end" '
             f'class="tick">1e{decade}</text>'
         )
-    for x in x_axis.ticks:
+    for x, label, value in x_ticks:
         body.append(
-            f'<line x1="{_number(sx(x))}" x2="{_number(sx(x))}" y1="{TOP}" '
+            f'<line x1="{_number(x)}" x2="{_number(x)}" y1="{TOP}" '
             f'y2="{TOP + plot_h}" class="grid"/>'
-            f'<text x="{_number(sx(x))}" y="{TOP + plot_h + 16}" text-anchor="middle" '
-            f'class="tick x-tick" data-value="{x!r}">{x_axis.label(x)}</text>'
+            f'<text x="{_number(x)}" y="{TOP + plot_h + 16}" text-anchor="middle" '
+            f'class="tick x-tick" data-value="{value}">{label}</text>'
         )
     if any(point.ulps is not None and not math.isfinite(point.ulps) for point in drawn):
         body.append(

@@ -225,18 +225,23 @@ entries below are of these only. For every entry, read
 pass</a>, and follow each page's <code>next_cursor</code> (the pages go on into the job's next
 checks; <code>GET /jobs/{id}/report?entries=all|failing&amp;limit=&amp;cursor=</code>).{% endif %}
 </p>{% endif %}
+{% if problem %}<p class="problem" id="problem">{{ problem }}</p>{% endif %}
 {% if page.entries_read %}
 <h2>Plots</h2>
 <p class="muted">Error in ulps of {{ options.dtype }} (log scale) of every entry read against
 {% if page.plotted | length < page.variables_total %}the first {{ page.plotted | length }} of
-the {{ page.variables_total }} input variables{% else %}each input variable{% endif %},
-coloured by verdict, shaped by kind (gradient: circle, Hessian: square, others: triangle)
+the {{ page.variables_total }} input variables{% else %}each input variable{% endif %}
+(a linear axis, or a logarithmic one through the link under its plot where every value is
+above 0), coloured by verdict, shaped by kind (gradient: circle, Hessian: square, others: triangle)
 {%- if page.unplotted %}; {{ page.unplotted }} entries have no error in ulps
 (the exact value is 0 or unknown) and are not drawn{% endif %}.</p>
 <div class="charts" id="plots">
-{% for name, svg, legend, csv_url in scatters %}<figure class="scatter"
+{% for name, svg, legend, csv_url, switch in scatters %}<figure class="scatter"
 data-variable="{{ name }}">{{ svg }}{{ legend }}<figcaption>error vs <code>{{ name }}</code>
-(<a class="csv" href="{{ csv_url }}">its points as CSV</a>)</figcaption></figure>{% endfor %}
+(<a class="csv" href="{{ csv_url }}">its points as CSV</a>;
+{% if switch.url %}<a class="xscale" href="{{ switch.url }}">{{ switch.text }}</a>{% else %}
+<span class="xscale muted">{{ switch.text }}</span>{% endif %})</figcaption></figure>
+{% endfor %}
 <figure id="histogram">{{ histogram }}<figcaption>errors by decade of ulps</figcaption></figure>
 {% if hessian %}<figure id="hessian">{{ hessian }}<figcaption>worst error (ulps) of each
 Hessian element over the points{% if page.hessian_variables | length < page.variables_total %}

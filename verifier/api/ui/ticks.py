@@ -1,10 +1,16 @@
-"""Axis ticks of the charts: "nice" values, steps of 1, 2 or 5 times a power of ten.
+"""Axis ticks of the charts: "nice" values, steps of 1, 2 or 5 times a power of ten on a
+linear axis, powers of ten on a logarithmic one.
 
-The algorithm is d3-array's ``ticks`` / ``tickIncrement`` (and d3-scale's ``nice``): a
+The linear algorithm is d3-array's ``ticks`` / ``tickIncrement`` (and d3-scale's ``nice``): a
 step near ``span / count`` is rounded to 1, 2, 5 or 10 times a power of ten, the axis is
 widened to the multiples of that step around its data, and the ticks are every multiple in
 between, so 0 is a tick whenever the axis spans it. Labels are written with just the digits
 the step needs (``-0.001``, ``0``, ``0.001``), never a float's noise.
+
+A logarithmic axis (:func:`log_axis`) is widened to whole decades around its data (d3-scale's
+``scaleLog().nice()``, matplotlib's round-number limits) and ticked at powers of ten by
+matplotlib's ``LogLocator`` rule: every decade while they are few, every ``stride``-th one
+when they are many. Its labels are ``1e<k>``, as the error axes'.
 """
 
 from __future__ import annotations
@@ -103,3 +109,63 @@ def tick_label(value: float, power: int) -> str:
         return f"{value:.{max(0, -power)}f}"
     digits = max(0, math.floor(math.log10(abs(value))) - power)
     return f"{value:.{min(digits, 3)}e}"
+
+
+MAX_LOG_TICKS = 9
+"""Ticks of a logarithmic axis at most, about: matplotlib's ``LogLocator(numticks="auto")``
+clips the room of its axis to 9."""
+
+
+@dataclass(frozen=True)
+class LogAxis:
+    """A logarithmic axis from 10**bottom to 10**top, ticked at the powers of ten
+    10**k for k in ``decades``."""
+
+    bottom: int
+    top: int
+    decades: tuple[int, ...]
+
+    @property
+    def ticks(self) -> tuple[float, ...]:
+        """The ticks' values (10**k, read from the decimal text so that each is the float
+        nearest to it)."""
+        return tuple(float(f"1e{k}") for k in self.decades)
+
+    def fraction(self, value: float) -> float:
+        """Where ``value`` (above 0) lies along the axis, 0 at its bottom and 1 at its top."""
+        return self.decade_fraction(math.log10(value))
+
+    def decade_fraction(self, decade: float) -> float:
+        """Where 10**``decade`` lies along the axis (without computing 10**decade, which
+        underflows below 1e-323 and overflows above 1e308)."""
+        return (decade - self.bottom) / (self.top - self.bottom)
+
+    def label(self, decade: int) -> str:
+        """The label of the tick 10**``decade``: ``1e<decade>``."""
+        return f"1e{decade}"
+
+
+def log_axis(low: float, high: float, count: int = MAX_LOG_TICKS) -> LogAxis:
+    """A logarithmic axis over [low, high] (both above 0) widened to whole decades, with its
+    ticks at powers of ten: matplotlib's ``LogLocator.tick_values`` with ``subs=(1.0,)``.
+
+    A single power of ten gets a decade on either side (matplotlib's ``nonsingular``).
+
+    >>> log_axis(0.5, 2).decades
+    (-1, 0, 1)
+    >>> log_axis(3e-5, 2e3).decades
+    (-5, -3, -1, 1, 3)
+    """
+    if not (math.isfinite(low) and math.isfinite(high) and low > 0 and high > 0):
+        raise ValueError(f"a log axis needs finite ends above 0, not [{low!r}, {high!r}]")
+    if high < low:
+        low, high = high, low
+    bottom = math.floor(math.log10(low))
+    top = math.ceil(math.log10(high))
+    if top == bottom:
+        bottom, top = bottom - 1, top + 1
+    decades = top - bottom
+    stride = (decades + 1) // count + 1
+    if stride >= decades:
+        stride = max(1, decades - 1)
+    return LogAxis(bottom=bottom, top=top, decades=tuple(range(bottom, top + 1, stride)))
