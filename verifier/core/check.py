@@ -420,16 +420,7 @@ def _judged(
         reference = table.value(point, column)
         judgements[flat] = judge(float(values[point, column]), reference, plan.tolerance, fmt)
     outside = sorted({flat // width for flat, j in judgements.items() if j.verdict is None})
-    findings = _audit(
-        plan.parsed,
-        plan.points,
-        outside,
-        fmt,
-        plan.tolerance,
-        notes,
-        hessian=hessian,
-        forward=autograd.forward,
-    )
+    findings, bounds = _audit(plan, sides.analysis, outside, notes, autograd.forward, hessian)
     for overflowed in plan.literals.overflowed:
         detail = f"the literal {overflowed} is beyond {fmt.name}'s range: its tensor is infinite"
         event = Finding(overflowed, FORWARD, OVERFLOW, math.inf, detail)
@@ -445,7 +436,7 @@ def _judged(
             table.value(point, column),
             judgement,
             findings.get(point, []),
-            sides.analysis,
+            bounds,
             fmt,
             labels,
         )
@@ -535,28 +526,41 @@ def _columns(
     )
 
 
+@dataclass(frozen=True)
+class _Bounds:
+    """The conditioning the diagnosis reads, at the points outside the tolerance: ``rows``
+    maps a point to its row in ``analysis`` (None: ``analysis`` holds every point)."""
+
+    analysis: Conditioning
+    rows: dict[int, int] | None = None
+
+    def row(self, point: int) -> int:
+        return point if self.rows is None else self.rows[point]
+
+
 def _audit(
-    parsed: ParsedExpression,
-    points: list[dict[str, float]],
+    plan: _Plan,
+    analysis: Conditioning,
     outside: list[int],
-    fmt: DType,
-    tolerance: Tolerance,
     notes: list[str],
-    *,
-    hessian: bool,
     forward: Mapping[sympy.Basic, torch.Tensor],
-) -> dict[int, list[Finding]]:
+    hessian: bool,
+) -> tuple[dict[int, list[Finding]], _Bounds]:
     """The local audit at the points ``outside`` (where some entry is outside the tolerance),
-    on the node values ``forward`` the autograd run computed for all points together."""
+    on the node values ``forward`` the autograd run computed for all points together, and the
+    conditioning at those points with each operation granted the error the audit measured
+    (``analysis``, every operation granted the tolerance, where the audit could not run)."""
+    everywhere = _Bounds(analysis)
     if not outside:
-        return {}
+        return {}, everywhere
+    parsed, fmt = plan.parsed, plan.fmt
     try:
-        found = audit(
+        audited = audit(
             parsed.expr,
             parsed.variables,
-            points,
+            plan.points,
             fmt,
-            tolerance,
+            plan.tolerance,
             hessian=hessian,
             rows=outside,
             forward=forward,
@@ -564,8 +568,18 @@ def _audit(
     except (RuntimeError, NotImplementedError, ValueError, UnsupportedError) as error:
         # Without the audit no operation is blamed; the bound alone decides (see diagnosis).
         notes.append(f"the local audit could not run: {str(error).splitlines()[0]}")
-        return {}
-    return dict(zip(outside, found, strict=True))
+        return {}, everywhere
+    measured = conditioning(
+        parsed.expr,
+        parsed.variables,
+        [plan.points[p] for p in outside],
+        plan.keys,
+        fmt,
+        plan.tolerance.rtol,
+        audited,
+    )
+    findings = dict(zip(outside, audited.findings, strict=True))
+    return findings, _Bounds(measured, {p: row for row, p in enumerate(outside)})
 
 
 def _shown(key: Key, labels: dict[str, str]) -> tuple[str, tuple[str, ...] | None, str | None]:
@@ -586,19 +600,21 @@ def _entry(
     reference: ReferenceValue,
     judgement: Judgement,
     findings: list[Finding],
-    analysis: Conditioning,
+    bounds: _Bounds,
     fmt: DType,
     labels: dict[str, str],
 ) -> Entry:
     kind, wrt, node = _shown(key, labels)
     verdict, detail, blame, phase = judgement.verdict, judgement.detail, None, None
     if verdict is None:
-        diagnosis = diagnose(key, index, value, judgement, findings, analysis, fmt)
+        diagnosis = diagnose(
+            key, bounds.row(index), value, judgement, findings, bounds.analysis, fmt
+        )
         verdict, detail, phase = diagnosis.verdict, diagnosis.detail, diagnosis.phase
         blame = None if diagnosis.blame is None else str(diagnosis.blame)
     condition = None
     if judgement.reference is not None and reference.status == OK:
-        condition = analysis.factor(key, index, judgement.reference)
+        condition = bounds.analysis.factor(key, bounds.row(index), judgement.reference)
     return Entry(
         kind=kind,
         wrt=wrt,

@@ -82,7 +82,8 @@ def audited(
 ) -> list[list[Finding]]:
     parsed = parse_expression(text)
     fmt = DTYPES[dtype]
-    return audit(parsed.expr, parsed.variables, points, fmt, TOLERANCES[dtype], hessian=hessian)
+    audited = audit(parsed.expr, parsed.variables, points, fmt, TOLERANCES[dtype], hessian=hessian)
+    return audited.findings
 
 
 def summary(found: list[Finding]) -> set[tuple[str, str, str]]:

@@ -9,10 +9,16 @@ is 1.797e308, its smallest normal 2**-1022 = 2.2e-308 and its smallest subnormal
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import mpmath
 import numpy as np
+import pytest
+import torch
 
-from verifier import check
+from verifier import check, register_function
+from verifier.core.expression import registry
 from verifier.core.judge.report import Entry, Report
 
 mpmath.mp.dps = 50
@@ -190,6 +196,13 @@ def test_an_error_without_a_sum_is_not_blamed_on_cancelling_terms() -> None:
     if found.verdict != "pass":  # torch's last bits decide whether it is outside at all
         assert claim(found) == ("ill-conditioned", "exp(y**4)", "forward")
         assert "cancel" not in (found.detail or "")
+        # The condition factor explains the error it names: y**4 is three roundings (half an
+        # ulp, 2**-53, each), which exp amplifies 533.98 times: 533.98 * 3 * 2**-53 relative
+        # is 12.5 tolerances (2**-46). The float64 shadow's own weight of that rounding
+        # underflowed (the division's backward squares exp(533.98) = 1e232), which read 1.01.
+        assert found.ratio is not None and found.condition is not None
+        assert found.ratio <= found.condition < 100
+        assert found.condition > 533.98 * 3 * 2.0**-53 / 2.0**-46
 
 
 def test_an_infinite_bound_explains_nothing_where_a_range_event_does() -> None:
@@ -202,3 +215,50 @@ def test_an_infinite_bound_explains_nothing_where_a_range_event_does() -> None:
     assert found.reference == float(mpmath.exp(-400))
     assert found.autograd == 0.0
     assert claim(found) == ("range", "1/exp(y)", "first backward")
+
+
+class _SeedOnlySine(torch.autograd.Function):
+    """sin whose backward is right for the seed gradient 1 and off for any other: it adds
+    (grad - 1) * cos(u) * OFF_SEED, so the local audit (gradient 1 in) measures no error."""
+
+    @staticmethod
+    def forward(u: torch.Tensor) -> torch.Tensor:
+        return torch.sin(u)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (u,) = ctx.saved_tensors
+        return grad * torch.cos(u) + (grad - 1) * torch.cos(u) * OFF_SEED
+
+
+OFF_SEED = 3 * 2.0**-46
+"""Three float64 tolerances (64 ulps at 1.0 is 2**-46 relative)."""
+
+
+@pytest.fixture
+def seed_only_sine() -> Iterator[None]:
+    register_function("seedonlysin", _SeedOnlySine.apply, "sin(x)")
+    yield
+    registry.forget("seedonlysin")
+
+
+def test_the_bound_grants_an_operation_what_it_measured_not_the_whole_tolerance(
+    seed_only_sine: None,
+) -> None:
+    # d/dx 3*seedonlysin(x) at x = 0.5 is 3 cos(0.5) = 2.6327476856711183 (hand, mpmath).
+    # The backward gets gradient 3 and adds 2 cos(0.5) OFF_SEED: an error of 2 * 3 * 2**-46
+    # * cos(0.5) against the allowed 2**-46 * 3 cos(0.5), twice the tolerance. One term,
+    # nothing cancels (condition factor about 1), and the local audit measures the function's
+    # derivative exact at gradient 1: granting it the whole tolerance per chain-rule term (24
+    # times it with the bound's safety) called that rounding. Nothing rounding does explains
+    # twice the tolerance here: fail.
+    report = check("3*seedonlysin(x)", {"x": 0.5})
+    found = entry(report, "gradient", ("x",))
+    assert found.reference == float(3 * mpmath.cos(mpmath.mpf(0.5)))
+    assert found.ratio is not None and 1.5 < found.ratio < 2.5
+    assert found.verdict == "fail"
+    assert found.condition is not None and found.condition < 2

@@ -12,6 +12,10 @@ sign(0) = 0) and inputs outside an operation's domain. Additions and multiplicat
 correctly rounded in IEEE arithmetic and are only checked for range events. Adjoints (the
 gradients flowing back through each node, in each backward pass) are checked for overflow and
 underflow against a float64 shadow.
+
+Besides its findings, the audit measures every operation's own error at each point, inside the
+tolerance too (:class:`Audit`): the conditioning bound grants each operation what it measured
+to be off, not the check's whole tolerance (:mod:`verifier.core.judge.conditioning`).
 """
 
 from __future__ import annotations
@@ -87,6 +91,25 @@ class Finding:
     read_by: frozenset[str] | None = None
 
 
+@dataclass(frozen=True)
+class Audit:
+    """What the audit found and measured at each of its rows.
+
+    Attributes:
+        findings: per row, every finding in program order.
+        forward_error: per row, each operation's (not a sum's or a product's) absolute error
+            in its value at the inputs it received; an operation whose exact value is not
+            certified is absent.
+        derivative_error: per row, the largest relative error of any operation's local
+            derivative (first, and second where asked) at the inputs it received; inf where
+            one is not known (not certified, or an exact 0 that torch missed).
+    """
+
+    findings: list[list[Finding]]
+    forward_error: list[dict[sympy.Basic, float]]
+    derivative_error: list[float]
+
+
 def audit(
     expr: sympy.Expr,
     variables: Sequence[str],
@@ -97,9 +120,9 @@ def audit(
     hessian: bool,
     rows: Sequence[int] | None = None,
     forward: Mapping[sympy.Basic, torch.Tensor] | None = None,
-) -> list[list[Finding]]:
-    """Every finding at each of ``rows`` (indices into ``points``; all of them by default),
-    in program order.
+) -> Audit:
+    """Every finding and measured error at each of ``rows`` (indices into ``points``; all
+    of them by default).
 
     ``points`` are all the dtype-rounded points autograd ran on together, and ``forward`` the
     node values it computed (:attr:`AutogradResult.forward
@@ -121,6 +144,8 @@ def audit(
         for node, t in translation.tensors.items()
     }
     findings: list[list[Finding]] = [[] for _ in chosen]
+    forward_error: list[dict[sympy.Basic, float]] = [{} for _ in chosen]
+    derivative_error = [0.0] * len(chosen)
     order = [node for node in program_order(expr) if node in translation.tensors]
     reached = read_by(order, translation.tensors)
     for node in order:
@@ -128,12 +153,25 @@ def audit(
             continue
         readers = reached.get(node, frozenset())
         local = _local(node, values, dtype, tolerance, hessian, count, chosen)
-        for row, found in enumerate(local):
+        for row, (found, measured) in enumerate(local):
             findings[row].extend(_readers(f, readers, node == expr) for f in found)
+            if measured.value is not None:
+                forward_error[row][node] = measured.value
+            derivative_error[row] = max(derivative_error[row], measured.derivative)
     events = _adjoint_events(translation, expr, inputs, dtype, hessian)
     for row, point in enumerate(chosen):
         findings[row].extend(events[point])
-    return findings
+    return Audit(findings, forward_error, derivative_error)
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """One operation's own error at one point: its value's absolute error (None where not
+    known or where the operation is a sum or product), its local derivatives' largest relative
+    error (inf where one is not known)."""
+
+    value: float | None
+    derivative: float
 
 
 def _captured(value: torch.Tensor | None, own: torch.Tensor) -> torch.Tensor:
@@ -164,9 +202,9 @@ def _local(
     hessian: bool,
     count: int,
     rows: Sequence[int],
-) -> list[list[Finding]]:
-    """The findings of ``node`` at each of ``rows``; torch's local derivatives are taken on
-    all ``count`` points at once, as the autograd run took them."""
+) -> list[tuple[list[Finding], _Measured]]:
+    """The findings and measured errors of ``node`` at each of ``rows``; torch's local
+    derivatives are taken on all ``count`` points at once, as the autograd run took them."""
     # A literal parameter (softplus's beta) stays the number torch was handed, not an input.
     parameters = PARAMETER_POSITIONS.get(type(node), ())
     args = list(dict.fromkeys(c for i, c in enumerate(node.args) if i not in parameters))
@@ -203,12 +241,19 @@ def _local(
     local_points = [{names[c]: float(values[c][p]) for c in args} for p in rows]
     exact = reference_values(local, targets, list(names.values()), local_points, dtype)
     beyond = _beyond_float64(targets, exact, list(names.values()), local_points)
-    result: list[list[Finding]] = []
+    result: list[tuple[list[Finding], _Measured]] = []
     for row, p in enumerate(rows):
         found = []
+        value_error: float | None = None
+        derivative_error = 0.0
         for target_index, target in enumerate(targets):
             reference = exact[row][target_index]
             observed = float(torch_values[target_index][p].detach())
+            error = _error(observed, reference)
+            if target.kind == "value":
+                value_error = None if basic else error
+            else:
+                derivative_error = max(derivative_error, _relative(error, reference))
             finding = _judge_local(
                 node,
                 phases[target_index],
@@ -223,8 +268,30 @@ def _local(
                 found.append(replace(finding, wrt=wrts[target_index]))
             if target.kind == "value" and finding is not None and finding.kind == OUTSIDE_DOMAIN:
                 break
-        result.append(found)
+        result.append((found, _Measured(value_error, derivative_error)))
     return result
+
+
+def _error(observed: float, reference: ReferenceValue) -> float | None:
+    """|observed - exact| against high + low, or None where the exact value is not a
+    certified number or torch's is not finite."""
+    if reference.status != OK or reference.high is None or not reference.certified:
+        return None
+    if not math.isfinite(observed) or not math.isfinite(reference.high):
+        return None
+    return abs((observed - reference.high) - reference.low)
+
+
+def _relative(error: float | None, reference: ReferenceValue) -> float:
+    """``error`` relative to the exact value: 0 for an exact 0 met exactly, inf where not
+    known."""
+    if error is None:
+        return math.inf
+    assert reference.high is not None
+    exact = abs(reference.high + reference.low)
+    if exact == 0:
+        return 0.0 if error == 0 else math.inf
+    return error / exact
 
 
 def _beyond_float64(

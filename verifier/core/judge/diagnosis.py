@@ -40,7 +40,7 @@ from verifier.core.judge.audit import (
     Finding,
 )
 from verifier.core.judge.compare import Judgement
-from verifier.core.judge.conditioning import Conditioning
+from verifier.core.judge.conditioning import AMPLIFIED, Conditioning
 from verifier.core.judge.verdict import Verdict
 
 CANCELLATION = 2.0
@@ -142,6 +142,10 @@ def _conditioned(
         return Diagnosis(Verdict.ILL_CONDITIONED, None, FORWARD, detail)
     phase = SECOND_BACKWARD if kind == HESSIAN else FIRST_BACKWARD
     where = wrt[-1] if wrt else "this node"
+    amplifier = _amplifier(conditioning, point)
+    if amplifier is not None and int(conditioning.site[key][point]) == AMPLIFIED:
+        detail = f"{head}: the digits are lost at {amplifier}, which amplifies its inputs' errors"
+        return Diagnosis(Verdict.ILL_CONDITIONED, amplifier, FORWARD, detail)
     if factor >= CANCELLATION:
         detail = f"{head}: the terms of the chain rule summed for {where} cancel in the {phase}"
         blame = sympy.Symbol(wrt[-1]) if wrt else None
@@ -149,7 +153,6 @@ def _conditioned(
     # No sum cancels: the error is a rounding that an operation amplifies, where the float64
     # shadow cannot weigh it (its derivative of the rounding underflowed), or the backward's
     # own roundings adding up.
-    amplifier = _amplifier(conditioning, point)
     if amplifier is not None:
         detail = f"{head}: the digits are lost at {amplifier}, which amplifies its inputs' errors"
         return Diagnosis(Verdict.ILL_CONDITIONED, amplifier, FORWARD, detail)
