@@ -20,6 +20,8 @@ LOG_PARAMETER = "log"
 """The query parameter naming a variable whose plot has a log axis (repeatable)."""
 MAX_NAME_CHARS = 100
 """A refused name is quoted in the page's message up to this many characters."""
+MAX_PROBLEMS = 5
+"""Refused names the page's message explains one by one; the rest are counted."""
 
 
 def plotted_values(points: Sequence[PlotPoint]) -> list[float]:
@@ -78,6 +80,9 @@ def choose(
             )
         else:
             scales.log.append(name)
+    if len(scales.problems) > MAX_PROBLEMS:
+        more = len(scales.problems) - MAX_PROBLEMS
+        scales.problems[MAX_PROBLEMS:] = [f"{more} more {LOG_PARAMETER}= names refused"]
     for name in series:
         problem = problems[name]
         if problem is not None:
