@@ -528,14 +528,19 @@ def _columns(
 
 @dataclass(frozen=True)
 class _Bounds:
-    """The conditioning the diagnosis reads, at the points outside the tolerance: ``rows``
-    maps a point to its row in ``analysis`` (None: ``analysis`` holds every point)."""
+    """The conditioning the diagnosis reads: ``measured`` at the points outside the tolerance
+    (``rows`` maps a point to its row there), ``everywhere`` at every point."""
 
-    analysis: Conditioning
-    rows: dict[int, int] | None = None
+    everywhere: Conditioning
+    measured: Conditioning | None = None
+    rows: dict[int, int] = field(default_factory=dict)
 
-    def row(self, point: int) -> int:
-        return point if self.rows is None else self.rows[point]
+    def at(self, point: int) -> tuple[Conditioning, int]:
+        """The conditioning that holds ``point``, and its row there."""
+        row = self.rows.get(point)
+        if self.measured is None or row is None:
+            return self.everywhere, point
+        return self.measured, row
 
 
 def _audit(
@@ -579,7 +584,7 @@ def _audit(
         audited,
     )
     findings = dict(zip(outside, audited.findings, strict=True))
-    return findings, _Bounds(measured, {p: row for row, p in enumerate(outside)})
+    return findings, _Bounds(analysis, measured, {p: row for row, p in enumerate(outside)})
 
 
 def _shown(key: Key, labels: dict[str, str]) -> tuple[str, tuple[str, ...] | None, str | None]:
@@ -606,15 +611,14 @@ def _entry(
 ) -> Entry:
     kind, wrt, node = _shown(key, labels)
     verdict, detail, blame, phase = judgement.verdict, judgement.detail, None, None
+    analysis, row = bounds.at(index)
     if verdict is None:
-        diagnosis = diagnose(
-            key, bounds.row(index), value, judgement, findings, bounds.analysis, fmt
-        )
+        diagnosis = diagnose(key, row, value, judgement, findings, analysis, fmt)
         verdict, detail, phase = diagnosis.verdict, diagnosis.detail, diagnosis.phase
         blame = None if diagnosis.blame is None else str(diagnosis.blame)
     condition = None
     if judgement.reference is not None and reference.status == OK:
-        condition = bounds.analysis.factor(key, bounds.row(index), judgement.reference)
+        condition = analysis.factor(key, row, judgement.reference)
     return Entry(
         kind=kind,
         wrt=wrt,

@@ -262,3 +262,22 @@ def test_the_bound_grants_an_operation_what_it_measured_not_the_whole_tolerance(
     assert found.ratio is not None and 1.5 < found.ratio < 2.5
     assert found.verdict == "fail"
     assert found.condition is not None and found.condition < 2
+
+
+def test_entries_judged_without_a_diagnosis_beside_points_diagnosed_keep_their_verdicts() -> None:
+    # exp(x) + ndtr(y): at (800, 0.5) d/dx is exp(800) = 2.7e347 (mpmath), beyond float64's
+    # 1.8e308, so that entry is range as it is compared, without a diagnosis (its exact value is
+    # a certified number all the same); at (1, -34.0938181856216) the gradient by y is ndtr's
+    # derivative, where torch's formula is off at its exact input (see the ndtr test above):
+    # that point alone is audited and bounded, the first keeps its own verdict and factor.
+    assert mpmath.exp(800) > mpmath.mpf("1.7976931348623157e308")
+    report = check("exp(x) + ndtr(y)", [{"x": 800.0, "y": 0.5}, {"x": 1.0, "y": -34.0938181856216}])
+    assert entry_at(report, 0, ("x",)).verdict == "range"
+    assert claim(entry_at(report, 1, ("y",))) == ("fail", "ndtr(y)", "first backward")
+
+
+def entry_at(report: Report, point: int, wrt: tuple[str, ...]) -> Entry:
+    (found,) = [
+        e for e in report.entries if e.point == point and e.kind == "gradient" and e.wrt == wrt
+    ]
+    return found
