@@ -191,12 +191,18 @@ def wait_for_jobs(database_url: str, job_ids: list[str]) -> None:
         engine.dispose()
 
 
-def submitted(url: str, path: str, headers: dict[str, str], bodies: list[Any]) -> list[str]:
-    """POST each body (by SUBMITTING_THREADS threads), each answered 202; the ids."""
+def submitted(url: str, path: str, keys: list[str], bodies: list[Any]) -> list[str]:
+    """POST each body (by SUBMITTING_THREADS threads, each with its own key of ``keys`` if
+    any: a key's submissions are parsed one at a time), each answered 202; the ids."""
     local = threading.local()
+    turn = iter(range(SUBMITTING_THREADS))
+    lock = threading.Lock()
 
     def submit(body: Any) -> str:
         if not hasattr(local, "http"):
+            with lock:
+                number = next(turn)
+            headers = {"Authorization": f"Bearer {keys[number % len(keys)]}"} if keys else {}
             local.http = httpx.Client(base_url=url, headers=headers, timeout=60)
         answer = local.http.post(path, json=body)
         if answer.status_code != 202:
@@ -210,16 +216,15 @@ def submitted(url: str, path: str, headers: dict[str, str], bodies: list[Any]) -
 def service_run(
     url: str,
     database_url: str,
-    key: str,
+    keys: list[str],
     jobs: list[list[dict[str, Any]]],
     groups: dict[str, Finder],
 ) -> Measured:
     """``jobs`` through the service, from the first POST to the end of the last, with the CPU
     of ``groups``."""
-    headers = {"Authorization": f"Bearer {key}"}
     with CpuMeter(groups) as meter:
         started = time.perf_counter()
-        job_ids = submitted(url, "/jobs", headers, [{"checks": checks} for checks in jobs])
+        job_ids = submitted(url, "/jobs", keys, [{"checks": checks} for checks in jobs])
         wait_for_jobs(database_url, job_ids)
         seconds = time.perf_counter() - started
     return Measured(sum(len(checks) for checks in jobs), seconds, meter.seconds())
@@ -243,7 +248,7 @@ def bare_run(url: str, database_url: str, sizes: list[int], groups: dict[str, Fi
     before = bare_results(database_url)
     with CpuMeter(groups) as meter:
         started = time.perf_counter()
-        submitted(url, "/bare", {}, [{"tasks": size} for size in sizes])
+        submitted(url, "/bare", [], [{"tasks": size} for size in sizes])
         deadline = time.monotonic() + JOB_TIMEOUT_S
         while bare_results(database_url) < before + sum(sizes):
             if time.monotonic() > deadline:
@@ -446,18 +451,18 @@ def main() -> None:
                 fleet.api.process.pid,
                 [worker.process.pid for worker in fleet.workers],
             )
-            (key,) = make_keys(database_url, 1)
+            keys = make_keys(database_url, SUBMITTING_THREADS)
             console.print("service: warming up ...")
             warm = small_checks(WARM_UP_CHECKS, offset=50_000)
-            service_run(fleet.url, database_url, key, [[spec] for spec in warm], groups)
+            service_run(fleet.url, database_url, keys, [[spec] for spec in warm], groups)
             console.print(f"service: {len(small)} one-check jobs ...")
             one_check_jobs = service_run(
-                fleet.url, database_url, key, [[spec] for spec in small], groups
+                fleet.url, database_url, keys, [[spec] for spec in small], groups
             )
             console.print(f"service: one job of {len(small)} checks ...")
-            one_job = service_run(fleet.url, database_url, key, [small], groups)
+            one_job = service_run(fleet.url, database_url, keys, [small], groups)
             console.print("service: the Feynman job ...")
-            w2 = service_run(fleet.url, database_url, key, [feynman], groups)
+            w2 = service_run(fleet.url, database_url, keys, [feynman], groups)
             console.print(f"service: POST /jobs at {args.post_rate:g}/s for {args.seconds:g} s ...")
             post_keys = make_keys(database_url, POST_KEYS)
             load = open_loop(fleet.url, post_keys, args.post_rate, args.seconds)

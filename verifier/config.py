@@ -247,6 +247,17 @@ class Settings(BaseSettings):
     )
 
     # Watching the fleet: see docs/metrics.md and verifier/delivery/logs.py.
+    worker_task_events: bool = Field(
+        default=False,
+        description="workers send Celery's task events (Flower's task views); worker "
+        "heartbeats, which Flower's worker list and inspect ping need, are sent on Redis either "
+        "way (about 0.6 ms of CPU per check when on)",
+    )
+    worker_check_log_level: Literal["debug", "info"] = Field(
+        default="debug",
+        description="level of a worker's lines per check (check_claimed, check_finished): "
+        "debug leaves them out of the default INFO logs and costs nothing",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="text: lines for a terminal; json: one JSON object a line, with job and "

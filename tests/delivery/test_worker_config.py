@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -11,7 +12,13 @@ from slowness import SLOWNESS
 
 from verifier.config import Settings
 from verifier.delivery.celery import RUN_CHECK_TASK
-from workers.app import create_celery, pool_for, worker_arguments
+from workers.app import (
+    CELERY_TASK_LOGGERS,
+    create_celery,
+    pool_for,
+    quiet_task_lines,
+    worker_arguments,
+)
 
 
 def test_delivery_is_acknowledged_late_one_message_at_a_time(settings: Settings) -> None:
@@ -114,3 +121,27 @@ def test_a_worker_and_its_symbolic_process_run_at_the_lower_priority(nice: int) 
         check=True,
     )
     assert done.stdout.split() == [str(nice), str(nice)]
+
+
+def test_task_events_are_off_unless_asked_for_and_heartbeats_stay_on_redis(
+    settings: Settings,
+) -> None:
+    on_redis = settings.model_copy(update={"broker_url": "redis://127.0.0.1:6379/0"})
+    assert create_celery(on_redis).conf.worker_send_task_events is False
+    arguments = worker_arguments(on_redis, queues=["cpu"], concurrency=1)
+    assert "--without-heartbeat" not in arguments  # Flower and inspect ping see the worker
+    asked = on_redis.model_copy(update={"worker_task_events": True})
+    assert create_celery(asked).conf.worker_send_task_events is True
+    embedded = settings.model_copy(update={"worker_task_events": True})
+    assert create_celery(embedded).conf.worker_send_task_events is False
+
+
+def test_celerys_lines_per_task_follow_the_check_log_level(settings: Settings) -> None:
+    loggers = [logging.getLogger(name) for name in CELERY_TASK_LOGGERS]
+    levels = [found.level for found in loggers]
+    try:
+        quiet_task_lines(settings)  # the default: debug
+        assert all(not found.isEnabledFor(logging.INFO) for found in loggers)
+    finally:
+        for found, level in zip(loggers, levels, strict=True):
+            found.setLevel(level)

@@ -61,6 +61,8 @@ def fleet(tmp_path: Path, postgres_url: str, redis_url: str) -> Iterator[Fleet]:
         "VERIFIER_DATABASE_URL": postgres_url,
         "VERIFIER_BROKER_URL": redis_url,
         "VERIFIER_LOG_FORMAT": "json",
+        # The worker's lines per check are DEBUG unless asked for (docs/metrics.md).
+        "VERIFIER_WORKER_CHECK_LOG_LEVEL": "info",
         "VERIFIER_WORKER_METRICS_PORT": str(worker_port),
         "VERIFIER_METRICS_TOKEN": METRICS_TOKEN,
         # The counts before and after the job, each read when scraped (tests/api/

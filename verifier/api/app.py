@@ -120,6 +120,12 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
+    # Key lookups read one row outside any transaction (verifier/api/auth.py, lookup_key).
+    app.state.key_lookup = (
+        None
+        if engine.dialect.name == "sqlite"
+        else engine.execution_options(isolation_level="AUTOCOMMIT")
+    )
     app.state.sender = broker
     app.state.keys_required = settings.api_keys != "off" if keys_required is None else keys_required
     app.state.rate_limiter = rate_limiter

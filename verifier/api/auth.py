@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from verifier.config import Settings
 from verifier.errors import UnauthorizedError
-from verifier.store.keys import authenticate, ui_session_key
+from verifier.store.keys import live_key_id, ui_session_key
 
 bearer = HTTPBearer(auto_error=False, description="an API key from `derivcheck keys create`")
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same key")
@@ -138,7 +138,7 @@ def _address_key(host: str | None) -> str:
     return str(address)
 
 
-def presented_key(
+async def presented_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     header_key: Annotated[str | None, Depends(api_key_header)],
 ) -> str | None:
@@ -157,11 +157,24 @@ def identify(request: Request, session: Session, secret: str | None, address: st
             "an API key is required: send 'Authorization: Bearer <key>' "
             "(make one with `derivcheck keys create NAME`)"
         )
-    key = authenticate(session, secret)
-    session.commit()  # end the lookup's transaction before the route's own work
-    if key is None:
+    key_id = lookup_key(request, session, secret)
+    if key_id is None:
         raise UnauthorizedError("the API key is not valid (unknown or revoked)")
-    return Caller(key_id=key.id, bucket=f"key:{key.id}")
+    return Caller(key_id=key_id, bucket=f"key:{key_id}")
+
+
+def lookup_key(request: Request, session: Session, secret: str) -> uuid.UUID | None:
+    """The id of the live key ``secret`` is, or None. On a server database the key is read on
+    an autocommit connection (``app.state.key_lookup``): one statement, no transaction, so a
+    route's own work is the request's only transaction; on SQLite, where every transaction
+    takes the write lock, in ``session``'s, ended at once."""
+    lookup = getattr(request.app.state, "key_lookup", None)
+    if lookup is not None:
+        with lookup.connect() as connection:
+            return live_key_id(connection, secret)
+    key_id = live_key_id(session, secret)
+    session.commit()  # end the lookup's transaction before the route's own work
+    return key_id
 
 
 def identify_ui_session(

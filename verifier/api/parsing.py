@@ -7,12 +7,18 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from verifier.api.auth import Caller
 from verifier.api.ratelimit import CallerDep
 from verifier.core.guard import ParserPool, check_expressions
 from verifier.service.submission import Parser
 
 
-def get_parser(request: Request, caller: CallerDep) -> Parser:
+async def parser_dependency(request: Request, caller: CallerDep) -> Parser:
+    """:func:`get_parser` as a dependency (it does no I/O: no thread hand-off)."""
+    return get_parser(request, caller)
+
+
+def get_parser(request: Request, caller: Caller) -> Parser:
     """Parses submitted expressions: in the app's parser processes, with the share of the
     caller's key (callers without a key share only the pool's bounded wait), or here if the
     app has no parser processes."""
@@ -23,4 +29,4 @@ def get_parser(request: Request, caller: CallerDep) -> Parser:
     return functools.partial(pool.parse, caller=share)
 
 
-ParserDep = Annotated[Parser, Depends(get_parser)]
+ParserDep = Annotated[Parser, Depends(parser_dependency)]

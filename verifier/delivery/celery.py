@@ -4,17 +4,19 @@ The API sends checks by task name (``send_task``), so it never imports the task 
 the worker app in ``workers/`` registers the task under the same name with the same settings.
 
 Sending is bounded by the publish timeout (docs/delivery.md, point 8) whatever the broker
-does: each publish runs in a thread of its own and the caller stops waiting at the deadline,
-so a broker that hangs (a locked SQLite broker file, a Redis that accepts and never answers)
-delays the checks, not the submission. A publish that gives up may still land later; a check
-sent twice runs once (docs/delivery.md, point 2).
+does: each send runs in one of the sender's publishing threads (started as needed, at most
+``MAX_WAITING_PUBLISHES``, and kept) through a producer of the app's pool, and the caller stops
+waiting at the deadline, so a broker that hangs (a locked SQLite broker file, a Redis that
+accepts and never answers) delays the checks, not the submission. A publish that gives up may
+still land later; a check sent twice runs once (docs/delivery.md, point 2).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -129,6 +131,37 @@ def embedded_broker_database(broker_url: str) -> str:
     return broker_url.removeprefix("sqla+")
 
 
+class _Publishers:
+    """Daemon threads that run publishes, started while none is idle (at most ``size``)
+    and kept: a thread stuck on a hung broker must not hold up process exit, and a thread per
+    send cost its start each time."""
+
+    def __init__(self, size: int):
+        self._size = size
+        self._work: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def run(self, publish: Callable[[], None]) -> None:
+        """Hand ``publish`` to a publishing thread."""
+        self._work.put(publish)
+        with self._lock:
+            if self._idle > 0 or self._threads >= self._size:
+                return
+            self._threads += 1
+        threading.Thread(target=self._serve, name="derivcheck-publish", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            publish = self._work.get()
+            with self._lock:
+                self._idle -= 1
+            publish()
+
+
 class CelerySender:
     """Sends checks to the broker by task name, each send bounded by ``publish_timeout_s``
     (by default the app's, which ``celery_config`` sets from ``Settings.publish_timeout_s``).
@@ -153,6 +186,7 @@ class CelerySender:
             }
             app.conf.broker_transport_options = options
         self._waiting = threading.BoundedSemaphore(MAX_WAITING_PUBLISHES)
+        self._publishers = _Publishers(MAX_WAITING_PUBLISHES)
 
     def send(self, checks: Sequence[Delivery]) -> int:
         """Queue each check in order through one producer, with its priority; how many the broker
@@ -178,15 +212,15 @@ class CelerySender:
         def publish() -> None:
             try:
                 with self.app.producer_or_acquire() as producer:
-                    for check_id, queue, priority in checks:
+                    for delivery in checks:
                         if stop.is_set():
                             return
                         self.app.send_task(
                             RUN_CHECK_TASK,
-                            args=[str(check_id)],
-                            queue=queue,
+                            args=[delivery.argument],
+                            queue=delivery.queue,
                             producer=producer,
-                            priority=priority,
+                            priority=delivery.priority,
                         )
                         with progress:
                             state["taken"] += 1
@@ -199,8 +233,7 @@ class CelerySender:
                     progress.notify_all()
                 self._waiting.release()
 
-        # A daemon thread: one still waiting on a hung broker must not hold up process exit.
-        threading.Thread(target=publish, name="derivcheck-publish", daemon=True).start()
+        self._publishers.run(publish)
         with progress:
             while not state["done"]:
                 before = state["taken"]

@@ -1,23 +1,29 @@
-"""Running one stored check: claim it, call the core, write its report, finish the job.
+"""Running stored checks: claim each, call the core, write its report, finish the job.
 
-This is what a worker task does, kept free of Celery so it can be tested directly. Each step
-commits on its own (docs/delivery.md has the whole story): the claim is a conditional
-update that counts the attempt; while the core runs, a heartbeat renews the claim's lease, so
-the claim of a worker killed mid-check runs out soon after, and the check runs again; past
-``max_attempts`` the check ends as ``error: gave up after N attempts``; the report is written
-only while this execution still owns the check, with an insert that ignores a duplicate, so
-running twice writes one report; the job is finished in a separate transaction after the
-report's commit, so the last report's writer sees all of them.
+This is what a worker task does, kept free of Celery so it can be tested directly
+(docs/delivery.md has the whole story). The claim is a conditional update that counts the
+attempt and returns what the check needs, committed before the core runs; while the core runs,
+a heartbeat renews the claim's lease, so the claim of a worker killed mid-check runs out soon
+after, and the check runs again; past ``max_attempts`` the check ends as ``error: gave up after
+N attempts``; the report is written only while this execution still owns the check, with an
+insert that ignores a duplicate, in the transaction that counts it in its job (and finishes the
+job when it is the last), so running twice writes one report.
+
+A task may carry several checks of a job (a chunk, :func:`execute_checks`): each is claimed,
+run and reported on its own, one after another, and the report of one is committed in the
+same transaction as the claim of the next, so a chunk costs one transaction per check. Only
+statements built once on the tables run here; no ORM object is made.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -31,7 +37,9 @@ from verifier.core.options import STORED_OPTIONS, CheckOptions
 from verifier.delivery.logs import bind
 from verifier.errors import InputError
 from verifier.store import claims
-from verifier.store.documents import ReportView, report_row
+from verifier.store.claims import ClaimedCheck
+from verifier.store.documents import ReportValues, ReportView, report_values
+from verifier.store.documents import report_row as report_row  # the ORM form, for tests
 from verifier.store.models import Check, StoredReport, utc_now
 from verifier.store.outcome import check_fail_on, read_outcome
 
@@ -172,7 +180,7 @@ def gave_up_reason(max_attempts: int) -> str:
     return f"gave up after {max_attempts} attempts"
 
 
-def stored_options(check: Check, budgets: Budgets | None = None) -> CheckOptions:
+def stored_options(check: Check | ClaimedCheck, budgets: Budgets | None = None) -> CheckOptions:
     """The core's options of a stored check, with a worker's time ``budgets``.
 
     Raises:
@@ -187,9 +195,21 @@ def stored_options(check: Check, budgets: Budgets | None = None) -> CheckOptions
     )
 
 
-def error_document(check: Check, reason: str) -> dict[str, Any]:
-    """A report in the core's format for a check that could not run."""
+FunctionNames = Callable[[], Sequence[str]]
+"""The names of the functions a check calls, read only when an error report needs them."""
+
+
+def error_document(
+    check: Check | ClaimedCheck, reason: str, functions: FunctionNames | None = None
+) -> dict[str, Any]:
+    """A report in the core's format for a check that could not run (``functions``: where
+    its function names come from; a :class:`Check`'s own rows if None)."""
     tolerance = {"rtol": check.rtol, "atol": check.atol}
+    names = (
+        functions()
+        if functions is not None
+        else [function.function for function in getattr(check, "functions", [])]
+    )
     return CoreReport(
         expression=check.expression,
         variables=list(check.variables),
@@ -199,30 +219,72 @@ def error_document(check: Check, reason: str) -> dict[str, Any]:
         reason=reason,
         fail_on=check_fail_on(check.fail_on, strict=check.strict),
         tolerance={name: value for name, value in tolerance.items() if value is not None},
-        functions=sorted(function.function for function in check.functions),
+        functions=sorted(names),
     ).to_dict()
 
 
-def run_core(check: Check, core: CoreCheck, budgets: Budgets | None = None) -> dict[str, Any]:
+def run_core(
+    check: Check | ClaimedCheck,
+    core: CoreCheck,
+    budgets: Budgets | None = None,
+    functions: FunctionNames | None = None,
+) -> dict[str, Any]:
     """The core's report for ``check``; bad input or a crash becomes an ``error`` report."""
     try:
         options = stored_options(check, budgets)
         return dict(core(check.expression, at=check.points or None, options=options))
     except InputError as error:
-        return error_document(check, f"invalid input: {error}")
+        return error_document(check, f"invalid input: {error}", functions)
     except MemoryError:
         logger.warning("check %s ran out of memory", check.id)
-        return error_document(check, "resource limit: out of memory (worker_memory_bytes)")
+        return error_document(
+            check, "resource limit: out of memory (worker_memory_bytes)", functions
+        )
     except Exception as error:  # the core must not take the worker down with it
         logger.exception("check %s crashed in the core", check.id)
-        return error_document(check, f"internal error: {type(error).__name__}: {error}")
+        return error_document(check, f"internal error: {type(error).__name__}: {error}", functions)
 
 
-def passes(check: Check, row: StoredReport) -> bool:
+def passes(check: Check | ClaimedCheck, row: StoredReport | ReportValues) -> bool:
     """Whether the report ``row`` passes its check's fail-on policy."""
-    view = ReportView.read(row.document, row.verdict)
+    if isinstance(row, ReportValues):
+        view = row.view
+    else:
+        view = ReportView.read(row.document, row.verdict)
     outcome = read_outcome(view, None, fail_on=check.fail_on, strict=check.strict)
     return outcome.passed
+
+
+@dataclass
+class Executed:
+    """What an execution did with one check of its chunk: its verdict (None: not run here,
+    another execution holds it or it is gone), the report it wrote and its seconds."""
+
+    check_id: uuid.UUID
+    verdict: str | None
+    document: Mapping[str, Any] | None = None
+    seconds: float = 0.0
+    job_id: uuid.UUID | None = None
+
+
+@dataclass
+class Progress:
+    """How far a chunk got: ``done`` holds each check whose outcome is committed, in order;
+    the checks after them are left (to a retry, or to be given back). A report waits in
+    ``pending`` until the transaction of the next check's claim commits it."""
+
+    done: list[Executed] = field(default_factory=list)
+    pending: Executed | None = None
+
+    def committed(self) -> None:
+        """The transaction holding the pending report committed."""
+        if self.pending is not None:
+            self.done.append(self.pending)
+            self.pending = None
+
+
+Watch = Callable[[uuid.UUID], AbstractContextManager[Any]]
+"""What a worker wraps around each check of a chunk (its hard time limit, its log context)."""
 
 
 def execute_check(
@@ -245,62 +307,158 @@ def execute_check(
     Returns the verdict of the check's report (existing or new); None when the check does not
     exist or another execution holds it under a live claim.
     """
+    progress = Progress()
+    execute_checks(
+        sessions, [check_id], core, policy, claim_token, takes_over, renewer, budgets, progress
+    )
+    return progress.done[0].verdict if progress.done else None
+
+
+def execute_checks(
+    sessions: sessionmaker[Session],
+    check_ids: Sequence[uuid.UUID],
+    core: CoreCheck,
+    policy: ClaimPolicy | None = None,
+    claim_token: str | None = None,
+    takes_over: str | None = None,
+    renewer: LeaseRenewer | None = None,
+    budgets: Budgets | None = None,
+    progress: Progress | None = None,
+    watch: Watch | None = None,
+) -> list[Executed]:
+    """Run each stored check of ``check_ids`` once, in order, if this execution can claim it.
+
+    The arguments are :func:`execute_check`'s; one ``claim_token`` serves the whole chunk, and
+    ``takes_over`` takes back any check of it that the failed execution held. ``progress``
+    collects each check as its outcome is committed (a caller that meets a database error
+    knows from it which checks are left); ``watch`` is entered around each check. Returns
+    what happened to each check.
+    """
     policy = policy or ClaimPolicy()
+    progress = progress if progress is not None else Progress()
     if renewer is None:
         with closing(LeaseRenewer(sessions, DEFAULT_CLAIM_LEASE_S)) as own:
-            return execute_check(
-                sessions, check_id, core, policy, claim_token, takes_over, own, budgets
+            return execute_checks(
+                sessions,
+                check_ids,
+                core,
+                policy,
+                claim_token,
+                takes_over,
+                own,
+                budgets,
+                progress,
+                watch,
             )
-    claim_token = claim_token or str(uuid.uuid4())
+    token = claim_token or str(uuid.uuid4())
+    watch = watch or _unwatched
+    last = len(check_ids) - 1
     with sessions() as session:
-        now = utc_now()
-        attempt = claims.claim_check(
-            session,
-            check_id,
-            claim_token,
-            now,
-            now + timedelta(seconds=renewer.lease_s),
-            takes_over,
-        )
-        check = session.get(Check, check_id)  # its report is read only if it has one already
-        # End the transaction before the core runs: on SQLite an open one holds the write lock.
-        session.commit()
-        if check is None:
-            logger.warning("check %s does not exist (its job was deleted?)", check_id)
-            return None
-        bind(job_id=str(check.job_id))  # every later log line of this check names its job
-        if attempt is None:
-            if check.report is None:
-                logger.info("check %s is held by another execution; leaving it", check_id)
-                return None
-            # Already reported (a redelivered message); the report's writer counted it in its
-            # job in the same transaction.
-            logger.info("check %s already has a report; not running it again", check_id)
-            return check.report.verdict
-        with renewer.holding(check_id, claim_token):
-            return _run_owned(session, check, core, policy, attempt, claim_token, budgets)
+        for index, check_id in enumerate(check_ids):
+            with watch(check_id):
+                _execute_one(
+                    session,
+                    check_id,
+                    core,
+                    policy,
+                    token,
+                    takes_over,
+                    renewer,
+                    budgets,
+                    progress,
+                    commit_report=index == last,
+                )
+    return progress.done
 
 
-def _run_owned(
+def _unwatched(_check_id: uuid.UUID) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+def _execute_one(
     session: Session,
-    check: Check,
+    check_id: uuid.UUID,
     core: CoreCheck,
     policy: ClaimPolicy,
-    attempt: int,
     claim_token: str,
+    takes_over: str | None,
+    renewer: LeaseRenewer,
     budgets: Budgets | None,
-) -> str | None:
-    """Run a claimed check and write its report; None if the claim was lost meanwhile."""
-    check_id = check.id
-    if attempt > policy.max_attempts:
-        logger.error("check %s: %s", check_id, gave_up_reason(policy.max_attempts))
-        document = error_document(check, gave_up_reason(policy.max_attempts))
-    else:
-        document = run_core(check, core, budgets)
-    row = report_row(check, document)
-    if not claims.finish_check(session, row, claim_token, utc_now(), passed=passes(check, row)):
-        logger.warning("check %s: claim lost while running; its result is dropped", check_id)
-        session.rollback()
-        return None
+    progress: Progress,
+    *,
+    commit_report: bool,
+) -> None:
+    """Claim, run and report one check; its claim's transaction also commits the report of
+    the check before it, and its own report is committed now (``commit_report``) or by the
+    next check's claim."""
+    now = utc_now()
+    claimed = claims.claim(
+        session,
+        check_id,
+        claim_token,
+        now,
+        now + timedelta(seconds=renewer.lease_s),
+        takes_over,
+    )
+    found = claims.unclaimed(session, check_id) if claimed is None else None
+    # End the transaction before the core runs: on SQLite an open one holds the write lock,
+    # and the claim must be seen by the heartbeat and by other deliveries.
     session.commit()
-    return row.verdict
+    progress.committed()
+    if claimed is None:
+        progress.done.append(_not_claimed(check_id, found))
+        return
+    bind(job_id=str(claimed.job_id))  # every later log line of this check names its job
+    started = time.perf_counter()
+    with renewer.holding(check_id, claim_token):
+        names = _names_of(session, check_id)
+        if claimed.attempt > policy.max_attempts:
+            reason = gave_up_reason(policy.max_attempts)
+            logger.error("check %s: %s", check_id, reason)
+            document = error_document(claimed, reason, names)
+        else:
+            document = run_core(claimed, core, budgets, names)
+        values = report_values(check_id, claimed.job_id, claimed.dtype, claimed.device, document)
+        values = replace(values, passed=passes(claimed, values))
+        if not claims.finish(session, values, claim_token, utc_now()):
+            logger.warning("check %s: claim lost while running; its result is dropped", check_id)
+            session.rollback()
+            progress.done.append(
+                Executed(check_id, None, None, time.perf_counter() - started, claimed.job_id)
+            )
+            return
+        progress.pending = Executed(
+            check_id, values.verdict, document, time.perf_counter() - started, claimed.job_id
+        )
+        if commit_report:
+            session.commit()
+            progress.committed()
+
+
+def _not_claimed(check_id: uuid.UUID, found: tuple[uuid.UUID, str | None] | None) -> Executed:
+    """A check this execution could not claim: gone, held by another, or already reported."""
+    if found is None:
+        logger.warning("check %s does not exist (its job was deleted?)", check_id)
+        return Executed(check_id, None)
+    job_id, verdict = found
+    bind(job_id=str(job_id))
+    if verdict is None:
+        logger.info("check %s is held by another execution; leaving it", check_id)
+        return Executed(check_id, None, job_id=job_id)
+    # Already reported (a redelivered message); the report's writer counted it in its job in
+    # the same transaction.
+    logger.info("check %s already has a report; not running it again", check_id)
+    return Executed(check_id, verdict, job_id=job_id)
+
+
+def _names_of(session: Session, check_id: uuid.UUID) -> FunctionNames:
+    """The function names of a check, read when an error report asks (its own short
+    transaction, ended at once)."""
+
+    def names() -> list[str]:
+        try:
+            return claims.function_names(session, check_id)
+        finally:
+            session.commit()
+
+    return names

@@ -13,7 +13,8 @@ messages and says whether it read them all (:class:`Held`):
   invisible, after its task is done, so only visible rows count: a check whose message was
   taken and that is still queued was not claimed by the worker that took it.
 
-A message's check id is the first argument of its task (``CelerySender.send``).
+A message's check id is the first argument of its task, or its checks' ids a list there (a
+chunk: ``CelerySender.send``).
 """
 
 from __future__ import annotations
@@ -44,16 +45,24 @@ class Held(NamedTuple):
 
 
 def check_id_of(payload: Any) -> uuid.UUID | None:
-    """The check id of a kombu message of the check task (its first argument); None for a
-    message that carries none."""
+    """The (first) check id of a kombu message of the check task; None for a message that
+    carries none."""
+    found = check_ids_of(payload)
+    return found[0] if found else None
+
+
+def check_ids_of(payload: Any) -> list[uuid.UUID]:
+    """The check ids of a kombu message of the check task (its first argument: one id, or
+    a chunk's list of ids); empty for a message that carries none."""
     try:
         body = payload["body"]
         if payload.get("properties", {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)
-        args = json.loads(body)[0]
-        return uuid.UUID(str(args[0]))
+        first = json.loads(body)[0][0]
+        listed = first if isinstance(first, list) else [first]
+        return [uuid.UUID(str(check_id)) for check_id in listed]
     except (KeyError, IndexError, TypeError, ValueError, binascii.Error):
-        return None
+        return []
 
 
 def _ids(raw_messages: Iterable[bytes | str], *, in_unacked: bool = False) -> set[uuid.UUID]:
@@ -65,9 +74,7 @@ def _ids(raw_messages: Iterable[bytes | str], *, in_unacked: bool = False) -> se
             continue
         # The unacked hash keeps [message, exchange, routing key] for each delivery.
         payload = message[0] if in_unacked and isinstance(message, list) and message else message
-        check_id = check_id_of(payload)
-        if check_id is not None:
-            found.add(check_id)
+        found.update(check_ids_of(payload))
     return found
 
 

@@ -3,6 +3,12 @@
 :class:`Sender` is the whole interface between the service and a broker; the Celery one is
 :class:`verifier.delivery.celery.CelerySender`, and :class:`InMemorySender` stands in for a
 broker where the queue is not what is being tested. A new broker is one more implementation.
+
+A message carries one check, or a chunk of consecutive checks of one queue and priority
+(:func:`deliveries`): a large job's small checks go several to a task, so that the broker,
+Celery and the task's setup are paid once per chunk; each check is still claimed, run and
+reported on its own (verifier/delivery/execution.py). Jobs of fewer than
+``MIN_TASKS_PER_SEND * 2`` checks are never chunked, so their checks spread over the workers.
 """
 
 from __future__ import annotations
@@ -22,20 +28,83 @@ from verifier.store.models import Check, utc_now
 logger = logging.getLogger(__name__)
 
 
+MAX_CHECKS_PER_TASK = 16
+"""The most checks one message carries."""
+CHUNK_COST_UNITS = 20_000
+"""A chunk closes before its checks' summed admission estimates (verifier/core/expression/
+cost.py) pass this: a small one-point check is 58 to 8,198 units, an AI Feynman check of 100
+points 344 to 27,080, so heavy checks go one or two to a message and never hold one worker
+while the other waits."""
+MIN_TASKS_PER_SEND = 8
+"""A send of N checks makes at least min(N, this) messages (when their costs allow)."""
+
+
 class Delivery(NamedTuple):
-    """One check to hand to workers: its id, its queue and its priority (0, the highest, to
-    9; a broker without priorities keeps the order of sending)."""
+    """One message to hand to workers: its check's id, its queue and its priority (0, the
+    highest, to 9; a broker without priorities keeps the order of sending), and the ids of
+    the checks after it in the same message (a chunk), if any."""
 
     check_id: uuid.UUID
     queue: str
     priority: int = 0
+    more: tuple[uuid.UUID, ...] = ()
+
+    @property
+    def check_ids(self) -> list[uuid.UUID]:
+        """Every check of the message, in order."""
+        return [self.check_id, *self.more]
+
+    @property
+    def argument(self) -> str | list[str]:
+        """The task's argument: the check's id, or the list of a chunk's ids."""
+        if not self.more:
+            return str(self.check_id)
+        return [str(check_id) for check_id in self.check_ids]
+
+
+def deliveries(checks: Sequence[Check]) -> list[Delivery]:
+    """The messages of ``checks``, in order: consecutive checks of one queue and priority in
+    chunks of at most MAX_CHECKS_PER_TASK checks and CHUNK_COST_UNITS, and at least
+    MIN_TASKS_PER_SEND messages where there are that many checks."""
+    size = max(1, min(MAX_CHECKS_PER_TASK, len(checks) // MIN_TASKS_PER_SEND))
+    messages: list[Delivery] = []
+    chunk: list[Check] = []
+    units = 0
+
+    def close() -> None:
+        first = chunk[0]
+        messages.append(
+            Delivery(
+                first.id,
+                first.queue,
+                first.priority or 0,
+                tuple(check.id for check in chunk[1:]),
+            )
+        )
+        chunk.clear()
+
+    for check in checks:
+        cost = check.cost_units or 0
+        if chunk and (
+            len(chunk) >= size
+            or units + cost > CHUNK_COST_UNITS
+            or (check.queue, check.priority or 0) != (chunk[0].queue, chunk[0].priority or 0)
+        ):
+            close()
+        if not chunk:
+            units = 0
+        chunk.append(check)
+        units += cost
+    if chunk:
+        close()
+    return messages
 
 
 class Sender(Protocol):
     """Hands checks to workers through a broker."""
 
     def send(self, checks: Sequence[Delivery]) -> int:
-        """Queue each check in order; how many the broker took (it stops at the first it
+        """Queue each message in order; how many the broker took (it stops at the first it
         does not take, and says why in the log)."""
         ...
 
@@ -75,16 +144,18 @@ class InMemorySender:
     def send(self, checks: Sequence[Delivery]) -> int:
         taken = 0
         with self._lock:
-            for check_id, queue, _ in checks:
+            for delivery in checks:
                 if self.refusals_left > 0:
                     self.refusals_left -= 1
-                    logger.warning("the in-memory broker refused check %s", check_id)
+                    logger.warning("the in-memory broker refused check %s", delivery.check_id)
                     break
                 full = self.refuse_after is not None and len(self.sent) >= self.refuse_after
                 if self.down or full:
-                    logger.warning("the in-memory broker is down; check %s not taken", check_id)
+                    logger.warning(
+                        "the in-memory broker is down; check %s not taken", delivery.check_id
+                    )
                     break
-                self.sent.append((check_id, queue))
+                self.sent.extend((check_id, delivery.queue) for check_id in delivery.check_ids)
                 taken += 1
         return taken
 
@@ -113,8 +184,25 @@ class InMemorySender:
 def send_checks(session: Session, sender: Sender, checks: list[Check]) -> int:
     """Send ``checks`` and record when; returns how many the broker took (the rest stay
     unsent, for the reconciler)."""
-    taken = sender.send([Delivery(check.id, check.queue, check.priority or 0) for check in checks])
-    sent = checks[:taken]  # the rest stay unsent, for the reconciler
+    sent = checks[: _sent(sender, checks)]  # the rest stay unsent, for the reconciler
     claims.mark_enqueued(session, sent, utc_now())
     session.commit()
     return len(sent)
+
+
+def send_new_checks(session: Session, sender: Sender, checks: Sequence[Check]) -> int:
+    """Send the checks of a job committed as sent (``enqueued_at`` set in the transaction
+    that stored them); those the broker did not take are marked unsent again, for the
+    reconciler. Returns how many it took."""
+    taken = _sent(sender, checks)
+    if taken < len(checks):
+        claims.mark_unsent(session, [check.id for check in checks[taken:]])
+        session.commit()
+    return taken
+
+
+def _sent(sender: Sender, checks: Sequence[Check]) -> int:
+    """How many of ``checks``, in order, the broker took."""
+    messages = deliveries(checks)
+    taken = sender.send(messages)
+    return sum(len(message.check_ids) for message in messages[:taken])

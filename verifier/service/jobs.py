@@ -105,10 +105,15 @@ def submit(
     *,
     idempotency_key: str | None = None,
     parse: Parser = check_expressions,
+    sending_at: datetime | None = None,
 ) -> Submission:
     """Validate ``request`` and commit it as a queued job of ``api_key_id``; nothing is sent yet.
 
     ``parse`` parses the expressions (the API passes its pool of parser processes).
+    ``sending_at``: the checks are stored as sent at that time, in the same transaction, for a
+    caller that sends them right after the commit and marks those the broker did not take
+    unsent again (``send_new_checks``, verifier/delivery/sender.py): one transaction per
+    submission instead of a second one after sending.
 
     With ``idempotency_key``, the job of ``api_key_id``'s earlier submission with that key is
     returned instead (``replayed``) when its request was the same; JobRejectedError naming the
@@ -134,6 +139,9 @@ def submit(
             queued += check.cost_units or 0
     job.idempotency_key = scope
     job.request_digest = digest
+    if sending_at is not None:
+        for check in job.checks:
+            check.enqueued_at = sending_at
     try:
         repository.add_job(session, job)
         session.commit()
@@ -157,9 +165,11 @@ def request_digest(request: JobIn) -> str:
 
 
 def unsent_checks(session: Session, job: Job) -> Sequence[Check]:
-    """The job's queued checks that were never handed to the broker (a submission that ended
-    between its commit and its sending leaves them so)."""
-    return repository.never_sent_checks(session, job.id)
+    """The job's queued checks that a submission may have left unsent: those the broker did
+    not take, and those stored as sent by a submission that ended between its commit and its
+    sending; the caller asks the broker which of the latter it holds
+    (``lost_checks``, verifier/delivery/reconciler.py)."""
+    return repository.queued_checks(session, job.id)
 
 
 def _idempotency_scope(key: str, api_key_id: uuid.UUID | None) -> str:

@@ -1,16 +1,19 @@
 """SQL of delivery: claiming a check, finishing it, and finding what nobody will run.
 
 The protocol these statements implement is explained in ``docs/delivery.md``. The statements
-every check runs (claim, finish, count) are built once, on the tables, with bound parameters:
-building an ORM statement anew for each call cost a worker about 0.6 ms per statement, more
-than the database took to run it.
+every check runs (claim, finish, count, finish the job, renew) are built once, on the tables,
+with bound parameters: building an ORM statement anew for each call cost a worker about 0.6 ms
+per statement, more than the database took to run it. The claim returns what running the
+check needs (:class:`ClaimedCheck`), so the check's row is not read again after it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Update,
@@ -28,11 +31,53 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from verifier.core.judge.verdict import VERDICT_ORDER, Verdict, rank
-from verifier.store.models import Base, Check, CheckStatus, Job, JobStatus, StoredReport
-from verifier.store.repository import insert_report
+from verifier.core.options import STORED_OPTIONS
+from verifier.store.documents import ReportValues
+from verifier.store.models import (
+    Base,
+    Check,
+    CheckFunction,
+    CheckStatus,
+    Job,
+    JobStatus,
+    StoredReport,
+)
+from verifier.store.repository import insert_report, insert_report_values
 
 _CHECKS = Base.metadata.tables[Check.__tablename__]
 _JOBS = Base.metadata.tables[Job.__tablename__]
+_REPORTS = Base.metadata.tables[StoredReport.__tablename__]
+_FUNCTIONS = Base.metadata.tables[CheckFunction.__tablename__]
+
+
+@dataclass(frozen=True)
+class ClaimedCheck:
+    """What running a claimed check needs, as its claim returned it: its ids, the attempt
+    this is, its expression and points, and its stored options (:data:`STORED_OPTIONS`,
+    also readable as attributes, as on a :class:`Check`)."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    attempt: int
+    expression: str
+    variables: list[Any]
+    points: list[Any] | None
+    options: Mapping[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in STORED_OPTIONS:
+            return self.options[name]
+        raise AttributeError(name)
+
+
+_CLAIMED = (
+    _CHECKS.c.attempts,
+    _CHECKS.c.job_id,
+    _CHECKS.c.expression,
+    _CHECKS.c.variables,
+    _CHECKS.c.points,
+    *(_CHECKS.c[name] for name in STORED_OPTIONS),
+)
 
 
 def _claim(takes_over: bool) -> Update:
@@ -59,7 +104,7 @@ def _claim(takes_over: bool) -> Update:
             started_at=bindparam("now"),
             lease_expires_at=bindparam("until"),
         )
-        .returning(checks.attempts, checks.job_id)
+        .returning(*_CLAIMED)
     )
 
 
@@ -72,22 +117,23 @@ _JOB_RUNNING = (
 )
 
 
-def claim_check(
+def claim(
     session: Session,
     check_id: uuid.UUID,
     claim_token: str,
     now: datetime,
     lease_until: datetime,
     takes_over: str | None = None,
-) -> int | None:
+) -> ClaimedCheck | None:
     """Claim the check for ``claim_token`` if it is queued, its last claim expired, or it was held
-    by ``takes_over``.
+    by ``takes_over``, and mark its job running.
 
-    One conditional UPDATE, so two deliveries cannot both win; it counts the attempt.
-    ``claim_token`` is the token of this execution. ``takes_over`` is the token of an
-    execution known to have ended (a retry after a database error names the execution that
-    failed), whose claim is taken back at once instead of after its lease. Returns the attempt
-    number, or None when the check is done, held under another's live lease, or missing.
+    One conditional UPDATE, so two deliveries cannot both win; it counts the attempt and
+    returns what running the check needs. ``claim_token`` is the token of this execution.
+    ``takes_over`` is the token of an execution known to have ended (a retry after a database
+    error names the execution that failed), whose claim is taken back at once instead of after
+    its lease. None when the check is done, cancelled, held under another's live lease, or
+    missing. Nothing is read into the session: statements on the tables only.
     """
     values = {"check": check_id, "token": claim_token, "now": now, "until": lease_until}
     if takes_over is not None:
@@ -96,9 +142,59 @@ def claim_check(
     if claimed is None:
         return None
     session.execute(_JOB_RUNNING, {"job": claimed.job_id, "now": now})
+    return ClaimedCheck(
+        id=check_id,
+        job_id=claimed.job_id,
+        attempt=int(claimed.attempts),
+        expression=claimed.expression,
+        variables=list(claimed.variables or []),
+        points=claimed.points,
+        options={name: getattr(claimed, name) for name in STORED_OPTIONS},
+    )
+
+
+def claim_check(
+    session: Session,
+    check_id: uuid.UUID,
+    claim_token: str,
+    now: datetime,
+    lease_until: datetime,
+    takes_over: str | None = None,
+) -> int | None:
+    """:func:`claim`, for a session that may hold the check or its job as objects (they are
+    expired); returns the attempt number, or None."""
+    claimed = claim(session, check_id, claim_token, now, lease_until, takes_over)
+    if claimed is None:
+        return None
     _expire(session, Check, check_id)
     _expire(session, Job, claimed.job_id)
-    return int(claimed.attempts)
+    return claimed.attempt
+
+
+_REPORTED = (
+    select(_CHECKS.c.job_id, _REPORTS.c.verdict)
+    .select_from(_CHECKS.outerjoin(_REPORTS, _REPORTS.c.check_id == _CHECKS.c.id))
+    .where(_CHECKS.c.id == bindparam("check"))
+)
+
+
+def unclaimed(session: Session, check_id: uuid.UUID) -> tuple[uuid.UUID, str | None] | None:
+    """A check that could not be claimed: its job and its report's verdict (None while it
+    has none: another execution holds it); None if the check does not exist."""
+    found = session.execute(_REPORTED, {"check": check_id}).one_or_none()
+    return None if found is None else (found.job_id, found.verdict)
+
+
+_FUNCTION_NAMES = (
+    select(_FUNCTIONS.c.function)
+    .where(_FUNCTIONS.c.check_id == bindparam("check"))
+    .order_by(_FUNCTIONS.c.function)
+)
+
+
+def function_names(session: Session, check_id: uuid.UUID) -> list[str]:
+    """The functions the check's expression calls, sorted."""
+    return list(session.scalars(_FUNCTION_NAMES, {"check": check_id}))
 
 
 def _expire(session: Session, model: type[Check] | type[Job], key: uuid.UUID) -> None:
@@ -114,15 +210,20 @@ def renew_claim(
 ) -> bool:
     """Extend ``claim_token``'s lease on a running check to ``lease_until``; False if it lost it."""
     renewed = session.execute(
-        update(Check)
-        .where(
-            Check.id == check_id,
-            Check.claim_token == claim_token,
-            Check.status == CheckStatus.RUNNING,
-        )
-        .values(lease_expires_at=lease_until)
+        _RENEW, {"check": check_id, "token": claim_token, "until": lease_until}
     )
     return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
+
+
+_RENEW = (
+    update(_CHECKS)
+    .where(
+        _CHECKS.c.id == bindparam("check"),
+        _CHECKS.c.claim_token == bindparam("token"),
+        _CHECKS.c.status == CheckStatus.RUNNING,
+    )
+    .values(lease_expires_at=bindparam("until"))
+)
 
 
 def finish_check(
@@ -140,6 +241,17 @@ def finish_check(
         return False
     _expire(session, Check, report.check_id)
     record_report(session, report, now, passed=passed)
+    return True
+
+
+def finish(session: Session, report: ReportValues, claim_token: str, now: datetime) -> bool:
+    """:func:`finish_check` for a report as values (the worker's way: no objects are made or
+    held); True if ``claim_token`` still held the check and the report was written."""
+    owned = session.execute(_FINISH, {"check": report.check_id, "token": claim_token, "now": now})
+    if owned.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    if insert_report_values(session, report):
+        count_report(session, report.job_id, report.verdict, bool(report.passed), now)
     return True
 
 
@@ -206,24 +318,30 @@ def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -
     """Give an unfinished job whose every check is counted its verdict, whether it passed and
     its final status; True if this call finished it. Reads one row; finishing twice does
     nothing."""
-    finished = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.reported >= Job.check_count,
-            Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
-        )
-        .values(
-            status=case(
-                (Job.worst_verdict == str(Verdict.ERROR), JobStatus.ERROR), else_=JobStatus.DONE
-            ),
-            verdict=Job.worst_verdict,
-            passed=Job.all_passed,
-            started_at=func.coalesce(Job.started_at, now),
-            finished_at=now,
-        )
-    )
+    finished = session.execute(_FINISH_JOB, {"job": job_id, "now": now})
+    _expire(session, Job, job_id)
     return bool(finished.rowcount)  # type: ignore[attr-defined]
+
+
+_FINISH_JOB = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id == bindparam("job"),
+        _JOBS.c.reported >= _JOBS.c.check_count,
+        _JOBS.c.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+    )
+    .values(
+        status=case(
+            (_JOBS.c.worst_verdict == str(Verdict.ERROR), JobStatus.ERROR), else_=JobStatus.DONE
+        ),
+        verdict=_JOBS.c.worst_verdict,
+        passed=_JOBS.c.all_passed,
+        started_at=func.coalesce(
+            _JOBS.c.started_at, bindparam("now", type_=_JOBS.c.started_at.type)
+        ),
+        finished_at=bindparam("now"),
+    )
+)
 
 
 def release_expired_claims(session: Session, now: datetime, limit: int) -> int:
@@ -317,6 +435,21 @@ def queues_of_queued_checks(session: Session, job_id: uuid.UUID) -> list[str]:
         .order_by(Check.queue)
     )
     return list(session.scalars(query))
+
+
+_UNSENT = (
+    update(_CHECKS)
+    .where(_CHECKS.c.id.in_(bindparam("checks", expanding=True)))
+    .where(_CHECKS.c.status == CheckStatus.QUEUED)
+    .values(enqueued_at=None)
+)
+
+
+def mark_unsent(session: Session, check_ids: Sequence[uuid.UUID]) -> None:
+    """Record that the broker did not take these checks: the reconciler's next pass sends them."""
+    session.execute(_UNSENT, {"checks": list(check_ids)})
+    for check_id in check_ids:
+        _expire(session, Check, check_id)
 
 
 def mark_enqueued(session: Session, checks: Sequence[Check], now: datetime) -> None:

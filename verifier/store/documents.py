@@ -3,8 +3,9 @@ typed view of what is read back.
 
 A report is stored as a ``reports`` row: queryable columns (verdict, dtype, device, the worst
 errors, versions, timings), the document without its entries (a JSON column), and the entries
-in blocks (:mod:`verifier.store.blocks`). :func:`report_row` writes all three from the core's
-document (docs/report-format.md). :class:`ReportView` reads the stored document back, typed,
+in blocks (:mod:`verifier.store.blocks`). :func:`report_values` makes all three from the core's
+document (docs/report-format.md), once, as the values a worker inserts; :func:`report_row` is
+the same as ORM objects. :class:`ReportView` reads the stored document back, typed,
 for every reader (the outcome under a check's policy, the report lists, the check page);
 documents stored by earlier versions lack some keys (``counts``, ``blamed``, ``passed``,
 ``fail_on``, ``compared``), and the view says None or empty for them instead of failing.
@@ -119,40 +120,80 @@ class ReportView:
         )
 
 
+@dataclass(frozen=True)
+class ReportValues:
+    """A report ready to insert: the columns of its ``reports`` row, its blocks' rows (without
+    their report's id), the view of its document it was made from, and whether it passes its
+    check's policy (None until judged)."""
+
+    columns: dict[str, Any]
+    blocks: list[dict[str, Any]]
+    view: ReportView
+    passed: bool | None = None
+
+    @property
+    def check_id(self) -> Any:
+        """The report's check."""
+        return self.columns["check_id"]
+
+    @property
+    def job_id(self) -> Any:
+        """The job of the report's check."""
+        return self.columns["job_id"]
+
+    @property
+    def verdict(self) -> str:
+        """The report's verdict."""
+        return str(self.columns["verdict"])
+
+
+def report_values(
+    check_id: Any, job_id: Any, dtype: str, device: str, document: Mapping[str, Any]
+) -> ReportValues:
+    """The values of the core's report ``document`` of a check (``dtype`` and ``device`` are the
+    check's, for a document that names none): queryable columns, the document without its
+    entries, and the entries in blocks, each encoded once (from the report's columns where it
+    still holds them)."""
+    view = ReportView.read(document)
+    rest = {key: value for key, value in document.items() if key != "entries"}
+    compared = view.compared
+    columns = {
+        "check_id": check_id,
+        "job_id": job_id,
+        "verdict": view.verdict,
+        "reason": view.reason,
+        "dtype": view.dtype or dtype,
+        "device": view.device or device,
+        "compared_device": None if compared is None else compared.device,
+        "compared_verdict": None if compared is None else compared.verdict,
+        "worst_abs_error": view.worst["abs_error"],
+        "worst_rel_error": view.worst["rel_error"],
+        "worst_ulp_error": view.worst["ulp_error"],
+        "torch_version": view.versions.get("torch"),
+        "sympy_version": view.versions.get("sympy"),
+        "total_seconds": report_number(view.timings.get("total")),
+        "versions": dict(document.get("versions") or {}),
+        "timings": dict(document.get("timings") or {}),
+        "document": rest,
+    }
+    blocks = [
+        {
+            "number": block.number,
+            "first_entry": block.first,
+            "entries": block.entries,
+            "failing": block.failing,
+            "data": block.data,
+        }
+        for block in blocks_of(document.get("entries") or [], view.tolerance, view.dtype)
+    ]
+    return ReportValues(columns, blocks, view)
+
+
 def report_row(check: Check, document: Mapping[str, Any]) -> StoredReport:
     """The database row of the core's report ``document`` for ``check``: queryable columns,
     the document without its entries, and the entries in blocks."""
-    view = ReportView.read(document)
-    rest = {key: value for key, value in document.items() if key != "entries"}
-    return StoredReport(
-        check_id=check.id,
-        job_id=check.job_id,
-        verdict=view.verdict,
-        reason=view.reason,
-        dtype=view.dtype or check.dtype,
-        device=view.device or check.device,
-        compared_device=None if view.compared is None else view.compared.device,
-        compared_verdict=None if view.compared is None else view.compared.verdict,
-        worst_abs_error=view.worst["abs_error"],
-        worst_rel_error=view.worst["rel_error"],
-        worst_ulp_error=view.worst["ulp_error"],
-        torch_version=view.versions.get("torch"),
-        sympy_version=view.versions.get("sympy"),
-        total_seconds=report_number(view.timings.get("total")),
-        versions=dict(document.get("versions") or {}),
-        timings=dict(document.get("timings") or {}),
-        document=rest,
-        blocks=[
-            ReportBlock(
-                number=block.number,
-                first_entry=block.first,
-                entries=block.entries,
-                failing=block.failing,
-                data=block.data,
-            )
-            for block in blocks_of(document.get("entries") or [], view.tolerance, view.dtype)
-        ],
-    )
+    values = report_values(check.id, check.job_id, check.dtype, check.device, document)
+    return StoredReport(**values.columns, blocks=[ReportBlock(**block) for block in values.blocks])
 
 
 def _text(value: Any) -> str | None:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from verifier.errors import NotFoundError
@@ -75,9 +75,29 @@ def revoke_key(session: Session, name_or_prefix: str) -> int:
     return count
 
 
+_LIVE_KEY = select(ApiKey.id).where(
+    ApiKey.key_hash == bindparam("hash"), ApiKey.revoked_at.is_(None)
+)
+
+
+def well_formed(secret: str) -> bool:
+    """Whether ``secret`` could be a key at all (marker and length), before any lookup."""
+    return secret.startswith(KEY_MARKER) and len(secret) <= 2 * KEY_RANDOM_BYTES + len(KEY_MARKER)
+
+
+def live_key_id(connection: Connection | Session, secret: str) -> uuid.UUID | None:
+    """The id of the live key ``secret`` is, or None (unknown, revoked or malformed): one
+    statement built once, on a connection or session of the caller's (an autocommit
+    connection reads it without a transaction)."""
+    if not well_formed(secret):
+        return None
+    found = connection.execute(_LIVE_KEY, {"hash": hash_key(secret)}).scalar_one_or_none()
+    return None if found is None else uuid.UUID(str(found))
+
+
 def authenticate(session: Session, secret: str) -> ApiKey | None:
     """The live key ``secret`` is, or None (unknown, revoked or malformed)."""
-    if not secret.startswith(KEY_MARKER) or len(secret) > 2 * KEY_RANDOM_BYTES + len(KEY_MARKER):
+    if not well_formed(secret):
         return None
     key = repository.api_key_by_hash(session, hash_key(secret))
     if key is None or key.revoked_at is not None:

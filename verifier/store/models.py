@@ -211,10 +211,11 @@ class Check(Base):
     (verifier/core/judge/verdict.py) that make it fail, ``strict`` and the default set included;
     NULL for checks stored before it existed, whose policy is the one ``strict`` names.
     ``compare_devices`` names the two devices a check compares (verifier/core/judge/devices.py),
-    NULL for a check on one device. ``cost_units`` is its admission estimate
-    (verifier/core/expression/cost.py) and ``priority`` the queue priority of its message (0,
-    the highest, to 9: the more work its key had queued before it, the lower), both NULL for
-    checks stored before they were kept.
+    NULL for a check on one device. ``modes`` names the derivative paths it judges
+    (verifier/core/program/modes.py), NULL for checks stored before they were chosen (the
+    default ones). ``cost_units`` is its admission estimate (verifier/core/expression/cost.py)
+    and ``priority`` the queue priority of its message (0, the highest, to 9: the more work its
+    key had queued before it, the lower), both NULL for checks stored before they were kept.
     """
 
     __tablename__ = "checks"
@@ -238,6 +239,7 @@ class Check(Base):
     strict: Mapped[bool] = mapped_column(Boolean, default=False)
     fail_on: Mapped[list[Any] | None] = mapped_column(JSON)
     compare_devices: Mapped[list[Any] | None] = mapped_column(JSON)
+    modes: Mapped[list[Any] | None] = mapped_column(JSON)
     cost_units: Mapped[int | None] = mapped_column(BigInteger)
     priority: Mapped[int | None] = mapped_column(Integer)
     queue: Mapped[str] = mapped_column(String(64))

@@ -33,6 +33,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from verifier.core.judge.verdict import Verdict
 from verifier.store import blocks as entry_codec
+from verifier.store.documents import ReportValues, ReportView
 from verifier.store.models import (
     ApiKey,
     Base,
@@ -112,19 +113,9 @@ def checks_of_job(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
 def insert_report(session: Session, report: StoredReport) -> bool:
     """Insert ``report`` and its entry blocks unless its check already has a report; True when
     this call added it."""
-    values = {
-        column: getattr(report, column)
-        for column in _REPORT_COLUMNS
-        if getattr(report, column) is not None
-    }
-    values.setdefault("created_at", utc_now())
-    insert_new = _report_insert(session.get_bind().dialect.name)
-    report_id = session.execute(insert_new, values).scalar_one_or_none()
-    if report_id is None:
-        return False
-    rows = [
+    columns = {column: getattr(report, column) for column in _REPORT_COLUMNS}
+    blocks = [
         {
-            "report_id": report_id,
             "number": block.number,
             "first_entry": block.first_entry,
             "entries": block.entries,
@@ -133,8 +124,22 @@ def insert_report(session: Session, report: StoredReport) -> bool:
         }
         for block in report.blocks
     ]
-    if rows:
-        session.execute(_BLOCK_INSERT, rows)
+    return insert_report_values(session, ReportValues(columns, blocks, ReportView.read(None)))
+
+
+def insert_report_values(session: Session, report: ReportValues) -> bool:
+    """Insert a report made by :func:`~verifier.store.documents.report_values` and its entry
+    blocks unless its check already has a report; True when this call added it."""
+    values = {column: value for column, value in report.columns.items() if value is not None}
+    values.setdefault("created_at", utc_now())
+    insert_new = _report_insert(session.get_bind().dialect.name)
+    report_id = session.execute(insert_new, values).scalar_one_or_none()
+    if report_id is None:
+        return False
+    if report.blocks:
+        session.execute(
+            _BLOCK_INSERT, [{**block, "report_id": report_id} for block in report.blocks]
+        )
     return True
 
 
@@ -533,6 +538,16 @@ def never_sent_checks(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
             Check.status == CheckStatus.QUEUED,
             Check.enqueued_at.is_(None),
         )
+        .order_by(Check.position)
+    )
+    return session.scalars(query).all()
+
+
+def queued_checks(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
+    """The job's queued checks (sent or not), in submission order."""
+    query = (
+        select(Check)
+        .where(Check.job_id == job_id, Check.status == CheckStatus.QUEUED)
         .order_by(Check.position)
     )
     return session.scalars(query).all()
