@@ -81,6 +81,14 @@ def check(
             "references: two devices, the report's first, e.g. cuda,cpu.",
         ),
     ] = None,
+    modes: Annotated[
+        str | None,
+        typer.Option(
+            "--modes",
+            help="Derivative paths to judge besides reverse and reverse-over-reverse: all, or "
+            "names such as autograd:forward,func:forward-over-reverse.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check autograd's gradient, Hessian and node gradients of EXPR at points."""
@@ -102,6 +110,7 @@ def check(
             strict=strict,
             fail_on=parse_fail_on(fail_on),
             compare_devices=_device_pair(compare_devices),
+            modes=modes,
         )
         points = [parse_assignments(text) for text in at or []]
     except VerifierError as error:
@@ -171,12 +180,51 @@ def render(report: Report, console: Console) -> None:
     console.print(f"entries: {counts_text(report.counts)}")
     if report.compared is not None:
         _compared(report, console)
+    if report.paths:
+        console.print(_paths_table(report.paths))
     if report.blamed:
         console.print(blamed_table(report.blamed, title="blamed operations"))
     console.print(_tolerance_line(report))
     for note in report.notes:
         console.print(f"[dim]note: {escape(note)}[/dim]")
     console.print(_result_line(report))
+
+
+def _paths_table(paths: list[dict[str, Any]]) -> Table:
+    """The further derivative paths: verdict, counts, how many values differ from the default
+    path of their order, and the worst entry (or torch's refusal)."""
+    table = Table(title="derivative paths", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("mode", "verdict", "entries", "differ", "largest |difference|", "worst"):
+        table.add_column(name)
+    for path in paths:
+        if path["error"] is not None:
+            worst = path["error"]
+        elif path["entries"]:
+            entry = max(path["entries"], key=lambda e: _sort_ratio(e["ratio"]))
+            worst = f"{_wrt_label(entry)}: {entry['detail'] or ''}"
+        else:
+            worst = ""
+        table.add_row(
+            escape(path["mode"]),
+            styled(path["verdict"]),
+            counts_text(path["counts"]),
+            "" if path["differing"] is None else str(path["differing"]),
+            _number(path["max_abs_difference"], ".3g"),
+            escape(worst),
+        )
+    return table
+
+
+def _sort_ratio(value: Any) -> float:
+    """A ratio of the report format as a number to sort by ("inf" and "nan" last)."""
+    if isinstance(value, int | float):
+        return float(value)
+    return math.inf
+
+
+def _wrt_label(entry: dict[str, Any]) -> str:
+    """``hessian[x,y]``, ``gradient[x]``: which derivative an entry of a path is."""
+    return f"{entry['kind']}[{','.join(entry['wrt'] or [])}] at point {entry['point']}"
 
 
 def _compared(report: Report, console: Console) -> None:

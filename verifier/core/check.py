@@ -45,6 +45,7 @@ from verifier.core.expression.custom import CustomFunction
 from verifier.core.expression.literals import Literals, bind_literals
 from verifier.core.expression.parse import parse_expression, require_variables
 from verifier.core.expression.symbolic import (
+    GRADIENT,
     HESSIAN,
     VALUE,
     Key,
@@ -54,13 +55,21 @@ from verifier.core.expression.symbolic import (
 )
 from verifier.core.expression.syntax import ParsedExpression
 from verifier.core.floats.dtypes import DType
-from verifier.core.floats.points import PointInput, round_points, sample_points
-from verifier.core.judge.audit import FORWARD, OVERFLOW, SECOND_BACKWARD, Finding, audit
+from verifier.core.floats.points import Floats, PointInput, round_points, sample_points
+from verifier.core.judge.audit import (
+    FORWARD,
+    OVERFLOW,
+    SECOND_BACKWARD,
+    Finding,
+    audit,
+    phase_name,
+)
 from verifier.core.judge.columns import EntryColumns, point_major
 from verifier.core.judge.compare import Judged, Judgement, judge, judge_table
 from verifier.core.judge.conditioning import Conditioning, conditioning
 from verifier.core.judge.devices import summary as device_summary
 from verifier.core.judge.diagnosis import diagnose
+from verifier.core.judge.paths import path_summary, refused_path
 from verifier.core.judge.report import Entry, Report
 from verifier.core.judge.tolerance import Tolerance
 from verifier.core.judge.verdict import Verdict, worst
@@ -71,6 +80,8 @@ from verifier.core.program.autograd import (
     resolve_device,
     run_autograd,
 )
+from verifier.core.program.modes import DEFAULT_MODES, Mode, parse_modes
+from verifier.core.program.paths import expression_function, run_path
 from verifier.core.program.translate import CustomFunctionError
 from verifier.errors import OptionError, PointError
 
@@ -182,6 +193,10 @@ def run_plan(plan: _Plan, started: float, *, values: bool = False) -> Report:
         return _finish(report, started, parsed_at, timings)
     with _intra_op_threads(CHECK_INTRA_OP_THREADS):
         _compare(report, plan, sides, hessian=hessian)
+        begin = time.perf_counter()
+        _judge_paths(report, plan, sides)
+        if report.paths is not None:
+            timings["paths"] = time.perf_counter() - begin
     return _finish(report, started, parsed_at, timings)
 
 
@@ -386,9 +401,9 @@ def _run_sides(
 def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> None:
     """Judge every entry, diagnose those outside the tolerance, and fill ``report``; with a
     compared device, judge its values against the same references too."""
-    columns = _judged(plan, sides, sides.autograd, report.notes, hessian=hessian)
+    columns = _device_judged(plan, sides, sides.autograd, report.notes, hessian=hessian)
     if sides.compared is not None and plan.compared_device is not None:
-        compared = _judged(plan, sides, sides.compared, [], hessian=hessian)
+        compared = _device_judged(plan, sides, sides.compared, [], hessian=hessian)
         columns.compared = compared
         report.compared = device_summary(
             columns, compared, str(plan.compared_device), plan.options.failing_names
@@ -403,15 +418,73 @@ def _compare(report: Report, plan: _Plan, sides: _Sides, *, hessian: bool) -> No
         report.notes.append(SEED_IDIOM_NOTE.format(result=sides.autograd.seed_idiom))
 
 
+def _judge_paths(report: Report, plan: _Plan, sides: _Sides) -> None:
+    """Judge the check's further derivative paths (``modes`` beyond those the default run
+    computes) against the same references, into the report's ``paths`` section
+    (:mod:`verifier.core.judge.paths`)."""
+    further = [m for m in parse_modes(plan.options.modes) if m.name not in DEFAULT_MODES]
+    if not further:
+        return
+    fail_on = plan.options.failing_names
+    inputs = {
+        name: torch.tensor([p[name] for p in plan.points], dtype=plan.fmt.torch, device=plan.device)
+        for name in plan.parsed.variables
+    }
+    program = expression_function(plan.parsed.expr, plan.parsed.variables, plan.fmt, plan.device)
+    main = report.held_columns()
+    assert main is not None
+    sections = []
+    for mode in further:
+        kind = GRADIENT if mode.order == 1 else HESSIAN
+        columns = [i for i, key in enumerate(plan.keys) if key[0] == kind]
+        if not columns:
+            report.notes.append(f"{mode.name} computes Hessians, and this check asks for none")
+            continue
+        keys = [plan.keys[i] for i in columns]
+        computed = run_path(program, inputs, mode)
+        if computed.error is not None:
+            sections.append(
+                refused_path(mode, computed.error, len(plan.points) * len(keys), fail_on)
+            )
+            continue
+        judged = _judged(
+            plan,
+            sides,
+            computed.values,
+            [],
+            hessian=mode.order == 2,
+            forward=sides.autograd.forward,
+            keys=keys,
+            table=sides.references.columns(columns),
+            mode=mode,
+        )
+        sections.append(path_summary(mode, judged, main.autograd[:, columns], fail_on))
+    report.paths = sections
+    judged_verdicts = [s["verdict"] for s in sections if s["error"] is None]
+    report.verdict = worst([report.verdict, *judged_verdicts]).value
+
+
 def _judged(
-    plan: _Plan, sides: _Sides, autograd: AutogradResult, notes: list[str], *, hessian: bool
+    plan: _Plan,
+    sides: _Sides,
+    computed: Mapping[Key, Floats],
+    notes: list[str],
+    *,
+    hessian: bool,
+    forward: Mapping[sympy.Basic, torch.Tensor],
+    keys: Sequence[Key] | None = None,
+    table: ReferenceTable | None = None,
+    mode: Mode | None = None,
 ) -> EntryColumns:
-    """One device's values judged entry by entry: the entries that pass all at once and kept
-    as columns, the others judged and diagnosed one at a time (:mod:`verifier.core.judge.columns`).
-    """
-    fmt, keys, table = plan.fmt, plan.keys, sides.references
+    """One device's (or path's) values judged entry by entry: the entries that pass all at
+    once and kept as columns, the others judged and diagnosed one at a time
+    (:mod:`verifier.core.judge.columns`). ``keys`` and ``table`` default to the check's;
+    ``mode`` is a further path, whose formulas the audit judges."""
+    fmt = plan.fmt
+    keys = plan.keys if keys is None else keys
+    table = sides.references if table is None else table
     labels = {node_key(node): str(node) for node in plan.node_list}
-    values = point_major([autograd.values[key] for key in keys])
+    values = point_major([computed[key] for key in keys])
     judged = judge_table(values, table, plan.tolerance, fmt)
     width = len(keys)
     judgements: dict[int, Judgement] = {}
@@ -420,7 +493,7 @@ def _judged(
         reference = table.value(point, column)
         judgements[flat] = judge(float(values[point, column]), reference, plan.tolerance, fmt)
     outside = sorted({flat // width for flat, j in judgements.items() if j.verdict is None})
-    findings, bounds = _audit(plan, sides.analysis, outside, notes, autograd.forward, hessian)
+    findings, bounds = _audit(plan, sides.analysis, outside, notes, forward, hessian, mode)
     for overflowed in plan.literals.overflowed:
         detail = f"the literal {overflowed} is beyond {fmt.name}'s range: its tensor is infinite"
         event = Finding(overflowed, FORWARD, OVERFLOW, math.inf, detail)
@@ -439,10 +512,24 @@ def _judged(
             bounds,
             fmt,
             labels,
+            mode,
         )
-    if plan.black_box:
-        _black_box_details(plan, keys, width, explicit, autograd.second_backward)
     return _columns(keys, labels, values, table, judged, sides.analysis, fmt, explicit)
+
+
+def _device_judged(
+    plan: _Plan, sides: _Sides, autograd: AutogradResult, notes: list[str], *, hessian: bool
+) -> EntryColumns:
+    """One device's default-path values judged (:func:`_judged`), with what a user's
+    function did wrong where it explains an entry."""
+    columns = _judged(
+        plan, sides, autograd.values, notes, hessian=hessian, forward=autograd.forward
+    )
+    if plan.black_box:
+        _black_box_details(
+            plan, plan.keys, len(plan.keys), columns.explicit, autograd.second_backward
+        )
+    return columns
 
 
 _OVERRIDDEN = {Verdict.FAIL.value, Verdict.NONFINITE.value, Verdict.ILL_CONDITIONED.value}
@@ -550,6 +637,7 @@ def _audit(
     notes: list[str],
     forward: Mapping[sympy.Basic, torch.Tensor],
     hessian: bool,
+    mode: Mode | None = None,
 ) -> tuple[dict[int, list[Finding]], _Bounds]:
     """The local audit at the points ``outside`` (where some entry is outside the tolerance),
     on the node values ``forward`` the autograd run computed for all points together, and the
@@ -569,6 +657,7 @@ def _audit(
             hessian=hessian,
             rows=outside,
             forward=forward,
+            mode=mode,
         )
     except (RuntimeError, NotImplementedError, ValueError, UnsupportedError) as error:
         # Without the audit no operation is blamed; the bound alone decides (see diagnosis).
@@ -608,13 +697,15 @@ def _entry(
     bounds: _Bounds,
     fmt: DType,
     labels: dict[str, str],
+    mode: Mode | None = None,
 ) -> Entry:
     kind, wrt, node = _shown(key, labels)
     verdict, detail, blame, phase = judgement.verdict, judgement.detail, None, None
     analysis, row = bounds.at(index)
     if verdict is None:
         diagnosis = diagnose(key, row, value, judgement, findings, analysis, fmt)
-        verdict, detail, phase = diagnosis.verdict, diagnosis.detail, diagnosis.phase
+        verdict, detail = diagnosis.verdict, diagnosis.detail
+        phase = None if diagnosis.phase is None else phase_name(diagnosis.phase, mode)
         blame = None if diagnosis.blame is None else str(diagnosis.blame)
     condition = None
     if judgement.reference is not None and reference.status == OK:

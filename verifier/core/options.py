@@ -34,6 +34,7 @@ from verifier.core.floats.dtypes import CONCRETE, DEVICES, DTYPES, DType, get_dt
 from verifier.core.floats.points import check_samples
 from verifier.core.judge.tolerance import Tolerance, make_tolerance
 from verifier.core.judge.verdict import DEFAULT_FAIL_ON, Verdict, fail_on_set
+from verifier.core.program.modes import DEFAULT_MODES, parse_modes
 from verifier.errors import OptionError
 
 DEFAULT_PAIR = ("cuda", "cpu")
@@ -58,6 +59,7 @@ STORED_OPTIONS = (
     "strict",
     "fail_on",
     "compare_devices",
+    "modes",
 )
 """The options a request to the service may carry and a stored check keeps, by name; the two
 time budgets are the runner's, not the request's, and ``rtol_ulps`` is resolved into ``rtol``."""
@@ -82,6 +84,7 @@ class OptionFields(TypedDict, total=False):
     strict: bool
     fail_on: Iterable[str] | None
     compare_devices: CompareDevices
+    modes: str | Sequence[str] | None
     symbolic_timeout_s: float
     reference_timeout_s: float | None
 
@@ -107,6 +110,9 @@ class CheckOptions:
             and ``nonfinite``).
         compare_devices: the report's device and a second one that autograd also runs on,
             both judged against the same references; None for one device.
+        modes: the derivative paths judged, by name (:mod:`verifier.core.program.modes`);
+            the default ones always run (the value, node gradients and the local audit rest
+            on them), each further one adds an item to the report's ``paths``.
         symbolic_timeout_s: budget of SymPy's derivatives; past it the verdict is ``error``.
         reference_timeout_s: the most the certified references may take (None: growing with
             the values).
@@ -125,6 +131,7 @@ class CheckOptions:
     strict: bool = False
     fail_on: frozenset[Verdict] = DEFAULT_FAIL_ON
     compare_devices: tuple[str, str] | None = None
+    modes: tuple[str, ...] = DEFAULT_MODES
     symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S
     reference_timeout_s: float | None = None
     tolerance: Tolerance = field(init=False, repr=False)
@@ -149,6 +156,7 @@ class CheckOptions:
         strict: bool = False,
         fail_on: Iterable[str] | None = None,
         compare_devices: CompareDevices = False,
+        modes: str | Sequence[str] | None = None,
         symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S,
         reference_timeout_s: float | None = None,
     ) -> CheckOptions:
@@ -188,6 +196,7 @@ class CheckOptions:
         pair = _option(
             "compare_devices", lambda given: compared_names(given, device), compare_devices
         )
+        chosen_modes = DEFAULT_MODES if modes is None else tuple(m.name for m in parse_modes(modes))
         for name, budget in (
             ("symbolic_timeout_s", symbolic_timeout_s),
             ("reference_timeout_s", reference_timeout_s),
@@ -207,6 +216,7 @@ class CheckOptions:
             strict=strict,
             fail_on=failing,
             compare_devices=None if pair is None else (pair[0], pair[1]),
+            modes=chosen_modes,
             symbolic_timeout_s=float(symbolic_timeout_s),
             reference_timeout_s=None if reference_timeout_s is None else float(reference_timeout_s),
         )
@@ -252,6 +262,7 @@ class CheckOptions:
             "strict": self.strict,
             "fail_on": sorted(str(verdict) for verdict in self.fail_on),
             "compare_devices": None if self.compare_devices is None else list(self.compare_devices),
+            "modes": list(self.modes),
         }
 
     @property

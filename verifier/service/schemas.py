@@ -21,6 +21,7 @@ from verifier.core.floats.points import (
 )
 from verifier.core.judge.verdict import Verdict, parse_verdict
 from verifier.core.options import GIVEN_ONLY, MAX_SEED, STORED_OPTIONS, CheckOptions
+from verifier.core.program.modes import MODES
 from verifier.store.models import MAX_LABEL_CHARS, CheckStatus, JobStatus
 
 PRINTABLE_TEXT = r"^[^\x00-\x1f\x7f]*$"
@@ -109,6 +110,14 @@ class CheckIn(BaseModel):
         description="also run autograd on a second device, both judged against the same exact "
         "values: true compares cuda (the report's device) with cpu, or give the two devices, "
         'the report\'s first, e.g. ["cuda", "cpu"]; a check naming cuda runs on a GPU worker',
+    )
+
+    modes: Text | list[Text] | None = Field(
+        default=None,
+        max_length=len(MODES) + 1,
+        description="the derivative paths to judge: 'all', or names such as autograd:forward, "
+        "func:forward-over-reverse (default: autograd:reverse and "
+        "autograd:reverse-over-reverse, which always run)",
     )
 
     def option_fields(self) -> dict[str, Any]:

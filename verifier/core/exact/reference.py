@@ -152,6 +152,24 @@ class ReferenceTable:
             if value.detail is not None:
                 self.details[point, target] = value.detail
 
+    def columns(self, targets: Sequence[int]) -> ReferenceTable:
+        """The table of ``targets`` alone, in that order."""
+        chosen = list(targets)
+        place = {target: i for i, target in enumerate(chosen)}
+        return ReferenceTable(
+            status=self.status[:, chosen],
+            high=self.high[:, chosen],
+            low=self.low[:, chosen],
+            radius=self.radius[:, chosen],
+            certified=self.certified[:, chosen],
+            method=self.method[:, chosen],
+            details={
+                (point, place[target]): text
+                for (point, target), text in self.details.items()
+                if target in place
+            },
+        )
+
     def value(self, point: int, target: int) -> ReferenceValue:
         """The value of ``target`` at ``point``."""
         return _reference_value(

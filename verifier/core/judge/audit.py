@@ -39,12 +39,14 @@ from verifier.core.exact.reference import (
 )
 from verifier.core.expression.custom import CustomFunction
 from verifier.core.expression.functions import PARAMETER_POSITIONS
-from verifier.core.expression.symbolic import Target
+from verifier.core.expression.symbolic import GRADIENT, HESSIAN, Target
 from verifier.core.expression.syntax import make_symbol
 from verifier.core.floats.dtypes import DTYPES, DType
 from verifier.core.judge.magnitudes import grad_or_none
 from verifier.core.judge.reads import read_by
 from verifier.core.judge.tolerance import Tolerance
+from verifier.core.program.modes import MODES, Mode
+from verifier.core.program.paths import run_path
 from verifier.core.program.translate import (
     Translation,
     apply,
@@ -120,6 +122,7 @@ def audit(
     hessian: bool,
     rows: Sequence[int] | None = None,
     forward: Mapping[sympy.Basic, torch.Tensor] | None = None,
+    mode: Mode | None = None,
 ) -> Audit:
     """Every finding and measured error at each of ``rows`` (indices into ``points``; all
     of them by default).
@@ -129,6 +132,11 @@ def audit(
     <verifier.core.program.autograd.AutogradResult>`): torch's vectorised and scalar kernels
     give different bits, so each operation is judged on the values the run actually fed it,
     and torch's local derivatives are taken on the same whole batch, never a sub-batch.
+
+    ``mode`` is the derivative path whose formulas are judged (:mod:`verifier.core.program.modes`):
+    each operation's local derivatives are taken along it, and its phases are named for it
+    (:func:`phase_name`); None is the default, reverse and reverse-over-reverse. The gradients
+    flowing back are checked for range events on reverse paths only.
     """
     count = len(points)
     chosen = list(range(count)) if rows is None else list(rows)
@@ -152,15 +160,16 @@ def audit(
         if node.is_Atom or isinstance(node, _SKIPPED) or not children(node):
             continue
         readers = reached.get(node, frozenset())
-        local = _local(node, values, dtype, tolerance, hessian, count, chosen)
+        local = _local(node, values, dtype, tolerance, hessian, count, chosen, mode)
         for row, (found, measured) in enumerate(local):
             findings[row].extend(_readers(f, readers, node == expr) for f in found)
             if measured.value is not None:
                 forward_error[row][node] = measured.value
             derivative_error[row] = max(derivative_error[row], measured.derivative)
-    events = _adjoint_events(translation, expr, inputs, dtype, hessian)
-    for row, point in enumerate(chosen):
-        findings[row].extend(events[point])
+    if mode is None or mode.path in _REVERSE_PATHS:
+        events = _adjoint_events(translation, expr, inputs, dtype, hessian)
+        for row, point in enumerate(chosen):
+            findings[row].extend(events[point])
     return Audit(findings, forward_error, derivative_error)
 
 
@@ -202,6 +211,7 @@ def _local(
     hessian: bool,
     count: int,
     rows: Sequence[int],
+    mode: Mode | None = None,
 ) -> list[tuple[list[Finding], _Measured]]:
     """The findings and measured errors of ``node`` at each of ``rows``; torch's local
     derivatives are taken on all ``count`` points at once, as the autograd run took them."""
@@ -221,7 +231,10 @@ def _local(
     torch_values = [values[node]]
     phases = [FORWARD]
     wrts: list[tuple[sympy.Basic, ...]] = [()]
-    firsts, seconds = _torch_derivatives(node, values, kids, hessian, count)
+    if mode is None or mode.path in _REVERSE_PATHS:
+        firsts, seconds = _torch_derivatives(node, values, kids, hessian, count)
+    else:
+        firsts, seconds = _path_derivatives(node, values, kids, hessian, count, mode)
     for a, kid in enumerate(kids):
         first = sympy.diff(local, symbols[kid])
         targets.append(Target("gradient", (names[kid],), None, first, (local,)))
@@ -257,6 +270,7 @@ def _local(
             finding = _judge_local(
                 node,
                 phases[target_index],
+                phase_name(phases[target_index], mode),
                 observed,
                 reference,
                 dtype,
@@ -361,6 +375,74 @@ def _torch_derivatives(
     return [g.expand(count) for g in firsts], [[g.expand(count) for g in r] for r in seconds]
 
 
+_REVERSE_PATHS = ("reverse", "reverse-over-reverse")
+"""The paths whose local derivatives are the backward and double backward formulas."""
+
+_SECOND_PHASES = {
+    "reverse-over-reverse": SECOND_BACKWARD,
+    "forward-over-reverse": "tangent of the first backward",
+    "reverse-over-forward": "backward of the first tangent",
+    "forward-over-forward": "second tangent",
+}
+
+
+def phase_name(phase: str, mode: Mode | None) -> str:
+    """How ``phase`` (:data:`FIRST_BACKWARD`, :data:`SECOND_BACKWARD` or :data:`FORWARD`) is
+    named on ``mode``: the first derivatives of a path whose (inner) mode is forward are its
+    ``first tangent``, the second derivatives are named for the path."""
+    if mode is None or phase == FORWARD:
+        return phase
+    outer, _, inner = mode.path.rpartition("-over-")
+    if phase == FIRST_BACKWARD:
+        return "first tangent" if (inner or mode.path) == "forward" else FIRST_BACKWARD
+    return _SECOND_PHASES.get(mode.path, phase) if outer else phase
+
+
+def _path_derivatives(
+    node: sympy.Basic,
+    values: Mapping[sympy.Basic, torch.Tensor],
+    kids: Sequence[sympy.Basic],
+    hessian: bool,
+    count: int,
+    mode: Mode,
+) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+    """torch's local first and second derivatives of ``node`` by ``kids`` along ``mode``:
+    the first ones along its (inner) first-order path, the second ones along the mode itself;
+    nan where torch refuses the path for this operation (its entries say so themselves)."""
+    if not kids:
+        return [], []
+    position = {child: i for i, child in enumerate(kids)}
+
+    def program(*tensors: torch.Tensor) -> torch.Tensor:
+        return apply(
+            node, [tensors[position[c]] if c in position else values[c] for c in children(node)]
+        )
+
+    inputs = {f"_a{i}": values[c].detach().expand(count) for i, c in enumerate(kids)}
+    names = list(inputs)
+    inner = mode.path.rpartition("-over-")[2]
+    first_mode = mode if mode.order == 1 else MODES[f"{mode.api}:{inner}"]
+    unknown = torch.full((count,), math.nan, dtype=torch.float64)
+    found = run_path(program, inputs, first_mode)
+    firsts = [
+        torch.from_numpy(found.values[(GRADIENT, (name,), None)]) if not found.error else unknown
+        for name in names
+    ]
+    if not hessian or mode.order == 1:
+        return firsts, [[unknown] * len(kids) for _ in kids]
+    second = run_path(program, inputs, mode)
+    seconds = [
+        [
+            torch.from_numpy(second.values[(HESSIAN, (a, b), None)])
+            if not second.error
+            else unknown
+            for b in names
+        ]
+        for a in names
+    ]
+    return firsts, seconds
+
+
 def _seconds(first: torch.Tensor, leaves: list[torch.Tensor]) -> list[torch.Tensor]:
     """The derivatives of one first derivative; nan where its double backward raises (a
     user's backward marked once-differentiable: the entries say so themselves)."""
@@ -384,6 +466,7 @@ def _grads(
 def _judge_local(
     node: sympy.Basic,
     phase: str,
+    shown_phase: str,
     observed: float,
     reference: ReferenceValue,
     dtype: DType,
@@ -393,7 +476,7 @@ def _judge_local(
 ) -> Finding | None:
     """What ``node`` did against its exact local value, or None; ``beyond`` is that value
     where float64 holds it as 0 or inf (:func:`_beyond_float64`)."""
-    what = "its value" if phase == FORWARD else f"its {phase}"
+    what = "its value" if phase == FORWARD else f"its {shown_phase}"
     if reference.status == DOMAIN:
         if phase != FORWARD:
             return None

@@ -65,15 +65,19 @@ class Report:
     versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     compared: dict[str, Any] | None = None
+    paths: list[dict[str, Any]] | None = None
 
     def set_columns(self, columns: EntryColumns) -> None:
         """Hold the entries as ``columns``; ``entries`` builds the list when first read."""
         self.__dict__["_entries"] = []
         self.__dict__["_columns"] = columns
 
-    def _held(self) -> EntryColumns | None:
+    def held_columns(self) -> EntryColumns | None:
+        """The entries as columns, where the report holds them so."""
         columns: EntryColumns | None = self.__dict__.get("_columns")
         return columns
+
+    _held = held_columns
 
     def _not_passing(self) -> list[Entry]:
         columns = self._held()
@@ -86,6 +90,8 @@ class Report:
         """Whether no entry has a verdict of ``fail_on`` (and the check ran), on the compared
         device too when there is one."""
         if self.compared is not None and not self.compared["passed"]:
+            return False
+        if any(not path["passed"] for path in self.paths or ()):
             return False
         return passes(self.verdict, self.counts, self.fail_on)
 
@@ -171,6 +177,8 @@ class Report:
         }
         if self.compared is not None:
             shown["compared"] = dict(self.compared)
+        if self.paths is not None:
+            shown["paths"] = [dict(path) for path in self.paths]
         return shown
 
     def document(self) -> dict[str, Any]:
