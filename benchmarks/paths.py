@@ -11,6 +11,10 @@ stall on a busy machine). Each path of ``verifier/core/program/modes.py`` runs o
 time, then the default paths' total, every path's total and their ratio. ``--per-point`` also
 times the point-by-point flavour of the default paths on that many points, scaled to N (it is
 a loop). A refused path is listed with its message and counts as nothing.
+
+``--check N`` also times whole checks of W1 at N points (references, audit and judging
+included; ``verifier.check``): default modes against ``modes="all"``, best of ``--repeat``,
+and prints their ratio (the target is at most 3x).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--per-point", type=int, default=0, help="points for the loop flavour")
     parser.add_argument("--threads", type=int, default=CHECK_INTRA_OP_THREADS)
+    parser.add_argument("--check", type=int, default=0, help="points for whole checks")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -91,7 +96,30 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         figures["default_per_point_s"] = loop_s
         table.add_row("default, point by point (scaled)", "", f"{loop_s:.4f}", "")
     Console(width=160).print(table)
+    if args.check:
+        figures.update(_whole_checks(points[: args.check], args))
     return figures
+
+
+def _whole_checks(points: list[dict[str, float]], args: argparse.Namespace) -> dict[str, float]:
+    """Whole checks of W1 with the default modes and with every mode, and their ratio."""
+    from verifier.core.check import check
+
+    def run(modes: str | None) -> None:
+        report = check(W1, points, dtype=args.dtype, device=args.device, modes=modes)
+        assert report.verdict != "error", report.reason
+
+    run(None)  # warm: SymPy's derivatives, torch's first calls
+    default_s = best(lambda: run(None), args.repeat)
+    all_s = best(lambda: run("all"), args.repeat)
+    table = Table(title=f"whole checks of W1, {len(points):,} points, {args.dtype}")
+    table.add_column("modes")
+    table.add_column("seconds", justify="right")
+    table.add_row("default", f"{default_s:.3f}")
+    table.add_row("all", f"{all_s:.3f}")
+    table.add_row("all / default", f"{all_s / default_s:.2f}x")
+    Console(width=160).print(table)
+    return {"check_default_s": default_s, "check_all_s": all_s, "check_ratio": all_s / default_s}
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import metadata
-from typing import Unpack
+from typing import Any, Unpack
 
 import flint
 import numpy as np
@@ -60,6 +60,7 @@ from verifier.core.judge.audit import (
     FORWARD,
     OVERFLOW,
     SECOND_BACKWARD,
+    ExactCache,
     Finding,
     audit,
     phase_name,
@@ -433,6 +434,8 @@ def _judge_paths(report: Report, plan: _Plan, sides: _Sides) -> None:
     program = expression_function(plan.parsed.expr, plan.parsed.variables, plan.fmt, plan.device)
     main = report.held_columns()
     assert main is not None
+    shared = _Shared()
+    judged_paths: dict[str, EntryColumns] = {}
     sections = []
     for mode in further:
         kind = GRADIENT if mode.order == 1 else HESSIAN
@@ -447,6 +450,10 @@ def _judge_paths(report: Report, plan: _Plan, sides: _Sides) -> None:
                 refused_path(mode, computed.error, len(plan.points) * len(keys), fail_on)
             )
             continue
+        same_path = judged_paths.get(mode.path)
+        defaults = [_Computed(main, columns, formulas=False)]
+        if same_path is not None:
+            defaults.insert(0, _Computed(same_path, list(range(len(keys))), formulas=True))
         judged = _judged(
             plan,
             sides,
@@ -457,7 +464,10 @@ def _judge_paths(report: Report, plan: _Plan, sides: _Sides) -> None:
             keys=keys,
             table=sides.references.columns(columns),
             mode=mode,
+            defaults=defaults,
+            shared=shared,
         )
+        judged_paths.setdefault(mode.path, judged)
         sections.append(path_summary(mode, judged, main.autograd[:, columns], fail_on))
     report.paths = sections
     judged_verdicts = [s["verdict"] for s in sections if s["error"] is None]
@@ -475,11 +485,16 @@ def _judged(
     keys: Sequence[Key] | None = None,
     table: ReferenceTable | None = None,
     mode: Mode | None = None,
+    defaults: Sequence[_Computed] = (),
+    shared: _Shared | None = None,
 ) -> EntryColumns:
     """One device's (or path's) values judged entry by entry: the entries that pass all at
     once and kept as columns, the others judged and diagnosed one at a time
     (:mod:`verifier.core.judge.columns`). ``keys`` and ``table`` default to the check's;
-    ``mode`` is a further path, whose formulas the audit judges."""
+    ``mode`` is a further path, whose formulas the audit judges; an entry with the very value
+    one of ``defaults`` computed takes that entry instead of a diagnosis of its own
+    (:func:`_as_computed`). ``shared`` keeps what the audits of one check's paths have in
+    common."""
     fmt = plan.fmt
     keys = plan.keys if keys is None else keys
     table = sides.references if table is None else table
@@ -492,15 +507,28 @@ def _judged(
         point, column = divmod(flat, width)
         reference = table.value(point, column)
         judgements[flat] = judge(float(values[point, column]), reference, plan.tolerance, fmt)
-    outside = sorted({flat // width for flat, j in judgements.items() if j.verdict is None})
-    findings, bounds = _audit(plan, sides.analysis, outside, notes, forward, hessian, mode)
+    explicit: dict[int, Entry] = {}
+    for earlier in defaults:
+        copied = _as_computed(values, judgements, earlier)
+        explicit.update((flat, entry) for flat, entry in copied.items() if flat not in explicit)
+    outside = sorted(
+        {
+            flat // width
+            for flat, j in judgements.items()
+            if j.verdict is None and flat not in explicit
+        }
+    )
+    findings, bounds = _audit(
+        plan, sides.analysis, outside, notes, forward, hessian, mode, shared or _Shared()
+    )
     for overflowed in plan.literals.overflowed:
         detail = f"the literal {overflowed} is beyond {fmt.name}'s range: its tensor is infinite"
         event = Finding(overflowed, FORWARD, OVERFLOW, math.inf, detail)
         for found in findings.values():
             found.insert(0, event)
-    explicit: dict[int, Entry] = {}
     for flat, judgement in judgements.items():
+        if flat in explicit:
+            continue
         point, column = divmod(flat, width)
         explicit[flat] = _entry(
             keys[column],
@@ -515,6 +543,41 @@ def _judged(
             mode,
         )
     return _columns(keys, labels, values, table, judged, sides.analysis, fmt, explicit)
+
+
+_FORMULA_VERDICTS = {Verdict.FAIL.value, Verdict.NONFINITE.value}
+"""Verdicts that can blame a derivative formula, which differs from path to path."""
+
+
+@dataclass(frozen=True)
+class _Computed:
+    """Entries judged before, for a path that computes the same values (:func:`_as_computed`):
+    ``columns[k]`` is the column of the path's key ``k`` in ``entries``; ``formulas`` whether
+    their ``fail`` and ``nonfinite`` blame holds for the path too (the same path by another
+    api, whose phases are the same) or not (another path, with formulas of its own)."""
+
+    entries: EntryColumns
+    columns: list[int]
+    formulas: bool
+
+
+def _as_computed(
+    values: Floats, judgements: Mapping[int, Judgement], earlier: _Computed
+) -> dict[int, Entry]:
+    """The entries of ``judgements`` whose value is ``earlier``'s, bit for bit (nan for nan),
+    as ``earlier``'s entries, except those that blame a formula (``fail``, ``nonfinite``)
+    where ``earlier`` is another path."""
+    width, earlier_width = values.shape[1], len(earlier.entries.labels)
+    found: dict[int, Entry] = {}
+    for flat in judgements:
+        point, column = divmod(flat, width)
+        theirs = earlier.entries.autograd[point, earlier.columns[column]]
+        mine = values[point, column]
+        if mine == theirs or (math.isnan(mine) and math.isnan(theirs)):
+            entry = earlier.entries.explicit.get(point * earlier_width + earlier.columns[column])
+            if entry is not None and (earlier.formulas or entry.verdict not in _FORMULA_VERDICTS):
+                found[flat] = entry
+    return found
 
 
 def _device_judged(
@@ -613,6 +676,15 @@ def _columns(
     )
 
 
+@dataclass
+class _Shared:
+    """What the audits of one check's paths share: exact local values, and the conditioning
+    of a set of points with the same measured errors (two paths often compute the same)."""
+
+    exact: ExactCache = field(default_factory=dict)
+    bounds: dict[Any, Conditioning] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class _Bounds:
     """The conditioning the diagnosis reads: ``measured`` at the points outside the tolerance
@@ -637,7 +709,8 @@ def _audit(
     notes: list[str],
     forward: Mapping[sympy.Basic, torch.Tensor],
     hessian: bool,
-    mode: Mode | None = None,
+    mode: Mode | None,
+    shared: _Shared,
 ) -> tuple[dict[int, list[Finding]], _Bounds]:
     """The local audit at the points ``outside`` (where some entry is outside the tolerance),
     on the node values ``forward`` the autograd run computed for all points together, and the
@@ -658,20 +731,28 @@ def _audit(
             rows=outside,
             forward=forward,
             mode=mode,
+            known=shared.exact,
         )
     except (RuntimeError, NotImplementedError, ValueError, UnsupportedError) as error:
         # Without the audit no operation is blamed; the bound alone decides (see diagnosis).
         notes.append(f"the local audit could not run: {str(error).splitlines()[0]}")
         return {}, everywhere
-    measured = conditioning(
-        parsed.expr,
-        parsed.variables,
-        [plan.points[p] for p in outside],
-        plan.keys,
-        fmt,
-        plan.tolerance.rtol,
-        audited,
+    same = (
+        tuple(outside),
+        tuple(audited.derivative_error),
+        tuple(tuple(sorted((str(n), e) for n, e in row.items())) for row in audited.forward_error),
     )
+    measured = shared.bounds.get(same)
+    if measured is None:
+        measured = shared.bounds[same] = conditioning(
+            parsed.expr,
+            parsed.variables,
+            [plan.points[p] for p in outside],
+            plan.keys,
+            fmt,
+            plan.tolerance.rtol,
+            audited,
+        )
     findings = dict(zip(outside, audited.findings, strict=True))
     return findings, _Bounds(analysis, measured, {p: row for row, p in enumerate(outside)})
 

@@ -39,14 +39,14 @@ from verifier.core.exact.reference import (
 )
 from verifier.core.expression.custom import CustomFunction
 from verifier.core.expression.functions import PARAMETER_POSITIONS
-from verifier.core.expression.symbolic import GRADIENT, HESSIAN, Target
+from verifier.core.expression.symbolic import GRADIENT, HESSIAN, Key, Target
 from verifier.core.expression.syntax import make_symbol
 from verifier.core.floats.dtypes import DTYPES, DType
 from verifier.core.judge.magnitudes import grad_or_none
 from verifier.core.judge.reads import read_by
 from verifier.core.judge.tolerance import Tolerance
 from verifier.core.program.modes import MODES, Mode
-from verifier.core.program.paths import run_path
+from verifier.core.program.paths import PathResult, run_path
 from verifier.core.program.translate import (
     Translation,
     apply,
@@ -123,6 +123,7 @@ def audit(
     rows: Sequence[int] | None = None,
     forward: Mapping[sympy.Basic, torch.Tensor] | None = None,
     mode: Mode | None = None,
+    known: ExactCache | None = None,
 ) -> Audit:
     """Every finding and measured error at each of ``rows`` (indices into ``points``; all
     of them by default).
@@ -136,7 +137,8 @@ def audit(
     ``mode`` is the derivative path whose formulas are judged (:mod:`verifier.core.program.modes`):
     each operation's local derivatives are taken along it, and its phases are named for it
     (:func:`phase_name`); None is the default, reverse and reverse-over-reverse. The gradients
-    flowing back are checked for range events on reverse paths only.
+    flowing back are checked for range events on reverse paths only. ``known`` keeps exact
+    local values between audits of one check's paths, which share them.
     """
     count = len(points)
     chosen = list(range(count)) if rows is None else list(rows)
@@ -160,7 +162,7 @@ def audit(
         if node.is_Atom or isinstance(node, _SKIPPED) or not children(node):
             continue
         readers = reached.get(node, frozenset())
-        local = _local(node, values, dtype, tolerance, hessian, count, chosen, mode)
+        local = _local(node, values, dtype, tolerance, hessian, count, chosen, mode, known)
         for row, (found, measured) in enumerate(local):
             findings[row].extend(_readers(f, readers, node == expr) for f in found)
             if measured.value is not None:
@@ -212,6 +214,7 @@ def _local(
     count: int,
     rows: Sequence[int],
     mode: Mode | None = None,
+    known: ExactCache | None = None,
 ) -> list[tuple[list[Finding], _Measured]]:
     """The findings and measured errors of ``node`` at each of ``rows``; torch's local
     derivatives are taken on all ``count`` points at once, as the autograd run took them."""
@@ -234,7 +237,7 @@ def _local(
     if mode is None or mode.path in _REVERSE_PATHS:
         firsts, seconds = _torch_derivatives(node, values, kids, hessian, count)
     else:
-        firsts, seconds = _path_derivatives(node, values, kids, hessian, count, mode)
+        firsts, seconds = _path_derivatives(node, values, kids, hessian, count, rows, mode)
     for a, kid in enumerate(kids):
         first = sympy.diff(local, symbols[kid])
         targets.append(Target("gradient", (names[kid],), None, first, (local,)))
@@ -252,7 +255,7 @@ def _local(
     if any(t.expr.atoms(sympy.Derivative) for t in targets):
         targets = targets[:1]
     local_points = [{names[c]: float(values[c][p]) for c in args} for p in rows]
-    exact = reference_values(local, targets, list(names.values()), local_points, dtype)
+    exact = _exact(node, local, targets, list(names.values()), local_points, dtype, known)
     beyond = _beyond_float64(targets, exact, list(names.values()), local_points)
     result: list[tuple[list[Finding], _Measured]] = []
     for row, p in enumerate(rows):
@@ -306,6 +309,32 @@ def _relative(error: float | None, reference: ReferenceValue) -> float:
     if exact == 0:
         return 0.0 if error == 0 else math.inf
     return error / exact
+
+
+ExactCache = dict[tuple[sympy.Basic, int, tuple[float, ...]], list[ReferenceValue]]
+"""Exact local values by node, number of targets and the point's inputs (:func:`audit`)."""
+
+
+def _exact(
+    node: sympy.Basic,
+    local: sympy.Expr,
+    targets: Sequence[Target],
+    names: list[str],
+    points: Sequence[Mapping[str, float]],
+    dtype: DType,
+    known: ExactCache | None,
+) -> list[list[ReferenceValue]]:
+    """The exact local values of ``targets`` at ``points``, those ``known`` taken from it and
+    the others computed (at once) and kept there."""
+    if known is None:
+        return reference_values(local, targets, names, points, dtype)
+    keys = [(node, len(targets), tuple(point[name] for name in names)) for point in points]
+    missing = sorted({i for i, key in enumerate(keys) if key not in known})
+    if missing:
+        found = reference_values(local, targets, names, [points[i] for i in missing], dtype)
+        for i, row in zip(missing, found, strict=True):
+            known[keys[i]] = list(row)
+    return [known[key] for key in keys]
 
 
 def _beyond_float64(
@@ -404,13 +433,18 @@ def _path_derivatives(
     kids: Sequence[sympy.Basic],
     hessian: bool,
     count: int,
+    rows: Sequence[int],
     mode: Mode,
 ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
-    """torch's local first and second derivatives of ``node`` by ``kids`` along ``mode``:
-    the first ones along its (inner) first-order path, the second ones along the mode itself;
-    nan where torch refuses the path for this operation (its entries say so themselves)."""
+    """torch's local first and second derivatives of ``node`` by ``kids`` along ``mode`` at
+    ``rows`` (nan at the other points): the first ones along its (inner) first-order path, the
+    second ones along the mode itself; nan where torch refuses the path for this operation
+    (its entries say so themselves). Taken on the rows alone, not the whole batch: a further
+    path is audited at its few points outside the tolerance, where a whole batch per node
+    and path would cost more than the check."""
     if not kids:
         return [], []
+    chosen = torch.tensor(list(rows), dtype=torch.long)
     position = {child: i for i, child in enumerate(kids)}
 
     def program(*tensors: torch.Tensor) -> torch.Tensor:
@@ -418,29 +452,25 @@ def _path_derivatives(
             node, [tensors[position[c]] if c in position else values[c] for c in children(node)]
         )
 
-    inputs = {f"_a{i}": values[c].detach().expand(count) for i, c in enumerate(kids)}
+    inputs = {f"_a{i}": values[c].detach().expand(count)[chosen] for i, c in enumerate(kids)}
     names = list(inputs)
     inner = mode.path.rpartition("-over-")[2]
     first_mode = mode if mode.order == 1 else MODES[f"{mode.api}:{inner}"]
     unknown = torch.full((count,), math.nan, dtype=torch.float64)
+
+    def spread(result: PathResult, key: Key) -> torch.Tensor:
+        if result.error is not None:
+            return unknown
+        full = unknown.clone()
+        full[chosen] = torch.from_numpy(result.values[key])
+        return full
+
     found = run_path(program, inputs, first_mode)
-    firsts = [
-        torch.from_numpy(found.values[(GRADIENT, (name,), None)]) if not found.error else unknown
-        for name in names
-    ]
+    firsts = [spread(found, (GRADIENT, (name,), None)) for name in names]
     if not hessian or mode.order == 1:
         return firsts, [[unknown] * len(kids) for _ in kids]
     second = run_path(program, inputs, mode)
-    seconds = [
-        [
-            torch.from_numpy(second.values[(HESSIAN, (a, b), None)])
-            if not second.error
-            else unknown
-            for b in names
-        ]
-        for a in names
-    ]
-    return firsts, seconds
+    return firsts, [[spread(second, (HESSIAN, (a, b), None)) for b in names] for a in names]
 
 
 def _seconds(first: torch.Tensor, leaves: list[torch.Tensor]) -> list[torch.Tensor]:
