@@ -73,6 +73,7 @@ class ReportView:
     blamed: list[dict[str, Any]] = field(default_factory=list)
     worst: dict[str, float | None] = field(default_factory=dict)
     compared: ComparedView | None = None
+    paths: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -110,6 +111,7 @@ class ReportView:
                 for key in WORST_KEYS
             },
             compared=ComparedView.read(compared) if isinstance(compared, Mapping) else None,
+            paths=[dict(path) for path in found.get("paths") or [] if isinstance(path, Mapping)],
             notes=[str(note) for note in found.get("notes") or []],
             versions={str(k): str(v) for k, v in dict(found.get("versions") or {}).items()},
             timings={

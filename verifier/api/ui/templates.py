@@ -208,6 +208,16 @@ atol {{ document.tolerance.atol | num }}{% if document.tolerance.ulps is defined
 document.versions.items() %}{{ name }} {{ value }}{% if not loop.last %}, {% endif %}
 {% endfor %}</td></tr>{% endif %}
 </table>
+{% if document.paths %}<h2>Derivative paths</h2><p>Each further path judged against the same
+exact values; "differ" counts the values it computes differently from the default path of its
+order.</p><table id="paths"><tr><th>mode</th><th>verdict</th><th>entries</th><th>differ</th>
+<th>largest |difference|</th><th>worst entry or refusal</th></tr>{% for path in document.paths %}
+<tr><td><code>{{ path.mode }}</code></td><td>{{ m.verdict(path.verdict) }}</td>
+<td>{{ m.counts(path.counts or {}) }}</td><td class="num">{{ path.differing if path.differing
+is not none else '-' }}</td><td class="num">{{ path.max_abs_difference | num }}</td>
+<td>{% if path.error %}{{ path.error }}{% elif path.entries %}{% set e = path.entries[0] %}
+{{ e.kind }}[{{ (e.wrt or []) | join(',') }}] at point {{ e.point }}: {{ e.detail or '' }}
+{% endif %}</td></tr>{% endfor %}</table>{% endif %}
 {% if document.blamed %}<h2>Blamed operations</h2><table id="blamed"><tr><th>verdict</th>
 <th>node</th><th>phase</th><th>entries</th></tr>{% for row in document.blamed %}<tr>
 <td>{{ m.verdict(row.verdict) }}</td><td><code>{{ row.node }}</code></td><td>{{ row.phase }}</td>
