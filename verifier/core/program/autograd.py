@@ -2,9 +2,10 @@
 
 All points of a check run together as one batch: each variable is a tensor with one value per
 point, and since points do not interact, the gradient of the sum of the outputs is every
-point's gradient at once. Second derivatives differentiate the first-derivative graph
-(``torch.autograd.grad(..., create_graph=True)``), one row per variable, so both orders of
-every mixed partial are computed separately.
+point's gradient at once. The gradient is a plain ``torch.autograd.grad`` (no
+``create_graph``), as users call it; second derivatives differentiate a first-derivative graph
+built for them (``torch.autograd.grad(..., create_graph=True)``), one row per variable, so both
+orders of every mixed partial are computed separately.
 """
 
 from __future__ import annotations
@@ -127,7 +128,10 @@ def run_autograd(
         first = _seeded_grad(translation.output, leaves, seed)
     else:
         first = _grad(total, leaves, create_graph=hessian)
-    for name, grad in zip(variables, first, strict=True):
+    # The gradient is a plain backward, as users call it (autograd:reverse): with
+    # create_graph=True torch can take another branch (det's at a singular matrix).
+    plain = _grad(total, leaves, create_graph=False) if hessian else first
+    for name, grad in zip(variables, plain, strict=True):
         found[(GRADIENT, (name,), None)] = _floats(grad, len(points))
     seed_idiom = None
     problems: dict[str, str] = {}
