@@ -217,3 +217,27 @@ def test_the_header_names_the_cpu_capability_the_cpu_and_torch() -> None:
     assert f"- cpu: `{bits['cpu']}`" in table
     assert f"- torch: `{torch.__version__}`" in table
     assert BITS_CAVEAT in table
+
+
+def test_further_paths_are_rows_of_their_own_and_their_disagreements_are_listed() -> None:
+    # sinc at its special point 0: sinc''(0) = -pi**2/3 (hand, Taylor series). One row for the
+    # default paths, one for forward-over-reverse, whose 1 point x 1 Hessian entry is judged
+    # against -pi**2/3 like the default paths' own; its baseline is the default paths' count
+    # of the same (Hessian) entries. Where the path fails, its published worst entry is
+    # confirmed here: autograd outside 64 ulps of -pi**2/3.
+    sinc = Operation("sinc", "sinc(x)", ("sinc",), {"x": (0.0, 0.0)}, specials=({"x": 0.0},))
+    mode = "autograd:forward-over-reverse"
+    default, path = run_survey([sinc], ["float64"], points=1, region_points=0, modes=mode)
+    assert (default.mode, path.mode) == ("default", mode)
+    assert sum(path.counts.values()) == sum(path.baseline.values()) == path.points
+    curvature = -(math.pi**2) / 3
+    if path.counts.get("fail"):
+        assert path.worst_point == {"x": 0.0} and path.worst_entry == "hessian x,x"
+        assert path.worst_reference == pytest.approx(curvature, rel=1e-15)
+        autograd = path.worst_autograd
+        assert autograd is None or abs(autograd - curvature) > 64 * 2.0**-52 * abs(curvature)
+    document = markdown([default, path], {"command": "test"})
+    assert "| operation | dtype | device | mode |" in document
+    wrong = [path.counts.get(v, 0) for v in ("fail", "nonfinite")]
+    listed = f"- `sinc(x)` in float64 along {mode}:" in document.split("## Paths that disagree")[1]
+    assert listed == (wrong != [path.baseline.get(v, 0) for v in ("fail", "nonfinite")])

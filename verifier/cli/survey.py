@@ -24,6 +24,7 @@ from rich.table import Table
 from verifier.cli.toolkit import JsonOption, console, errors, fail, print_json
 from verifier.core.judge.verdict import Verdict
 from verifier.core.ops import OPERATIONS
+from verifier.errors import VerifierError
 
 if TYPE_CHECKING:  # the survey loads numpy: imported when it runs, not for --help
     from verifier.core.survey import Finding
@@ -66,6 +67,14 @@ def survey(
         list[str] | None,
         typer.Option("--device", help="cpu, cuda or cuda:N (repeat for several); default cpu."),
     ] = None,
+    modes: Annotated[
+        str | None,
+        typer.Option(
+            "--modes",
+            help="Further derivative paths, a row each: all, or names such as "
+            "autograd:forward,func:forward-over-reverse.",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
     as_json: JsonOption = False,
@@ -95,6 +104,13 @@ def survey(
         fail("--device cuda: CUDA is not available here")
     if points < 1 or workers < 1 or region_points < 0:
         fail("--points and --workers must be at least 1, --region-points at least 0")
+    if modes is not None:
+        from verifier.core.program.modes import parse_modes
+
+        try:
+            parse_modes(modes)
+        except VerifierError as error:
+            fail(str(error))
     chosen = [op for op in OPERATIONS if not operation or op.name in operation]
     started = time.perf_counter()
     findings: list[Finding] = []
@@ -120,6 +136,7 @@ def survey(
             progress=advance,
             devices=devices,
             region_points=region_points,
+            modes=modes,
         )
     seconds = time.perf_counter() - started
     where = " and ".join("CPU" if name == "cpu" else name.upper() for name in devices)
@@ -131,6 +148,7 @@ def survey(
         "device": ", ".join(devices),
         "points": points,
         "region_points": region_points,
+        "modes": modes or "default",
         "seconds": round(seconds, 1),
         "workers": workers,
     }

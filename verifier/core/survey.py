@@ -31,14 +31,19 @@ from typing import Any
 
 from verifier.core.floats.dtypes import DTYPES, DType
 from verifier.core.floats.ordinals import ulps_apart
+from verifier.core.judge.entry import ENTRY_KEYS, NUMBER_FIELDS
 from verifier.core.judge.report import Entry
 from verifier.core.ops import OPERATIONS, Operation
+from verifier.core.program.modes import MODES
 from verifier.core.survey_points import DEFAULT_REGION_POINTS, sample_points, survey_points
 
 __all__ = ["DEFAULT_REGION_POINTS", "sample_points"]
 
 SURVEY_DTYPES = ("float64", "float32", "float16", "bfloat16")
 DEFAULT_SURVEY_POINTS = 1000
+DEFAULT_ROW = "default"
+"""The ``mode`` of a row of the default paths (autograd's reverse and reverse-over-reverse);
+the rows of further paths (``modes``) name theirs."""
 CPUINFO = Path("/proc/cpuinfo")
 """Where Linux names the CPU model (``model name``); elsewhere :mod:`platform` is asked."""
 BITS_CAVEAT = (
@@ -69,6 +74,9 @@ class Finding:
         nonfinite_point, nonfinite_entry, nonfinite_autograd, nonfinite_reference,
             nonfinite_detail: the first non-finite entry, as an example.
         nonfinite_blamed: operation and phase named by non-finite entries, with their counts.
+        mode: the derivative path of the row (:data:`DEFAULT_ROW` for the default paths').
+        baseline: for a further path's row, the default paths' counts of the same entries
+            (gradient or Hessian).
         seconds: wall time of the check.
         error: why the check could not run, if it could not.
     """
@@ -96,6 +104,8 @@ class Finding:
     nonfinite_reference: float | None = None
     nonfinite_detail: str | None = None
     nonfinite_blamed: dict[str, int] = field(default_factory=dict)
+    mode: str = DEFAULT_ROW
+    baseline: dict[str, int] = field(default_factory=dict)
 
 
 def survey_operation(
@@ -106,26 +116,72 @@ def survey_operation(
     seed: int = 0,
     device: str = "cpu",
     region_points: int = DEFAULT_REGION_POINTS,
-) -> Finding:
+    modes: str | Sequence[str] | None = None,
+) -> list[Finding]:
     """Check one operation in one dtype on ``device`` at ``count`` sampled points, its
     special points and ``region_points`` points of each special region (the same points on
-    every device)."""
+    every device): the row of the default paths, then one row per further path of
+    ``modes``."""
     from verifier.core.check import check  # torch is loaded only where a survey runs
 
     points = survey_points(operation, DTYPES[dtype], count, region_points, seed=seed)
     finding = Finding(operation.name, operation.expression, dtype, len(points), device=device)
     started = time.perf_counter()
     report = check(
-        operation.expression, at=points, dtype=dtype, hessian=operation.hessian, device=device
+        operation.expression,
+        at=points,
+        dtype=dtype,
+        hessian=operation.hessian,
+        device=device,
+        modes=modes,
     )
     finding.seconds = time.perf_counter() - started
     if report.verdict == "error":
         finding.error = report.reason
-        return finding
+        return [finding]
+    _fill(finding, report.entries, report.points, DTYPES[dtype])
+    rows = [finding]
+    by_kind: dict[str, Counter[str]] = {"gradient": Counter(), "hessian": Counter()}
+    for entry in report.entries:
+        by_kind.setdefault(entry.kind, Counter())[_verdict(entry)] += 1
+    for path in report.paths or ():
+        row = Finding(
+            operation.name,
+            operation.expression,
+            dtype,
+            len(points),
+            device=device,
+            mode=path["mode"],
+            error=path["error"],
+            baseline=dict(by_kind["gradient" if MODES[path["mode"]].order == 1 else "hessian"]),
+        )
+        if path["error"] is None:
+            entries = [_entry_of(found) for found in path["entries"]]
+            _fill(row, entries, report.points, DTYPES[dtype])
+            row.counts = dict(path["counts"])
+        rows.append(row)
+    return rows
+
+
+def _entry_of(found: Mapping[str, Any]) -> Entry:
+    """An entry of a path's section (the report format, with its ``mode``) as an Entry."""
+    given: dict[str, Any] = {name: found.get(name) for name in ENTRY_KEYS}
+    for name in NUMBER_FIELDS:
+        value = given[name]
+        given[name] = float(value) if isinstance(value, int | float | str) else None
+    given["wrt"] = None if given["wrt"] is None else tuple(given["wrt"])
+    return Entry(**given)
+
+
+def _fill(
+    finding: Finding, entries: Sequence[Entry], points: Sequence[Mapping[str, float]], dtype: DType
+) -> None:
+    """A row's counts, blame, non-finite example and worst entry from its ``entries``."""
+    report_points = [dict(point) for point in points]
     counts: Counter[str] = Counter()
     blamed: dict[str, Counter[str]] = {"fail": Counter(), "nonfinite": Counter()}
     nonfinite: Entry | None = None
-    for entry in report.entries:
+    for entry in entries:
         verdict = _verdict(entry)
         counts[verdict] += 1
         if verdict in blamed and entry.blame:
@@ -136,22 +192,21 @@ def survey_operation(
     finding.blamed = dict(blamed["fail"].most_common())
     finding.nonfinite_blamed = dict(blamed["nonfinite"].most_common())
     if nonfinite is not None:
-        finding.nonfinite_point = report.points[nonfinite.point]
+        finding.nonfinite_point = report_points[nonfinite.point]
         finding.nonfinite_entry = _label(nonfinite)
         finding.nonfinite_autograd = nonfinite.autograd
         finding.nonfinite_reference = nonfinite.reference
         finding.nonfinite_detail = nonfinite.detail
-    worst = _worst(report.entries, DTYPES[dtype])
+    worst = _worst(entries, dtype)
     if worst is not None:
         entry, finding.worst_ulps = worst
         finding.worst_ratio = entry.ratio
         finding.worst_bits = entry.correct_bits
-        finding.worst_point = report.points[entry.point]
+        finding.worst_point = report_points[entry.point]
         finding.worst_entry = _label(entry)
         finding.worst_verdict = _verdict(entry)
         finding.worst_autograd = entry.autograd
         finding.worst_reference = entry.reference
-    return finding
 
 
 def _worst(entries: Sequence[Entry], dtype: DType) -> tuple[Entry, float] | None:
@@ -194,16 +249,27 @@ def _verdict(entry: Entry) -> str:
     return str(getattr(entry.verdict, "value", entry.verdict))
 
 
-def _run(task: tuple[Operation, str, int, int, str, int]) -> Finding:
-    operation, dtype, count, seed, device, per_region = task
+Task = tuple[Operation, str, int, int, str, int, "str | tuple[str, ...] | None"]
+
+
+def _run(task: Task) -> list[Finding]:
+    operation, dtype, count, seed, device, per_region, modes = task
     try:
         return survey_operation(
-            operation, dtype, count, seed=seed, device=device, region_points=per_region
+            operation,
+            dtype,
+            count,
+            seed=seed,
+            device=device,
+            region_points=per_region,
+            modes=modes,
         )
     except Exception as error:  # noqa: BLE001  (one operation's crash is its row, not the survey's end)
-        return Finding(
-            operation.name, operation.expression, dtype, count, error=repr(error), device=device
-        )
+        return [
+            Finding(
+                operation.name, operation.expression, dtype, count, error=repr(error), device=device
+            )
+        ]
 
 
 def run_survey(
@@ -216,30 +282,35 @@ def run_survey(
     progress: Callable[[Finding], None] | None = None,
     devices: Sequence[str] = ("cpu",),
     region_points: int = DEFAULT_REGION_POINTS,
+    modes: str | Sequence[str] | None = None,
 ) -> list[Finding]:
-    """Survey ``operations`` in ``dtypes`` on ``devices``; ``workers`` processes share the
-    work (started fresh, not forked, when a device is CUDA: CUDA does not survive a fork)."""
-    tasks = [
-        (op, dtype, points, seed, device, region_points)
+    """Survey ``operations`` in ``dtypes`` on ``devices``, along the default paths and the
+    further ``modes`` (a row each); ``workers`` processes share the work (started fresh, not
+    forked, when a device is CUDA: CUDA does not survive a fork). ``progress`` is told of each
+    operation's rows, the default one."""
+    chosen = modes if modes is None or isinstance(modes, str) else tuple(modes)
+    tasks: list[Task] = [
+        (op, dtype, points, seed, device, region_points, chosen)
         for op in operations
         for dtype in dtypes
         for device in devices
     ]
     findings: list[Finding] = []
     if workers <= 1:
-        results: Iterable[Finding] = map(_run, tasks)
-        for finding in results:
-            findings.append(finding)
+        results: Iterable[list[Finding]] = map(_run, tasks)
+    else:
+        cuda = any(device.startswith("cuda") for device in devices)
+        context = multiprocessing.get_context("spawn") if cuda else None
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        results = pool.map(_run, tasks)
+    try:
+        for rows in results:
+            findings.extend(rows)
             if progress is not None:
-                progress(finding)
-        return findings
-    cuda = any(device.startswith("cuda") for device in devices)
-    context = multiprocessing.get_context("spawn") if cuda else None
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for finding in pool.map(_run, tasks):
-            findings.append(finding)
-            if progress is not None:
-                progress(finding)
+                progress(rows[0])
+    finally:
+        if workers > 1:
+            pool.shutdown()
     return findings
 
 
@@ -284,6 +355,7 @@ _META_KEYS = (
     "device",
     "points",
     "region_points",
+    "modes",
     "seconds",
 )
 
@@ -329,12 +401,16 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
         lines.append("No operation failed.")
     for f in failing:
         lines.append(
-            f"- `{f.expression}` in {f.dtype} on {f.device}: {f.counts['fail']} failing "
+            f"- `{f.expression}` in {f.dtype} on {f.device}{_along(f)}: {f.counts['fail']} failing "
             f"entries; worst {_ulps(f.worst_ulps)} ulps ({_bits(f.worst_bits)} correct bits, "
             f"{_ratio(f.worst_ratio)} x allowed) at {_point(f.worst_point)} "
             f"({f.worst_entry}: autograd {_number(f.worst_autograd)}, exact "
             f"{_number(f.worst_reference)}); blamed: {_blamed(f.blamed)}"
         )
+    moded = any(f.mode != DEFAULT_ROW for f in findings)
+    if moded:
+        lines += ["", "## Paths that disagree with the default", ""]
+        lines += _disagreements(findings) or ["Every path gives the default paths' verdicts."]
     lines += ["", "## Non-finite results", ""]
     rows = nonfinite_rows(findings)
     if not rows:
@@ -348,7 +424,7 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
     for f in rows:
         also = f"; also {f.counts['fail']} failing" if f.counts.get("fail") else ""
         lines.append(
-            f"- `{f.expression}` in {f.dtype} on {f.device}: {f.counts['nonfinite']} "
+            f"- `{f.expression}` in {f.dtype} on {f.device}{_along(f)}: {f.counts['nonfinite']} "
             f"non-finite entries{also}; e.g. at {_point(f.nonfinite_point)} "
             f"({f.nonfinite_entry}: autograd {_number(f.nonfinite_autograd)}, exact "
             f"{_number(f.nonfinite_reference)}): {f.nonfinite_detail or ''}; blamed: "
@@ -358,6 +434,7 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
         "operation",
         "dtype",
         "device",
+        *(["mode"] if moded else []),
         *_VERDICT_COLUMNS,
         "worst ulps",
         "bits",
@@ -369,14 +446,13 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
     lines += ["", "## All operations", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + " --- |" * len(header))
     for f in findings:
+        where = [f"`{f.expression}`", f.dtype, f.device, *([f.mode] if moded else [])]
         if f.error is not None:
-            cells = [f"`{f.expression}`", f.dtype, f.device, f"error: {f.error}"]
+            cells = [*where, f"error: {f.error}"]
             cells += [""] * (len(header) - len(cells))
         else:
             cells = [
-                f"`{f.expression}`",
-                f.dtype,
-                f.device,
+                *where,
                 *(str(f.counts.get(v, 0)) for v in _VERDICT_COLUMNS),
                 _ulps(f.worst_ulps),
                 _bits(f.worst_bits),
@@ -387,6 +463,40 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
             ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _along(finding: Finding) -> str:
+    """`` along <mode>`` for a row of a further path, nothing for the default one."""
+    return "" if finding.mode == DEFAULT_ROW else f" along {finding.mode}"
+
+
+_WRONG = ("fail", "nonfinite")
+
+
+def _disagreements(findings: Sequence[Finding]) -> list[str]:
+    """Per operation, dtype and device, the further paths whose wrong entries (``fail``,
+    ``nonfinite``) differ in number from the default paths' of the same entries, and those
+    torch refused."""
+    default = {(f.operation, f.dtype, f.device): f for f in findings if f.mode == DEFAULT_ROW}
+    lines = []
+    for f in findings:
+        base = default.get((f.operation, f.dtype, f.device))
+        if f.mode == DEFAULT_ROW or base is None or base.error is not None:
+            continue
+        if f.error is not None:
+            lines.append(f"- `{f.expression}` in {f.dtype} along {f.mode}: refused: {f.error}")
+            continue
+        mine = [f.counts.get(v, 0) for v in _WRONG]
+        theirs = [f.baseline.get(v, 0) for v in _WRONG]
+        if mine != theirs:
+            lines.append(
+                f"- `{f.expression}` in {f.dtype} along {f.mode}: {mine[0]} fail, {mine[1]} "
+                f"nonfinite (the default paths: {theirs[0]} fail, {theirs[1]} nonfinite); worst "
+                f"at {_point(f.worst_point)} ({f.worst_entry}: autograd "
+                f"{_number(f.worst_autograd)}, exact {_number(f.worst_reference)}); blamed: "
+                f"{_blamed(f.blamed)}"
+            )
+    return lines
 
 
 def _ratio(value: float | None) -> str:
