@@ -267,3 +267,19 @@ def test_a_backward_that_raises_ends_as_an_error_saying_where() -> None:
     assert report.verdict == "error"
     assert "backward not written yet" in (report.reason or "")
     assert "custom function" in (report.reason or "")
+
+
+def test_a_function_that_does_not_batch_is_checked_point_by_point() -> None:
+    # branchy reads its input as a Python number, so it takes one point at a time; its value
+    # is sin on either branch, whose derivatives are cos and -sin (hand). Batched, it is
+    # handed two points at once and raises, which ends the check as error naming it; called
+    # point by point it passes, on the forward path too.
+    def branchy(x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x) if x.item() > 0 else torch.sin(x)
+
+    points = [{"x": 0.5}, {"x": -0.25}]
+    batched = check_function(branchy, "sin(x)", at=points)
+    assert batched.verdict == "error" and "branchy" in (batched.reason or "")
+    alone = check_function(branchy, "sin(x)", at=points, batched=False, modes="autograd:forward")
+    assert alone.verdict == "pass" and alone.counts == {"pass": 6}
+    assert [(p["mode"], p["verdict"]) for p in alone.paths or []] == [("autograd:forward", "pass")]

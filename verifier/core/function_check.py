@@ -49,6 +49,7 @@ def check_function(
     at: PointInput | Sequence[PointInput] | None = None,
     *,
     variables: Sequence[str] | None = None,
+    batched: bool = True,
     options: CheckOptions | None = None,
     **given: Unpack[OptionFields],
 ) -> Report:
@@ -64,6 +65,9 @@ def check_function(
             ``compare_devices`` excepted: a black box has no nodes to see).
         variables: the names of ``fn``'s arguments, in order; may be omitted when ``spec``
             has one variable.
+        batched: ``fn`` takes every point at once; False calls it once per point with 0-d
+            tensors (for a function that does not batch, e.g. one that branches on a
+            value), every derivative path going through those calls.
 
     Returns:
         The report: entries of kind ``value``, ``gradient`` and ``hessian``; a function
@@ -85,7 +89,7 @@ def check_function(
             )
     parsed = require_variables(parse_expression(spec))
     names = _variables(parsed.variables, variables)
-    name = _register(fn, spec, names)
+    name = _register(fn, spec, names, fn if batched else _point_by_point(fn))
     try:
         expression = f"{name}({', '.join(names)})"
         report = run_plan(plan_check(expression, at, resolved), started, values=True)
@@ -115,8 +119,27 @@ def _variables(in_spec: Sequence[str], given: Sequence[str] | None) -> tuple[str
     return names
 
 
-def _register(fn: Callable[..., Any], spec: str, names: tuple[str, ...]) -> str:
-    """Register ``fn`` under its own name where it is free, else a numbered one."""
+def _point_by_point(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` of 0-d tensors as a function of batches: called once per point, the results
+    stacked (autograd, forward mode and torch.func all go through the calls)."""
+    import torch
+
+    def each(*tensors: Any) -> Any:
+        count = tensors[0].shape[0] if tensors and tensors[0].dim() else 1
+        if tensors and tensors[0].dim() == 0:
+            return fn(*tensors)
+        return torch.stack(
+            [torch.as_tensor(fn(*[t[i] for t in tensors])).reshape(()) for i in range(count)]
+        )
+
+    return each
+
+
+def _register(
+    fn: Callable[..., Any], spec: str, names: tuple[str, ...], implementation: Callable[..., Any]
+) -> str:
+    """Register ``implementation`` under ``fn``'s own name where it is free, else a numbered
+    one."""
     own = _own_name(fn)
     candidates = [own] if own.isidentifier() and not own.startswith("_") else []
     with _names_lock:
@@ -125,7 +148,7 @@ def _register(fn: Callable[..., Any], spec: str, names: tuple[str, ...]) -> str:
             if candidate in names:
                 continue
             try:
-                registry.register_function(candidate, fn, spec, names)
+                registry.register_function(candidate, implementation, spec, names)
             except OptionError:
                 continue
             return candidate
