@@ -21,6 +21,7 @@ from verifier.core.expression import registry
 from verifier.core.judge.report import Report
 from verifier.core.options import CheckOptions
 from verifier.core.program.modes import DEFAULT_MODES, MODES
+from verifier.core.testing import DerivativeMismatch, assert_derivatives
 from verifier.errors import OptionError
 
 FURTHER = [name for name in MODES if name not in DEFAULT_MODES]
@@ -182,3 +183,13 @@ def test_modes_are_validated_and_stored_by_name() -> None:
     assert options.stored()["modes"] == list(MODES)
     assert CheckOptions.from_stored(options.stored()) == options
     assert CheckOptions.of().modes == DEFAULT_MODES
+
+
+def test_the_test_helper_fails_on_a_wrong_path_and_says_which() -> None:
+    # The jvp is 2**-20 relative off cos(0.5) (hand): the default paths pass, the forward path
+    # fails, and the assertion names the path and the function's first tangent.
+    with pytest.raises(DerivativeMismatch) as caught:
+        assert_derivatives(WrongJvpSin.apply, "sin(x)", at={"x": 0.5}, modes="autograd:forward")
+    text = str(caught.value)
+    assert "along autograd:forward: 1 fail" in text and "first tangent" in text
+    assert_derivatives(WrongJvpSin.apply, "sin(x)", at={"x": 0.5})  # the default paths pass

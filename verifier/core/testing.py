@@ -105,7 +105,7 @@ def failure_text(report: Report, seed: int | None) -> str:
     lines = [f"{head}: {len(bad)} of {len(report.entries)} entries fail ({counts})"]
     if seed is not None:
         lines.append(f"sampled points: seed={seed} reproduces them")
-    rows = [TABLE_COLUMNS]
+    rows = [TABLE_COLUMNS] if bad else []
     worst = sorted(bad, key=_badness, reverse=True)[:WORST_ROWS]
     for entry in worst:
         rows.append(
@@ -120,7 +120,7 @@ def failure_text(report: Report, seed: int | None) -> str:
                 str(entry.verdict),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(len(TABLE_COLUMNS))]
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         lines.append("  ".join(cells).rstrip())
@@ -129,6 +129,11 @@ def failure_text(report: Report, seed: int | None) -> str:
     for entry in worst[:1]:
         if entry.detail:
             lines.append(f"worst: {entry.detail}")
+    for path in report.paths or ():
+        if not path["passed"]:
+            shown = ", ".join(f"{count} {verdict}" for verdict, count in path["counts"].items())
+            why = path["error"] or next((e["detail"] for e in path["entries"] if e["detail"]), "")
+            lines.append(f"along {path['mode']}: {shown}; {why}".rstrip("; "))
     return "\n".join(lines)
 
 
