@@ -23,6 +23,7 @@ from verifier.core.expression.parse import parse_expression
 from verifier.core.floats.dtypes import DTYPES
 from verifier.core.judge.tolerance import make_tolerance
 from verifier.core.ops import OPERATIONS, Operation
+from verifier.core.program.paths import expression_function, run_path
 from verifier.core.program.translate import Translation
 
 mp = mpmath.mp
@@ -320,3 +321,48 @@ def test_each_published_failure_is_confirmed_by_mpmath(row: dict) -> None:
         return
     # ... and so is torch's value on this machine: the failure reproduces.
     assert abs(observed - exact) > allowed, (kind, observed, float(exact), allowed)
+
+
+# The survey along every derivative path (docs/survey-torch-2.13-cpu-modes.md): each row where
+# a further path fails more entries than the default paths do is confirmed the same way, torch's
+# value recomputed along that path (verifier/core/program/paths.py) on this machine.
+MODES_SURVEY_JSON = SURVEY_JSON.with_name("survey-torch-2.13-cpu-modes.json")
+
+
+def _path_failures() -> list[dict]:
+    findings = json.loads(MODES_SURVEY_JSON.read_text(encoding="utf-8"))["findings"]
+    return [
+        f
+        for f in findings
+        if f["mode"] != "default" and f["counts"].get("fail", 0) > f["baseline"].get("fail", 0)
+    ]
+
+
+def _path_derivative(expression: str, point: dict, dtype: str, wrt: list[str], mode: str) -> float:
+    """torch's derivative along ``mode`` at ``point``, repeated ``BATCH`` times."""
+    parsed = parse_expression(expression)
+    program = expression_function(parsed.expr, parsed.variables, DTYPES[dtype], torch.device("cpu"))
+    inputs = {
+        name: torch.full((BATCH,), point[name], dtype=getattr(torch, dtype))
+        for name in parsed.variables
+    }
+    result = run_path(program, inputs, mode)
+    assert result.error is None, result.error
+    key = ("gradient", (wrt[0],), None) if len(wrt) == 1 else ("hessian", tuple(wrt), None)
+    return float(result.values[key][0])
+
+
+@pytest.mark.parametrize(
+    "row", _path_failures(), ids=lambda r: f"{r['operation']}-{r['dtype']}-{r['mode']}"
+)
+def test_each_failure_a_further_path_adds_is_confirmed_by_mpmath(row: dict) -> None:
+    [operation] = [op for op in OPERATIONS if op.name == row["operation"]]
+    _, _, names = row["worst_entry"].partition(" ")
+    wrt = names.split(",")
+    point = row["worst_point"]
+    exact = _exact(operation.name, point, operation.variables, wrt)
+    allowed = make_tolerance(DTYPES[row["dtype"]]).allowed(float(exact))
+    assert float(exact) == pytest.approx(row["worst_reference"], rel=1e-12, abs=1e-300)
+    assert abs(row["worst_autograd"] - exact) > allowed, (row["worst_autograd"], allowed)
+    observed = _path_derivative(operation.expression, point, row["dtype"], wrt, row["mode"])
+    assert abs(observed - exact) > allowed, (observed, float(exact), allowed)

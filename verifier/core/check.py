@@ -656,7 +656,7 @@ def _columns(
     """The entries as columns: the passing ones as numbers, the others as ``explicit``."""
     weight = point_major([analysis.weight[key] for key in keys])
     high = table.high
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         condition = np.where(high != 0, weight / np.abs(high), np.where(weight > 0, np.inf, 0.0))
     return EntryColumns(
         labels=[_shown(key, labels) for key in keys],

@@ -475,28 +475,48 @@ _WRONG = ("fail", "nonfinite")
 
 def _disagreements(findings: Sequence[Finding]) -> list[str]:
     """Per operation, dtype and device, the further paths whose wrong entries (``fail``,
-    ``nonfinite``) differ in number from the default paths' of the same entries, and those
-    torch refused."""
+    ``nonfinite``) differ in number from the default paths' of the same entries; then the
+    paths torch refused, each refusal once with the rows it refused."""
     default = {(f.operation, f.dtype, f.device): f for f in findings if f.mode == DEFAULT_ROW}
     lines = []
+    refused: dict[tuple[str, str], list[str]] = {}
     for f in findings:
         base = default.get((f.operation, f.dtype, f.device))
         if f.mode == DEFAULT_ROW or base is None or base.error is not None:
             continue
         if f.error is not None:
-            lines.append(f"- `{f.expression}` in {f.dtype} along {f.mode}: refused: {f.error}")
+            refused.setdefault((f.mode, f.error), []).append(f"`{f.expression}` {f.dtype}")
             continue
         mine = [f.counts.get(v, 0) for v in _WRONG]
         theirs = [f.baseline.get(v, 0) for v in _WRONG]
         if mine != theirs:
             lines.append(
                 f"- `{f.expression}` in {f.dtype} along {f.mode}: {mine[0]} fail, {mine[1]} "
-                f"nonfinite (the default paths: {theirs[0]} fail, {theirs[1]} nonfinite); worst "
-                f"at {_point(f.worst_point)} ({f.worst_entry}: autograd "
-                f"{_number(f.worst_autograd)}, exact {_number(f.worst_reference)}); blamed: "
-                f"{_blamed(f.blamed)}"
+                f"nonfinite (the default paths: {theirs[0]} fail, {theirs[1]} nonfinite)"
+                f"{_example(f)}"
             )
+    for (mode, error), rows in refused.items():
+        shown = "every row" if len(rows) == len(default) else ", ".join(rows)
+        lines.append(f"- refused along {mode} ({len(rows)} rows: {shown}): {error}")
     return lines
+
+
+def _example(finding: Finding) -> str:
+    """The row's worst failure, else its first non-finite entry, else nothing."""
+    if finding.worst_point is not None and finding.counts.get("fail"):
+        return (
+            f"; worst at {_point(finding.worst_point)} ({finding.worst_entry}: autograd "
+            f"{_number(finding.worst_autograd)}, exact {_number(finding.worst_reference)}); "
+            f"blamed: {_blamed(finding.blamed)}"
+        )
+    if finding.nonfinite_point is not None:
+        return (
+            f"; e.g. at {_point(finding.nonfinite_point)} ({finding.nonfinite_entry}: autograd "
+            f"{_number(finding.nonfinite_autograd)}, exact "
+            f"{_number(finding.nonfinite_reference)}); blamed: "
+            f"{_blamed(finding.nonfinite_blamed)}"
+        )
+    return ""
 
 
 def _ratio(value: float | None) -> str:
