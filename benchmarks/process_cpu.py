@@ -56,9 +56,19 @@ def _postmaster() -> psutil.Process | None:
     return None
 
 
-def postgres_backends(database: str) -> Finder:
+def _own_ports(server_port: int) -> set[int]:
+    """The local ports of this process's connections to ``server_port``."""
+    try:
+        connections = psutil.Process().net_connections(kind="tcp")
+    except psutil.Error:
+        return set()
+    return {c.laddr.port for c in connections if c.raddr and c.raddr.port == server_port}
+
+
+def postgres_backends(database: str, server_port: int = 5432) -> Finder:
     """PostgreSQL's backend processes serving ``database`` (by their process title,
-    ``postgres: user database host(port) state``)."""
+    ``postgres: user database host(port) state``), less those serving this process (the
+    benchmark's own polling)."""
     postmaster = _postmaster()
     marker = f" {database} "
 
@@ -70,12 +80,13 @@ def postgres_backends(database: str) -> Finder:
             children = postmaster.children()
         except psutil.Error:
             return []
+        own = {f"({port})" for port in _own_ports(server_port)}
         for child in children:
             try:
                 title = " ".join(child.cmdline())
             except psutil.Error:
                 continue
-            if marker in f"{title} ":
+            if marker in f"{title} " and not any(port in title for port in own):
                 found.append(child)
         return found
 

@@ -30,6 +30,7 @@ from verifier.delivery.sender import (
 )
 from verifier.service import jobs
 from verifier.service.schemas import JobIn
+from verifier.store import migrate
 from verifier.store.engine import make_engine, make_session_factory
 from verifier.store.models import Check, CheckStatus, Job, JobStatus, StoredReport, utc_now
 
@@ -40,9 +41,16 @@ class Died(BaseException):
     """What a worker killed mid-check looks like to the code after it: nothing returns."""
 
 
-@pytest.fixture
-def sessions(fresh_sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(fresh_sqlite_url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request: pytest.FixtureRequest) -> Iterator[sessionmaker[Session]]:
+    """Both databases: on PostgreSQL a claim and a report's write are single statements
+    (verifier/store/claims.py), elsewhere several."""
+    if request.param == "sqlite":
+        url = request.getfixturevalue("fresh_sqlite_url")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        migrate.upgrade(url)
+    engine = make_engine(url)
     yield make_session_factory(engine)
     engine.dispose()
 
@@ -100,6 +108,32 @@ def test_a_chunk_counts_as_its_checks_in_memory(
     assert all(at is not None for at in enqueued)
 
 
+def test_a_report_lost_to_another_claim_is_dropped_and_counts_nothing(
+    sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
+) -> None:
+    job = _submit(sessions, settings, 2)
+    first, second = (check.id for check in job.checks)
+
+    def overtaken(expression: str, **_: Any) -> dict[str, Any]:
+        with sessions() as session:  # another execution took the check over meanwhile
+            session.execute(update(Check).where(Check.id == first).values(claim_token="other"))
+            session.commit()
+        return make_report_document(expression, "fail")
+
+    (lost,) = execute_checks(sessions, [first], overtaken)
+    assert lost.verdict is None
+    (kept,) = execute_checks(
+        sessions, [second], lambda expression, **_: make_report_document(expression, "pass")
+    )
+    assert kept.verdict == "pass"
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(StoredReport)) == 1
+        stored = session.get(Job, job.id)
+        assert stored is not None
+        assert stored.reported == 1 and stored.status is JobStatus.RUNNING  # 1 of 2 counted
+        assert stored.worst_verdict == "pass"  # the dropped "fail" was not counted
+
+
 def test_each_check_of_a_chunk_is_claimed_and_reported_once(
     sessions: sessionmaker[Session], settings: Settings, make_report_document: ReportDocument
 ) -> None:
@@ -124,6 +158,7 @@ def test_each_check_of_a_chunk_is_claimed_and_reported_once(
         stored = session.get(Job, job.id)
         assert stored is not None
         assert stored.status is JobStatus.DONE and stored.reported == 5
+        assert stored.verdict == "pass" and stored.passed is True
     assert attempts == [1] * 5
 
 

@@ -137,6 +137,9 @@ def start_worker(tmp_path: Path, fault_settings: Settings) -> Iterator[StartWork
         "VERIFIER_WORKER_SOFT_SHUTDOWN_S": str(fault_settings.worker_soft_shutdown_s),
         "VERIFIER_BROKER_VISIBILITY_TIMEOUT_S": str(fault_settings.broker_visibility_timeout_s),
         "VERIFIER_CLAIM_LEASE_S": str(fault_settings.claim_lease_s),
+        # A line per delivery and per check (Celery's "Task ... received" among them): the
+        # tests read who received what.
+        "VERIFIER_WORKER_CHECK_LOG_LEVEL": "info",
         "FAULT_SLOW_S": str(SLOW_CHECK_S),
         "PYTHONPATH": str(ROOT),
         "PYTHONUNBUFFERED": "1",

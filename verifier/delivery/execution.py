@@ -275,6 +275,8 @@ class Progress:
 
     done: list[Executed] = field(default_factory=list)
     pending: Executed | None = None
+    running_jobs: set[uuid.UUID] = field(default_factory=set)
+    """The jobs this execution marked running already (a chunk marks its job once)."""
 
     def committed(self) -> None:
         """The transaction holding the pending report committed."""
@@ -399,6 +401,7 @@ def _execute_one(
         now,
         now + timedelta(seconds=renewer.lease_s),
         takes_over,
+        progress.running_jobs,
     )
     found = claims.unclaimed(session, check_id) if claimed is None else None
     # End the transaction before the core runs: on SQLite an open one holds the write lock,

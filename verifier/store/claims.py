@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Executable,
+    Select,
     Update,
     bindparam,
     case,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -42,7 +45,7 @@ from verifier.store.models import (
     JobStatus,
     StoredReport,
 )
-from verifier.store.repository import insert_report, insert_report_values
+from verifier.store.repository import insert_blocks, insert_report, insert_report_values
 
 _CHECKS = Base.metadata.tables[Check.__tablename__]
 _JOBS = Base.metadata.tables[Job.__tablename__]
@@ -117,6 +120,27 @@ _JOB_RUNNING = (
 )
 
 
+def _on_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _claim_running(takes_over: bool) -> Select[Any]:
+    """The claim and the marking of its job running in one statement (PostgreSQL: a
+    data-modifying WITH), as :func:`claim` runs them one after the other elsewhere."""
+    claimed = _claim(takes_over).cte("claimed")
+    running = (
+        update(_JOBS)
+        .where(_JOBS.c.id.in_(select(claimed.c.job_id)), _JOBS.c.status == JobStatus.QUEUED)
+        .values(status=JobStatus.RUNNING, started_at=bindparam("now"))
+        .cte("running")
+    )
+    return select(claimed).add_cte(running)
+
+
+_CLAIM_RUNNING = _claim_running(takes_over=False)
+_TAKE_OVER_RUNNING = _claim_running(takes_over=True)
+
+
 def claim(
     session: Session,
     check_id: uuid.UUID,
@@ -124,9 +148,11 @@ def claim(
     now: datetime,
     lease_until: datetime,
     takes_over: str | None = None,
+    running_jobs: set[uuid.UUID] | None = None,
 ) -> ClaimedCheck | None:
     """Claim the check for ``claim_token`` if it is queued, its last claim expired, or it was held
-    by ``takes_over``, and mark its job running.
+    by ``takes_over``, and mark its job running (unless the job is in ``running_jobs``, the
+    jobs this execution marked already; it is added there).
 
     One conditional UPDATE, so two deliveries cannot both win; it counts the attempt and
     returns what running the check needs. ``claim_token`` is the token of this execution.
@@ -138,10 +164,19 @@ def claim(
     values = {"check": check_id, "token": claim_token, "now": now, "until": lease_until}
     if takes_over is not None:
         values["takes_over"] = takes_over
-    claimed = session.execute(_CLAIM if takes_over is None else _TAKE_OVER, values).one_or_none()
+    one_statement = _on_postgresql(session)
+    statement: Executable
+    if one_statement:  # the job is marked running by the same statement
+        statement = _CLAIM_RUNNING if takes_over is None else _TAKE_OVER_RUNNING
+    else:
+        statement = _CLAIM if takes_over is None else _TAKE_OVER
+    claimed = session.execute(statement, values).one_or_none()
     if claimed is None:
         return None
-    session.execute(_JOB_RUNNING, {"job": claimed.job_id, "now": now})
+    if not one_statement and (running_jobs is None or claimed.job_id not in running_jobs):
+        session.execute(_JOB_RUNNING, {"job": claimed.job_id, "now": now})
+        if running_jobs is not None:
+            running_jobs.add(claimed.job_id)
     return ClaimedCheck(
         id=check_id,
         job_id=claimed.job_id,
@@ -246,12 +281,40 @@ def finish_check(
 
 def finish(session: Session, report: ReportValues, claim_token: str, now: datetime) -> bool:
     """:func:`finish_check` for a report as values (the worker's way: no objects are made or
-    held); True if ``claim_token`` still held the check and the report was written."""
+    held); True if ``claim_token`` still held the check and the report was written.
+
+    On PostgreSQL the check's update, the report's insert and the job's count are one
+    statement (:data:`_FINISH_ONE`), then the report's blocks are inserted; elsewhere they are
+    run one after the other in the same transaction, with the same effect.
+    """
+    verdict, passed = report.verdict, bool(report.passed)
+    if _on_postgresql(session):
+        done = session.execute(
+            _FINISH_ONE,
+            {
+                **{f"r_{name}": report.columns.get(name) for name in _REPORT_VALUES},
+                "r_created_at": report.columns.get("created_at") or now,
+                "check": report.check_id,
+                "token": claim_token,
+                "now": now,
+                "job": report.job_id,
+                "rank": rank(verdict),
+                "counted": verdict,
+                "counted_passed": passed,
+            },
+        ).one()
+        if not done.owned:
+            return False
+        if done.report_id is not None:
+            insert_blocks(session, done.report_id, report.blocks)
+            if done.reported is not None and done.reported >= done.check_count:
+                finish_job_if_complete(session, report.job_id, now)
+        return True
     owned = session.execute(_FINISH, {"check": report.check_id, "token": claim_token, "now": now})
     if owned.rowcount != 1:  # type: ignore[attr-defined]
         return False
     if insert_report_values(session, report):
-        count_report(session, report.job_id, report.verdict, bool(report.passed), now)
+        count_report(session, report.job_id, verdict, passed, now)
     return True
 
 
@@ -312,6 +375,44 @@ _COUNT = (
     )
     .returning(_JOBS.c.reported, _JOBS.c.check_count)
 )
+
+
+_REPORT_VALUES = tuple(
+    column.key for column in _REPORTS.columns if column.key not in ("id", "created_at")
+)
+
+
+def _finish_one() -> Select[Any]:
+    """:func:`finish`'s three writes in one PostgreSQL statement: the check moves to done if
+    the token still holds it (``owned``), the report is inserted from that row only (a
+    duplicate does nothing: ``report_id`` is then null), and the job counts it only if it was
+    inserted (``reported`` and ``check_count``, null otherwise)."""
+    owned = _FINISH.returning(_CHECKS.c.id).cte("owned")
+    names = (*_REPORT_VALUES, "created_at")
+    added = (
+        postgresql.insert(_REPORTS)
+        .from_select(
+            names,
+            # Named apart from every column: a parameter named as a column of a table an
+            # UPDATE of the statement writes would join that UPDATE's SET clause.
+            select(
+                *(bindparam(f"r_{name}", type_=_REPORTS.c[name].type) for name in names)
+            ).select_from(owned),
+        )
+        .on_conflict_do_nothing(index_elements=["check_id"])
+        .returning(_REPORTS.c.id)
+        .cte("added")
+    )
+    counted = _COUNT.where(exists(select(added.c.id))).cte("counted")
+    return select(
+        select(func.count()).select_from(owned).scalar_subquery().label("owned"),
+        select(added.c.id).scalar_subquery().label("report_id"),
+        select(counted.c.reported).scalar_subquery().label("reported"),
+        select(counted.c.check_count).scalar_subquery().label("check_count"),
+    ).add_cte(owned, added, counted)
+
+
+_FINISH_ONE = _finish_one()
 
 
 def finish_job_if_complete(session: Session, job_id: uuid.UUID, now: datetime) -> bool:

@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    ColumnDefault,
     ColumnElement,
     Row,
     Select,
@@ -28,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached, selectinload
 from sqlalchemy.sql.dml import ReturningInsert
 
 from verifier.core.judge.verdict import Verdict
@@ -79,9 +80,66 @@ class ReportFilters:
 
 
 def add_job(session: Session, job: Job) -> None:
-    """Stage a new job with its checks and their function rows."""
-    session.add(job)
-    session.flush()
+    """Insert a new job with its checks and their function rows, through statements built
+    once on the tables (one per table; building the ORM's unit of work for a job cost more
+    than its inserts). The objects get their ids and defaults, and join ``session`` as
+    loaded rows, as a flush would leave them."""
+    now = utc_now()
+    job.id = job.id or uuid.uuid4()
+    job.status = job.status or JobStatus.QUEUED
+    job.reported = job.reported or 0
+    job.created_at = job.created_at or now
+    checks: list[dict[str, Any]] = []
+    functions: list[dict[str, Any]] = []
+    for check in job.checks:
+        check.id = check.id or uuid.uuid4()
+        check.job_id = job.id
+        check.status = check.status or CheckStatus.QUEUED
+        check.attempts = check.attempts or 0
+        check.created_at = check.created_at or now
+        for name, default in _CHECK_DEFAULTS.items():
+            if getattr(check, name) is None:
+                setattr(check, name, default)
+        checks.append(_loaded(check, _CHECK_COLUMNS))
+        for function in check.functions:
+            function.check_id = check.id
+            functions.append({"check_id": check.id, "function": function.function})
+    session.execute(_JOB_INSERT, _loaded(job, _JOB_COLUMNS))
+    if checks:
+        session.execute(_CHECK_INSERT, checks)
+    if functions:
+        session.execute(_FUNCTION_INSERT, functions)
+    for row in (job, *job.checks, *(f for check in job.checks for f in check.functions)):
+        make_transient_to_detached(row)
+    session.add(job)  # and, by cascade, its checks and their functions
+
+
+def _loaded(row: Job | Check, columns: Sequence[str]) -> dict[str, Any]:
+    """The values of ``row``'s columns, each set on it (None where unset), so that the row
+    reads as loaded once it joins a session: nothing is read back later (on SQLite a read
+    would open a transaction, which takes the write lock)."""
+    values = {column: getattr(row, column) for column in columns}
+    for column, value in values.items():
+        setattr(row, column, value)
+    return values
+
+
+_JOB_TABLE = Base.metadata.tables[Job.__tablename__]
+_CHECK_TABLE = Base.metadata.tables[Check.__tablename__]
+_JOB_COLUMNS = tuple(column.key for column in _JOB_TABLE.columns)
+_CHECK_COLUMNS = tuple(column.key for column in _CHECK_TABLE.columns)
+_JOB_INSERT = insert(_JOB_TABLE)
+_CHECK_INSERT = insert(_CHECK_TABLE)
+_FUNCTION_INSERT = insert(Base.metadata.tables[CheckFunction.__tablename__])
+_CHECK_DEFAULTS = {
+    column.key: column.default.arg
+    for column in _CHECK_TABLE.columns
+    if isinstance(column.default, ColumnDefault)
+    and column.default.is_scalar
+    and column.key not in ("status", "attempts")
+}
+"""The scalar defaults of a check's columns (nodes, hessian, seed, strict), which a flush
+would have filled in."""
 
 
 def get_job(session: Session, job_id: uuid.UUID, api_key_id: uuid.UUID | None = None) -> Job | None:
@@ -136,11 +194,14 @@ def insert_report_values(session: Session, report: ReportValues) -> bool:
     report_id = session.execute(insert_new, values).scalar_one_or_none()
     if report_id is None:
         return False
-    if report.blocks:
-        session.execute(
-            _BLOCK_INSERT, [{**block, "report_id": report_id} for block in report.blocks]
-        )
+    insert_blocks(session, int(report_id), report.blocks)
     return True
+
+
+def insert_blocks(session: Session, report_id: int, blocks: Sequence[dict[str, Any]]) -> None:
+    """Insert the entry blocks (rows without their report's id) of report ``report_id``."""
+    if blocks:
+        session.execute(_BLOCK_INSERT, [{**block, "report_id": report_id} for block in blocks])
 
 
 _REPORTS = Base.metadata.tables[StoredReport.__tablename__]
@@ -149,7 +210,7 @@ _BLOCK_INSERT = insert(Base.metadata.tables[ReportBlock.__tablename__])
 
 
 @cache
-def _report_insert(dialect: str) -> ReturningInsert[tuple[int]]:
+def _report_insert(dialect: str) -> ReturningInsert[Any]:
     """The insert of a report that does nothing when its check has one, built once per
     dialect on the table (an ORM statement built for each report cost more than running it)."""
     make = sqlite.insert if dialect == "sqlite" else postgresql.insert
