@@ -241,3 +241,16 @@ def test_further_paths_are_rows_of_their_own_and_their_disagreements_are_listed(
     wrong = [path.counts.get(v, 0) for v in ("fail", "nonfinite")]
     listed = f"- `sinc(x)` in float64 along {mode}:" in document.split("## Paths that disagree")[1]
     assert listed == (wrong != [path.baseline.get(v, 0) for v in ("fail", "nonfinite")])
+
+
+def test_a_survey_on_another_cpu_kernel_path_runs_in_processes_started_on_it() -> None:
+    # torch reads ATEN_CPU_CAPABILITY once, when it loads: "default" makes it report DEFAULT
+    # (torch.backends.cpu.get_cpu_capability), whatever this process runs on; each row says
+    # which path gave it, and the document shows the column where rows ran on several.
+    tanh = next(op for op in OPERATIONS if op.name == "tanh")
+    [row] = run_survey([tanh], ["float32"], points=2, region_points=0, capabilities=["default"])
+    assert row.error is None and row.cpu_capability == "DEFAULT"
+    here = Finding("tanh", "tanh(x)", "float32", 2, cpu_capability="AVX2")  # another path
+    both = markdown([row, here], {"command": "test"})
+    single = markdown([row], {"command": "test"})
+    assert "| kernels |" in both and "| kernels |" not in single

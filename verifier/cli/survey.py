@@ -29,6 +29,8 @@ from verifier.errors import VerifierError
 if TYPE_CHECKING:  # the survey loads numpy: imported when it runs, not for --help
     from verifier.core.survey import Finding
 
+CPU_CAPABILITIES = ("default", "avx2", "avx512")
+"""The values of ATEN_CPU_CAPABILITY a survey may run on (torch's x86 kernel paths)."""
 SURVEY_POINTS = 1000
 """verifier.core.survey.DEFAULT_SURVEY_POINTS, written here so that --help imports no numpy
 (tests/cli/test_help.py holds the two equal)."""
@@ -75,6 +77,14 @@ def survey(
             "autograd:forward,func:forward-over-reverse.",
         ),
     ] = None,
+    capability: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cpu-capability",
+            help="Run the survey again on this CPU kernel path of torch (repeat): default, "
+            "avx2 or avx512; each row names the path it ran on.",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
     as_json: JsonOption = False,
@@ -104,6 +114,13 @@ def survey(
         fail("--device cuda: CUDA is not available here")
     if points < 1 or workers < 1 or region_points < 0:
         fail("--points and --workers must be at least 1, --region-points at least 0")
+    capabilities = list(dict.fromkeys(capability or []))
+    strange_paths = sorted(set(capabilities) - set(CPU_CAPABILITIES))
+    if strange_paths:
+        fail(
+            f"unknown CPU kernel path {', '.join(strange_paths)}; choose from "
+            f"{', '.join(CPU_CAPABILITIES)}"
+        )
     if modes is not None:
         from verifier.core.program.modes import parse_modes
 
@@ -121,7 +138,8 @@ def survey(
         TimeElapsedColumn(),
         console=progress_console,
     ) as progress:
-        task = progress.add_task("survey", total=len(chosen) * len(dtypes) * len(devices))
+        runs = max(1, len(capabilities))
+        task = progress.add_task("survey", total=len(chosen) * len(dtypes) * len(devices) * runs)
 
         def advance(finding: Finding) -> None:
             shown = f"{finding.operation} {finding.dtype} {finding.device}"
@@ -137,6 +155,7 @@ def survey(
             devices=devices,
             region_points=region_points,
             modes=modes,
+            capabilities=capabilities,
         )
     seconds = time.perf_counter() - started
     where = " and ".join("CPU" if name == "cpu" else name.upper() for name in devices)
@@ -149,6 +168,7 @@ def survey(
         "points": points,
         "region_points": region_points,
         "modes": modes or "default",
+        "cpu_capabilities": ", ".join(capabilities) or bits["cpu_capability"],
         "seconds": round(seconds, 1),
         "workers": workers,
     }

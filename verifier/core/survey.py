@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import platform
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,8 @@ class Finding:
         mode: the derivative path of the row (:data:`DEFAULT_ROW` for the default paths').
         baseline: for a further path's row, the default paths' counts of the same entries
             (gradient or Hessian).
+        cpu_capability: the CPU kernel path torch ran the row's check on
+            (``torch.backends.cpu.get_cpu_capability()`` in that process).
         seconds: wall time of the check.
         error: why the check could not run, if it could not.
     """
@@ -106,6 +110,7 @@ class Finding:
     nonfinite_blamed: dict[str, int] = field(default_factory=dict)
     mode: str = DEFAULT_ROW
     baseline: dict[str, int] = field(default_factory=dict)
+    cpu_capability: str | None = None
 
 
 def survey_operation(
@@ -136,6 +141,7 @@ def survey_operation(
         modes=modes,
     )
     finding.seconds = time.perf_counter() - started
+    finding.cpu_capability = _capability()
     if report.verdict == "error":
         finding.error = report.reason
         return [finding]
@@ -154,6 +160,7 @@ def survey_operation(
             mode=path["mode"],
             error=path["error"],
             baseline=dict(by_kind["gradient" if MODES[path["mode"]].order == 1 else "hessian"]),
+            cpu_capability=finding.cpu_capability,
         )
         if path["error"] is None:
             entries = [_entry_of(found) for found in path["entries"]]
@@ -161,6 +168,12 @@ def survey_operation(
             row.counts = dict(path["counts"])
         rows.append(row)
     return rows
+
+
+def _capability() -> str:
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability())
 
 
 def _entry_of(found: Mapping[str, Any]) -> Entry:
@@ -283,11 +296,14 @@ def run_survey(
     devices: Sequence[str] = ("cpu",),
     region_points: int = DEFAULT_REGION_POINTS,
     modes: str | Sequence[str] | None = None,
+    capabilities: Sequence[str] = (),
 ) -> list[Finding]:
     """Survey ``operations`` in ``dtypes`` on ``devices``, along the default paths and the
     further ``modes`` (a row each); ``workers`` processes share the work (started fresh, not
-    forked, when a device is CUDA: CUDA does not survive a fork). ``progress`` is told of each
-    operation's rows, the default one."""
+    forked, when a device is CUDA: CUDA does not survive a fork). Each of ``capabilities``
+    (``ATEN_CPU_CAPABILITY`` values: ``default``, ``avx2``, ``avx512``) runs every task again
+    in fresh processes that torch starts on that CPU kernel path; none: this process's.
+    ``progress`` is told of each operation's rows, the default one."""
     chosen = modes if modes is None or isinstance(modes, str) else tuple(modes)
     tasks: list[Task] = [
         (op, dtype, points, seed, device, region_points, chosen)
@@ -296,22 +312,52 @@ def run_survey(
         for device in devices
     ]
     findings: list[Finding] = []
-    if workers <= 1:
-        results: Iterable[list[Finding]] = map(_run, tasks)
-    else:
-        cuda = any(device.startswith("cuda") for device in devices)
-        context = multiprocessing.get_context("spawn") if cuda else None
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        results = pool.map(_run, tasks)
-    try:
-        for rows in results:
-            findings.extend(rows)
-            if progress is not None:
-                progress(rows[0])
-    finally:
-        if workers > 1:
-            pool.shutdown()
+    cuda = any(device.startswith("cuda") for device in devices)
+    runs: list[str | None] = [*capabilities] or [None]
+    for capability in runs:
+        if capability is None and workers <= 1:
+            results: Iterable[list[Finding]] = map(_run, tasks)
+            findings.extend(_gathered(results, progress))
+            continue
+        fresh = cuda or capability is not None
+        context = multiprocessing.get_context("spawn") if fresh else None
+        with (
+            _capability_env(capability),
+            ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool,
+        ):
+            findings.extend(_gathered(pool.map(_run, tasks), progress))
     return findings
+
+
+def _gathered(
+    results: Iterable[list[Finding]], progress: Callable[[Finding], None] | None
+) -> Iterator[Finding]:
+    for rows in results:
+        if progress is not None:
+            progress(rows[0])
+        yield from rows
+
+
+CAPABILITY_VARIABLE = "ATEN_CPU_CAPABILITY"
+"""The variable torch reads once, when it loads, to pick its CPU kernels."""
+
+
+@contextmanager
+def _capability_env(capability: str | None) -> Iterator[None]:
+    """``ATEN_CPU_CAPABILITY`` set to ``capability`` for the processes started inside (they
+    inherit the environment when spawned), as before afterwards."""
+    if capability is None:
+        yield
+        return
+    before = os.environ.get(CAPABILITY_VARIABLE)
+    os.environ[CAPABILITY_VARIABLE] = capability
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CAPABILITY_VARIABLE, None)
+        else:
+            os.environ[CAPABILITY_VARIABLE] = before
 
 
 def machine() -> dict[str, str]:
@@ -356,6 +402,7 @@ _META_KEYS = (
     "points",
     "region_points",
     "modes",
+    "cpu_capabilities",
     "seconds",
 )
 
@@ -396,13 +443,15 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
         "",
     ]
     failing = ranked_failures(findings)
+    kernels = len({f.cpu_capability for f in findings}) > 1
     lines += ["## Failures, worst first", ""]
     if not failing:
         lines.append("No operation failed.")
     for f in failing:
         lines.append(
-            f"- `{f.expression}` in {f.dtype} on {f.device}{_along(f)}: {f.counts['fail']} failing "
-            f"entries; worst {_ulps(f.worst_ulps)} ulps ({_bits(f.worst_bits)} correct bits, "
+            f"- `{f.expression}` in {f.dtype} on {f.device}{_along(f, kernels)}: "
+            f"{f.counts['fail']} failing entries; worst {_ulps(f.worst_ulps)} ulps "
+            f"({_bits(f.worst_bits)} correct bits, "
             f"{_ratio(f.worst_ratio)} x allowed) at {_point(f.worst_point)} "
             f"({f.worst_entry}: autograd {_number(f.worst_autograd)}, exact "
             f"{_number(f.worst_reference)}); blamed: {_blamed(f.blamed)}"
@@ -424,8 +473,9 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
     for f in rows:
         also = f"; also {f.counts['fail']} failing" if f.counts.get("fail") else ""
         lines.append(
-            f"- `{f.expression}` in {f.dtype} on {f.device}{_along(f)}: {f.counts['nonfinite']} "
-            f"non-finite entries{also}; e.g. at {_point(f.nonfinite_point)} "
+            f"- `{f.expression}` in {f.dtype} on {f.device}{_along(f, kernels)}: "
+            f"{f.counts['nonfinite']} non-finite entries{also}; e.g. at "
+            f"{_point(f.nonfinite_point)} "
             f"({f.nonfinite_entry}: autograd {_number(f.nonfinite_autograd)}, exact "
             f"{_number(f.nonfinite_reference)}): {f.nonfinite_detail or ''}; blamed: "
             f"{_blamed(f.nonfinite_blamed)}"
@@ -434,6 +484,7 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
         "operation",
         "dtype",
         "device",
+        *(["kernels"] if kernels else []),
         *(["mode"] if moded else []),
         *_VERDICT_COLUMNS,
         "worst ulps",
@@ -446,7 +497,13 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
     lines += ["", "## All operations", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + " --- |" * len(header))
     for f in findings:
-        where = [f"`{f.expression}`", f.dtype, f.device, *([f.mode] if moded else [])]
+        where = [
+            f"`{f.expression}`",
+            f.dtype,
+            f.device,
+            *([f.cpu_capability or ""] if kernels else []),
+            *([f.mode] if moded else []),
+        ]
         if f.error is not None:
             cells = [*where, f"error: {f.error}"]
             cells += [""] * (len(header) - len(cells))
@@ -465,9 +522,11 @@ def markdown(findings: Sequence[Finding], meta: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _along(finding: Finding) -> str:
-    """`` along <mode>`` for a row of a further path, nothing for the default one."""
-    return "" if finding.mode == DEFAULT_ROW else f" along {finding.mode}"
+def _along(finding: Finding, kernels: bool = False) -> str:
+    """`` (<kernel path>) along <mode>``: the kernel path where rows ran on several, the mode
+    for a row of a further path."""
+    where = f" ({finding.cpu_capability})" if kernels else ""
+    return where + ("" if finding.mode == DEFAULT_ROW else f" along {finding.mode}")
 
 
 _WRONG = ("fail", "nonfinite")
