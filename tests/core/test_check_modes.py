@@ -193,3 +193,64 @@ def test_the_test_helper_fails_on_a_wrong_path_and_says_which() -> None:
     text = str(caught.value)
     assert "along autograd:forward: 1 fail" in text and "first tangent" in text
     assert_derivatives(WrongJvpSin.apply, "sin(x)", at={"x": 0.5})  # the default paths pass
+
+
+class BatchBiasedSin(torch.autograd.Function):
+    """sin whose backward is 2**-20 relative off when it is handed more than one point."""
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.sin(x)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        off = 2.0**-20 if x.numel() > 1 else 0.0
+        return grad * torch.cos(x) * (1 + off)
+
+
+class AloneBiasedSin(BatchBiasedSin):
+    """sin whose backward is 2**-20 relative off when it is handed one point alone."""
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        off = 2.0**-20 if x.numel() == 1 else 0.0
+        return grad * torch.cos(x) * (1 + off)
+
+
+@pytest.fixture
+def batch_biased() -> Iterator[None]:
+    register_function("batchysin", BatchBiasedSin.apply, "sin(x)")
+    register_function("alonesin", AloneBiasedSin.apply, "sin(x)")
+    yield
+    registry.forget("batchysin")
+    registry.forget("alonesin")
+
+
+def test_compare_batch_judges_each_point_alone_beside_the_batch(batch_biased: None) -> None:
+    # d/dx sin at 0.5 and 1.0 is cos (hand). In the batch the backward is 2**-20 relative off,
+    # 2**26 float64 tolerances: both gradients fail; one point at a time it is cos itself: the
+    # point-by-point gradients pass, and both values differ from the batch's.
+    points = [{"x": 0.5}, {"x": 1.0}]
+    report = check("batchysin(x)", points, compare_batch=True, hessian=False)
+    gradients = [e for e in report.entries if e.kind == "gradient"]
+    assert [e.verdict for e in gradients] == ["fail", "fail"]
+    (alone,) = report.paths or []
+    assert (alone["mode"], alone["batched"]) == ("autograd:reverse", False)
+    assert alone["counts"] == {"pass": 2} and alone["differing"] == 2
+    assert report.verdict == "fail"
+
+    # The other way round: right in the batch, off alone; the point-by-point gradients fail,
+    # blamed on the function's first backward as the audit takes it one point at a time.
+    report = check("alonesin(x)", points, compare_batch=True, hessian=False)
+    assert {e.verdict for e in report.entries} == {"pass"}
+    (alone,) = report.paths or []
+    assert alone["counts"] == {"fail": 2}
+    assert {(e["blame"], e["phase"]) for e in alone["entries"]} == {
+        ("alonesin(x)", "first backward")
+    }

@@ -89,6 +89,13 @@ def check(
             "names such as autograd:forward,func:forward-over-reverse.",
         ),
     ] = None,
+    compare_batch: Annotated[
+        bool,
+        typer.Option(
+            "--compare-batch",
+            help="Also compute the default paths one point at a time, judged the same way.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check autograd's gradient, Hessian and node gradients of EXPR at points."""
@@ -111,6 +118,7 @@ def check(
             fail_on=parse_fail_on(fail_on),
             compare_devices=_device_pair(compare_devices),
             modes=modes,
+            compare_batch=compare_batch,
         )
         points = [parse_assignments(text) for text in at or []]
     except VerifierError as error:
@@ -197,6 +205,7 @@ def _paths_table(paths: list[dict[str, Any]]) -> Table:
     for name in ("mode", "verdict", "entries", "differ", "largest |difference|", "worst"):
         table.add_column(name)
     for path in paths:
+        name = path["mode"] if path.get("batched", True) else f"{path['mode']}, point by point"
         if path["error"] is not None:
             worst = path["error"]
         elif path["entries"]:
@@ -205,7 +214,7 @@ def _paths_table(paths: list[dict[str, Any]]) -> Table:
         else:
             worst = ""
         table.add_row(
-            escape(path["mode"]),
+            escape(name),
             styled(path["verdict"]),
             counts_text(path["counts"]),
             "" if path["differing"] is None else str(path["differing"]),

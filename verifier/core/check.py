@@ -81,7 +81,7 @@ from verifier.core.program.autograd import (
     resolve_device,
     run_autograd,
 )
-from verifier.core.program.modes import DEFAULT_MODES, Mode, parse_modes
+from verifier.core.program.modes import DEFAULT_MODES, MODES, Mode, parse_modes
 from verifier.core.program.paths import expression_function, run_path
 from verifier.core.program.translate import CustomFunctionError
 from verifier.errors import OptionError, PointError
@@ -423,8 +423,10 @@ def _judge_paths(report: Report, plan: _Plan, sides: _Sides) -> None:
     """Judge the check's further derivative paths (``modes`` beyond those the default run
     computes) against the same references, into the report's ``paths`` section
     (:mod:`verifier.core.judge.paths`)."""
-    further = [m for m in parse_modes(plan.options.modes) if m.name not in DEFAULT_MODES]
-    if not further:
+    runs = [(m, True) for m in parse_modes(plan.options.modes) if m.name not in DEFAULT_MODES]
+    if plan.options.compare_batch:
+        runs += [(MODES[name], False) for name in DEFAULT_MODES]
+    if not runs:
         return
     fail_on = plan.options.failing_names
     inputs = {
@@ -437,22 +439,22 @@ def _judge_paths(report: Report, plan: _Plan, sides: _Sides) -> None:
     shared = _Shared()
     judged_paths: dict[str, EntryColumns] = {}
     sections = []
-    for mode in further:
+    for mode, batched in runs:
         kind = GRADIENT if mode.order == 1 else HESSIAN
         columns = [i for i, key in enumerate(plan.keys) if key[0] == kind]
         if not columns:
             report.notes.append(f"{mode.name} computes Hessians, and this check asks for none")
             continue
         keys = [plan.keys[i] for i in columns]
-        computed = run_path(program, inputs, mode)
+        computed = run_path(program, inputs, mode, batched=batched)
         if computed.error is not None:
-            sections.append(
-                refused_path(mode, computed.error, len(plan.points) * len(keys), fail_on)
-            )
+            count = len(plan.points) * len(keys)
+            sections.append(refused_path(mode, computed.error, count, fail_on, batched=batched))
             continue
         same_path = judged_paths.get(mode.path)
-        defaults = [_Computed(main, columns, formulas=False)]
-        if same_path is not None:
+        # Point by point, a default path runs the same formulas as in the batch.
+        defaults = [_Computed(main, columns, formulas=not batched)]
+        if same_path is not None and batched:
             defaults.insert(0, _Computed(same_path, list(range(len(keys))), formulas=True))
         judged = _judged(
             plan,
@@ -466,9 +468,12 @@ def _judge_paths(report: Report, plan: _Plan, sides: _Sides) -> None:
             mode=mode,
             defaults=defaults,
             shared=shared,
+            batched=batched,
         )
-        judged_paths.setdefault(mode.path, judged)
-        sections.append(path_summary(mode, judged, main.autograd[:, columns], fail_on))
+        if batched:
+            judged_paths.setdefault(mode.path, judged)
+        differences = main.autograd[:, columns]
+        sections.append(path_summary(mode, judged, differences, fail_on, batched=batched))
     report.paths = sections
     judged_verdicts = [s["verdict"] for s in sections if s["error"] is None]
     report.verdict = worst([report.verdict, *judged_verdicts]).value
@@ -487,6 +492,7 @@ def _judged(
     mode: Mode | None = None,
     defaults: Sequence[_Computed] = (),
     shared: _Shared | None = None,
+    batched: bool = True,
 ) -> EntryColumns:
     """One device's (or path's) values judged entry by entry: the entries that pass all at
     once and kept as columns, the others judged and diagnosed one at a time
@@ -519,7 +525,7 @@ def _judged(
         }
     )
     findings, bounds = _audit(
-        plan, sides.analysis, outside, notes, forward, hessian, mode, shared or _Shared()
+        plan, sides.analysis, outside, notes, forward, hessian, mode, shared or _Shared(), batched
     )
     for overflowed in plan.literals.overflowed:
         detail = f"the literal {overflowed} is beyond {fmt.name}'s range: its tensor is infinite"
@@ -711,6 +717,7 @@ def _audit(
     hessian: bool,
     mode: Mode | None,
     shared: _Shared,
+    batched: bool = True,
 ) -> tuple[dict[int, list[Finding]], _Bounds]:
     """The local audit at the points ``outside`` (where some entry is outside the tolerance),
     on the node values ``forward`` the autograd run computed for all points together, and the
@@ -732,6 +739,7 @@ def _audit(
             forward=forward,
             mode=mode,
             known=shared.exact,
+            batched=batched,
         )
     except (RuntimeError, NotImplementedError, ValueError, UnsupportedError) as error:
         # Without the audit no operation is blamed; the bound alone decides (see diagnosis).

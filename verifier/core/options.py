@@ -60,6 +60,7 @@ STORED_OPTIONS = (
     "fail_on",
     "compare_devices",
     "modes",
+    "compare_batch",
 )
 """The options a request to the service may carry and a stored check keeps, by name; the two
 time budgets are the runner's, not the request's, and ``rtol_ulps`` is resolved into ``rtol``."""
@@ -85,6 +86,7 @@ class OptionFields(TypedDict, total=False):
     fail_on: Iterable[str] | None
     compare_devices: CompareDevices
     modes: str | Sequence[str] | None
+    compare_batch: bool
     symbolic_timeout_s: float
     reference_timeout_s: float | None
 
@@ -113,6 +115,8 @@ class CheckOptions:
         modes: the derivative paths judged, by name (:mod:`verifier.core.program.modes`);
             the default ones always run (the value, node gradients and the local audit rest
             on them), each further one adds an item to the report's ``paths``.
+        compare_batch: also run the default paths one point at a time, each an item of the
+            report's ``paths`` (torch's vectorised and scalar kernels can round differently).
         symbolic_timeout_s: budget of SymPy's derivatives; past it the verdict is ``error``.
         reference_timeout_s: the most the certified references may take (None: growing with
             the values).
@@ -132,6 +136,7 @@ class CheckOptions:
     fail_on: frozenset[Verdict] = DEFAULT_FAIL_ON
     compare_devices: tuple[str, str] | None = None
     modes: tuple[str, ...] = DEFAULT_MODES
+    compare_batch: bool = False
     symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S
     reference_timeout_s: float | None = None
     tolerance: Tolerance = field(init=False, repr=False)
@@ -157,6 +162,7 @@ class CheckOptions:
         fail_on: Iterable[str] | None = None,
         compare_devices: CompareDevices = False,
         modes: str | Sequence[str] | None = None,
+        compare_batch: bool = False,
         symbolic_timeout_s: float = DEFAULT_SYMBOLIC_TIMEOUT_S,
         reference_timeout_s: float | None = None,
     ) -> CheckOptions:
@@ -175,7 +181,8 @@ class CheckOptions:
             raise OptionError(
                 f"unknown device {device!r}: choose one of {', '.join(DEVICES)}", option="device"
             )
-        for name, flag in (("nodes", nodes), ("hessian", hessian), ("strict", strict)):
+        flags = (("nodes", nodes), ("hessian", hessian), ("strict", strict))
+        for name, flag in (*flags, ("compare_batch", compare_batch)):
             if not isinstance(flag, bool):
                 raise OptionError(f"{name} must be true or false, not {flag!r}", option=name)
         if samples is not None:
@@ -217,6 +224,7 @@ class CheckOptions:
             fail_on=failing,
             compare_devices=None if pair is None else (pair[0], pair[1]),
             modes=chosen_modes,
+            compare_batch=compare_batch,
             symbolic_timeout_s=float(symbolic_timeout_s),
             reference_timeout_s=None if reference_timeout_s is None else float(reference_timeout_s),
         )
@@ -263,6 +271,7 @@ class CheckOptions:
             "fail_on": sorted(str(verdict) for verdict in self.fail_on),
             "compare_devices": None if self.compare_devices is None else list(self.compare_devices),
             "modes": list(self.modes),
+            "compare_batch": self.compare_batch,
         }
 
     @property

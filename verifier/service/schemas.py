@@ -120,6 +120,12 @@ class CheckIn(BaseModel):
         "autograd:reverse-over-reverse, which always run)",
     )
 
+    compare_batch: bool = Field(
+        default=False,
+        description="also compute the default paths one point at a time and judge them the "
+        "same way: torch's vectorised and scalar kernels can round differently",
+    )
+
     def option_fields(self) -> dict[str, Any]:
         """The check's options by name, as given (:data:`STORED_OPTIONS` and the
         :data:`GIVEN_ONLY` ones that resolve into them)."""

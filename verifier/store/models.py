@@ -212,8 +212,9 @@ class Check(Base):
     NULL for checks stored before it existed, whose policy is the one ``strict`` names.
     ``compare_devices`` names the two devices a check compares (verifier/core/judge/devices.py),
     NULL for a check on one device. ``modes`` names the derivative paths it judges
-    (verifier/core/program/modes.py), NULL for checks stored before they were chosen (the
-    default ones). ``cost_units`` is its admission estimate (verifier/core/expression/cost.py)
+    (verifier/core/program/modes.py) and ``compare_batch`` whether it runs the default ones
+    point by point too, both NULL for checks stored before they were chosen (the default
+    paths, in a batch). ``cost_units`` is its admission estimate (verifier/core/expression/cost.py)
     and ``priority`` the queue priority of its message (0, the highest, to 9: the more work its
     key had queued before it, the lower), both NULL for checks stored before they were kept.
     """
@@ -240,6 +241,7 @@ class Check(Base):
     fail_on: Mapped[list[Any] | None] = mapped_column(JSON)
     compare_devices: Mapped[list[Any] | None] = mapped_column(JSON)
     modes: Mapped[list[Any] | None] = mapped_column(JSON)
+    compare_batch: Mapped[bool | None] = mapped_column(Boolean)
     cost_units: Mapped[int | None] = mapped_column(BigInteger)
     priority: Mapped[int | None] = mapped_column(Integer)
     queue: Mapped[str] = mapped_column(String(64))

@@ -45,7 +45,7 @@ from verifier.core.floats.dtypes import DTYPES, DType
 from verifier.core.judge.magnitudes import grad_or_none
 from verifier.core.judge.reads import read_by
 from verifier.core.judge.tolerance import Tolerance
-from verifier.core.program.modes import MODES, Mode
+from verifier.core.program.modes import DEFAULT_MODES, MODES, Mode
 from verifier.core.program.paths import PathResult, run_path
 from verifier.core.program.translate import (
     Translation,
@@ -124,6 +124,7 @@ def audit(
     forward: Mapping[sympy.Basic, torch.Tensor] | None = None,
     mode: Mode | None = None,
     known: ExactCache | None = None,
+    batched: bool = True,
 ) -> Audit:
     """Every finding and measured error at each of ``rows`` (indices into ``points``; all
     of them by default).
@@ -138,7 +139,9 @@ def audit(
     each operation's local derivatives are taken along it, and its phases are named for it
     (:func:`phase_name`); None is the default, reverse and reverse-over-reverse. The gradients
     flowing back are checked for range events on reverse paths only. ``known`` keeps exact
-    local values between audits of one check's paths, which share them.
+    local values between audits of one check's paths, which share them. Not ``batched``,
+    torch's local derivatives are taken one point at a time, as a path run point by point
+    took them.
     """
     count = len(points)
     chosen = list(range(count)) if rows is None else list(rows)
@@ -162,7 +165,7 @@ def audit(
         if node.is_Atom or isinstance(node, _SKIPPED) or not children(node):
             continue
         readers = reached.get(node, frozenset())
-        local = _local(node, values, dtype, tolerance, hessian, count, chosen, mode, known)
+        local = _local(node, values, dtype, tolerance, hessian, count, chosen, mode, known, batched)
         for row, (found, measured) in enumerate(local):
             findings[row].extend(_readers(f, readers, node == expr) for f in found)
             if measured.value is not None:
@@ -215,6 +218,7 @@ def _local(
     rows: Sequence[int],
     mode: Mode | None = None,
     known: ExactCache | None = None,
+    batched: bool = True,
 ) -> list[tuple[list[Finding], _Measured]]:
     """The findings and measured errors of ``node`` at each of ``rows``; torch's local
     derivatives are taken on all ``count`` points at once, as the autograd run took them."""
@@ -234,10 +238,12 @@ def _local(
     torch_values = [values[node]]
     phases = [FORWARD]
     wrts: list[tuple[sympy.Basic, ...]] = [()]
-    if mode is None or mode.path in _REVERSE_PATHS:
+    if batched and (mode is None or mode.path in _REVERSE_PATHS):
         firsts, seconds = _torch_derivatives(node, values, kids, hessian, count)
     else:
-        firsts, seconds = _path_derivatives(node, values, kids, hessian, count, rows, mode)
+        firsts, seconds = _path_derivatives(
+            node, values, kids, hessian, count, rows, mode or MODES[DEFAULT_MODES[-1]], batched
+        )
     for a, kid in enumerate(kids):
         first = sympy.diff(local, symbols[kid])
         targets.append(Target("gradient", (names[kid],), None, first, (local,)))
@@ -435,13 +441,14 @@ def _path_derivatives(
     count: int,
     rows: Sequence[int],
     mode: Mode,
+    batched: bool = True,
 ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
     """torch's local first and second derivatives of ``node`` by ``kids`` along ``mode`` at
     ``rows`` (nan at the other points): the first ones along its (inner) first-order path, the
     second ones along the mode itself; nan where torch refuses the path for this operation
     (its entries say so themselves). Taken on the rows alone, not the whole batch: a further
     path is audited at its few points outside the tolerance, where a whole batch per node
-    and path would cost more than the check."""
+    and path would cost more than the check. Not ``batched``, one point at a time."""
     if not kids:
         return [], []
     chosen = torch.tensor(list(rows), dtype=torch.long)
@@ -465,11 +472,11 @@ def _path_derivatives(
         full[chosen] = torch.from_numpy(result.values[key])
         return full
 
-    found = run_path(program, inputs, first_mode)
+    found = run_path(program, inputs, first_mode, batched=batched)
     firsts = [spread(found, (GRADIENT, (name,), None)) for name in names]
     if not hessian or mode.order == 1:
         return firsts, [[unknown] * len(kids) for _ in kids]
-    second = run_path(program, inputs, mode)
+    second = run_path(program, inputs, mode, batched=batched)
     return firsts, [[spread(second, (HESSIAN, (a, b), None)) for b in names] for a in names]
 
 

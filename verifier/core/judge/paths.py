@@ -31,9 +31,11 @@ def path_summary(
     columns: EntryColumns,
     default: np.ndarray[Any, Any],
     fail_on: Sequence[str],
+    *,
+    batched: bool = True,
 ) -> dict[str, Any]:
     """One judged path: ``columns`` its entries, ``default`` the default path's values of the
-    same entries (``[point, key]``)."""
+    same entries (``[point, key]``); not ``batched``: the path run one point at a time."""
     counts = ordered_counts(columns.counts())
     verdict = worst(counts).value
     with np.errstate(invalid="ignore"):
@@ -46,6 +48,7 @@ def path_summary(
     failing = columns.not_passing()
     return {
         "mode": mode.name,
+        "batched": batched,
         "calls": mode.calls,
         "verdict": verdict,
         "counts": counts,
@@ -58,12 +61,15 @@ def path_summary(
     }
 
 
-def refused_path(mode: Mode, message: str, entries: int, fail_on: Sequence[str]) -> dict[str, Any]:
+def refused_path(
+    mode: Mode, message: str, entries: int, fail_on: Sequence[str], *, batched: bool = True
+) -> dict[str, Any]:
     """A path torch refused: every one of its ``entries`` is ``error`` with torch's message;
     the check's other paths are judged as usual, and the refusal fails the check only where
     ``fail_on`` names ``error`` (torch 2.13 refuses nested forward levels everywhere)."""
     return {
         "mode": mode.name,
+        "batched": batched,
         "calls": mode.calls,
         "verdict": Verdict.ERROR.value,
         "counts": {Verdict.ERROR.value: entries},
