@@ -20,6 +20,7 @@ from sqlalchemy import (
     Select,
     Text,
     and_,
+    bindparam,
     cast,
     exists,
     func,
@@ -582,12 +583,18 @@ def job_by_idempotency_key(session: Session, scoped_key: str) -> Job | None:
 
 def queued_cost_units(session: Session, api_key_id: uuid.UUID) -> int:
     """The estimated cost of ``api_key_id``'s checks not yet done (queued or running)."""
-    query = (
-        select(func.coalesce(func.sum(Check.cost_units), 0))
-        .join(Job, Job.id == Check.job_id)
-        .where(Job.api_key_id == api_key_id, Check.status.in_(UNFINISHED_CHECK_STATUSES))
+    return int(session.execute(_QUEUED_UNITS, {"key": api_key_id}).scalar() or 0)
+
+
+_QUEUED_UNITS = (
+    select(func.coalesce(func.sum(_CHECK_TABLE.c.cost_units), 0))
+    .select_from(_CHECK_TABLE.join(_JOB_TABLE, _JOB_TABLE.c.id == _CHECK_TABLE.c.job_id))
+    .where(
+        _JOB_TABLE.c.api_key_id == bindparam("key"),
+        _CHECK_TABLE.c.status.in_(UNFINISHED_CHECK_STATUSES),
     )
-    return int(session.scalar(query) or 0)
+)
+"""Built once on the tables: an ORM statement compiled its ORM state on every submission."""
 
 
 def never_sent_checks(session: Session, job_id: uuid.UUID) -> Sequence[Check]:
