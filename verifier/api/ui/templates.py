@@ -212,7 +212,8 @@ document.versions.items() %}{{ name }} {{ value }}{% if not loop.last %}, {% end
 exact values; "differ" counts the values it computes differently from the default path of its
 order.</p><table id="paths"><tr><th>mode</th><th>verdict</th><th>entries</th><th>differ</th>
 <th>largest |difference|</th><th>worst entry or refusal</th></tr>{% for path in document.paths %}
-<tr><td><code>{{ path.mode }}</code></td><td>{{ m.verdict(path.verdict) }}</td>
+<tr><td><code>{{ path.mode }}</code>{% if path.batched is false %}, point by point{% endif %}
+</td><td>{{ m.verdict(path.verdict) }}</td>
 <td>{{ m.counts(path.counts or {}) }}</td><td class="num">{{ path.differing if path.differing
 is not none else '-' }}</td><td class="num">{{ path.max_abs_difference | num }}</td>
 <td>{% if path.error %}{{ path.error }}{% elif path.entries %}{% set e = path.entries[0] %}
