@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import torch
+from autograd_functions import AloneBiasedSin, BatchBiasedSin, NoJvpSin, WrongJvpSin
 
 from verifier import check, register_function
 from verifier.core.expression import registry
@@ -83,50 +83,6 @@ def test_the_mixed_partial_of_x_to_the_y_from_the_y_gradient_is_one_half_on_ever
         assert wrong == [], (name, wrong)
 
 
-class WrongJvpSin(torch.autograd.Function):
-    """sin with the right backward (g cos x) and a wrong jvp (t cos x (1 + 2**-20))."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return grad * torch.cos(x)
-
-    @staticmethod
-    def jvp(ctx: Any, tangent: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return tangent * torch.cos(x) * (1 + 2.0**-20)
-
-
-class NoJvpSin(torch.autograd.Function):
-    """sin with a backward and no jvp."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return grad * torch.cos(x)
-
-
 @pytest.fixture
 def sines() -> Iterator[None]:
     register_function("wrongjvpsin", WrongJvpSin.apply, "sin(x)")
@@ -193,34 +149,6 @@ def test_the_test_helper_fails_on_a_wrong_path_and_says_which() -> None:
     text = str(caught.value)
     assert "along autograd:forward: 1 fail" in text and "first tangent" in text
     assert_derivatives(WrongJvpSin.apply, "sin(x)", at={"x": 0.5})  # the default paths pass
-
-
-class BatchBiasedSin(torch.autograd.Function):
-    """sin whose backward is 2**-20 relative off when it is handed more than one point."""
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        off = 2.0**-20 if x.numel() > 1 else 0.0
-        return grad * torch.cos(x) * (1 + off)
-
-
-class AloneBiasedSin(BatchBiasedSin):
-    """sin whose backward is 2**-20 relative off when it is handed one point alone."""
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        off = 2.0**-20 if x.numel() == 1 else 0.0
-        return grad * torch.cos(x) * (1 + off)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from typing import Any
 import mpmath
 import pytest
 import torch
+from autograd_functions import NoJvpSin
 from slowness import SLOWNESS
 
 from verifier.core.expression.parse import parse_expression
@@ -358,25 +359,6 @@ class ConstantCosineSin(torch.autograd.Function):
     def jvp(ctx: Any, tangent: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
         return tangent * torch.cos(x).detach()
-
-
-class NoJvpSin(torch.autograd.Function):
-    """sin x with a backward and no jvp."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (x,) = ctx.saved_tensors
-        return grad * torch.cos(x)
 
 
 def outcome(fn: Callable[..., torch.Tensor], name: str, exact: float) -> str:
