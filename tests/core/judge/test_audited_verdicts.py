@@ -281,3 +281,19 @@ def entry_at(report: Report, point: int, wrt: tuple[str, ...]) -> Entry:
         e for e in report.entries if e.point == point and e.kind == "gradient" and e.wrt == wrt
     ]
     return found
+
+
+def test_a_gradient_flowing_back_below_float64s_subnormals_is_range_where_it_underflows() -> None:
+    # y*log(z*exp(x)) at x = 690, y = z = 1e-200: d/dx = y exactly (log(z e**x) = log z + x).
+    # Backward, the gradient reaching z*exp(x) is y/(z e**x) = 2.17e-300 (mpmath), in range,
+    # and the one reaching exp(x) is that times z, y e**-x = 2.1717e-500: below 2**-1074, so
+    # float64 holds it as 0 and d/dx comes out 0. Every local derivative is in range (1/u =
+    # 1e-100, z, e**x = 4.6e299): only the product flowing back underflows, where the shadow
+    # saw nothing (the entry was fail, no operation blamed).
+    flowing = mpmath.mpf(1e-200) * mpmath.exp(-690)
+    assert flowing < mpmath.mpf(2) ** -1074
+    report = check("y*log(z*exp(x))", {"x": 690.0, "y": 1e-200, "z": 1e-200}, hessian=False)
+    found = entry(report, "gradient", ("x",))
+    assert found.reference == 1e-200
+    assert claim(found) == ("range", "exp(x)", "first backward")
+    assert mpmath.nstr(flowing, 6) in (found.detail or "")

@@ -603,7 +603,51 @@ def _adjoint_events(
                 )
                 if event is not None:
                     found[p].append(event)
+    _below_float64(found, nodes, shadow, passes[0][0][1], passes[1][0][1], dtype, count)
     return found
+
+
+ADJOINT_SCALE_BITS = 1000
+"""Powers of two the shadow's seed is raised by to see a gradient flowing back below float64's
+subnormals (2**1000 is the largest power of two float64 holds with room to spare)."""
+
+
+def _below_float64(
+    found: list[list[Finding]],
+    nodes: Sequence[sympy.Basic],
+    shadow: Translation,
+    observed: Sequence[torch.Tensor],
+    wide: Sequence[torch.Tensor],
+    dtype: DType,
+    count: int,
+) -> None:
+    """Underflows of the gradients flowing back that the float64 shadow holds as 0: the first
+    backward again from a seed of ``2**ADJOINT_SCALE_BITS``, which brings a gradient down to
+    2**-2074 back into float64's range (``y*log(z*exp(x))`` at x = 690, y = z = 1e-200:
+    the gradient flowing back through z*exp(x) is y e**-x = 1e-500)."""
+    zero = [(i, np.flatnonzero(w.detach().expand(count).numpy() == 0)) for i, w in enumerate(wide)]
+    if not any(len(points) for _, points in zero):
+        return
+    seed = torch.full_like(shadow.output, 2.0**ADJOINT_SCALE_BITS)
+    tensors = [shadow.tensors[n] for n in nodes]
+    scaled = torch.autograd.grad(
+        shadow.output, tensors, grad_outputs=seed, retain_graph=True, allow_unused=True
+    )
+    for i, points in zero:
+        if scaled[i] is None or not len(points):
+            continue
+        raised = scaled[i].detach().expand(count).numpy()
+        seen = observed[i].detach().expand(count).to(torch.float64).numpy()
+        for p in points.tolist():
+            if raised[p] == 0 or not math.isfinite(raised[p]):
+                continue
+            true = mpmath.ldexp(mpmath.mpf(float(raised[p])), -ADJOINT_SCALE_BITS)
+            if abs(mpmath.mpf(float(seen[p])) - true) > abs(true) / 2:
+                detail = (
+                    f"the gradient flowing back through {nodes[i]} ({mpmath.nstr(true, 6)}) is "
+                    f"below {dtype.name}'s normal range"
+                )
+                found[p].append(Finding(nodes[i], FIRST_BACKWARD, UNDERFLOW, math.inf, detail))
 
 
 def _adjoint_candidates(
