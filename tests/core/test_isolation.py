@@ -64,8 +64,11 @@ def test_symbolic_timeout_ends_as_error_and_the_next_check_runs_normally() -> No
     started = time.monotonic()
     report = check(product, at={f"x{i}": 0.5 for i in range(30)}, symbolic_timeout_s=1)
     assert report.verdict == "error" and report.reason == "symbolic timeout"
-    # The budget (1 s) is the guarantee; the rest (the check around it) scales.
-    assert time.monotonic() - started < 1 + 14 * SLOWNESS
+    # The budget (1 s) is the guarantee; the rest (the check around it) scales: the autograd
+    # side runs beside SymPy and is waited for, and its conditioning of 930 entries takes
+    # about 2 s on the development machine, 4 to 5 times that with the other test process
+    # and its fault workers on the same 2 cores (18 s was seen against a bound of 17).
+    assert time.monotonic() - started < 1 + 25 * SLOWNESS
     after = check("x**2", at={"x": 3})
     assert after.verdict == "pass" and after.gradient == [[6.0]]  # 2x at 3, by hand
 

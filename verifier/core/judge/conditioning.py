@@ -192,12 +192,17 @@ def conditioning(
         translation, inputs, variables, [perturbations[n] for n in sites], keys, count
     )
     for key, sensitivity in forward:
-        granted = _scaled(sensitivity, estimated) * BOUND_SAFETY + _scaled(sensitivity, measured)
+        unit_granted = _scaled(sensitivity, scale)
+        if audited is None:  # every operation granted the tolerance: one product serves both
+            granted = unit_granted * BOUND_SAFETY
+        else:
+            granted = _scaled(sensitivity, estimated) * BOUND_SAFETY
+            granted += _scaled(sensitivity, measured)
         forward_total = granted.sum(0).numpy()
         with np.errstate(over="ignore", invalid="ignore"):  # an infinite bound is no bound
             backward = paths[key] * 2 * depth * backward_unit * BOUND_SAFETY
             bound[key] = forward_total + backward
-            weight[key] = _scaled(sensitivity, scale).sum(0).numpy() / unit + paths[key]
+            weight[key] = unit_granted.sum(0).numpy() / unit + paths[key]
         site[key] = np.where(forward_total >= backward, _first_argmax(granted.numpy()), -1)
     local = local_conditions(locals_, values, count)
     fragile = _fragile(values, locals_, count) if audited is not None else np.zeros(count, bool)
