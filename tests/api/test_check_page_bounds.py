@@ -151,8 +151,10 @@ def test_the_check_page_of_a_million_entry_report_reads_a_bounded_sample_and_say
     assert sum(decoded) <= pages.MAX_PAGE_ENTRIES == 4 * 4096
     assert len(answer.content) < PAGE_BYTES, f"the page is {len(answer.content) / 1e6:.1f} MB"
     assert peak < 200_000_000, f"the API allocated {peak / 1e6:.0f} MB at its peak"
-    # Before: 49 s on the development machine; the sample is a few blocks' work, scaled.
-    assert elapsed < 10.0 * SLOWNESS, f"the page took {elapsed:.1f} s"
+    # Before: 49 s on the development machine; the sample is a few blocks' work, scaled
+    # (13.8 s was seen with the suite's other process and its fault workers on the same 2
+    # cores against a bound of 11: the bound leaves that room and stays far below 49 s).
+    assert elapsed < 20.0 * SLOWNESS, f"the page took {elapsed:.1f} s"
 
     # The page says how many entries exist (1,122,304, from BIG_BLOCKS) and how many it read.
     assert total == 1_122_304
