@@ -169,6 +169,7 @@ def conditioning(
     estimated, measured = scale, torch.zeros_like(scale)
     half_ulp = dtype.epsilon / 2
     backward_unit = np.full(count, unit)
+    magnitude = None  # each site's |value|, where the audit measured (its fallback reads it)
     if audited is not None:
         own = [_measured(node, values, audited, count) for node in sites]
         known = _stack([~torch.isnan(error) for error in own], count).to(torch.bool)
@@ -208,7 +209,7 @@ def conditioning(
     fragile = _fragile(values, locals_, count) if audited is not None else np.zeros(count, bool)
     if fragile.any():
         reads = _exact_conditions(local, values, np.flatnonzero(fragile))
-        magnitude = _stack([values[node].abs().expand(count) for node in sites], count)
+        assert magnitude is not None  # fragile points are looked for only where audited
         rounding = (estimated * BOUND_SAFETY + measured) / magnitude
         granted_rel = _forward_relative(order, sites, local, rounding, count)
         unit_rel = _forward_relative(order, sites, local, scale / magnitude, count)
